@@ -1,0 +1,482 @@
+//! `POST /v1/events`: structured, batch and binary CloudEvents in; positions out.
+//!
+//! Everything a client can get wrong is checked before any domain sees the events: content
+//! type, size, JSON, attributes, type and schema, for every event of a batch. Then each
+//! owning domain deduplicates, validates against its state and appends. A batch that spans
+//! several domains is prepared in every one (in name order, so two batches cannot deadlock)
+//! and committed only when all accepted it.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use herald_runtime::catalog::TypeLookupError;
+use herald_runtime::cloudevent::{self, BinaryHeaders, EventError, ParsedEvent};
+use herald_runtime::hosted::Refusal;
+use herald_runtime::Envelope;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use super::problem::Problem;
+use super::state::{GatewayState, HostHandle};
+use crate::host::{Decision, Ingest, IngestError, Outcome, Prepare};
+
+/// Structured mode: one event as a JSON object.
+pub const STRUCTURED: &str = "application/cloudevents+json";
+/// Batch mode: a JSON array of events.
+pub const BATCH: &str = "application/cloudevents-batch+json";
+/// Binary mode: `ce-*` headers and the JSON `data` as the body.
+pub const BINARY: &str = "application/json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Structured,
+    Batch,
+    Binary,
+}
+
+/// Handles `POST /v1/events`.
+pub async fn post_events(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<GatewayState>,
+) -> Result<HttpResponse, Problem> {
+    let mode = mode(&request)?;
+    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let json: Value = serde_json::from_slice(&body).map_err(|error| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "Malformed JSON",
+            format!("the body is not valid JSON: {error}"),
+        )
+        .with("line", error.line())
+        .with("column", error.column())
+    })?;
+    let events = parse(mode, &request, json, state.limits.max_batch_events)?;
+    let mut groups: BTreeMap<&'static str, Vec<(usize, Envelope)>> = BTreeMap::new();
+    for (index, event) in events.into_iter().enumerate() {
+        let at = Locator::new(mode, index);
+        let entry = state
+            .catalog
+            .ingress_type(&event.envelope.event_type)
+            .map_err(|error| type_problem(error, &at))?;
+        entry.check_data(&event.data).map_err(|violation| {
+            at.locate(
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "schema-violation",
+                    "Data does not match the schema",
+                    format!("{} (type {})", violation, entry.name),
+                ),
+                &format!("data{}", violation.pointer),
+            )
+        })?;
+        groups
+            .entry(entry.domain)
+            .or_default()
+            .push((index, event.envelope));
+    }
+    let outcomes = dispatch(&state, mode, groups).await?;
+    Ok(respond(mode, outcomes))
+}
+
+fn mode(request: &HttpRequest) -> Result<Mode, Problem> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        STRUCTURED => Ok(Mode::Structured),
+        BATCH => Ok(Mode::Batch),
+        BINARY if request.headers().contains_key("ce-specversion") => Ok(Mode::Binary),
+        _ => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported content type",
+            format!(
+                "content type \"{content_type}\" is not accepted; send {STRUCTURED} (one event), \
+                 {BATCH} (a JSON array of events) or {BINARY} with ce-* headers (binary mode)"
+            ),
+        )
+        .with("accepted", json!([STRUCTURED, BATCH, BINARY]))),
+    }
+}
+
+fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+        format!("the body is over the limit of {limit} bytes ([http] max_body_bytes); split it into smaller batches"),
+    )
+    .with("limit", limit)
+}
+
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, Problem> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|error| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable-body",
+                "Unreadable body",
+                format!("the request body could not be read: {error}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn parse(
+    mode: Mode,
+    request: &HttpRequest,
+    json: Value,
+    max_batch_events: usize,
+) -> Result<Vec<ParsedEvent>, Problem> {
+    match mode {
+        Mode::Structured => cloudevent::parse_structured(json)
+            .map(|event| vec![event])
+            .map_err(|error| event_problem(error, &Locator::new(mode, 0))),
+        Mode::Binary => {
+            let headers = BinaryHeaders::new(
+                request
+                    .headers()
+                    .iter()
+                    .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
+            );
+            cloudevent::parse_binary(&headers, json)
+                .map(|event| vec![event])
+                .map_err(|error| event_problem(error, &Locator::new(mode, 0)))
+        }
+        Mode::Batch => {
+            let Value::Array(items) = json else {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "batch-not-array",
+                    "A batch must be a JSON array",
+                    format!("a {BATCH} body must be a JSON array of events"),
+                ));
+            };
+            if items.is_empty() {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "empty-batch",
+                    "Empty batch",
+                    "the batch holds no events; send at least one",
+                ));
+            }
+            if items.len() > max_batch_events {
+                return Err(Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "batch-too-large",
+                    "Too many events in the batch",
+                    format!(
+                        "the batch holds {} events, over the limit of {max_batch_events} ([http] max_batch_events)",
+                        items.len()
+                    ),
+                )
+                .with("limit", max_batch_events));
+            }
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    cloudevent::parse_structured(item)
+                        .map_err(|error| event_problem(error, &Locator::new(mode, index)))
+                })
+                .collect()
+        }
+    }
+}
+
+/// Says where in the request a problem is: the batch index and a JSON pointer.
+struct Locator {
+    mode: Mode,
+    index: usize,
+}
+
+impl Locator {
+    fn new(mode: Mode, index: usize) -> Self {
+        Self { mode, index }
+    }
+
+    /// Adds `index` (batches), `pointer` and `attribute`; `path` is relative to the event.
+    fn locate(&self, problem: Problem, path: &str) -> Problem {
+        let attribute = path.split('/').next().unwrap_or(path).to_owned();
+        let pointer = match self.mode {
+            Mode::Batch => format!("/{}/{path}", self.index),
+            Mode::Structured | Mode::Binary => format!("/{path}"),
+        };
+        let problem = problem
+            .with("attribute", attribute)
+            .with("pointer", pointer);
+        match self.mode {
+            Mode::Batch => {
+                let detail = format!("event {} of the batch: ", self.index);
+                problem.with("index", self.index).prefix_detail(&detail)
+            }
+            Mode::Structured | Mode::Binary => problem,
+        }
+    }
+}
+
+fn event_problem(error: EventError, at: &Locator) -> Problem {
+    let problem = Problem::new(
+        StatusCode::BAD_REQUEST,
+        match &error {
+            EventError::NotAnObject { .. } => "not-an-object",
+            EventError::Missing { .. } => "missing-attribute",
+            EventError::Empty { .. } => "empty-attribute",
+            EventError::WrongType { .. } => "wrong-attribute-type",
+            EventError::SpecVersion(_) => "unsupported-specversion",
+            EventError::DataContentType(_) | EventError::Base64Data => "unsupported-data",
+            EventError::Time(_) => "invalid-time",
+            EventError::Extension { .. } => "invalid-extension",
+        },
+        "Invalid CloudEvent",
+        error.to_string(),
+    );
+    match error.attribute() {
+        Some(attribute) => at.locate(problem, attribute),
+        None if at.mode == Mode::Batch => problem
+            .with("index", at.index)
+            .with("pointer", format!("/{}", at.index)),
+        None => problem,
+    }
+}
+
+fn type_problem(error: TypeLookupError, at: &Locator) -> Problem {
+    let problem = match &error {
+        TypeLookupError::Unknown { known, .. } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-type",
+            "Unknown event type",
+            error.to_string(),
+        )
+        .with("ingress_types", known.clone()),
+        TypeLookupError::NotIngress { domain, .. } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not-ingress",
+            "Event type is not ingress",
+            error.to_string(),
+        )
+        .with("domain", domain.clone()),
+        TypeLookupError::NotHosted { domain, .. } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "domain-not-hosted",
+            "Domain not hosted here",
+            error.to_string(),
+        )
+        .with("domain", domain.clone()),
+    };
+    at.locate(problem, "type")
+}
+
+fn ingest_problem(error: IngestError, domain: &str, mode: Mode, indexes: &[usize]) -> Problem {
+    match error {
+        IngestError::Refused { index, refusal } => {
+            let at = Locator::new(mode, indexes.get(index).copied().unwrap_or(index));
+            match refusal {
+                Refusal::Rejected(rejection) => at.locate(
+                    Problem::new(
+                        StatusCode::CONFLICT,
+                        "rejected",
+                        "Rejected by the domain",
+                        rejection.reason,
+                    )
+                    .with("domain", domain),
+                    "data",
+                ),
+                Refusal::SubjectMismatch { .. } => at.locate(
+                    Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "subject-mismatch",
+                        "Subject does not match the data",
+                        refusal.to_string(),
+                    ),
+                    "subject",
+                ),
+                Refusal::Data(error) => at.locate(
+                    Problem::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "schema-violation",
+                        "Data does not match the schema",
+                        error.to_string(),
+                    ),
+                    "data",
+                ),
+            }
+        }
+        IngestError::Log(message) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log-unavailable",
+            "Event log unavailable",
+            format!("domain \"{domain}\": {message}; nothing was appended, retry later"),
+        )
+        .retry_after(1),
+        IngestError::NotReady(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "domain-not-ready",
+            "Domain not ready",
+            format!(
+                "{error}; nothing was appended, retry shortly",
+                error = error
+            ),
+        )
+        .with("domain", domain)
+        .retry_after(1),
+    }
+}
+
+fn host_gone(domain: &str) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "domain-unavailable",
+        "Domain unavailable",
+        format!("domain \"{domain}\" is not running (stopping or restarting); retry later"),
+    )
+    .with("domain", domain)
+    .retry_after(1)
+}
+
+type Outcomes = Vec<(usize, Outcome, Envelope)>;
+
+async fn dispatch(
+    state: &GatewayState,
+    mode: Mode,
+    groups: BTreeMap<&'static str, Vec<(usize, Envelope)>>,
+) -> Result<Outcomes, Problem> {
+    let mut prepared: Vec<(&'static str, HostHandle, Vec<(usize, Envelope)>)> = Vec::new();
+    for (domain, group) in groups {
+        prepared.push((domain, state.host(domain)?, group));
+    }
+    if prepared.len() == 1 {
+        let (domain, host, group) = prepared.remove(0);
+        let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.into_iter().unzip();
+        let outcomes = host
+            .addr
+            .send(Ingest {
+                events: envelopes.clone(),
+            })
+            .await
+            .map_err(|_| host_gone(domain))?
+            .map_err(|error| ingest_problem(error, domain, mode, &indexes))?;
+        return Ok(zip_outcomes(indexes, outcomes, envelopes));
+    }
+    // Phase one: every domain validates and holds; any refusal aborts them all.
+    let mut decisions = Vec::new();
+    for (domain, host, group) in &prepared {
+        let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.iter().cloned().unzip();
+        let (decide, decision) = oneshot::channel();
+        let answer = host
+            .addr
+            .send(Prepare {
+                events: envelopes,
+                decision,
+            })
+            .await;
+        let refusal = match answer {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(ingest_problem(error, domain, mode, &indexes)),
+            Err(_) => Some(host_gone(domain)),
+        };
+        if let Some(problem) = refusal {
+            for sender in decisions.drain(..) {
+                let _ = oneshot::Sender::send(sender, Decision::Abort);
+            }
+            return Err(problem);
+        }
+        decisions.push(decide);
+    }
+    // Phase two: all accepted, so all append.
+    let mut replies = Vec::new();
+    for decide in decisions {
+        let (reply, answer) = oneshot::channel();
+        let _ = decide.send(Decision::Commit(reply));
+        replies.push(answer);
+    }
+    let mut outcomes = Vec::new();
+    for ((domain, _, group), answer) in prepared.into_iter().zip(replies) {
+        let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.into_iter().unzip();
+        let committed = answer
+            .await
+            .map_err(|_| host_gone(domain))?
+            .map_err(|error| ingest_problem(error, domain, mode, &indexes))?;
+        outcomes.extend(zip_outcomes(indexes, committed, envelopes));
+    }
+    outcomes.sort_by_key(|(index, _, _)| *index);
+    Ok(outcomes)
+}
+
+fn zip_outcomes(indexes: Vec<usize>, outcomes: Vec<Outcome>, envelopes: Vec<Envelope>) -> Outcomes {
+    indexes
+        .into_iter()
+        .zip(outcomes)
+        .zip(envelopes)
+        .map(|((index, outcome), envelope)| (index, outcome, envelope))
+        .collect()
+}
+
+fn describe(outcome: &Outcome, envelope: &Envelope) -> Value {
+    let position = outcome.position();
+    json!({
+        "id": envelope.id,
+        "source": envelope.source,
+        "stream": position.stream,
+        "sequence": position.sequence,
+        "status": match outcome {
+            Outcome::Accepted(_) => "accepted",
+            Outcome::Duplicate(_) => "duplicate",
+        },
+    })
+}
+
+fn respond(mode: Mode, outcomes: Outcomes) -> HttpResponse {
+    let any_accepted = outcomes
+        .iter()
+        .any(|(_, outcome, _)| matches!(outcome, Outcome::Accepted(_)));
+    // 202: accepted into the log; 200: every event was already there.
+    let status = if any_accepted {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let body = match mode {
+        Mode::Batch => json!({
+            "results": outcomes
+                .iter()
+                .map(|(_, outcome, envelope)| describe(outcome, envelope))
+                .collect::<Vec<_>>()
+        }),
+        Mode::Structured | Mode::Binary => outcomes
+            .first()
+            .map(|(_, outcome, envelope)| describe(outcome, envelope))
+            .unwrap_or(Value::Null),
+    };
+    HttpResponse::build(status).json(body)
+}

@@ -1,0 +1,76 @@
+//! The HTTP gateway: actix-web behind an actix actor.
+//!
+//! [`routes`] builds the whole API on a `ServiceConfig`, so it can be served by a real
+//! server or called in tests without a socket. [`Gateway`] is the actor that owns the
+//! running server and stops it gracefully.
+
+mod health;
+mod ingest;
+mod problem;
+mod queries;
+mod state;
+
+use actix::prelude::*;
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+
+pub use problem::{Problem, PROBLEM_JSON};
+pub use state::{GatewayState, HostHandle, Limits};
+
+/// Registers every route of the HTTP API v1.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/v1/events")
+                .route(web::post().to(ingest::post_events))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/domains")
+                .route(web::get().to(queries::list_domains))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/domains/{domain}/entities/{key}")
+                .route(web::get().to(queries::entity))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/domains/{domain}/queries/{name}")
+                .route(web::get().to(queries::query))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .default_service(web::to(problem::not_found));
+}
+
+/// The actor owning the running HTTP server.
+pub struct Gateway {
+    server: ServerHandle,
+}
+
+impl Gateway {
+    /// Wraps a started server.
+    pub fn new(server: ServerHandle) -> Self {
+        Self { server }
+    }
+}
+
+impl Actor for Gateway {
+    type Context = Context<Self>;
+}
+
+/// Stops taking requests, finishes those in flight, then answers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopGateway;
+
+impl Handler<StopGateway> for Gateway {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: StopGateway, _: &mut Self::Context) -> Self::Result {
+        let server = self.server.clone();
+        Box::pin(async move { server.stop(true).await })
+    }
+}

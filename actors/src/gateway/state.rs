@@ -1,0 +1,74 @@
+//! What every gateway handler shares: the topology, the domain hosts and the limits.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use dashmap::DashMap;
+use herald_runtime::catalog::Catalog;
+
+use super::problem::Problem;
+use crate::host::{DomainHost, DomainView};
+
+/// How the gateway reaches one hosted domain.
+#[derive(Clone)]
+pub struct HostHandle {
+    /// The host's mailbox, for ingress.
+    pub addr: Addr<DomainHost>,
+    /// The host's published state, for queries.
+    pub view: DomainView,
+}
+
+/// Request limits, from `[http]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body taken.
+    pub max_body_bytes: usize,
+    /// Most events in one batch.
+    pub max_batch_events: usize,
+}
+
+/// The state shared by every handler.
+pub struct GatewayState {
+    /// The checked topology.
+    pub catalog: Arc<Catalog>,
+    /// Domain name to host; a dashmap so hosts can be replaced while serving.
+    pub hosts: Arc<DashMap<&'static str, HostHandle>>,
+    /// Request limits.
+    pub limits: Limits,
+}
+
+impl GatewayState {
+    /// The host of a domain a client named: 404 if no such domain, 503 if not here.
+    pub fn host(&self, domain: &str) -> Result<HostHandle, Problem> {
+        if self.catalog.description(domain).is_none() {
+            let mut known: Vec<&str> = self.hosts.iter().map(|h| *h.key()).collect();
+            known.sort_unstable();
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "unknown-domain",
+                "Unknown domain",
+                format!(
+                    "unknown domain \"{domain}\"; domains are: {}",
+                    known.join(", ")
+                ),
+            )
+            .with("domain", domain));
+        }
+        self.hosts
+            .get(domain)
+            .map(|handle| handle.value().clone())
+            .ok_or_else(|| not_hosted(domain))
+    }
+}
+
+/// 503 for a domain that is registered but not running on this node.
+pub fn not_hosted(domain: &str) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "domain-not-hosted",
+        "Domain not hosted here",
+        format!("domain \"{domain}\" is not enabled on this node; add it to [domains] enabled"),
+    )
+    .with("domain", domain)
+}

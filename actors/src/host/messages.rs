@@ -1,0 +1,81 @@
+//! The messages a domain host takes, and what it answers.
+
+use actix::Message;
+use herald_runtime::hosted::Refusal;
+use herald_runtime::{Envelope, Position};
+use tokio::sync::oneshot;
+
+/// How one proposed ingress event ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Appended at this position.
+    Accepted(Position),
+    /// Its `source` and `id` were already appended, here; nothing new was appended.
+    Duplicate(Position),
+}
+
+impl Outcome {
+    /// Where the event sits.
+    pub fn position(&self) -> &Position {
+        match self {
+            Self::Accepted(position) | Self::Duplicate(position) => position,
+        }
+    }
+}
+
+/// Why a group of ingress events was refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    /// The event at `index` (within the group sent) was refused; nothing was appended.
+    #[error("event {index}: {refusal}")]
+    Refused {
+        /// Index of the refused event in the group.
+        index: usize,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// The log did not take the events; nothing was appended.
+    #[error("the event log did not take the events: {0}")]
+    Log(String),
+    /// The host is not ready (still rebuilding) or is stopping.
+    #[error("domain \"{0}\" is not ready to take events")]
+    NotReady(String),
+}
+
+/// Ingress events for the host's domain: deduplicated, validated and appended all or none.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Outcome>, IngestError>")]
+pub struct Ingest {
+    /// Parsed and schema-checked envelopes, in client order.
+    pub events: Vec<Envelope>,
+}
+
+/// What the coordinator of a multi-domain batch decided.
+#[derive(Debug)]
+pub enum Decision {
+    /// Append what was prepared and answer through the sender.
+    Commit(oneshot::Sender<Result<Vec<Outcome>, IngestError>>),
+    /// Forget what was prepared.
+    Abort,
+}
+
+/// First phase of a batch spanning several domains: validate and hold, then wait for
+/// the [`Decision`] without taking other messages, so no other event slips in between.
+#[derive(Message)]
+#[rtype(result = "Result<(), IngestError>")]
+pub struct Prepare {
+    /// Parsed and schema-checked envelopes, in client order.
+    pub events: Vec<Envelope>,
+    /// Where the decision arrives; a dropped sender means abort.
+    pub decision: oneshot::Receiver<Decision>,
+}
+
+/// Signals that the host's inputs grew; the host pulls them from the log.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Wake;
+
+/// Asks the host to handle every input now in the log; answers how many it handled.
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct Drain;

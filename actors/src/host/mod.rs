@@ -1,0 +1,375 @@
+//! The domain host: one generic actor per enabled domain.
+//!
+//! It owns the domain's state (shared read-only with the gateway through a [`DomainView`]),
+//! serializes the domain's ingress, and consumes the domain's inputs by cursor: the bus
+//! only wakes it, and it pulls what is new from the log, in node-wide log order.
+
+mod messages;
+mod view;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use herald_runtime::bus::{Bus, Subscriber};
+use herald_runtime::envelope::now_rfc3339;
+use herald_runtime::hosted::{DomainEntry, HostedDomain};
+use herald_runtime::log::Record;
+use herald_runtime::{replay, Envelope, Position};
+use tracing::{debug, error, info, warn};
+
+pub(crate) use messages::Wake;
+pub use messages::{Decision, Drain, Ingest, IngestError, Outcome, Prepare};
+pub use view::DomainView;
+
+/// Inputs handled per turn before the host yields to ingress and other messages.
+const PULL_BATCH: usize = 256;
+
+/// Everything a host needs to start.
+pub struct HostArgs {
+    /// The domain to host.
+    pub entry: DomainEntry,
+    /// The bus its stream and inputs live on.
+    pub bus: Arc<Bus>,
+    /// Bound of its mailbox; a full mailbox makes the gateway wait.
+    pub mailbox_capacity: usize,
+}
+
+/// The actor hosting one domain.
+pub struct DomainHost {
+    entry: DomainEntry,
+    bus: Arc<Bus>,
+    view: DomainView,
+    subscriptions: Arc<HashSet<String>>,
+    /// Every input at or before this node-wide offset has been handled.
+    cursor: u64,
+    wake_pending: Arc<AtomicBool>,
+    mailbox_capacity: usize,
+}
+
+impl DomainHost {
+    /// Builds a host; its view is ready once the actor has started and caught up.
+    pub fn new(args: HostArgs) -> Self {
+        let description = args.entry.describe();
+        let subscriptions = description
+            .subscriptions
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        Self {
+            view: DomainView::new(args.entry.create()),
+            entry: args.entry,
+            bus: args.bus,
+            subscriptions: Arc::new(subscriptions),
+            cursor: 0,
+            wake_pending: Arc::new(AtomicBool::new(false)),
+            mailbox_capacity: args.mailbox_capacity,
+        }
+    }
+
+    /// The read side of the domain, for the gateway.
+    pub fn view(&self) -> DomainView {
+        self.view.clone()
+    }
+
+    fn name(&self) -> &'static str {
+        self.entry.name
+    }
+
+    /// Replaces the state with one rebuilt from the log, up to the current cursor.
+    fn rebuild(&mut self) -> Result<(), replay::ReplayError> {
+        let mut fresh = self.entry.create();
+        let subscriptions = Arc::clone(&self.subscriptions);
+        let replayed = replay::rebuild(
+            fresh.as_mut(),
+            self.bus.log(),
+            &|envelope: &Envelope| subscriptions.contains(&envelope.event_type),
+            self.cursor,
+            &now_rfc3339(),
+        )?;
+        debug!(
+            domain = self.name(),
+            applied = replayed.applied,
+            handled = replayed.handled,
+            "domain state rebuilt from the log"
+        );
+        if !replayed.missing.is_empty() {
+            // Only a crash between handling and appending leaves reactions unlogged; the
+            // in-memory log cannot outlive a crash, so this is a bug if it happens.
+            warn!(
+                domain = self.name(),
+                missing = replayed.missing.len(),
+                "replay found reactions that are not in the log"
+            );
+        }
+        *self.view.write() = fresh;
+        Ok(())
+    }
+
+    /// Handles up to `limit` new inputs; answers how many it handled and whether more wait.
+    fn pull(&mut self, limit: usize) -> (u64, bool) {
+        let subscriptions = Arc::clone(&self.subscriptions);
+        let wanted = |envelope: &Envelope| subscriptions.contains(&envelope.event_type);
+        let batch = match self.bus.log().read_after(self.cursor, limit, &wanted) {
+            Ok(batch) => batch,
+            Err(error) => {
+                error!(domain = self.name(), %error, "cannot read inputs from the log");
+                return (0, false);
+            }
+        };
+        let handled = batch.records.len() as u64;
+        for record in &batch.records {
+            self.handle_input(record);
+        }
+        let more = batch.scanned_to < self.bus.log().head();
+        self.cursor = batch.scanned_to;
+        (handled, more)
+    }
+
+    /// Handles one input: the handler runs, its events are appended, then applied, all
+    /// under the write lock so queries see the step whole or not at all.
+    fn handle_input(&mut self, record: &Record) {
+        let input = &record.envelope;
+        let mut domain = self.view.write();
+        let emitted = match domain.handle(input, &now_rfc3339()) {
+            Ok(emitted) => emitted,
+            Err(error) => {
+                // Retries and dead letters are the host's next capability; until then the
+                // input is skipped, loudly, and replay skips it the same way.
+                error!(
+                    domain = self.name(),
+                    input = %format!("{}#{}", input.stream, input.sequence),
+                    event_type = %input.event_type,
+                    %error,
+                    "handler failed; input skipped"
+                );
+                self.cursor = record.offset;
+                return;
+            }
+        };
+        self.cursor = record.offset;
+        if emitted.is_empty() {
+            return;
+        }
+        match self.bus.append(self.entry.name, record.offset, emitted) {
+            Ok(records) => apply_all(domain.as_mut(), &records),
+            Err(error) => {
+                error!(domain = self.name(), %error, "cannot append emitted events");
+                drop(domain);
+                // The handler may have changed read-model state for an input whose
+                // reaction is not logged: go back to what the log says.
+                self.cursor = record.offset - 1;
+                if let Err(error) = self.rebuild() {
+                    error!(domain = self.name(), %error, "rebuild failed");
+                }
+            }
+        }
+    }
+
+    /// Deduplicates and admits `events` into the state; returns what to append.
+    fn stage(&mut self, events: Vec<Envelope>) -> Result<Staged, IngestError> {
+        let mut staged = Staged::default();
+        let mut domain = self.view.write();
+        let log = self.bus.log();
+        let mut admitted_any = false;
+        for (index, event) in events.into_iter().enumerate() {
+            // Deduplication runs before validation: a resent event is not a conflict.
+            if let Some(position) = log.find(self.entry.name, &event.source, &event.id) {
+                staged.slots.push(Slot::Duplicate(position));
+                continue;
+            }
+            let same = |e: &Envelope| e.source == event.source && e.id == event.id;
+            if let Some(earlier) = staged.appends.iter().position(same) {
+                staged.slots.push(Slot::DuplicateOfStaged(earlier));
+                continue;
+            }
+            if let Err(refusal) = domain.admit(&event) {
+                drop(domain);
+                if admitted_any {
+                    self.restore_after_refusal();
+                }
+                return Err(IngestError::Refused { index, refusal });
+            }
+            admitted_any = true;
+            staged.slots.push(Slot::New(staged.appends.len()));
+            staged.appends.push(event);
+        }
+        Ok(staged)
+    }
+
+    /// Appends what was staged; on failure the state goes back to the log's.
+    fn commit(&mut self, staged: Staged) -> Result<Vec<Outcome>, IngestError> {
+        let Staged { slots, appends } = staged;
+        let positions: Vec<Position> = if appends.is_empty() {
+            Vec::new()
+        } else {
+            match self.bus.append(self.entry.name, self.cursor, appends) {
+                Ok(records) => records.iter().map(|r| r.envelope.position()).collect(),
+                Err(error) => {
+                    self.restore_after_refusal();
+                    return Err(IngestError::Log(error.to_string()));
+                }
+            }
+        };
+        Ok(slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Duplicate(position) => Outcome::Duplicate(position),
+                Slot::DuplicateOfStaged(index) => Outcome::Duplicate(positions[index].clone()),
+                Slot::New(index) => Outcome::Accepted(positions[index].clone()),
+            })
+            .collect())
+    }
+
+    /// Admitted but unappended events changed the state: rebuild it from the log.
+    fn restore_after_refusal(&mut self) {
+        if let Err(error) = self.rebuild() {
+            error!(domain = self.name(), %error, "rebuild after a refused batch failed");
+            self.view.set_ready(false);
+        }
+    }
+
+    fn ready_check(&self) -> Result<(), IngestError> {
+        if self.view.is_ready() {
+            Ok(())
+        } else {
+            Err(IngestError::NotReady(self.name().to_owned()))
+        }
+    }
+}
+
+fn apply_all(domain: &mut dyn HostedDomain, records: &[std::sync::Arc<Record>]) {
+    for record in records {
+        if let Err(error) = domain.apply(&record.envelope) {
+            // Own events are built by the domain itself: a decode failure is a bug.
+            error!(%error, "an appended own event does not decode");
+        }
+    }
+}
+
+/// What the host prepared for one group of ingress events.
+#[derive(Default)]
+struct Staged {
+    slots: Vec<Slot>,
+    appends: Vec<Envelope>,
+}
+
+enum Slot {
+    Duplicate(Position),
+    DuplicateOfStaged(usize),
+    New(usize),
+}
+
+/// Wakes a host through its mailbox, at most one wake in flight.
+struct HostWaker {
+    host: Addr<DomainHost>,
+    pending: Arc<AtomicBool>,
+}
+
+impl Subscriber for HostWaker {
+    fn wake(&self) {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            self.host.do_send(Wake);
+        }
+    }
+}
+
+impl Actor for DomainHost {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.mailbox_capacity);
+        let subscribed: Vec<&str> = self.subscriptions.iter().map(String::as_str).collect();
+        self.bus.subscribe(
+            self.entry.name,
+            &subscribed,
+            Arc::new(HostWaker {
+                host: ctx.address(),
+                pending: Arc::clone(&self.wake_pending),
+            }),
+        );
+        // Catch up with everything already in the log before taking ingress.
+        self.cursor = self.bus.log().head();
+        match self.rebuild() {
+            Ok(()) => {
+                self.view.set_ready(true);
+                info!(
+                    domain = self.name(),
+                    subscriptions = self.subscriptions.len(),
+                    "domain started"
+                );
+            }
+            Err(error) => error!(domain = self.name(), %error, "domain cannot start"),
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.view.set_ready(false);
+        info!(domain = self.name(), "domain stopped");
+    }
+}
+
+impl Handler<Wake> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        self.wake_pending.store(false, Ordering::Release);
+        if let (_, true) = self.pull(PULL_BATCH) {
+            // Yield between batches so ingress and other messages are not starved.
+            ctx.notify(Wake);
+        }
+    }
+}
+
+impl Handler<Drain> for DomainHost {
+    type Result = u64;
+
+    fn handle(&mut self, _: Drain, _: &mut Self::Context) -> u64 {
+        let mut total = 0;
+        loop {
+            let (handled, more) = self.pull(PULL_BATCH);
+            total += handled;
+            if !more {
+                return total;
+            }
+        }
+    }
+}
+
+impl Handler<Ingest> for DomainHost {
+    type Result = Result<Vec<Outcome>, IngestError>;
+
+    fn handle(&mut self, ingest: Ingest, _: &mut Self::Context) -> Self::Result {
+        self.ready_check()?;
+        let staged = self.stage(ingest.events)?;
+        self.commit(staged)
+    }
+}
+
+impl Handler<Prepare> for DomainHost {
+    type Result = Result<(), IngestError>;
+
+    fn handle(&mut self, prepare: Prepare, ctx: &mut Self::Context) -> Self::Result {
+        self.ready_check()?;
+        let staged = self.stage(prepare.events)?;
+        // Hold the mailbox until the coordinator decides: nothing may slip in between.
+        ctx.wait(
+            prepare
+                .decision
+                .into_actor(self)
+                .map(move |decision, host, _| match decision {
+                    Ok(Decision::Commit(reply)) => {
+                        let _ = reply.send(host.commit(staged));
+                    }
+                    Ok(Decision::Abort) | Err(_) => {
+                        warn!(domain = host.name(), "prepared batch aborted");
+                        if !staged.appends.is_empty() {
+                            host.restore_after_refusal();
+                        }
+                    }
+                }),
+        );
+        Ok(())
+    }
+}

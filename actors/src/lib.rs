@@ -1,0 +1,11 @@
+//! The actix actors of a running Herald node.
+//!
+//! # Layout
+//!
+//! - [`host`]: the domain host, one generic actor per enabled domain.
+//! - [`gateway`]: the HTTP gateway actor (actix-web): ingress, queries, health.
+//! - [`node`]: assembles a node from its config and runs it until shutdown.
+
+pub mod gateway;
+pub mod host;
+pub mod node;

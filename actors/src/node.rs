@@ -1,0 +1,167 @@
+//! A node: the log, the bus, one host per enabled domain and the gateway, run until told
+//! to stop.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{web, App, HttpServer};
+use dashmap::DashMap;
+use herald_config::Config;
+use herald_runtime::bus::Bus;
+use herald_runtime::catalog::{Catalog, CatalogError};
+use herald_runtime::hosted::DomainEntry;
+use herald_runtime::log::MemoryLog;
+use tracing::{info, warn};
+
+use crate::gateway::{self, Gateway, GatewayState, HostHandle, Limits, StopGateway};
+use crate::host::{DomainHost, Drain, HostArgs};
+
+/// Why a node could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The registered domains are wired wrongly.
+    #[error("domain wiring: {0}")]
+    Catalog(#[from] CatalogError),
+    /// The data directory cannot be created.
+    #[error(
+        "cannot create data directory {path}: {source}; check [node] data_dir and its permissions"
+    )]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(#[source] std::io::Error),
+    /// A domain did not become ready in time.
+    #[error("domains not ready after {0:?}: {1}")]
+    NotReady(Duration, String),
+}
+
+/// How long a node waits for its domains to catch up before giving up at start.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs a node until `shutdown` resolves, then stops taking requests, drains, and returns.
+///
+/// `registered` is every domain this build knows (`herald_domains::all()`); the config
+/// picks which of them run. Must be called inside an actix system.
+pub async fn run(
+    config: Config,
+    registered: Vec<DomainEntry>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let known: Vec<&str> = registered.iter().map(|entry| entry.name).collect();
+    let enabled = config.enabled_domains(&known);
+    let catalog = Arc::new(Catalog::new(&registered, &enabled)?);
+    std::fs::create_dir_all(&config.node.data_dir).map_err(|source| NodeError::DataDir {
+        path: config.node.data_dir.clone(),
+        source,
+    })?;
+    warn!("the event log is in memory: events are lost when the node stops");
+    let bus = Arc::new(Bus::new(Arc::new(MemoryLog::new())));
+
+    let hosts = Arc::new(DashMap::new());
+    let mut arbiters = Vec::new();
+    for entry in registered
+        .iter()
+        .filter(|entry| enabled.iter().any(|name| name == entry.name))
+    {
+        // One thread per domain: domains consume at their own pace, in parallel.
+        let arbiter = Arbiter::new();
+        let host = DomainHost::new(HostArgs {
+            entry: *entry,
+            bus: Arc::clone(&bus),
+            mailbox_capacity: config.domain_settings(entry.name).mailbox_capacity,
+        });
+        let view = host.view();
+        let addr = DomainHost::start_in_arbiter(&arbiter.handle(), move |_| host);
+        hosts.insert(entry.name, HostHandle { addr, view });
+        arbiters.push(arbiter);
+    }
+    wait_until_ready(&hosts).await?;
+
+    let state = web::Data::new(GatewayState {
+        catalog,
+        hosts: Arc::clone(&hosts),
+        limits: Limits {
+            max_body_bytes: config.http.max_body_bytes,
+            max_batch_events: config.http.max_batch_events,
+        },
+    });
+    let address = listener.local_addr().map_err(NodeError::Http)?;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(gateway::routes)
+    })
+    // The node handles signals itself, so it can drain domains after HTTP stops.
+    .disable_signals()
+    .shutdown_timeout(30);
+    if let Some(workers) = config.http.workers {
+        server = server.workers(workers);
+    }
+    let server = server.listen(listener).map_err(NodeError::Http)?.run();
+    let gateway = Gateway::new(server.handle()).start();
+    info!(
+        node = %config.node.id,
+        %address,
+        domains = %enabled.join(","),
+        data_dir = %config.node.data_dir.display(),
+        "herald node listening"
+    );
+
+    let serving = tokio::spawn(server);
+    shutdown.await;
+    info!("shutting down: no new requests; draining domains");
+    let _ = gateway.send(StopGateway).await;
+    match serving.await {
+        Ok(result) => result.map_err(NodeError::Http)?,
+        Err(error) => warn!(%error, "http server task ended abnormally"),
+    }
+    drain(&hosts).await;
+    for arbiter in arbiters {
+        arbiter.stop();
+    }
+    info!("node stopped");
+    Ok(())
+}
+
+async fn wait_until_ready(hosts: &DashMap<&'static str, HostHandle>) -> Result<(), NodeError> {
+    let started = std::time::Instant::now();
+    loop {
+        let waiting: Vec<&str> = hosts
+            .iter()
+            .filter(|host| !host.view.is_ready())
+            .map(|host| *host.key())
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            return Err(NodeError::NotReady(READY_TIMEOUT, waiting.join(", ")));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Lets every domain handle what is in the log; repeats while reactions cause reactions.
+async fn drain(hosts: &DashMap<&'static str, HostHandle>) {
+    let addresses: Vec<_> = hosts.iter().map(|host| host.addr.clone()).collect();
+    for _round in 0..100 {
+        let mut handled = 0;
+        for addr in &addresses {
+            handled += addr.send(Drain).await.unwrap_or(0);
+        }
+        if handled == 0 {
+            return;
+        }
+    }
+    warn!("domains still had inputs after 100 drain rounds; stopping anyway");
+}

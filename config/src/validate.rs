@@ -1,0 +1,133 @@
+//! Semantic checks run after parsing: every rule a type cannot express.
+//!
+//! All rules run and every failure is collected, so the user fixes them in one pass.
+
+use std::net::SocketAddr;
+
+use crate::error::Problem;
+use crate::Config;
+
+impl Config {
+    /// Checks every value against its rules and the registered `known_domains`,
+    /// returning all problems found (in file order) rather than the first.
+    pub fn validate(&self, known_domains: &[&str]) -> Result<(), Vec<Problem>> {
+        let mut problems = Vec::new();
+        let known = KnownDomains::new(known_domains);
+
+        if self.node.id.trim().is_empty() {
+            problems.push(Problem::new(
+                "node.id",
+                "\"\" is empty; give the node a name such as \"herald-1\"",
+            ));
+        }
+        if self.node.data_dir.as_os_str().is_empty() {
+            problems.push(Problem::new(
+                "node.data_dir",
+                "\"\" is empty; give a directory such as \"./data\"",
+            ));
+        }
+
+        if self.http.bind.parse::<SocketAddr>().is_err() {
+            problems.push(Problem::new(
+                "http.bind",
+                format!(
+                    "{:?} is not a socket address; write it as IP:PORT, for example 127.0.0.1:8080",
+                    self.http.bind
+                ),
+            ));
+        }
+        positive(
+            &mut problems,
+            "http.max_body_bytes",
+            self.http.max_body_bytes,
+        );
+        if let Some(workers) = self.http.workers {
+            positive(&mut problems, "http.workers", workers);
+        }
+        positive(
+            &mut problems,
+            "http.max_batch_events",
+            self.http.max_batch_events,
+        );
+
+        for (index, name) in self.domains.enabled.iter().enumerate() {
+            let key = format!("domains.enabled[{index}]");
+            if !known.contains(name) {
+                problems.push(Problem::new(
+                    key,
+                    format!("unknown domain {name:?}; {}", known.listing()),
+                ));
+            } else if let Some(first) = self.domains.enabled[..index]
+                .iter()
+                .position(|earlier| earlier == name)
+            {
+                problems.push(Problem::new(
+                    key,
+                    format!("{name:?} is already listed at domains.enabled[{first}]; list each domain once"),
+                ));
+            }
+        }
+
+        for (name, settings) in &self.domain {
+            if !known.contains(name) {
+                problems.push(Problem::new(
+                    format!("domain.{name}"),
+                    format!("settings for unknown domain {name:?}; {}", known.listing()),
+                ));
+            }
+            positive(
+                &mut problems,
+                &format!("domain.{name}.mailbox_capacity"),
+                settings.mailbox_capacity,
+            );
+        }
+
+        if self.telemetry.level.trim().is_empty() {
+            problems.push(Problem::new(
+                "telemetry.level",
+                "\"\" is empty; give a tracing filter such as \"info\" or \"herald=debug,warn\"",
+            ));
+        }
+
+        match problems.is_empty() {
+            true => Ok(()),
+            false => Err(problems),
+        }
+    }
+}
+
+/// Records a problem when a count or size that must be at least one is zero.
+fn positive(problems: &mut Vec<Problem>, key: &str, value: usize) {
+    if value == 0 {
+        problems.push(Problem::new(
+            key,
+            format!("{value} is not allowed; use a value of at least 1"),
+        ));
+    }
+}
+
+/// The registered domain names, sorted so messages list them the same way every time.
+struct KnownDomains<'a> {
+    names: Vec<&'a str>,
+}
+
+impl<'a> KnownDomains<'a> {
+    fn new(names: &[&'a str]) -> Self {
+        let mut names = names.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        Self { names }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names.binary_search(&name).is_ok()
+    }
+
+    /// `known domains are: analytics, orders`, for the end of a message.
+    fn listing(&self) -> String {
+        match self.names.is_empty() {
+            true => "no domains are registered".to_owned(),
+            false => format!("known domains are: {}", self.names.join(", ")),
+        }
+    }
+}

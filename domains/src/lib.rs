@@ -1,0 +1,54 @@
+//! Herald's domain modules: the order-fulfillment example, a choreographed saga with
+//! compensation.
+//!
+//! # Layout
+//!
+//! One file per domain, each holding its event payloads, its `events!` enum and its
+//! [`Domain`](herald_runtime::Domain) implementation:
+//!
+//! - [`orders`]: takes orders in (`OrderPlaced`, `OrderCancelled`) and tracks each order's
+//!   status from the other domains' events.
+//! - [`inventory`]: stock per sku; reserves all lines of an order or rejects it, releases on a
+//!   declined payment or a cancellation, ships on dispatch.
+//! - [`payments`]: credit per customer; captures or declines once stock is reserved, refunds a
+//!   capture whose order was cancelled.
+//! - [`shipping`]: schedules a shipment per paid order; dispatch and delivery come in as
+//!   ingress.
+//! - [`analytics`]: a read model over everything; emits nothing.
+//!
+//! The saga: `OrderPlaced` → `StockReserved` | `StockRejected` → `PaymentCaptured` |
+//! `PaymentDeclined` (→ `StockReleased`) → `ShipmentScheduled` → `ShipmentDispatched`
+//! (→ `StockShipped`) → `ShipmentDelivered`. An `OrderCancelled` before shipping releases the
+//! stock, refunds the payment and cancels the shipment. Every saga event carries `order_id`
+//! and is keyed by it.
+//!
+//! # Adding a domain
+//!
+//! Write one file, `src/<name>.rs`, with a type implementing
+//! [`Domain`](herald_runtime::Domain) and its event enum declared with
+//! [`herald_runtime::events!`]; then add `pub mod <name>;` and one line to [`all`], both in
+//! alphabetical order. The node checks the wiring (subscriptions, ingress, schemas) at start.
+
+pub mod analytics;
+pub mod inventory;
+pub mod orders;
+pub mod payments;
+pub mod shipping;
+
+use herald_runtime::DomainEntry;
+
+/// Every domain this build knows, alphabetically: one line per domain.
+pub fn all() -> Vec<DomainEntry> {
+    vec![
+        DomainEntry::of::<analytics::Analytics>(),
+        DomainEntry::of::<inventory::Inventory>(),
+        DomainEntry::of::<orders::Orders>(),
+        DomainEntry::of::<payments::Payments>(),
+        DomainEntry::of::<shipping::Shipping>(),
+    ]
+}
+
+/// Their names, for validating config.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|entry| entry.name).collect()
+}

@@ -1,0 +1,275 @@
+//! `orders`: takes orders in and tracks each one's status from the other domains' events.
+//!
+//! Ingress: `OrderPlaced` and `OrderCancelled`. Orders appends nothing else: the status of an
+//! order is a read model kept in [`Domain::handle`] from what inventory, payments and shipping
+//! report, which replay reproduces by re-running the handler.
+//!
+//! A status only moves forward: `placed`, `reserved`, `paid`, `awaiting_shipment`, `shipped`,
+//! then one of the terminal `delivered`, `rejected` or `cancelled`. Events from different
+//! streams may arrive in any order (a `PaymentCaptured` before its `StockReserved`, a
+//! `StockReserved` after a cancellation), so a late event never moves an order back.
+//!
+//! # The cancellation window
+//!
+//! A cancellation is refused once orders knows the order has shipped, but it learns that from
+//! `shipping.ShipmentDispatched` asynchronously. A cancel accepted between the dispatch and
+//! orders seeing it leaves the order `cancelled` (payment refunded, stock released) while
+//! shipping keeps the shipment `dispatched`: shipping ignores a cancel it cannot honour, and
+//! inventory ships nothing for stock it already released. The dispatched shipment of a
+//! cancelled order is the signal for a person to follow up.
+
+use std::collections::BTreeMap;
+
+use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::{inventory, payments, shipping};
+
+/// A client placed an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderPlaced {
+    /// The order's id; the entity key.
+    #[schemars(length(min = 1))]
+    pub order_id: String,
+    /// The customer who pays for it.
+    #[schemars(length(min = 1))]
+    pub customer: String,
+    /// What is ordered; at least one line.
+    #[schemars(length(min = 1))]
+    pub lines: Vec<OrderLine>,
+}
+
+impl OrderPlaced {
+    /// What the order costs, in cents: the sum of quantity times unit price.
+    ///
+    /// Saturates rather than wraps, so an absurd order is declined instead of being cheap.
+    pub fn total(&self) -> u64 {
+        self.lines.iter().fold(0, |total: u64, line| {
+            total.saturating_add(line.quantity.saturating_mul(line.unit_price))
+        })
+    }
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLine {
+    /// The stock-keeping unit ordered.
+    #[schemars(length(min = 1))]
+    pub sku: String,
+    /// How many; at least one.
+    #[schemars(range(min = 1))]
+    pub quantity: u64,
+    /// Price of one unit, in cents; may be zero.
+    pub unit_price: u64,
+}
+
+/// A client cancelled an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderCancelled {
+    /// The order's id; the entity key.
+    #[schemars(length(min = 1))]
+    pub order_id: String,
+    /// Why the client cancelled.
+    pub reason: String,
+}
+
+herald_runtime::events! {
+    /// What the orders domain records.
+    pub enum OrdersEvent in "orders" {
+        OrderPlaced keyed by order_id,
+        OrderCancelled keyed by order_id,
+    }
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Status {
+    Placed,
+    Reserved,
+    Paid,
+    AwaitingShipment,
+    Shipped,
+    Delivered,
+    Rejected { reason: String },
+    Cancelled { reason: String },
+}
+
+impl Status {
+    /// The name entities show.
+    fn name(&self) -> &'static str {
+        match self {
+            Status::Placed => "placed",
+            Status::Reserved => "reserved",
+            Status::Paid => "paid",
+            Status::AwaitingShipment => "awaiting_shipment",
+            Status::Shipped => "shipped",
+            Status::Delivered => "delivered",
+            Status::Rejected { .. } => "rejected",
+            Status::Cancelled { .. } => "cancelled",
+        }
+    }
+
+    /// How far along the order is. The terminal statuses share the last rank, so none of
+    /// them ever replaces another.
+    fn rank(&self) -> u8 {
+        match self {
+            Status::Placed => 0,
+            Status::Reserved => 1,
+            Status::Paid => 2,
+            Status::AwaitingShipment => 3,
+            Status::Shipped => 4,
+            Status::Delivered | Status::Rejected { .. } | Status::Cancelled { .. } => 5,
+        }
+    }
+
+    /// Moves to `next` if that is forward; a late event is ignored.
+    fn advance(&mut self, next: Status) {
+        if next.rank() > self.rank() {
+            *self = next;
+        }
+    }
+}
+
+/// One order as orders knows it.
+#[derive(Debug, Clone)]
+struct Order {
+    customer: String,
+    total: u64,
+    status: Status,
+}
+
+/// The orders domain: every order placed, with its status.
+#[derive(Debug, Default)]
+pub struct Orders {
+    orders: BTreeMap<String, Order>,
+}
+
+impl Domain for Orders {
+    const NAME: &'static str = "orders";
+    type Event = OrdersEvent;
+
+    fn subscriptions() -> &'static [&'static str] {
+        &[
+            inventory::StockReserved::TYPE,
+            inventory::StockRejected::TYPE,
+            payments::PaymentCaptured::TYPE,
+            payments::PaymentDeclined::TYPE,
+            shipping::ShipmentScheduled::TYPE,
+            shipping::ShipmentDispatched::TYPE,
+            shipping::ShipmentDelivered::TYPE,
+        ]
+    }
+
+    fn ingress() -> &'static [&'static str] {
+        &[OrderPlaced::TYPE, OrderCancelled::TYPE]
+    }
+
+    fn validate(&self, proposed: &OrdersEvent) -> Result<(), Rejection> {
+        match proposed {
+            OrdersEvent::OrderPlaced(placed) if self.orders.contains_key(&placed.order_id) => Err(
+                Rejection::new(format!("order \"{}\" already exists", placed.order_id)),
+            ),
+            OrdersEvent::OrderPlaced(_) => Ok(()),
+            OrdersEvent::OrderCancelled(cancelled) => {
+                let id = &cancelled.order_id;
+                let Some(order) = self.orders.get(id) else {
+                    return Err(Rejection::new(format!("order \"{id}\" does not exist")));
+                };
+                let refusal = match order.status {
+                    Status::Shipped => "has shipped and can no longer be cancelled",
+                    Status::Delivered => "was delivered and can no longer be cancelled",
+                    Status::Rejected { .. } => "was rejected and cannot be cancelled",
+                    Status::Cancelled { .. } => "is already cancelled",
+                    Status::Placed | Status::Reserved | Status::Paid | Status::AwaitingShipment => {
+                        return Ok(())
+                    }
+                };
+                Err(Rejection::new(format!("order \"{id}\" {refusal}")))
+            }
+        }
+    }
+
+    fn handle(
+        &mut self,
+        incoming: &Incoming<'_>,
+        _out: &mut Outbox<OrdersEvent>,
+    ) -> Result<(), HandleError> {
+        let (order_id, next) = match incoming.event_type() {
+            inventory::StockReserved::TYPE => {
+                let reserved: inventory::StockReserved = incoming.data()?;
+                (reserved.order_id, Status::Reserved)
+            }
+            inventory::StockRejected::TYPE => {
+                let rejected: inventory::StockRejected = incoming.data()?;
+                let reason = rejected.reason;
+                (rejected.order_id, Status::Rejected { reason })
+            }
+            payments::PaymentCaptured::TYPE => {
+                let captured: payments::PaymentCaptured = incoming.data()?;
+                (captured.order_id, Status::Paid)
+            }
+            payments::PaymentDeclined::TYPE => {
+                let declined: payments::PaymentDeclined = incoming.data()?;
+                let reason = declined.reason;
+                (declined.order_id, Status::Rejected { reason })
+            }
+            shipping::ShipmentScheduled::TYPE => {
+                let scheduled: shipping::ShipmentScheduled = incoming.data()?;
+                (scheduled.order_id, Status::AwaitingShipment)
+            }
+            shipping::ShipmentDispatched::TYPE => {
+                let dispatched: shipping::ShipmentDispatched = incoming.data()?;
+                (dispatched.order_id, Status::Shipped)
+            }
+            shipping::ShipmentDelivered::TYPE => {
+                let delivered: shipping::ShipmentDelivered = incoming.data()?;
+                (delivered.order_id, Status::Delivered)
+            }
+            _ => return Ok(()),
+        };
+        // Every saga event follows its order's OrderPlaced, which orders applied at ingress.
+        if let Some(order) = self.orders.get_mut(&order_id) {
+            order.status.advance(next);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: &OrdersEvent) {
+        match event {
+            OrdersEvent::OrderPlaced(placed) => {
+                self.orders
+                    .entry(placed.order_id.clone())
+                    .or_insert_with(|| Order {
+                        customer: placed.customer.clone(),
+                        total: placed.total(),
+                        status: Status::Placed,
+                    });
+            }
+            OrdersEvent::OrderCancelled(cancelled) => {
+                if let Some(order) = self.orders.get_mut(&cancelled.order_id) {
+                    let reason = cancelled.reason.clone();
+                    order.status.advance(Status::Cancelled { reason });
+                }
+            }
+        }
+    }
+
+    fn entity(&self, key: &str) -> Option<Value> {
+        let order = self.orders.get(key)?;
+        let mut entity = json!({
+            "order_id": key,
+            "customer": order.customer,
+            "status": order.status.name(),
+            "total": order.total,
+        });
+        if let Status::Rejected { reason } | Status::Cancelled { reason } = &order.status {
+            entity["reason"] = json!(reason);
+        }
+        Some(entity)
+    }
+}

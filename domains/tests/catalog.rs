@@ -1,0 +1,171 @@
+//! The wiring of the registered domains, and what their JSON Schemas let through.
+
+use herald_domains::{all, names};
+use herald_runtime::catalog::{Catalog, TypeLookupError};
+use serde_json::{json, Value};
+
+fn catalog() -> Catalog {
+    let enabled: Vec<String> = names().into_iter().map(str::to_owned).collect();
+    Catalog::new(&all(), &enabled).expect("the registered domains wire up")
+}
+
+#[test]
+fn registers_every_domain_alphabetically() {
+    let names = names();
+    assert_eq!(
+        names,
+        ["analytics", "inventory", "orders", "payments", "shipping"]
+    );
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "all() lists domains alphabetically");
+}
+
+#[test]
+fn offers_exactly_the_contracts_ingress_types() {
+    assert_eq!(
+        catalog().ingress_types(),
+        [
+            "inventory.StockAdded",
+            "orders.OrderCancelled",
+            "orders.OrderPlaced",
+            "payments.CreditGranted",
+            "shipping.ShipmentDelivered",
+            "shipping.ShipmentDispatched",
+        ]
+    );
+    let emitted_only = catalog().ingress_type("inventory.StockReserved").err();
+    assert!(
+        matches!(emitted_only, Some(TypeLookupError::NotIngress { .. })),
+        "{emitted_only:?}"
+    );
+}
+
+#[test]
+fn saga_events_are_keyed_by_order_and_analytics_hears_them_all() {
+    let descriptions: Vec<_> = all().iter().map(|entry| entry.describe()).collect();
+    let analytics = descriptions
+        .iter()
+        .find(|d| d.name == "analytics")
+        .expect("analytics is registered");
+    assert!(analytics.types.is_empty(), "analytics owns no events");
+    for description in descriptions.iter().filter(|d| d.name != "analytics") {
+        for event_type in &description.types {
+            let expected_key = match event_type.name {
+                "inventory.StockAdded" => "sku",
+                "payments.CreditGranted" => "customer",
+                _ => "order_id",
+            };
+            assert_eq!(event_type.key_field, expected_key, "{}", event_type.name);
+            assert!(
+                analytics.subscriptions.contains(&event_type.name),
+                "analytics misses {}",
+                event_type.name
+            );
+        }
+    }
+}
+
+/// Checks `data` against the schema of ingress type `type_name`: `Ok(())` or the JSON pointer
+/// of the first violation.
+fn check(type_name: &str, data: Value, expected: Result<(), &str>) {
+    let catalog = catalog();
+    let entry = catalog.ingress_type(type_name).expect("an ingress type");
+    let result = entry.check_data(&data);
+    assert_eq!(
+        result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|violation| violation.pointer.as_str()),
+        expected,
+        "{type_name} {data}: {result:?}"
+    );
+}
+
+#[test]
+fn schemas_insist_on_positive_quantities_and_amounts() {
+    let stock = "inventory.StockAdded";
+    check(stock, json!({"sku": "s-1", "quantity": 1}), Ok(()));
+    check(
+        stock,
+        json!({"sku": "s-1", "quantity": 0}),
+        Err("/quantity"),
+    );
+    check(
+        stock,
+        json!({"sku": "s-1", "quantity": -3}),
+        Err("/quantity"),
+    );
+    check(stock, json!({"sku": "", "quantity": 1}), Err("/sku"));
+    check(stock, json!({"sku": "s-1"}), Err(""));
+
+    let credit = "payments.CreditGranted";
+    check(credit, json!({"customer": "c-1", "amount": 1}), Ok(()));
+    check(
+        credit,
+        json!({"customer": "c-1", "amount": 0}),
+        Err("/amount"),
+    );
+    check(
+        credit,
+        json!({"customer": "", "amount": 1}),
+        Err("/customer"),
+    );
+}
+
+#[test]
+fn order_placed_schema_needs_lines_and_knows_its_fields() {
+    let placed = "orders.OrderPlaced";
+    let line = json!({"sku": "s-1", "quantity": 2, "unit_price": 0});
+    check(
+        placed,
+        json!({"order_id": "o-1", "customer": "c-1", "lines": [line]}),
+        Ok(()),
+    );
+    check(
+        placed,
+        json!({"order_id": "o-1", "customer": "c-1", "lines": []}),
+        Err("/lines"),
+    );
+    check(
+        placed,
+        json!({"order_id": "o-1", "customer": "c-1", "lines": [line], "coupon": "X"}),
+        Err(""),
+    );
+    check(
+        placed,
+        json!({"order_id": "o-1", "customer": "c-1",
+               "lines": [{"sku": "s-1", "quantity": 0, "unit_price": 5}]}),
+        Err("/lines/0/quantity"),
+    );
+    check(
+        placed,
+        json!({"order_id": "o-1", "customer": "c-1",
+               "lines": [{"sku": "s-1", "quantity": 1, "unit_price": 5, "colour": "red"}]}),
+        Err("/lines/0"),
+    );
+    check(
+        placed,
+        json!({"order_id": "", "customer": "c-1", "lines": [line]}),
+        Err("/order_id"),
+    );
+}
+
+#[test]
+fn the_other_ingress_schemas_know_their_fields() {
+    check(
+        "orders.OrderCancelled",
+        json!({"order_id": "o-1", "reason": "late"}),
+        Ok(()),
+    );
+    check("orders.OrderCancelled", json!({"order_id": "o-1"}), Err(""));
+    for shipping in ["shipping.ShipmentDispatched", "shipping.ShipmentDelivered"] {
+        check(shipping, json!({"order_id": "o-1"}), Ok(()));
+        check(shipping, json!({"order_id": ""}), Err("/order_id"));
+        check(
+            shipping,
+            json!({"order_id": "o-1", "carrier": "x"}),
+            Err(""),
+        );
+    }
+}

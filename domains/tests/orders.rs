@@ -1,0 +1,205 @@
+//! Orders alone: status transitions (forward only) and the ingress rejections.
+
+mod common;
+
+use common::{cancelled, captured, declined, delivered, dispatched, placed, reserved, scheduled};
+use herald_domains::inventory::{InventoryEvent, StockRejected};
+use herald_domains::orders::Orders;
+use herald_domains::payments::PaymentsEvent;
+use herald_domains::shipping::ShippingEvent;
+use herald_runtime::testing::Scenario;
+use serde_json::{json, Value};
+
+/// Something that happens to order o-1.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Reserved,
+    OutOfStock,
+    Captured,
+    Declined,
+    Scheduled,
+    Dispatched,
+    Delivered,
+    /// The client's cancel (ingress), which must be accepted.
+    Cancel,
+}
+
+/// Orders holding o-1: customer c-1, total 2 x 250 + 1 x 500 = 1000.
+fn with_order() -> Scenario<Orders> {
+    Scenario::new().given([placed("o-1", "c-1", &[("s-1", 2, 250), ("s-2", 1, 500)])])
+}
+
+fn run(scenario: &mut Scenario<Orders>, step: Step) {
+    let emitted = match step {
+        Step::Reserved => {
+            scenario.when_input::<InventoryEvent>(reserved("o-1", &[("s-1", 2), ("s-2", 1)]))
+        }
+        Step::OutOfStock => scenario.when_input::<InventoryEvent>(StockRejected {
+            order_id: "o-1".to_owned(),
+            reason: "out of stock".to_owned(),
+        }),
+        Step::Captured => scenario.when_input::<PaymentsEvent>(captured("o-1", "c-1", 1000)),
+        Step::Declined => scenario.when_input::<PaymentsEvent>(declined("o-1", "c-1", 1000)),
+        Step::Scheduled => scenario.when_input::<ShippingEvent>(scheduled("o-1")),
+        Step::Dispatched => scenario.when_input::<ShippingEvent>(dispatched("o-1")),
+        Step::Delivered => scenario.when_input::<ShippingEvent>(delivered("o-1")),
+        Step::Cancel => {
+            scenario
+                .when_ingress(cancelled("o-1"))
+                .expect("cancel accepted");
+            Ok(vec![])
+        }
+    };
+    assert_eq!(
+        emitted.expect("handled"),
+        vec![],
+        "orders emits nothing on {step:?}"
+    );
+}
+
+/// Runs `steps` on o-1; checks its status and reason.
+fn check(steps: &[Step], status: &str, reason: Option<&str>) {
+    let mut scenario = with_order();
+    for &step in steps {
+        run(&mut scenario, step);
+    }
+    let entity = scenario.entity("o-1").expect("o-1 exists");
+    assert_eq!(entity["status"], status, "after {steps:?}");
+    assert_eq!(
+        entity.get("reason").and_then(Value::as_str),
+        reason,
+        "after {steps:?}"
+    );
+}
+
+#[test]
+fn follows_the_saga_forward() {
+    use Step::*;
+    check(&[], "placed", None);
+    check(&[Reserved], "reserved", None);
+    check(&[Reserved, Captured], "paid", None);
+    check(&[Reserved, Captured, Scheduled], "awaiting_shipment", None);
+    check(
+        &[Reserved, Captured, Scheduled, Dispatched],
+        "shipped",
+        None,
+    );
+    check(
+        &[Reserved, Captured, Scheduled, Dispatched, Delivered],
+        "delivered",
+        None,
+    );
+    check(&[OutOfStock], "rejected", Some("out of stock"));
+    check(
+        &[Reserved, Declined],
+        "rejected",
+        Some("insufficient credit"),
+    );
+    check(&[Cancel], "cancelled", Some("changed my mind"));
+    check(
+        &[Reserved, Captured, Scheduled, Cancel],
+        "cancelled",
+        Some("changed my mind"),
+    );
+}
+
+#[test]
+fn never_moves_back() {
+    use Step::*;
+    // Streams interleave freely: a late event from an earlier step changes nothing.
+    check(&[Captured, Reserved], "paid", None);
+    check(&[Scheduled, Captured, Reserved], "awaiting_shipment", None);
+    check(
+        &[Cancel, Reserved, Captured, Scheduled],
+        "cancelled",
+        Some("changed my mind"),
+    );
+    check(&[OutOfStock, Reserved], "rejected", Some("out of stock"));
+    check(
+        &[Reserved, Declined, Captured],
+        "rejected",
+        Some("insufficient credit"),
+    );
+    check(
+        &[Dispatched, Delivered, Scheduled, Reserved],
+        "delivered",
+        None,
+    );
+    // The cancellation window: orders learns of a dispatch after it accepted the cancel.
+    check(
+        &[Reserved, Captured, Scheduled, Cancel, Dispatched],
+        "cancelled",
+        Some("changed my mind"),
+    );
+}
+
+#[test]
+fn shows_the_order_with_its_total() {
+    let scenario = with_order();
+    assert_eq!(
+        scenario.entity("o-1"),
+        Some(json!({"order_id": "o-1", "customer": "c-1", "status": "placed", "total": 1000}))
+    );
+    assert_eq!(scenario.entity("o-2"), None);
+}
+
+#[test]
+fn ignores_events_about_unknown_orders() {
+    let mut scenario = with_order();
+    scenario
+        .when_input::<PaymentsEvent>(captured("o-9", "c-1", 1))
+        .expect("handled");
+    assert_eq!(scenario.entity("o-9"), None);
+}
+
+#[test]
+fn refuses_a_second_order_with_the_same_id() {
+    let mut scenario = with_order();
+    let again = scenario.when_ingress(placed("o-1", "c-2", &[("s-1", 1, 1)]));
+    assert_eq!(
+        again.expect_err("refused").reason,
+        r#"order "o-1" already exists"#
+    );
+    scenario
+        .when_ingress(placed("o-2", "c-1", &[("s-1", 1, 1)]))
+        .expect("a new id is accepted");
+}
+
+#[test]
+fn refuses_cancels_it_cannot_honour() {
+    use Step::*;
+    let cases: [(&[Step], &str); 5] = [
+        (
+            &[Reserved, Captured, Scheduled, Dispatched],
+            "has shipped and can no longer be cancelled",
+        ),
+        (
+            &[Reserved, Captured, Scheduled, Dispatched, Delivered],
+            "was delivered and can no longer be cancelled",
+        ),
+        (&[Cancel], "is already cancelled"),
+        (&[OutOfStock], "was rejected and cannot be cancelled"),
+        (
+            &[Reserved, Declined],
+            "was rejected and cannot be cancelled",
+        ),
+    ];
+    for (steps, why) in cases {
+        let mut scenario = with_order();
+        for &step in steps {
+            run(&mut scenario, step);
+        }
+        let refused = scenario
+            .when_ingress(cancelled("o-1"))
+            .expect_err("refused");
+        assert_eq!(
+            refused.reason,
+            format!(r#"order "o-1" {why}"#),
+            "after {steps:?}"
+        );
+    }
+    let refused = with_order()
+        .when_ingress(cancelled("o-9"))
+        .expect_err("refused");
+    assert_eq!(refused.reason, r#"order "o-9" does not exist"#);
+}

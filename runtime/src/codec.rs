@@ -1,0 +1,173 @@
+//! The one place Herald turns records into bytes and back: bincode 2, behind a format tag.
+//!
+//! Every encoded value starts with a one-byte [`FormatTag`], so a reader can tell what it
+//! holds and refuse what it does not know instead of misreading it.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// What kind of value follows the tag, and in which layout version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FormatTag {
+    /// An [`crate::Envelope`] in layout 1.
+    EnvelopeV1 = 1,
+    /// A log record (envelope plus node-wide position) in layout 1.
+    RecordV1 = 2,
+    /// A domain snapshot in layout 1.
+    SnapshotV1 = 3,
+}
+
+impl FormatTag {
+    fn from_byte(byte: u8) -> Option<Self> {
+        match byte {
+            1 => Some(Self::EnvelopeV1),
+            2 => Some(Self::RecordV1),
+            3 => Some(Self::SnapshotV1),
+            _ => None,
+        }
+    }
+}
+
+/// Why bytes could not be decoded or a value encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The input was empty: not even a tag.
+    #[error("empty input: expected a format tag byte")]
+    Empty,
+    /// The tag byte is not one Herald knows.
+    #[error("unknown format tag {0}; this file was written by a newer Herald or is damaged")]
+    UnknownTag(u8),
+    /// The tag is known but is not the one the caller expected.
+    #[error("format tag {found:?} where {expected:?} was expected")]
+    WrongTag {
+        /// What the caller asked for.
+        expected: FormatTag,
+        /// What the bytes hold.
+        found: FormatTag,
+    },
+    /// bincode could not decode the body.
+    #[error("cannot decode {tag:?}: {source}")]
+    Decode {
+        /// The tag of the value.
+        tag: FormatTag,
+        /// bincode's reason.
+        source: bincode::error::DecodeError,
+    },
+    /// bincode could not encode the value.
+    #[error("cannot encode {tag:?}: {source}")]
+    Encode {
+        /// The tag of the value.
+        tag: FormatTag,
+        /// bincode's reason.
+        source: bincode::error::EncodeError,
+    },
+    /// Bytes were left over after the value: the frame is not what it claims.
+    #[error("{extra} trailing bytes after a {tag:?} value")]
+    Trailing {
+        /// The tag of the value.
+        tag: FormatTag,
+        /// How many bytes were left.
+        extra: usize,
+    },
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Encodes `value` as `tag` followed by its bincode bytes.
+pub fn encode<T: Serialize>(tag: FormatTag, value: &T) -> Result<Vec<u8>, CodecError> {
+    let mut bytes = vec![tag as u8];
+    bincode::serde::encode_into_std_write(value, &mut bytes, config())
+        .map_err(|source| CodecError::Encode { tag, source })?;
+    Ok(bytes)
+}
+
+/// Decodes bytes written by [`encode`] with the same `tag`.
+pub fn decode<T: DeserializeOwned>(expected: FormatTag, bytes: &[u8]) -> Result<T, CodecError> {
+    let (&first, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    let found = FormatTag::from_byte(first).ok_or(CodecError::UnknownTag(first))?;
+    if found != expected {
+        return Err(CodecError::WrongTag { expected, found });
+    }
+    let (value, read) = bincode::serde::decode_from_slice(body, config())
+        .map_err(|source| CodecError::Decode { tag: found, source })?;
+    if read != body.len() {
+        return Err(CodecError::Trailing {
+            tag: found,
+            extra: body.len() - read,
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Cause, Envelope, Position};
+
+    fn sample() -> Envelope {
+        Envelope {
+            id: "evt-1".into(),
+            source: "/clients/shop".into(),
+            specversion: "1.0".into(),
+            event_type: "orders.OrderPlaced".into(),
+            subject: "o-1".into(),
+            time: "2026-11-25T10:00:00Z".into(),
+            datacontenttype: "application/json".into(),
+            data: br#"{"order_id":"o-1","nested":{"a":[1,2,null]}}"#.to_vec(),
+            partitionkey: "o-1".into(),
+            traceparent: None,
+            extensions: vec![("tenant".into(), "acme".into())],
+            cause: Some(Cause {
+                source: "/clients/shop".into(),
+                id: "evt-0".into(),
+                position: Position {
+                    stream: "inventory".into(),
+                    sequence: 7,
+                },
+            }),
+            stream: "orders".into(),
+            sequence: 42,
+        }
+    }
+
+    #[test]
+    fn envelope_round_trips_with_json_data_as_bytes() {
+        let envelope = sample();
+        let bytes = encode(FormatTag::EnvelopeV1, &envelope).unwrap();
+        assert_eq!(bytes[0], FormatTag::EnvelopeV1 as u8);
+        let back: Envelope = decode(FormatTag::EnvelopeV1, &bytes).unwrap();
+        assert_eq!(back, envelope);
+        assert_eq!(back.data_json()["nested"]["a"][1], 2);
+    }
+
+    #[test]
+    fn refuses_wrong_unknown_and_truncated_input() {
+        let bytes = encode(FormatTag::EnvelopeV1, &sample()).unwrap();
+        assert!(matches!(
+            decode::<Envelope>(FormatTag::SnapshotV1, &bytes),
+            Err(CodecError::WrongTag { .. })
+        ));
+        let mut unknown = bytes.clone();
+        unknown[0] = 99;
+        assert!(matches!(
+            decode::<Envelope>(FormatTag::EnvelopeV1, &unknown),
+            Err(CodecError::UnknownTag(99))
+        ));
+        assert!(matches!(
+            decode::<Envelope>(FormatTag::EnvelopeV1, &bytes[..bytes.len() / 2]),
+            Err(CodecError::Decode { .. })
+        ));
+        let mut longer = bytes;
+        longer.push(0);
+        assert!(matches!(
+            decode::<Envelope>(FormatTag::EnvelopeV1, &longer),
+            Err(CodecError::Trailing { extra: 1, .. })
+        ));
+        assert!(matches!(
+            decode::<Envelope>(FormatTag::EnvelopeV1, &[]),
+            Err(CodecError::Empty)
+        ));
+    }
+}

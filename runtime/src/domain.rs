@@ -1,0 +1,109 @@
+//! The contract of one bounded context: the [`Domain`] trait.
+
+use std::collections::BTreeMap;
+
+use crate::event::Event;
+use crate::outbox::{Incoming, Outbox};
+
+/// Query parameters, from the URL's query string.
+pub type Params = BTreeMap<String, String>;
+
+/// One bounded context: owns its state and its events, and talks to others only by events.
+///
+/// Domain code is pure and deterministic: no I/O, no clocks, no randomness. The runtime
+/// hands in everything a domain needs, which is what makes replay and testing work.
+pub trait Domain: Default + Send + Sync + 'static {
+    /// The domain's name; also its stream's name.
+    const NAME: &'static str;
+    /// The events this domain owns (and alone appends).
+    type Event: Event;
+    /// Other domains' event types this domain consumes, by full type name.
+    fn subscriptions() -> &'static [&'static str];
+    /// Its own event types that clients may POST, by full type name.
+    fn ingress() -> &'static [&'static str];
+    /// Names of the queries [`Domain::query`] answers, listed in the topology.
+    fn queries() -> &'static [&'static str] {
+        &[]
+    }
+    /// Decides whether a client's proposed ingress event is acceptable in the current state.
+    fn validate(&self, proposed: &Self::Event) -> Result<(), Rejection>;
+    /// Reacts to a subscribed event: may update read-model state and emit own events.
+    fn handle(
+        &mut self,
+        incoming: &Incoming<'_>,
+        out: &mut Outbox<Self::Event>,
+    ) -> Result<(), HandleError>;
+    /// Evolves state from one of the domain's own events.
+    fn apply(&mut self, event: &Self::Event);
+    /// The state of one entity, by key, as JSON.
+    fn entity(&self, key: &str) -> Option<serde_json::Value>;
+    /// Answers a named query.
+    fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
+        let _ = params;
+        Err(QueryError::UnknownQuery {
+            name: name.to_owned(),
+            known: Self::queries().iter().map(|q| q.to_string()).collect(),
+        })
+    }
+}
+
+/// A domain's refusal of a proposed ingress event; clients get 409 with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Rejection {
+    /// Why, in words a client can act on.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// A rejection with this reason.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A handler's failure on an input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HandleError {
+    /// What went wrong, with the values involved.
+    pub message: String,
+}
+
+impl HandleError {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::DataError> for HandleError {
+    fn from(error: crate::DataError) -> Self {
+        Self::new(error.to_string())
+    }
+}
+
+/// Why a query could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The domain has no query of that name.
+    #[error("unknown query \"{name}\"; known queries are: {}", known.join(", "))]
+    UnknownQuery {
+        /// The name asked for.
+        name: String,
+        /// The queries the domain answers.
+        known: Vec<String>,
+    },
+    /// A parameter is missing or malformed.
+    #[error("query parameter \"{name}\": {message}")]
+    BadParameter {
+        /// The parameter.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}

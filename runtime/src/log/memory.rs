@@ -1,0 +1,206 @@
+//! An event log held in memory: fast and simple, gone when the process ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use super::{EventLog, LogError, ReadBatch, Record};
+use crate::envelope::{Envelope, Position};
+
+/// The whole log in memory; every method takes one lock, so appends are atomic.
+#[derive(Default)]
+pub struct MemoryLog {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Record at offset `n` is at index `n - 1`.
+    records: Vec<Arc<Record>>,
+    /// Per stream, the offsets of its records; sequence `n` is at index `n - 1`.
+    streams: BTreeMap<String, Vec<u64>>,
+    /// (stream, source, id) to sequence, for deduplication.
+    ids: HashMap<(String, String, String), u64>,
+}
+
+impl MemoryLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn key(stream: &str, source: &str, id: &str) -> (String, String, String) {
+    (stream.to_owned(), source.to_owned(), id.to_owned())
+}
+
+impl EventLog for MemoryLog {
+    fn append(
+        &self,
+        stream: &str,
+        consumed: u64,
+        events: Vec<Envelope>,
+    ) -> Result<Vec<Arc<Record>>, LogError> {
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let first_sequence = inner.streams.get(stream).map_or(0, Vec::len) as u64 + 1;
+        let mut seen = HashMap::new();
+        for (index, event) in events.iter().enumerate() {
+            let existing = inner
+                .ids
+                .get(&key(stream, &event.source, &event.id))
+                .copied()
+                .or_else(|| seen.get(&(&event.source, &event.id)).copied());
+            if let Some(sequence) = existing {
+                return Err(LogError::Duplicate {
+                    event_source: event.source.clone(),
+                    id: event.id.clone(),
+                    position: Position {
+                        stream: stream.to_owned(),
+                        sequence,
+                    },
+                });
+            }
+            seen.insert((&event.source, &event.id), first_sequence + index as u64);
+        }
+        let mut appended = Vec::with_capacity(events.len());
+        for (index, mut envelope) in events.into_iter().enumerate() {
+            let offset = inner.records.len() as u64 + 1;
+            envelope.stream = stream.to_owned();
+            envelope.sequence = first_sequence + index as u64;
+            inner.ids.insert(
+                key(stream, &envelope.source, &envelope.id),
+                envelope.sequence,
+            );
+            let record = Arc::new(Record {
+                offset,
+                consumed,
+                envelope,
+            });
+            inner.records.push(Arc::clone(&record));
+            inner
+                .streams
+                .entry(stream.to_owned())
+                .or_default()
+                .push(offset);
+            appended.push(record);
+        }
+        Ok(appended)
+    }
+
+    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Position> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .ids
+            .get(&key(stream, source, id))
+            .map(|&sequence| Position {
+                stream: stream.to_owned(),
+                sequence,
+            })
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Arc<Record>>, LogError> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(offsets) = inner.streams.get(stream) else {
+            return Ok(Vec::new());
+        };
+        let start = from.saturating_sub(1) as usize;
+        Ok(offsets
+            .iter()
+            .skip(start)
+            .take(limit)
+            .map(|&offset| Arc::clone(&inner.records[offset as usize - 1]))
+            .collect())
+    }
+
+    fn read_after(
+        &self,
+        offset: u64,
+        limit: usize,
+        wanted: &dyn Fn(&Envelope) -> bool,
+    ) -> Result<ReadBatch, LogError> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let mut batch = ReadBatch {
+            records: Vec::new(),
+            scanned_to: offset,
+        };
+        for record in inner.records.iter().skip(offset as usize) {
+            if batch.records.len() == limit {
+                break;
+            }
+            batch.scanned_to = record.offset;
+            if wanted(&record.envelope) {
+                batch.records.push(Arc::clone(record));
+            }
+        }
+        Ok(batch)
+    }
+
+    fn head(&self) -> u64 {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        inner.records.len() as u64
+    }
+
+    fn streams(&self) -> Vec<(String, u64)> {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        inner
+            .streams
+            .iter()
+            .map(|(name, offsets)| (name.clone(), offsets.len() as u64))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudevent::parse_structured;
+    use serde_json::json;
+
+    fn event(id: &str, event_type: &str) -> Envelope {
+        parse_structured(json!({
+            "specversion": "1.0", "id": id, "source": "/t", "type": event_type,
+            "subject": "k", "data": {}
+        }))
+        .unwrap()
+        .envelope
+    }
+
+    #[test]
+    fn streams_have_dense_sequences_in_one_node_wide_order() {
+        let log = MemoryLog::new();
+        log.append("a", 0, vec![event("1", "a.X"), event("2", "a.X")])
+            .unwrap();
+        let b = log.append("b", 2, vec![event("1", "b.Y")]).unwrap();
+        assert_eq!(b[0].offset, 3);
+        assert_eq!(b[0].envelope.sequence, 1);
+        assert_eq!(b[0].consumed, 2);
+        let a = log.read_stream("a", 2, 10).unwrap();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].envelope.id, "2");
+        let only_b = log.read_after(0, 10, &|e| e.stream == "b").unwrap();
+        assert_eq!(only_b.records.len(), 1);
+        assert_eq!(only_b.scanned_to, 3);
+        assert_eq!(log.streams(), vec![("a".into(), 2), ("b".into(), 1)]);
+    }
+
+    #[test]
+    fn a_duplicate_refuses_the_whole_append() {
+        let log = MemoryLog::new();
+        log.append("a", 0, vec![event("1", "a.X")]).unwrap();
+        let err = log
+            .append("a", 0, vec![event("2", "a.X"), event("1", "a.X")])
+            .unwrap_err();
+        assert!(matches!(err, LogError::Duplicate { position, .. } if position.sequence == 1));
+        let err = log
+            .append("a", 0, vec![event("3", "a.X"), event("3", "a.X")])
+            .unwrap_err();
+        assert!(matches!(err, LogError::Duplicate { position, .. } if position.sequence == 2));
+        assert_eq!(log.head(), 1);
+        assert_eq!(log.find("a", "/t", "1").map(|p| p.sequence), Some(1));
+        assert_eq!(log.find("b", "/t", "1"), None);
+    }
+}

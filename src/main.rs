@@ -1,0 +1,126 @@
+//! The `herald` binary: run a node, or check a config file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use herald_config::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// Herald: an actor runtime for event-driven microservices.
+///
+/// A node hosts the domains its config enables, takes CloudEvents over HTTP
+/// (POST /v1/events) and answers queries on the domains' state
+/// (GET /v1/domains/{domain}/entities/{key}).
+#[derive(Parser)]
+#[command(name = "herald", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a node from a config file and run it until SIGINT or SIGTERM.
+    ///
+    /// Every key can be overridden by an environment variable HERALD_<SECTION>__<KEY>,
+    /// for example HERALD_HTTP__BIND=127.0.0.1:18080. Exits 2 on a bad config.
+    Run {
+        /// The node's TOML config, for example config/herald.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file (with environment overrides) and exit: 0 if valid, 2 if not.
+    CheckConfig {
+        /// The TOML config to check.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// Exit status for a config that does not validate.
+const BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(_) => {
+                println!("{}: valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Run { config } => {
+            let config = match load(&config) {
+                Ok(config) => config,
+                Err(code) => return code,
+            };
+            match run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("{error:#}");
+                    eprintln!("herald: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path, &herald_domains::names()).map_err(|error| {
+        eprintln!("herald: {error}");
+        ExitCode::from(BAD_CONFIG)
+    })
+}
+
+fn init_telemetry(config: &Config) {
+    // RUST_LOG, when set, wins over the config so one run can be made verbose.
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.telemetry.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal, so captured logs stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    match config.telemetry.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    init_telemetry(&config);
+    let bind = config.bind_addr();
+    let listener = std::net::TcpListener::bind(bind).with_context(|| {
+        format!("cannot listen on {bind}; is another node running there? set [http] bind or HERALD_HTTP__BIND")
+    })?;
+    actix_rt::System::new().block_on(async move {
+        herald_actors::node::run(config, herald_domains::all(), listener, shutdown_signal())
+            .await
+            .context("node failed")
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the node");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = terminate => tracing::info!("SIGTERM received"),
+    }
+}

@@ -95,12 +95,25 @@ impl Config {
             file: path.to_owned(),
             message: error::describe_figment_error(error, &overrides),
         })?;
-        config
-            .validate(known_domains)
-            .map_err(|problems| ConfigError::Invalid {
+        config.validate(known_domains).map_err(|problems| {
+            // Name the variable when an override, not the file, holds the bad value.
+            let problems = problems
+                .into_iter()
+                .map(|mut problem| {
+                    let key = problem.key.split('[').next().unwrap_or(&problem.key);
+                    if let Some((name, _)) = overrides.variable_for(key) {
+                        problem
+                            .message
+                            .push_str(&format!(" (in environment variable {name})"));
+                    }
+                    problem
+                })
+                .collect();
+            ConfigError::Invalid {
                 file: path.to_owned(),
                 problems,
-            })?;
+            }
+        })?;
         Ok(config)
     }
 

@@ -6,50 +6,15 @@
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{
-    DataError, Domain, Event, EventType, HandleError, Incoming, Outbox, Params, QueryError,
-    Rejection,
-};
+use herald_runtime::{Domain, HandleError, Incoming, Outbox, Params, QueryError, Rejection};
 use serde_json::{json, Value};
 
 use crate::{inventory, orders, payments, shipping};
 
-/// The events analytics owns: none. The enum has no variants, so no value of it exists and
-/// "analytics emits nothing" is checked by the compiler.
-///
-/// Written by hand because [`herald_runtime::events!`] needs at least one variant.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AnalyticsEvent {}
-
-impl Event for AnalyticsEvent {
-    const DOMAIN: &'static str = "analytics";
-
-    fn type_name(&self) -> &'static str {
-        match *self {}
-    }
-
-    fn subject(&self) -> &str {
-        match *self {}
-    }
-
-    fn key_field(&self) -> &'static str {
-        match *self {}
-    }
-
-    fn to_data(&self) -> Vec<u8> {
-        match *self {}
-    }
-
-    fn from_data(type_name: &str, _data: &[u8]) -> Result<Self, DataError> {
-        Err(DataError::UnknownType {
-            type_name: type_name.to_owned(),
-            domain: Self::DOMAIN,
-        })
-    }
-
-    fn types() -> Vec<EventType> {
-        Vec::new()
-    }
+herald_runtime::events! {
+    /// The events analytics owns: none. The enum has no variants, so no value of it exists
+    /// and "analytics emits nothing" is checked by the compiler.
+    pub enum AnalyticsEvent in "analytics" {}
 }
 
 /// Every event type of the other domains: analytics consumes them all.

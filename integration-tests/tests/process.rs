@@ -17,8 +17,7 @@ fn herald(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(herald_binary());
     command
         .args(args)
-        .env("HERALD_NODE__DATA_DIR", data_dir.path().join("data"))
-        .env("HERALD_HTTP__BIND", "127.0.0.1:0");
+        .env("HERALD_NODE__DATA_DIR", data_dir.path().join("data"));
     for (key, value) in env {
         command.env(key, value);
     }

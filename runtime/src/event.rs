@@ -55,6 +55,7 @@ pub enum DataError {
 
 /// Declares a domain's event enum and implements [`Event`] for it.
 ///
+/// A domain that emits nothing (a read model) declares an enum with no variants.
 /// Each variant names a payload struct of the same name (deriving `Serialize`, `Deserialize`,
 /// `JsonSchema`, `Debug`, `Clone`, `PartialEq`) and the field holding the entity key.
 /// Each payload gets a `TYPE` constant with its full type name.
@@ -80,7 +81,7 @@ macro_rules! events {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident in $domain:literal {
-            $( $variant:ident keyed by $key:ident ),+ $(,)?
+            $( $variant:ident keyed by $key:ident ),* $(,)?
         }
     ) => {
         $(#[$meta])*
@@ -89,7 +90,7 @@ macro_rules! events {
             $(
                 #[doc = concat!("`", $domain, ".", stringify!($variant), "`")]
                 $variant($variant),
-            )+
+            )*
         }
 
         $(
@@ -103,32 +104,34 @@ macro_rules! events {
                     Self::$variant(event)
                 }
             }
-        )+
+        )*
 
         impl $crate::Event for $name {
             const DOMAIN: &'static str = $domain;
 
             fn type_name(&self) -> &'static str {
-                match self {
-                    $( Self::$variant(_) => $variant::TYPE, )+
+                match *self {
+                    $( Self::$variant(_) => $variant::TYPE, )*
                 }
             }
 
             fn subject(&self) -> &str {
-                match self {
-                    $( Self::$variant(event) => &event.$key, )+
+                match *self {
+                    $( Self::$variant(ref event) => &event.$key, )*
                 }
             }
 
             fn key_field(&self) -> &'static str {
-                match self {
-                    $( Self::$variant(_) => stringify!($key), )+
+                match *self {
+                    $( Self::$variant(_) => stringify!($key), )*
                 }
             }
 
+            // With no variants the match is empty and what follows it unreachable.
+            #[allow(unreachable_code)]
             fn to_data(&self) -> Vec<u8> {
-                let encoded = match self {
-                    $( Self::$variant(event) => $crate::__private::serde_json::to_vec(event), )+
+                let encoded: Result<Vec<u8>, $crate::__private::serde_json::Error> = match *self {
+                    $( Self::$variant(ref event) => $crate::__private::serde_json::to_vec(event), )*
                 };
                 // Payloads are plain derived structs with string keys: encoding cannot fail.
                 encoded.expect("event payloads encode to JSON")
@@ -144,7 +147,7 @@ macro_rules! events {
                                 message: error.to_string(),
                             });
                     }
-                )+
+                )*
                 Err($crate::DataError::UnknownType {
                     type_name: type_name.to_owned(),
                     domain: $domain,
@@ -162,7 +165,7 @@ macro_rules! events {
                             )
                             .unwrap_or_default(),
                         },
-                    )+
+                    )*
                 ]
             }
         }

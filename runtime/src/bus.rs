@@ -16,11 +16,14 @@ pub trait Subscriber: Send + Sync {
     fn wake(&self);
 }
 
+/// A subscribed domain and how to wake it.
+type Subscription = (String, Arc<dyn Subscriber>);
+
 /// The log plus a registry of who consumes which event type.
 pub struct Bus {
     log: Arc<dyn EventLog>,
     /// Event type to (domain, subscriber) pairs.
-    subscribers: DashMap<String, Vec<(String, Arc<dyn Subscriber>)>>,
+    subscribers: DashMap<String, Vec<Subscription>>,
 }
 
 impl Bus {

@@ -366,12 +366,15 @@ fn host_gone(domain: &str) -> Problem {
 
 type Outcomes = Vec<(usize, Outcome, Envelope)>;
 
+/// One domain's part of a request: its host and its events with their request indexes.
+type Group = (&'static str, HostHandle, Vec<(usize, Envelope)>);
+
 async fn dispatch(
     state: &GatewayState,
     mode: Mode,
     groups: BTreeMap<&'static str, Vec<(usize, Envelope)>>,
 ) -> Result<Outcomes, Problem> {
-    let mut prepared: Vec<(&'static str, HostHandle, Vec<(usize, Envelope)>)> = Vec::new();
+    let mut prepared: Vec<Group> = Vec::new();
     for (domain, group) in groups {
         prepared.push((domain, state.host(domain)?, group));
     }

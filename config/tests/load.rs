@@ -280,7 +280,7 @@ fn invalid_values_are_all_reported() {
         &[("HERALD_NODE__DATA_DIR", "")],
         Expected::Invalid(&[
             "node.id: \"\" is empty; give the node a name such as \"herald-1\"",
-            "node.data_dir: \"\" is empty; give a directory such as \"./data\"",
+            "node.data_dir: \"\" is empty; give a directory such as \"./data\" (in environment variable HERALD_NODE__DATA_DIR)",
             "http.bind: \"8080\" is not a socket address; write it as IP:PORT, for example 127.0.0.1:8080",
             "http.max_body_bytes: 0 is not allowed; use a value of at least 1",
             "http.workers: 0 is not allowed; use a value of at least 1",

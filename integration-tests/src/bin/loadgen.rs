@@ -1,0 +1,606 @@
+//! `loadgen`: an HTTP load benchmark that reports Herald's throughput as ratios against a
+//! baseline measured in the same run, on the same machine, with the same client.
+//!
+//! The baseline is a bare actix-web server started in this process: `POST /v1/events`
+//! parses the JSON body and answers 202 with a position per event without storing;
+//! `GET /v1/domains/inventory/entities/{key}` answers a fixed entity. Herald is the real
+//! `herald` binary. Every scenario runs against both for `--seconds` over `--connections`
+//! keep-alive connections, after an uncounted `--warmup`. Absolute figures depend on the
+//! machine and on whatever else runs on it; the ratios are the result.
+//!
+//! The client is hyper 1's connection-level HTTP/1.1 API plus `hyper-util`'s tokio adapter:
+//! reqwest already compiles both with these features, so the client adds no crate to the
+//! build, where `awc` would add actix's client stack. One task per connection gives exactly
+//! `--connections` keep-alive connections with no pool in the way; as in `wrk`, they are
+//! spread over one current-thread runtime per core.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::{bail, Context as _, Result};
+use clap::Parser;
+use herald_integration_tests::{sample_config, workspace};
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::{header, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Distinct skus that events and queries spread over.
+const SKUS: u64 = 1000;
+/// Events per request in the batched-ingest scenario.
+const BATCH: u64 = 100;
+const STRUCTURED: &str = "application/cloudevents+json";
+const BATCHED: &str = "application/cloudevents-batch+json";
+
+type Body = Full<Bytes>;
+
+#[derive(Parser)]
+#[command(about = "Herald's HTTP throughput as ratios against a bare actix-web baseline")]
+struct Cli {
+    /// Measured seconds per scenario and target.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Uncounted warm-up seconds before each measured run.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// The `herald` binary [default: <workspace>/target/release/herald].
+    #[arg(long)]
+    herald: Option<std::path::PathBuf>,
+    /// Print JSON instead of markdown tables.
+    #[arg(long)]
+    json: bool,
+}
+
+// ---- scenarios: what each request is ----
+
+#[derive(Clone, Copy)]
+enum Scenario {
+    Ingest,
+    Query,
+    Batch,
+}
+
+impl Scenario {
+    const ALL: [Scenario; 3] = [Scenario::Ingest, Scenario::Query, Scenario::Batch];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Ingest => "ingest",
+            Scenario::Query => "query",
+            Scenario::Batch => "batch",
+        }
+    }
+
+    fn description(self) -> String {
+        match self {
+            Scenario::Ingest => format!(
+                "POST one structured inventory.StockAdded ({} bytes)",
+                stock_added().to_string().len()
+            ),
+            Scenario::Query => "GET /v1/domains/inventory/entities/sku-N (seeded)".to_owned(),
+            Scenario::Batch => format!("POST batches of {BATCH} inventory.StockAdded"),
+        }
+    }
+
+    /// Events a successful request carries; `None` for reads.
+    fn events_per_request(self) -> Option<u64> {
+        match self {
+            Scenario::Ingest => Some(1),
+            Scenario::Query => None,
+            Scenario::Batch => Some(BATCH),
+        }
+    }
+
+    /// The next request; every event in it has a fresh id.
+    fn request(self, address: SocketAddr) -> Result<Request<Body>> {
+        match self {
+            Scenario::Ingest => post_events(address, STRUCTURED, &stock_added()),
+            Scenario::Batch => post_events(address, BATCHED, &batch(BATCH)),
+            Scenario::Query => get(address, &entity_path(next() % SKUS)),
+        }
+    }
+}
+
+fn next() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+fn entity_path(sku: u64) -> String {
+    format!("/v1/domains/inventory/entities/sku-{sku}")
+}
+
+/// A structured `inventory.StockAdded` of about 300 bytes with a unique id.
+fn stock_added() -> Value {
+    let n = next();
+    let sku = format!("sku-{}", n % SKUS);
+    json!({
+        "specversion": "1.0",
+        "id": format!("loadgen-{}-{n:012}", std::process::id()),
+        "source": "/loadgen/client",
+        "type": "inventory.StockAdded",
+        "subject": sku,
+        "time": "2026-01-01T00:00:00Z",
+        "datacontenttype": "application/json",
+        "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "data": {"sku": sku, "quantity": 1},
+    })
+}
+
+fn batch(events: u64) -> Value {
+    (0..events).map(|_| stock_added()).collect()
+}
+
+fn post_events(address: SocketAddr, content_type: &str, body: &Value) -> Result<Request<Body>> {
+    Ok(Request::builder()
+        .method(Method::POST)
+        .uri("/v1/events")
+        .header(header::HOST, address.to_string())
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body.to_string())))?)
+}
+
+fn get(address: SocketAddr, path: &str) -> Result<Request<Body>> {
+    Ok(Request::builder()
+        .uri(path)
+        .header(header::HOST, address.to_string())
+        .body(Full::new(Bytes::new()))?)
+}
+
+// ---- the baseline: bare handlers for Herald's two hot routes ----
+
+/// Starts the baseline server on its own thread; it lives until the process exits.
+fn start_baseline() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding the baseline")?;
+    let address = listener.local_addr()?;
+    std::thread::spawn(move || {
+        let served = actix_rt::System::new().block_on(async move {
+            HttpServer::new(|| {
+                App::new()
+                    // Herald's default [http] max_body_bytes, so the 1000-event seed fits.
+                    .app_data(web::PayloadConfig::new(1 << 20))
+                    .route("/v1/events", web::post().to(bare_ingest))
+                    .route(
+                        "/v1/domains/inventory/entities/{key}",
+                        web::get().to(bare_entity),
+                    )
+            })
+            .disable_signals()
+            .listen(listener)?
+            .run()
+            .await
+        });
+        if let Err(error) = served {
+            eprintln!("loadgen: the baseline server failed: {error}");
+        }
+    });
+    Ok(address)
+}
+
+/// Parses the body and answers a position per event, as Herald does, storing nothing.
+async fn bare_ingest(body: web::Bytes) -> HttpResponse {
+    let position = |event: &Value| json!({"id": event["id"], "stream": "inventory", "sequence": 1});
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(events)) => HttpResponse::Accepted()
+            .json(json!({"results": events.iter().map(position).collect::<Vec<_>>()})),
+        Ok(event) => HttpResponse::Accepted().json(position(&event)),
+        Err(error) => HttpResponse::BadRequest().body(error.to_string()),
+    }
+}
+
+/// An entity shaped like Herald's inventory entity.
+async fn bare_entity(key: web::Path<String>) -> HttpResponse {
+    let sku = key.into_inner();
+    HttpResponse::Ok().json(json!({"sku": sku, "available": 1, "reserved": 0, "shipped": 0}))
+}
+
+// ---- Herald: the real binary, killed on drop ----
+
+/// A running `herald` with its own data directory.
+struct Herald {
+    address: SocketAddr,
+    _process: KillOnDrop,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Kills the child when dropped, including when `loadgen` fails half-way.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Herald {
+    fn start(binary: &Path) -> Result<Herald> {
+        let data_dir = tempfile::tempdir().context("creating a data directory")?;
+        let child = Command::new(binary)
+            .args(["run", "--config"])
+            .arg(sample_config())
+            .env("HERALD_HTTP__BIND", "127.0.0.1:0")
+            .env("HERALD_NODE__DATA_DIR", data_dir.path())
+            .env("RUST_LOG", "warn,herald_actors::node=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}; build it first", binary.display()))?;
+        let mut process = KillOnDrop(child);
+        let stdout = process
+            .0
+            .stdout
+            .take()
+            .context("herald's stdout is piped")?;
+        let address = listening_address(stdout)?;
+        await_ok(address, "/readyz")?;
+        Ok(Herald {
+            address,
+            _process: process,
+            _data_dir: data_dir,
+        })
+    }
+}
+
+/// Reads herald's log up to the listening line; every other line goes on to stderr.
+fn listening_address(stdout: ChildStdout) -> Result<SocketAddr> {
+    use std::io::BufRead as _;
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let address = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("address="));
+            match address {
+                Some(address) if line.contains("herald node listening") => {
+                    let _ = found.send(address.to_owned());
+                }
+                _ => eprintln!("herald: {line}"),
+            }
+        }
+    });
+    let address = address
+        .recv_timeout(Duration::from_secs(30))
+        .context("herald did not log \"herald node listening\" with address=IP:PORT")?;
+    address
+        .parse()
+        .with_context(|| format!("herald's address {address:?}"))
+}
+
+// ---- the client ----
+
+async fn connect(address: SocketAddr) -> Result<SendRequest<Body>> {
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Sends one request on a connection and reads the whole answer.
+async fn exchange(
+    sender: &mut SendRequest<Body>,
+    request: Request<Body>,
+) -> Result<(StatusCode, Bytes)> {
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
+/// One request on a fresh connection, for set-up.
+fn send_once(address: SocketAddr, request: Request<Body>) -> Result<(StatusCode, Bytes)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async { exchange(&mut connect(address).await?, request).await })
+}
+
+/// Polls `GET path` until it answers 200, for at most 30 s.
+fn await_ok(address: SocketAddr, path: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok((StatusCode::OK, _)) = send_once(address, get(address, path)?) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{address}{path} did not answer 200 within 30 s")
+}
+
+/// Creates every sku the query scenario reads, in one batch, and waits until each is visible.
+fn seed(address: SocketAddr) -> Result<()> {
+    let (status, body) = send_once(address, post_events(address, BATCHED, &batch(SKUS))?)?;
+    if !status.is_success() {
+        bail!(
+            "seeding {address}: {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    (0..SKUS).try_for_each(|sku| await_ok(address, &entity_path(sku)))
+}
+
+// ---- load: connections sending back to back ----
+
+/// What one connection, or merged, one run did.
+#[derive(Default)]
+struct Tally {
+    successes: u64,
+    errors: u64,
+    first_error: Option<String>,
+    latencies: Vec<Duration>,
+}
+
+impl Tally {
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        self.first_error.get_or_insert(what);
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.successes += other.successes;
+        self.errors += other.errors;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.latencies.extend(other.latencies);
+    }
+}
+
+/// Sends requests back to back on one keep-alive connection until `deadline`; only 2xx count.
+async fn connection(address: SocketAddr, scenario: Scenario, deadline: Instant) -> Result<Tally> {
+    let mut tally = Tally::default();
+    let mut sender = connect(address).await?;
+    while Instant::now() < deadline {
+        let request = scenario.request(address)?;
+        let started = Instant::now();
+        match exchange(&mut sender, request).await {
+            Ok((status, _)) if status.is_success() => {
+                tally.successes += 1;
+                tally.latencies.push(started.elapsed());
+            }
+            Ok((status, body)) => {
+                tally.error(format!("{status}: {}", String::from_utf8_lossy(&body)));
+            }
+            Err(error) => {
+                tally.error(format!("{error:#}"));
+                sender = connect(address).await?;
+            }
+        }
+    }
+    Ok(tally)
+}
+
+/// Drives `connections` connections on one current-thread runtime.
+fn client_thread(
+    address: SocketAddr,
+    scenario: Scenario,
+    connections: usize,
+    deadline: Instant,
+) -> Result<Tally> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..connections {
+            tasks.spawn(connection(address, scenario, deadline));
+        }
+        let mut tally = Tally::default();
+        while let Some(done) = tasks.join_next().await {
+            tally.merge(done??);
+        }
+        Ok(tally)
+    })
+}
+
+/// Runs `scenario` against `address` for `seconds`, over `connections` spread on the cores.
+fn load(
+    address: SocketAddr,
+    scenario: Scenario,
+    connections: usize,
+    seconds: u64,
+) -> Result<Stats> {
+    let threads = cores().min(connections).max(1);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tally = std::thread::scope(|scope| {
+        let shares =
+            (0..threads).map(|t| connections / threads + usize::from(t < connections % threads));
+        let handles: Vec<_> = shares
+            .map(|share| scope.spawn(move || client_thread(address, scenario, share, deadline)))
+            .collect();
+        let mut tally = Tally::default();
+        for handle in handles {
+            let joined = handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            tally.merge(joined?);
+        }
+        anyhow::Ok(tally)
+    })?;
+    Ok(Stats::new(scenario, tally, started.elapsed()))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+// ---- results ----
+
+/// One measured run, summarised.
+#[derive(Serialize)]
+struct Stats {
+    requests_per_s: f64,
+    events_per_s: Option<f64>,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+impl Stats {
+    fn new(scenario: Scenario, mut tally: Tally, elapsed: Duration) -> Stats {
+        tally.latencies.sort_unstable();
+        let percentile = |p: f64| {
+            let rank = (tally.latencies.len() as f64 * p).ceil() as usize;
+            let latency = tally.latencies.get(rank.saturating_sub(1));
+            latency.map_or(f64::NAN, |l| l.as_secs_f64() * 1e3)
+        };
+        let requests_per_s = tally.successes as f64 / elapsed.as_secs_f64();
+        Stats {
+            requests_per_s,
+            events_per_s: scenario
+                .events_per_request()
+                .map(|n| requests_per_s * n as f64),
+            p50_ms: percentile(0.50),
+            p99_ms: percentile(0.99),
+            errors: tally.errors,
+            first_error: tally.first_error,
+        }
+    }
+}
+
+/// Herald / baseline: below 1 for throughput, or above 1 for latency, means Herald is slower.
+#[derive(Serialize)]
+struct Ratios {
+    requests_per_s: f64,
+    events_per_s: Option<f64>,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// A scenario's figures for the baseline and for Herald.
+#[derive(Serialize)]
+struct Comparison {
+    scenario: &'static str,
+    description: String,
+    baseline: Stats,
+    herald: Stats,
+    herald_over_baseline: Ratios,
+}
+
+impl Comparison {
+    fn new(scenario: Scenario, baseline: Stats, herald: Stats) -> Comparison {
+        let herald_over_baseline = Ratios {
+            requests_per_s: herald.requests_per_s / baseline.requests_per_s,
+            events_per_s: herald
+                .events_per_s
+                .zip(baseline.events_per_s)
+                .map(|(h, b)| h / b),
+            p50_ms: herald.p50_ms / baseline.p50_ms,
+            p99_ms: herald.p99_ms / baseline.p99_ms,
+        };
+        let (scenario, description) = (scenario.name(), scenario.description());
+        Comparison {
+            scenario,
+            description,
+            baseline,
+            herald,
+            herald_over_baseline,
+        }
+    }
+
+    fn markdown(&self) -> String {
+        let events = |e: Option<f64>, digits| e.map_or("-".into(), |e| format!("{e:.digits$}"));
+        let mut out = format!("### {}: {}\n\n", self.scenario, self.description);
+        out += "| target | requests/s | events/s | p50 ms | p99 ms | errors |\n";
+        out += "|---|---:|---:|---:|---:|---:|\n";
+        for (target, s) in [("baseline", &self.baseline), ("herald", &self.herald)] {
+            let (rps, eps) = (s.requests_per_s, events(s.events_per_s, 0));
+            let (p50, p99, errors) = (s.p50_ms, s.p99_ms, s.errors);
+            out += &format!("| {target} | {rps:.0} | {eps} | {p50:.2} | {p99:.2} | {errors} |\n");
+        }
+        let r = &self.herald_over_baseline;
+        let (rps, eps, p50, p99) = (
+            r.requests_per_s,
+            events(r.events_per_s, 3),
+            r.p50_ms,
+            r.p99_ms,
+        );
+        out += &format!("| **herald / baseline** | {rps:.3} | {eps} | {p50:.2} | {p99:.2} | |\n");
+        for (target, stats) in [("baseline", &self.baseline), ("herald", &self.herald)] {
+            if let Some(error) = &stats.first_error {
+                out += &format!("\nfirst {target} error: {error}\n");
+            }
+        }
+        out
+    }
+}
+
+/// The whole run, as printed by `--json`.
+#[derive(Serialize)]
+struct Report {
+    cores: usize,
+    connections: usize,
+    seconds: u64,
+    warmup_seconds: u64,
+    scenarios: Vec<Comparison>,
+}
+
+impl Report {
+    fn markdown(&self) -> String {
+        let mut out = format!(
+            "## Herald load benchmark\n\nmachine: {} cores (client, baseline and herald share them); \
+             {} connections; {} s measured after {} s of warm-up per run. \
+             Ratios are herald / baseline.\n\n",
+            self.cores, self.connections, self.seconds, self.warmup_seconds
+        );
+        for comparison in &self.scenarios {
+            out += &comparison.markdown();
+            out += "\n";
+        }
+        out
+    }
+}
+
+/// Seeds if the scenario reads, warms up, then measures one scenario on one target.
+fn measure(address: SocketAddr, scenario: Scenario, cli: &Cli) -> Result<Stats> {
+    if scenario.events_per_request().is_none() {
+        seed(address)?;
+    }
+    load(address, scenario, cli.connections, cli.warmup)?;
+    load(address, scenario, cli.connections, cli.seconds)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let binary = cli
+        .herald
+        .clone()
+        .unwrap_or_else(|| workspace().join("target/release/herald"));
+    let baseline = start_baseline()?;
+    await_ok(baseline, &entity_path(0))?;
+    let herald = Herald::start(&binary)?;
+    let mut scenarios = Vec::new();
+    for scenario in Scenario::ALL {
+        eprintln!("loadgen: {} ...", scenario.name());
+        let baseline = measure(baseline, scenario, &cli)?;
+        let herald = measure(herald.address, scenario, &cli)?;
+        scenarios.push(Comparison::new(scenario, baseline, herald));
+    }
+    let report = Report {
+        cores: cores(),
+        connections: cli.connections,
+        seconds: cli.seconds,
+        warmup_seconds: cli.warmup,
+        scenarios,
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.markdown());
+    }
+    Ok(())
+}

@@ -248,3 +248,40 @@ fn topology_lists_types_schemas_ingress_and_subscriptions() {
         "{added}"
     );
 }
+
+#[test]
+fn orders_for_one_sku_are_served_in_append_order() {
+    let node = Node::start();
+    let skus: Vec<String> = (0..20).map(|n| format!("sku-order-{n}")).collect();
+    let batch: Vec<Value> = skus.iter().map(|sku| stock_added(sku, 1)).collect();
+    assert_eq!(node.publish_batch(&batch).status, 202);
+    accepted(&node.publish(&credit_granted("olga", 1_000_000)));
+    // Per sku, two orders for its single unit, appended first then second: inventory must
+    // handle them in that order, so the first is served and the second is out of stock.
+    for sku in &skus {
+        accepted(&node.publish(&order_placed(
+            &format!("{sku}-first"),
+            "olga",
+            &[(sku, 1, 1)],
+        )));
+        accepted(&node.publish(&order_placed(
+            &format!("{sku}-second"),
+            "olga",
+            &[(sku, 1, 1)],
+        )));
+    }
+    for sku in &skus {
+        node.await_field(
+            "orders",
+            &format!("{sku}-first"),
+            "status",
+            &json!("awaiting_shipment"),
+        );
+        node.await_field(
+            "orders",
+            &format!("{sku}-second"),
+            "status",
+            &json!("rejected"),
+        );
+    }
+}

@@ -43,6 +43,28 @@ pub fn sample_config() -> PathBuf {
     workspace().join("config").join("herald.toml")
 }
 
+/// The command that runs `binary` as a test node: the sample config, a free port, its own
+/// data directory. Callers add the log filter and pipes they need.
+pub fn node_command(binary: &Path, data_dir: &Path) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(["run", "--config"])
+        .arg(sample_config())
+        .env("HERALD_HTTP__BIND", "127.0.0.1:0")
+        .env("HERALD_NODE__DATA_DIR", data_dir)
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// The address in the node's "herald node listening" log line, if `line` is that line.
+pub fn listening_address(line: &str) -> Option<&str> {
+    if !line.contains("herald node listening") {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("address="))
+}
+
 /// A running node; killed when dropped.
 pub struct Node {
     child: Child,
@@ -62,14 +84,9 @@ impl Node {
     /// Starts a node with extra `HERALD_*` environment overrides.
     pub fn start_with(env: &[(&str, &str)]) -> Node {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut command = Command::new(herald_binary());
+        let mut command = node_command(&herald_binary(), data_dir.path());
         command
-            .args(["run", "--config"])
-            .arg(sample_config())
-            .env("HERALD_HTTP__BIND", "127.0.0.1:0")
-            .env("HERALD_NODE__DATA_DIR", data_dir.path())
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in env {
@@ -225,15 +242,8 @@ fn collect(
 ) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if let Some(sender) = &address {
-                if line.contains("herald node listening") {
-                    if let Some(found) = line
-                        .split_whitespace()
-                        .find_map(|word| word.strip_prefix("address="))
-                    {
-                        let _ = sender.send(found.to_owned());
-                    }
-                }
+            if let (Some(sender), Some(found)) = (&address, listening_address(&line)) {
+                let _ = sender.send(found.to_owned());
             }
             if let Ok(mut logs) = logs.lock() {
                 logs.push(line);

@@ -50,14 +50,6 @@ impl Bus {
         }
     }
 
-    /// The domains subscribed to `event_type`.
-    pub fn subscribers_of(&self, event_type: &str) -> Vec<String> {
-        self.subscribers
-            .get(event_type)
-            .map(|entry| entry.iter().map(|(domain, _)| domain.clone()).collect())
-            .unwrap_or_default()
-    }
-
     /// Appends `events` to `stream` (see [`EventLog::append`]) and wakes their subscribers.
     pub fn append(
         &self,

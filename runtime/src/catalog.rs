@@ -262,13 +262,6 @@ impl Catalog {
             .find(|d| d.name == domain)
     }
 
-    /// Whether `domain` is registered and enabled on this node.
-    pub fn is_hosted(&self, domain: &str) -> bool {
-        self.domains
-            .iter()
-            .any(|(d, hosted)| d.name == domain && *hosted)
-    }
-
     /// The topology as served by `GET /v1/domains`.
     pub fn to_json(&self) -> Value {
         let domains: Vec<Value> = self

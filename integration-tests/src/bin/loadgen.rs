@@ -16,14 +16,14 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
-use herald_integration_tests::{sample_config, workspace};
+use herald_integration_tests::{node_command, workspace};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -226,13 +226,8 @@ impl Drop for KillOnDrop {
 impl Herald {
     fn start(binary: &Path) -> Result<Herald> {
         let data_dir = tempfile::tempdir().context("creating a data directory")?;
-        let child = Command::new(binary)
-            .args(["run", "--config"])
-            .arg(sample_config())
-            .env("HERALD_HTTP__BIND", "127.0.0.1:0")
-            .env("HERALD_NODE__DATA_DIR", data_dir.path())
+        let child = node_command(binary, data_dir.path())
             .env("RUST_LOG", "warn,herald_actors::node=info")
-            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}; build it first", binary.display()))?;
@@ -261,14 +256,11 @@ fn listening_address(stdout: ChildStdout) -> Result<SocketAddr> {
             .lines()
             .map_while(Result::ok)
         {
-            let address = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("address="));
-            match address {
-                Some(address) if line.contains("herald node listening") => {
+            match herald_integration_tests::listening_address(&line) {
+                Some(address) => {
                     let _ = found.send(address.to_owned());
                 }
-                _ => eprintln!("herald: {line}"),
+                None => eprintln!("herald: {line}"),
             }
         }
     });

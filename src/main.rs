@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod log_tools;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use herald_config::{Config, LogFormat};
@@ -31,6 +33,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Read, verify or repair the event log's files while the node is stopped.
+    #[command(subcommand)]
+    Log(log_tools::LogCommand),
     /// Validate a config file (with environment overrides) and exit: 0 if valid, 2 if not.
     CheckConfig {
         /// The TOML config to check.
@@ -51,6 +56,13 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(code) => code,
+        },
+        Command::Log(command) => match log_tools::run(command) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("herald log: {error:#}");
+                ExitCode::FAILURE
+            }
         },
         Command::Run { config } => {
             let config = match load(&config) {

@@ -10,15 +10,17 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 use dashmap::DashMap;
-use herald_config::Config;
+use herald_config::{Config, DedupWindow, FsyncPolicy};
 use herald_runtime::bus::Bus;
 use herald_runtime::catalog::{Catalog, CatalogError};
 use herald_runtime::hosted::DomainEntry;
-use herald_runtime::log::MemoryLog;
+use herald_runtime::log::{self, EventLog, FileLog, FileLogOptions, LogError};
+use herald_runtime::snapshot::{SnapshotError, SnapshotStore};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::gateway::{self, Gateway, GatewayState, HostHandle, Limits, StopGateway};
-use crate::host::{DomainHost, Drain, HostArgs};
+use crate::host::{DomainHost, Drain, HostArgs, SnapshotSettings};
 
 /// Why a node could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,12 @@ pub enum NodeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The event log cannot be opened.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The snapshots directory cannot be used.
+    #[error(transparent)]
+    Snapshots(#[from] SnapshotError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[source] std::io::Error),
@@ -64,8 +72,13 @@ pub async fn run(
         path: config.node.data_dir.clone(),
         source,
     })?;
-    warn!("the event log is in memory: events are lost when the node stops");
-    let bus = Arc::new(Bus::new(Arc::new(MemoryLog::new())));
+    let log = open_log(&config)?;
+    let bus = Arc::new(Bus::new(Arc::clone(&log)));
+    let snapshots = SnapshotSettings {
+        store: Some(SnapshotStore::open(config.node.data_dir.join("snapshots"))?),
+        every: config.log.snapshot_every,
+        interval: config.log.snapshot_interval,
+    };
 
     let hosts = Arc::new(DashMap::new());
     let mut arbiters = Vec::new();
@@ -79,14 +92,16 @@ pub async fn run(
             entry: *entry,
             bus: Arc::clone(&bus),
             mailbox_capacity: config.domain_settings(entry.name).mailbox_capacity,
+            snapshots: snapshots.clone(),
         });
         let view = host.view();
         let addr = DomainHost::start_in_arbiter(&arbiter.handle(), move |_| host);
         hosts.insert(entry.name, HostHandle { addr, view });
         arbiters.push(arbiter);
     }
-    wait_until_ready(&hosts).await?;
 
+    // Serve while the domains recover: /readyz says when they have caught up.
+    let (shutdown_tails, tails_shutdown) = watch::channel(false);
     let state = web::Data::new(GatewayState {
         catalog,
         hosts: Arc::clone(&hosts),
@@ -94,6 +109,8 @@ pub async fn run(
             max_body_bytes: config.http.max_body_bytes,
             max_batch_events: config.http.max_batch_events,
         },
+        log: Arc::clone(&log),
+        shutdown: tails_shutdown,
     });
     let address = listener.local_addr().map_err(NodeError::Http)?;
     let mut server = HttpServer::new(move || {
@@ -118,8 +135,20 @@ pub async fn run(
     );
 
     let serving = tokio::spawn(server);
-    shutdown.await;
+    tokio::pin!(shutdown);
+    tokio::select! {
+        ready = wait_until_ready(&hosts) => {
+            if let Err(error) = ready {
+                let _ = gateway.send(StopGateway).await;
+                return Err(error);
+            }
+            info!(head = log.head(), "every domain has caught up with the log; ready");
+            shutdown.await;
+        }
+        () = &mut shutdown => {}
+    }
     info!("shutting down: no new requests; draining domains");
+    let _ = shutdown_tails.send(true);
     let _ = gateway.send(StopGateway).await;
     match serving.await {
         Ok(result) => result.map_err(NodeError::Http)?,
@@ -133,9 +162,47 @@ pub async fn run(
     Ok(())
 }
 
+/// Opens the durable log under `<data_dir>/log`, as `[log]` says.
+fn open_log(config: &Config) -> Result<Arc<dyn EventLog>, NodeError> {
+    let fsync = config.log.fsync == FsyncPolicy::Always;
+    if !fsync {
+        warn!("[log] fsync = \"never\": acknowledged events can be lost if the machine crashes; use it only for tests and benchmarks");
+    }
+    let opened = FileLog::open(FileLogOptions {
+        fsync,
+        segment_bytes: config.log.segment_bytes,
+        dedup_window: match config.log.dedup_window {
+            DedupWindow::Events(count) => log::DedupWindow::Events(count),
+            DedupWindow::Age(age) => log::DedupWindow::Age(age),
+        },
+        ..FileLogOptions::new(config.node.data_dir.join("log"))
+    })?;
+    info!(
+        dir = %opened.log.dir().display(),
+        head = opened.log.head(),
+        fsync,
+        "event log opened"
+    );
+    Ok(Arc::new(opened.log))
+}
+
 async fn wait_until_ready(hosts: &DashMap<&'static str, HostHandle>) -> Result<(), NodeError> {
     let started = std::time::Instant::now();
     loop {
+        let failed: Vec<&str> = hosts
+            .iter()
+            .filter(|host| !host.addr.connected())
+            .map(|host| *host.key())
+            .collect();
+        if !failed.is_empty() {
+            return Err(NodeError::NotReady(
+                started.elapsed(),
+                format!(
+                    "{} stopped while recovering; see the error above",
+                    failed.join(", ")
+                ),
+            ));
+        }
         let waiting: Vec<&str> = hosts
             .iter()
             .filter(|host| !host.view.is_ready())

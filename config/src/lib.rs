@@ -17,10 +17,12 @@
 //!
 //! - `lib.rs`: [`Config`], the root of the file, and loading it.
 //! - `sections.rs`: one struct per section (`[node]`, `[http]`, ...) with its defaults.
+//! - `duration.rs`: reading and writing durations such as `"60s"` (serde helper).
 //! - `env.rs`: turning `HERALD_*__*` variables into overrides.
 //! - `validate.rs`: the rules types cannot express, all checked in one pass.
 //! - `error.rs`: [`ConfigError`] and [`Problem`], worded for the person editing the file.
 
+mod duration;
 mod env;
 mod error;
 mod sections;
@@ -37,8 +39,8 @@ use serde::{Deserialize, Serialize};
 use crate::env::EnvOverrides;
 pub use crate::error::{ConfigError, Problem};
 pub use crate::sections::{
-    BusConfig, BusKind, DomainSettings, DomainsConfig, HttpConfig, LogConfig, LogFormat,
-    NodeConfig, TelemetryConfig,
+    BusConfig, BusKind, DedupWindow, DomainSettings, DomainsConfig, FsyncPolicy, HttpConfig,
+    LogConfig, LogFormat, NodeConfig, TelemetryConfig,
 };
 
 /// The commented sample configuration, every key at its default.
@@ -54,7 +56,7 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[bus]`: the event bus.
     pub bus: BusConfig,
-    /// `[log]`: reserved for the durable event log.
+    /// `[log]`: the durable event log.
     pub log: LogConfig,
     /// `[domains]`: which domains run on this node.
     pub domains: DomainsConfig,

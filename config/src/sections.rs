@@ -5,9 +5,10 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// `[node]`: who this node is and where it keeps its files.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -97,13 +98,168 @@ pub enum BusKind {
     Embedded,
 }
 
-/// `[log]`: reserved for the durable event log.
-///
-/// It has no keys yet; it exists so a file written for a later version fails loudly
-/// on keys this version does not understand instead of ignoring them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// `[log]`: the durable event log.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogConfig {}
+pub struct LogConfig {
+    /// Whether appends are fsync'd before they are acknowledged; default `always`.
+    #[serde(default)]
+    pub fsync: FsyncPolicy,
+    /// Size in bytes at which a segment file is closed and a new one started; default
+    /// 64 MiB, allowed 4096 (4 KiB) to 4294967296 (4 GiB).
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    /// How far back resent events are recognised: a count of most recent events, or an
+    /// age; default one million events.
+    #[serde(default = "default_dedup_window")]
+    pub dedup_window: DedupWindow,
+    /// Snapshot a domain after this many events were handled or applied since its last
+    /// snapshot; 0 = never by count; default 10000.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// Snapshot a domain at least this often when it changed; zero = never by time;
+    /// default 60 s.
+    #[serde(default = "default_snapshot_interval", with = "crate::duration")]
+    pub snapshot_interval: Duration,
+}
+
+/// Smallest allowed `log.segment_bytes`: 4 KiB.
+pub(crate) const MIN_SEGMENT_BYTES: u64 = 4096;
+
+/// Largest allowed `log.segment_bytes`: 4 GiB.
+pub(crate) const MAX_SEGMENT_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+fn default_segment_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+fn default_dedup_window() -> DedupWindow {
+    DedupWindow::Events(1_000_000)
+}
+
+fn default_snapshot_every() -> u64 {
+    10_000
+}
+
+fn default_snapshot_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            fsync: FsyncPolicy::default(),
+            segment_bytes: default_segment_bytes(),
+            dedup_window: default_dedup_window(),
+            snapshot_every: default_snapshot_every(),
+            snapshot_interval: default_snapshot_interval(),
+        }
+    }
+}
+
+/// `log.fsync` values; written lowercase in the file: `"always"` or `"never"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// Every append reaches the disk before it is acknowledged.
+    #[default]
+    Always,
+    /// Appends are left to the operating system to write; a crash can lose acknowledged events.
+    Never,
+}
+
+/// `log.dedup_window`: how far back a resent event is recognised as a duplicate.
+///
+/// In the file an integer is a count of events and a string is a duration such as
+/// `"24h"`; a string of only digits (what an environment variable may deliver) is a
+/// count too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupWindow {
+    /// The most recent this many events.
+    Events(u64),
+    /// The events appended within this long.
+    Age(Duration),
+}
+
+/// The accepted `log.dedup_window` forms, for the end of an error message.
+const DEDUP_WINDOW_FORMS: &str =
+    "use a count of events such as 1000000, or a duration such as \"24h\", \"30m\", \"90s\", \"7d\" or \"500ms\"";
+
+impl DedupWindow {
+    /// Reads the string form: only digits is a count, anything else a duration.
+    fn parse(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        if !trimmed.is_empty() && trimmed.bytes().all(|byte| byte.is_ascii_digit()) {
+            return trimmed
+                .parse::<u64>()
+                .map(DedupWindow::Events)
+                .map_err(|_| format!("{text:?} is too many events; {DEDUP_WINDOW_FORMS}"));
+        }
+        crate::duration::parse(trimmed)
+            .map(DedupWindow::Age)
+            .map_err(|_| {
+                format!(
+                    "{text:?} is neither a count of events nor a duration; {DEDUP_WINDOW_FORMS}"
+                )
+            })
+    }
+
+    /// The value as it is written in the file: `1000` or `"24h"`.
+    pub(crate) fn to_toml(self) -> String {
+        match self {
+            DedupWindow::Events(count) => count.to_string(),
+            DedupWindow::Age(age) => format!("{:?}", crate::duration::format(age)),
+        }
+    }
+
+    /// Whether the window covers nothing, which [`crate::Config::validate`] rejects.
+    pub(crate) fn is_empty(self) -> bool {
+        match self {
+            DedupWindow::Events(count) => count == 0,
+            DedupWindow::Age(age) => age.is_zero(),
+        }
+    }
+}
+
+impl Serialize for DedupWindow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            DedupWindow::Events(count) => serializer.serialize_u64(count),
+            DedupWindow::Age(age) => crate::duration::serialize(&age, serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for DedupWindow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WindowVisitor;
+
+        impl Visitor<'_> for WindowVisitor {
+            type Value = DedupWindow;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter
+                    .write_str("a count of events such as 1000000 or a duration such as \"24h\"")
+            }
+
+            fn visit_u64<E: de::Error>(self, count: u64) -> Result<DedupWindow, E> {
+                Ok(DedupWindow::Events(count))
+            }
+
+            fn visit_i64<E: de::Error>(self, count: i64) -> Result<DedupWindow, E> {
+                u64::try_from(count)
+                    .map(DedupWindow::Events)
+                    .map_err(|_| E::custom(format!("{count} is negative; {DEDUP_WINDOW_FORMS}")))
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<DedupWindow, E> {
+                DedupWindow::parse(text).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_any(WindowVisitor)
+    }
+}
 
 /// `[domains]`: which registered domains this node runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -208,4 +364,39 @@ fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Stri
     }
 
     deserializer.deserialize_any(NamesVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::DedupWindow;
+
+    #[test]
+    fn dedup_window_strings() {
+        assert_eq!(DedupWindow::parse("1000"), Ok(DedupWindow::Events(1000)));
+        assert_eq!(DedupWindow::parse(" 42 "), Ok(DedupWindow::Events(42)));
+        assert_eq!(
+            DedupWindow::parse("24h"),
+            Ok(DedupWindow::Age(Duration::from_secs(86_400)))
+        );
+        for text in ["soon", "", "-3", "99999999999999999999999"] {
+            let Err(message) = DedupWindow::parse(text) else {
+                panic!("{text:?} parsed");
+            };
+            assert!(message.starts_with(&format!("{text:?} ")), "{message}");
+            assert!(message.contains("1000000"), "{message}");
+        }
+    }
+
+    #[test]
+    fn dedup_window_is_written_as_read() {
+        assert_eq!(DedupWindow::Events(0).to_toml(), "0");
+        assert_eq!(
+            DedupWindow::Age(Duration::from_secs(90)).to_toml(),
+            "\"1m 30s\""
+        );
+        assert!(DedupWindow::Age(Duration::ZERO).is_empty());
+        assert!(!DedupWindow::Events(1).is_empty());
+    }
 }

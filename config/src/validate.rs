@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::error::Problem;
+use crate::sections::{MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 use crate::Config;
 
 impl Config {
@@ -49,6 +50,25 @@ impl Config {
             "http.max_batch_events",
             self.http.max_batch_events,
         );
+
+        let segment_bytes = self.log.segment_bytes;
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&segment_bytes) {
+            problems.push(Problem::new(
+                "log.segment_bytes",
+                format!(
+                    "{segment_bytes} is not allowed; use a value from {MIN_SEGMENT_BYTES} (4 KiB) to {MAX_SEGMENT_BYTES} (4 GiB)"
+                ),
+            ));
+        }
+        if self.log.dedup_window.is_empty() {
+            problems.push(Problem::new(
+                "log.dedup_window",
+                format!(
+                    "{} is not allowed; use a count of at least 1 event, or a duration longer than zero such as \"24h\"",
+                    self.log.dedup_window.to_toml()
+                ),
+            ));
+        }
 
         for (index, name) in self.domains.enabled.iter().enumerate() {
             let key = format!("domains.enabled[{index}]");

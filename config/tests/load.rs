@@ -4,10 +4,17 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use herald_config::{Config, ConfigError, DomainSettings, LogFormat, SAMPLE_CONFIG};
+use herald_config::{
+    Config, ConfigError, DedupWindow, DomainSettings, FsyncPolicy, LogConfig, LogFormat,
+    SAMPLE_CONFIG,
+};
 
 const KNOWN: &[&str] = &["analytics", "inventory", "orders", "payments", "shipping"];
+
+/// A change to the default config: what a case should load as.
+type Edit = fn(&mut Config);
 
 /// What loading a case should produce.
 enum Expected<'a> {
@@ -191,9 +198,9 @@ fn parse_errors_name_key_source_and_allowed_values() {
         Expected::Parse(&["nope: unknown key; the top level allows: node, http, bus, log, domains, domain, telemetry"]),
     );
     check(
-        "[log]\nsegment_bytes = 1\n",
+        "[log]\nsegment = 1\n",
         &[],
-        Expected::Parse(&["log.segment_bytes: unknown key; [log] takes no keys yet"]),
+        Expected::Parse(&["log.segment: unknown key; [log] allows: fsync, segment_bytes, dedup_window, snapshot_every, snapshot_interval (in "]),
     );
     check(
         "[domain.orders]\ncapacity = 1\n",
@@ -276,7 +283,7 @@ fn invalid_values_are_all_reported() {
     );
     check(
         "[node]\nid = \"\"\n[http]\nbind = \"8080\"\nmax_body_bytes = 0\nworkers = 0\nmax_batch_events = 0\n\
-         [domains]\nenabled = \"orders,orders\"\n[domain.orders]\nmailbox_capacity = 0\n[telemetry]\nlevel = \" \"\n",
+         [log]\nsegment_bytes = 0\ndedup_window = 0\n[domains]\nenabled = \"orders,orders\"\n[domain.orders]\nmailbox_capacity = 0\n[telemetry]\nlevel = \" \"\n",
         &[("HERALD_NODE__DATA_DIR", "")],
         Expected::Invalid(&[
             "node.id: \"\" is empty; give the node a name such as \"herald-1\"",
@@ -285,6 +292,8 @@ fn invalid_values_are_all_reported() {
             "http.max_body_bytes: 0 is not allowed; use a value of at least 1",
             "http.workers: 0 is not allowed; use a value of at least 1",
             "http.max_batch_events: 0 is not allowed; use a value of at least 1",
+            "log.segment_bytes: 0 is not allowed; use a value from 4096 (4 KiB) to 4294967296 (4 GiB)",
+            "log.dedup_window: 0 is not allowed; use a count of at least 1 event, or a duration longer than zero such as \"24h\"",
             "domains.enabled[1]: \"orders\" is already listed at domains.enabled[0]; list each domain once",
             "domain.orders.mailbox_capacity: 0 is not allowed; use a value of at least 1",
             "telemetry.level: \"\" is empty; give a tracing filter such as \"info\" or \"herald=debug,warn\"",
@@ -333,4 +342,279 @@ fn accessors() {
     };
     assert_eq!(only.enabled_domains(KNOWN), ["orders"]);
     assert_eq!(config.bind_addr().port(), 8080);
+}
+
+#[test]
+fn log_defaults() {
+    let log = LogConfig::default();
+    assert_eq!(log.fsync, FsyncPolicy::Always);
+    assert_eq!(log.segment_bytes, 67_108_864);
+    assert_eq!(log.dedup_window, DedupWindow::Events(1_000_000));
+    assert_eq!(log.snapshot_every, 10_000);
+    assert_eq!(log.snapshot_interval, Duration::from_secs(60));
+    assert_eq!(Config::default().log, log);
+    // An empty `[log]`, or one key, leaves the rest at their defaults.
+    check("[log]\n", &[], Expected::Config(|_| {}));
+    check(
+        "[log]\nsnapshot_every = 0\n",
+        &[],
+        Expected::Config(|config| config.log.snapshot_every = 0),
+    );
+}
+
+#[test]
+fn log_keys_from_toml() {
+    check(
+        "[log]\nfsync = \"never\"\nsegment_bytes = 4096\ndedup_window = 500\n\
+         snapshot_every = 10\nsnapshot_interval = \"5m\"\n",
+        &[],
+        Expected::Config(|config| {
+            config.log = LogConfig {
+                fsync: FsyncPolicy::Never,
+                segment_bytes: 4096,
+                dedup_window: DedupWindow::Events(500),
+                snapshot_every: 10,
+                snapshot_interval: Duration::from_secs(300),
+            }
+        }),
+    );
+    check(
+        "[log]\nfsync = \"always\"\nsegment_bytes = 4294967296\n",
+        &[],
+        Expected::Config(|config| config.log.segment_bytes = 4_294_967_296),
+    );
+    let windows: &[(&str, Edit)] = &[
+        ("\"24h\"", |config| {
+            config.log.dedup_window = DedupWindow::Age(Duration::from_secs(86_400))
+        }),
+        ("\"30m\"", |config| {
+            config.log.dedup_window = DedupWindow::Age(Duration::from_secs(1800))
+        }),
+        ("\"90s\"", |config| {
+            config.log.dedup_window = DedupWindow::Age(Duration::from_secs(90))
+        }),
+        ("\"7d\"", |config| {
+            config.log.dedup_window = DedupWindow::Age(Duration::from_secs(7 * 86_400))
+        }),
+        ("\"500ms\"", |config| {
+            config.log.dedup_window = DedupWindow::Age(Duration::from_millis(500))
+        }),
+        // A string of only digits is a count, as an environment variable may deliver it.
+        ("\"1000\"", |config| {
+            config.log.dedup_window = DedupWindow::Events(1000)
+        }),
+        ("1", |config| {
+            config.log.dedup_window = DedupWindow::Events(1)
+        }),
+    ];
+    for (value, edit) in windows {
+        check(
+            &format!("[log]\ndedup_window = {value}\n"),
+            &[],
+            Expected::Config(*edit),
+        );
+    }
+    let intervals: &[(&str, Edit)] = &[
+        ("\"0s\"", |config| {
+            config.log.snapshot_interval = Duration::ZERO
+        }),
+        ("\"1h 30m\"", |config| {
+            config.log.snapshot_interval = Duration::from_secs(5400)
+        }),
+        ("\"500ms\"", |config| {
+            config.log.snapshot_interval = Duration::from_millis(500)
+        }),
+        // Leniently, a whole number of seconds.
+        ("90", |config| {
+            config.log.snapshot_interval = Duration::from_secs(90)
+        }),
+        ("\"90\"", |config| {
+            config.log.snapshot_interval = Duration::from_secs(90)
+        }),
+    ];
+    for (value, edit) in intervals {
+        check(
+            &format!("[log]\nsnapshot_interval = {value}\n"),
+            &[],
+            Expected::Config(*edit),
+        );
+    }
+}
+
+#[test]
+fn log_environment_overrides() {
+    let cases: &[(&str, &str, Edit)] = &[
+        ("HERALD_LOG__FSYNC", "never", |config| {
+            config.log.fsync = FsyncPolicy::Never
+        }),
+        ("HERALD_LOG__SEGMENT_BYTES", "4096", |config| {
+            config.log.segment_bytes = 4096
+        }),
+        ("HERALD_LOG__DEDUP_WINDOW", "500", |config| {
+            config.log.dedup_window = DedupWindow::Events(500)
+        }),
+        ("HERALD_LOG__DEDUP_WINDOW", "\"500\"", |config| {
+            config.log.dedup_window = DedupWindow::Events(500)
+        }),
+        ("HERALD_LOG__DEDUP_WINDOW", "24h", |config| {
+            config.log.dedup_window = DedupWindow::Age(Duration::from_secs(86_400))
+        }),
+        ("HERALD_LOG__SNAPSHOT_EVERY", "10", |config| {
+            config.log.snapshot_every = 10
+        }),
+        ("HERALD_LOG__SNAPSHOT_INTERVAL", "1s", |config| {
+            config.log.snapshot_interval = Duration::from_secs(1)
+        }),
+        ("HERALD_LOG__SNAPSHOT_INTERVAL", "0", |config| {
+            config.log.snapshot_interval = Duration::ZERO
+        }),
+    ];
+    for (name, value, edit) in cases {
+        check("", &[(name, value)], Expected::Config(*edit));
+    }
+    // Overrides win over the file, key by key.
+    check(
+        "[log]\nfsync = \"always\"\ndedup_window = \"1h\"\nsnapshot_every = 5\n",
+        &[
+            ("HERALD_LOG__FSYNC", "never"),
+            ("HERALD_LOG__DEDUP_WINDOW", "1000"),
+        ],
+        Expected::Config(|config| {
+            config.log.fsync = FsyncPolicy::Never;
+            config.log.dedup_window = DedupWindow::Events(1000);
+            config.log.snapshot_every = 5;
+        }),
+    );
+}
+
+#[test]
+fn log_bad_values_name_key_and_value() {
+    const WINDOW_FORMS: &str = "use a count of events such as 1000000, or a duration such as \"24h\", \"30m\", \"90s\", \"7d\" or \"500ms\"";
+    const DURATION_FORMS: &str = "write it like \"90s\", \"30m\", \"24h\", \"7d\", \"500ms\" or \"1h 30m\", or as a whole number of seconds";
+    check(
+        "[log]\nfsync = \"sometimes\"\n",
+        &[],
+        Expected::Parse(&[
+            "log.fsync: unknown value \"sometimes\"; allowed values are: always, never (in ",
+        ]),
+    );
+    check(
+        "",
+        &[("HERALD_LOG__FSYNC", "sometimes")],
+        Expected::Parse(&["log.fsync: unknown value \"sometimes\"; allowed values are: always, never (in environment variable HERALD_LOG__FSYNC)"]),
+    );
+    check(
+        "[log]\ndedup_window = \"soon\"\n",
+        &[],
+        Expected::Parse(&[&format!(
+            "log.dedup_window: \"soon\" is neither a count of events nor a duration; {WINDOW_FORMS} (in "
+        )]),
+    );
+    check(
+        "",
+        &[("HERALD_LOG__DEDUP_WINDOW", "soon")],
+        Expected::Parse(&[&format!(
+            "log.dedup_window: \"soon\" is neither a count of events nor a duration; {WINDOW_FORMS} (in environment variable HERALD_LOG__DEDUP_WINDOW)"
+        )]),
+    );
+    check(
+        "[log]\ndedup_window = -5\n",
+        &[],
+        Expected::Parse(&[&format!(
+            "log.dedup_window: -5 is negative; {WINDOW_FORMS} (in "
+        )]),
+    );
+    check(
+        "[log]\ndedup_window = 1.5\n",
+        &[],
+        Expected::Parse(&[
+            "log.dedup_window: invalid type: found float `1.5`, expected a count of events such as 1000000 or a duration such as \"24h\"",
+        ]),
+    );
+    check(
+        "[log]\nsnapshot_interval = \"x\"\n",
+        &[],
+        Expected::Parse(&[
+            "log.snapshot_interval: \"x\" is not a duration (",
+            &format!("); {DURATION_FORMS} (in "),
+        ]),
+    );
+    check(
+        "",
+        &[("HERALD_LOG__SNAPSHOT_INTERVAL", "x")],
+        Expected::Parse(&[
+            "log.snapshot_interval: \"x\" is not a duration (",
+            &format!("); {DURATION_FORMS} (in environment variable HERALD_LOG__SNAPSHOT_INTERVAL)"),
+        ]),
+    );
+    check(
+        "[log]\nsnapshot_interval = -1\n",
+        &[],
+        Expected::Parse(&[&format!(
+            "log.snapshot_interval: -1 is negative; {DURATION_FORMS} (in "
+        )]),
+    );
+    check(
+        "[log]\nsegment_bytes = \"big\"\n",
+        &[],
+        Expected::Parse(&[
+            "log.segment_bytes: invalid type: found string \"big\", expected u64 (in ",
+        ]),
+    );
+
+    // Values that parse but are out of range are validation problems, all reported.
+    check(
+        "[log]\nsegment_bytes = 10\n",
+        &[],
+        Expected::Invalid(&[
+            "log.segment_bytes: 10 is not allowed; use a value from 4096 (4 KiB) to 4294967296 (4 GiB)",
+        ]),
+    );
+    check(
+        "[log]\nsegment_bytes = 4294967297\ndedup_window = \"0s\"\n",
+        &[],
+        Expected::Invalid(&[
+            "log.segment_bytes: 4294967297 is not allowed; use a value from 4096 (4 KiB) to 4294967296 (4 GiB)",
+            "log.dedup_window: \"0s\" is not allowed; use a count of at least 1 event, or a duration longer than zero such as \"24h\"",
+        ]),
+    );
+    check(
+        "[log]\ndedup_window = 0\n",
+        &[],
+        Expected::Invalid(&[
+            "log.dedup_window: 0 is not allowed; use a count of at least 1 event, or a duration longer than zero such as \"24h\"",
+        ]),
+    );
+    check(
+        "",
+        &[
+            ("HERALD_LOG__SEGMENT_BYTES", "10"),
+            ("HERALD_LOG__DEDUP_WINDOW", "0"),
+        ],
+        Expected::Invalid(&[
+            "log.segment_bytes: 10 is not allowed; use a value from 4096 (4 KiB) to 4294967296 (4 GiB) (in environment variable HERALD_LOG__SEGMENT_BYTES)",
+            "log.dedup_window: 0 is not allowed; use a count of at least 1 event, or a duration longer than zero such as \"24h\" (in environment variable HERALD_LOG__DEDUP_WINDOW)",
+        ]),
+    );
+}
+
+/// What `Config` serializes to reads back as the same config.
+#[test]
+fn log_serializes_to_what_it_reads() {
+    use figment::providers::Serialized;
+    use figment::Figment;
+
+    for dedup_window in [
+        DedupWindow::Events(42),
+        DedupWindow::Age(Duration::from_secs(90)),
+        DedupWindow::Age(Duration::from_millis(1500)),
+    ] {
+        let mut config = Config::default();
+        config.log.dedup_window = dedup_window;
+        config.log.snapshot_interval = Duration::from_secs(3661);
+        let read: Config = Figment::from(Serialized::defaults(&config))
+            .extract()
+            .unwrap();
+        assert_eq!(read, config);
+    }
 }

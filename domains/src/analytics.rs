@@ -37,7 +37,7 @@ const EVERY_OTHER_TYPE: &[&str] = &[
 ];
 
 /// The analytics domain: counts and sums over the whole saga.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Analytics {
     events_by_type: BTreeMap<String, u64>,
     orders_placed: u64,

@@ -90,7 +90,7 @@ herald_runtime::events! {
 }
 
 /// The units of one sku, by where they are.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Stock {
     available: u64,
     reserved: u64,
@@ -98,7 +98,7 @@ struct Stock {
 }
 
 /// What inventory did for one order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Allocation {
     /// Set aside, waiting for dispatch or release.
     Reserved(Vec<StockLine>),
@@ -113,7 +113,7 @@ enum Allocation {
 }
 
 /// The inventory domain: stock per sku and what each order holds of it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
     stock: BTreeMap<String, Stock>,
     allocations: BTreeMap<String, Allocation>,

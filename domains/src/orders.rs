@@ -87,7 +87,7 @@ herald_runtime::events! {
 }
 
 /// Where an order stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Status {
     Placed,
     Reserved,
@@ -136,7 +136,7 @@ impl Status {
 }
 
 /// One order as orders knows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Order {
     customer: String,
     total: u64,
@@ -144,7 +144,7 @@ struct Order {
 }
 
 /// The orders domain: every order placed, with its status.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Orders {
     orders: BTreeMap<String, Order>,
 }

@@ -83,7 +83,7 @@ herald_runtime::events! {
 }
 
 /// One customer's money.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Account {
     /// What is left to spend.
     credit: u64,
@@ -92,14 +92,14 @@ struct Account {
 }
 
 /// Who pays for an order, and how much.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Bill {
     customer: String,
     total: u64,
 }
 
 /// What payments did about an order, from its own events.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 enum Outcome {
     #[default]
     Undecided,
@@ -112,7 +112,7 @@ enum Outcome {
 }
 
 /// Payments' model of one order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct OrderPayment {
     bill: Option<Bill>,
     reserved: bool,
@@ -121,7 +121,7 @@ struct OrderPayment {
 }
 
 /// The payments domain: credit per customer and a payment decision per order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Payments {
     accounts: BTreeMap<String, Account>,
     orders: BTreeMap<String, OrderPayment>,

@@ -61,7 +61,7 @@ herald_runtime::events! {
 }
 
 /// Where a shipment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Status {
     Scheduled,
     Dispatched,
@@ -81,7 +81,7 @@ impl Status {
 }
 
 /// The shipping domain: one shipment per paid order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Shipping {
     shipments: BTreeMap<String, Status>,
     /// Every order shipping has seen cancelled, so a late capture schedules nothing.

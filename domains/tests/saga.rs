@@ -7,7 +7,7 @@ use herald_runtime::catalog::DomainDescription;
 use herald_runtime::envelope::{JSON_CONTENT_TYPE, SPEC_VERSION};
 use herald_runtime::hosted::HostedDomain;
 use herald_runtime::log::{EventLog, MemoryLog};
-use herald_runtime::replay::rebuild;
+use herald_runtime::replay::{rebuild, replay_limit, Start};
 use herald_runtime::Envelope;
 use serde_json::{json, Value};
 
@@ -21,10 +21,8 @@ struct Member {
 }
 
 impl Member {
-    fn subscribes_to(&self, event: &Envelope) -> bool {
-        self.description
-            .subscriptions
-            .contains(&event.event_type.as_str())
+    fn subscribes_to(&self, event_type: &str) -> bool {
+        self.description.subscriptions.contains(&event_type)
     }
 }
 
@@ -101,7 +99,7 @@ impl Saga {
         while progressed {
             progressed = false;
             for member in &mut self.members {
-                let wanted = |event: &Envelope| member.subscribes_to(event);
+                let wanted = |event_type: &str| member.subscribes_to(event_type);
                 let batch = self
                     .log
                     .read_after(member.cursor, 1000, &wanted)
@@ -137,10 +135,31 @@ impl Saga {
                     .find(|entry| entry.name == member.description.name)
                     .expect("registered")
                     .create();
-                let wanted = |event: &Envelope| member.subscribes_to(event);
-                let replayed = rebuild(fresh.as_mut(), &self.log, &wanted, self.log.head(), TIME)
-                    .expect("rebuilt");
+                let wanted = |event_type: &str| member.subscribes_to(event_type);
+                let upto = replay_limit(&self.log, member.description.name).expect("limit");
+                let replayed = rebuild(
+                    fresh.as_mut(),
+                    &self.log,
+                    &wanted,
+                    Start::default(),
+                    upto,
+                    TIME,
+                )
+                .expect("rebuilt");
                 assert!(replayed.missing.is_empty(), "{:?}", replayed.missing);
+                // Inputs after the replay limit caused no reactions: handling them as the
+                // host does after replay emits nothing new.
+                let later = self
+                    .log
+                    .read_after(replayed.cursor, usize::MAX, &wanted)
+                    .expect("read");
+                for record in later.records {
+                    let emitted = fresh.handle(&record.envelope, TIME).expect("handled");
+                    assert!(
+                        emitted.is_empty(),
+                        "input after the limit reacted: {emitted:?}"
+                    );
+                }
                 fresh
             })
             .collect()

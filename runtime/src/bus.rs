@@ -1,11 +1,8 @@
-//! The in-process bus: appends to the event log and wakes the domains subscribed to what
-//! was appended. Subscribers pull by cursor, so the bus carries signals, never events: a
-//! slow domain is a backlog in the log, not a growing queue in memory.
+//! The in-process bus: appends to the event log and, once appended events are durable,
+//! wakes the domains. Subscribers pull by cursor, so the bus carries
+//! signals, never events: a slow domain is a backlog in the log, not a queue in memory.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use dashmap::DashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::envelope::Envelope;
 use crate::log::{EventLog, LogError, Record};
@@ -16,23 +13,32 @@ pub trait Subscriber: Send + Sync {
     fn wake(&self);
 }
 
-/// A subscribed domain and how to wake it.
-type Subscription = (String, Arc<dyn Subscriber>);
-
 /// The log plus a registry of who consumes which event type.
+///
+/// Every subscriber is woken each time the log's durable offset advances, whatever was
+/// appended: a wake is one coalesced message, and reading past records of types a domain
+/// does not consume costs an index lookup each. So every cursor follows the head, and a
+/// subscriber's lag is simply how far its cursor is behind.
 pub struct Bus {
     log: Arc<dyn EventLog>,
-    /// Event type to (domain, subscriber) pairs.
-    subscribers: DashMap<String, Vec<Subscription>>,
+    wakers: Arc<RwLock<Vec<Arc<dyn Subscriber>>>>,
 }
 
 impl Bus {
     /// A bus over `log` with no subscribers yet.
     pub fn new(log: Arc<dyn EventLog>) -> Self {
-        Self {
-            log,
-            subscribers: DashMap::new(),
-        }
+        let wakers: Arc<RwLock<Vec<Arc<dyn Subscriber>>>> = Arc::default();
+        let to_wake = Arc::clone(&wakers);
+        log.durability().listen(Box::new(move |_| {
+            for subscriber in to_wake
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+            {
+                subscriber.wake();
+            }
+        }));
+        Self { log, wakers }
     }
 
     /// The log behind the bus, for reading.
@@ -40,48 +46,28 @@ impl Bus {
         self.log.as_ref()
     }
 
-    /// Registers `domain` to be woken when events of any of `types` are appended.
-    pub fn subscribe(&self, domain: &str, types: &[&str], subscriber: Arc<dyn Subscriber>) {
-        for event_type in types {
-            self.subscribers
-                .entry((*event_type).to_owned())
-                .or_default()
-                .push((domain.to_owned(), Arc::clone(&subscriber)));
-        }
+    /// The log behind the bus, shared.
+    pub fn shared_log(&self) -> Arc<dyn EventLog> {
+        Arc::clone(&self.log)
     }
 
-    /// Appends `events` to `stream` (see [`EventLog::append`]) and wakes their subscribers.
+    /// Registers `subscriber` to be woken whenever new events are durable; it reads the
+    /// types it consumes from the log itself.
+    pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
+        self.wakers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(subscriber);
+    }
+
+    /// Appends `events` to `stream` (see [`EventLog::append`]); subscribers are woken once
+    /// they are durable.
     pub fn append(
         &self,
         stream: &str,
         consumed: u64,
         events: Vec<Envelope>,
     ) -> Result<Vec<Arc<Record>>, LogError> {
-        let records = self.log.append(stream, consumed, events)?;
-        self.wake_subscribers(&records);
-        Ok(records)
-    }
-
-    fn wake_subscribers(&self, records: &[Arc<Record>]) {
-        // Wake each subscriber once per append, however many of its types were appended.
-        let mut to_wake: HashMap<String, Arc<dyn Subscriber>> = HashMap::new();
-        let mut seen_types: Vec<&str> = Vec::new();
-        for record in records {
-            let event_type = record.envelope.event_type.as_str();
-            if seen_types.contains(&event_type) {
-                continue;
-            }
-            seen_types.push(event_type);
-            if let Some(entry) = self.subscribers.get(event_type) {
-                for (domain, subscriber) in entry.iter() {
-                    to_wake
-                        .entry(domain.clone())
-                        .or_insert_with(|| Arc::clone(subscriber));
-                }
-            }
-        }
-        for subscriber in to_wake.values() {
-            subscriber.wake();
-        }
+        self.log.append(stream, consumed, events)
     }
 }

@@ -262,6 +262,32 @@ impl Catalog {
             .find(|d| d.name == domain)
     }
 
+    /// The names of the domains this node hosts.
+    pub fn hosted(&self) -> Vec<&'static str> {
+        self.domains
+            .iter()
+            .filter(|(_, hosted)| *hosted)
+            .map(|(d, _)| d.name)
+            .collect()
+    }
+
+    /// The hosted domains that consume events of `stream` (a domain's name).
+    pub fn subscribers_of(&self, stream: &str) -> Vec<&'static str> {
+        let Some(owner) = self.description(stream) else {
+            return Vec::new();
+        };
+        self.domains
+            .iter()
+            .filter(|(d, hosted)| {
+                *hosted
+                    && d.subscriptions
+                        .iter()
+                        .any(|s| owner.types.iter().any(|t| t.name == *s))
+            })
+            .map(|(d, _)| d.name)
+            .collect()
+    }
+
     /// The topology as served by `GET /v1/domains`.
     pub fn to_json(&self) -> Value {
         let domains: Vec<Value> = self

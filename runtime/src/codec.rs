@@ -13,8 +13,10 @@ pub enum FormatTag {
     EnvelopeV1 = 1,
     /// A log record (envelope plus node-wide position) in layout 1.
     RecordV1 = 2,
-    /// A domain snapshot in layout 1.
+    /// A domain snapshot (positions plus state) in layout 1.
     SnapshotV1 = 3,
+    /// A domain's state, as the domain's own serde layout.
+    StateV1 = 4,
 }
 
 impl FormatTag {
@@ -23,6 +25,7 @@ impl FormatTag {
             1 => Some(Self::EnvelopeV1),
             2 => Some(Self::RecordV1),
             3 => Some(Self::SnapshotV1),
+            4 => Some(Self::StateV1),
             _ => None,
         }
     }

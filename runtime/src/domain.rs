@@ -11,8 +11,12 @@ pub type Params = BTreeMap<String, String>;
 /// One bounded context: owns its state and its events, and talks to others only by events.
 ///
 /// Domain code is pure and deterministic: no I/O, no clocks, no randomness. The runtime
-/// hands in everything a domain needs, which is what makes replay and testing work.
-pub trait Domain: Default + Send + Sync + 'static {
+/// hands in everything a domain needs, which is what makes replay and testing work. The
+/// state is serde-serializable so the runtime can snapshot it (derive both; keep to types
+/// bincode can encode: no `serde_json::Value`, no `#[serde(untagged)]` or `flatten`).
+pub trait Domain:
+    Default + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+{
     /// The domain's name; also its stream's name.
     const NAME: &'static str;
     /// The events this domain owns (and alone appends).

@@ -98,6 +98,12 @@ impl Envelope {
         for (name, value) in &self.extensions {
             put(name, value.clone().into());
         }
+        if let Some(cause) = &self.cause {
+            put("causesource", cause.source.clone().into());
+            put("causeid", cause.id.clone().into());
+            put("causestream", cause.position.stream.clone().into());
+            put("causesequence", cause.position.sequence.into());
+        }
         put("stream", self.stream.clone().into());
         put("sequence", self.sequence.into());
         put("data", self.data_json());

@@ -2,6 +2,7 @@
 //! the node holds a plain list of them.
 
 use crate::catalog::DomainDescription;
+use crate::codec::{self, CodecError, FormatTag};
 use crate::domain::{Domain, HandleError, Params, QueryError, Rejection};
 use crate::envelope::{Cause, Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
 use crate::event::{DataError, Event};
@@ -46,6 +47,10 @@ pub trait HostedDomain: Send + Sync {
     fn entity(&self, key: &str) -> Option<serde_json::Value>;
     /// A named query.
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError>;
+    /// The whole state as bytes, for a snapshot.
+    fn save_state(&self) -> Result<Vec<u8>, CodecError>;
+    /// Replaces the whole state with one saved by [`HostedDomain::save_state`].
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), CodecError>;
 }
 
 struct Hosted<D: Domain>(D);
@@ -97,6 +102,15 @@ impl<D: Domain> HostedDomain for Hosted<D> {
 
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
         self.0.query(name, params)
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, CodecError> {
+        codec::encode(FormatTag::StateV1, &self.0)
+    }
+
+    fn load_state(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        self.0 = codec::decode(FormatTag::StateV1, bytes)?;
+        Ok(())
     }
 }
 

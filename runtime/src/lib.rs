@@ -12,9 +12,10 @@
 //! - [`hosted`]: a domain behind an object-safe interface, so one host actor serves every domain.
 //! - [`catalog`]: the topology: every domain's types, schemas, ingress and subscriptions.
 //! - [`cloudevent`]: parsing CloudEvents JSON from clients into envelopes, with precise errors.
-//! - [`log`]: the event-log interface and the in-memory log.
+//! - [`log`]: the event log: its interface, the durable segment-file log, and an in-memory one.
 //! - [`bus`]: appends to the log and wakes the domains subscribed to what was appended.
 //! - [`replay`]: rebuilding a domain's state from the log.
+//! - [`snapshot`]: a domain's state saved with the log positions it reflects.
 //! - [`testing`]: given/when/then for testing a domain without a node.
 
 pub mod bus;
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod log;
 pub mod outbox;
 pub mod replay;
+pub mod snapshot;
 pub mod testing;
 
 pub use domain::{Domain, HandleError, Params, QueryError, Rejection};

@@ -20,7 +20,8 @@ use tokio::sync::oneshot;
 
 use super::problem::Problem;
 use super::state::{GatewayState, HostHandle};
-use crate::host::{Decision, Ingest, IngestError, Outcome, Prepare};
+use super::streams::log_problem;
+use crate::host::{Committed, Decision, Ingest, IngestError, Outcome, Prepare};
 
 /// Structured mode: one event as a JSON object.
 pub const STRUCTURED: &str = "application/cloudevents+json";
@@ -78,7 +79,14 @@ pub async fn post_events(
             .or_default()
             .push((index, event.envelope));
     }
-    let outcomes = dispatch(&state, mode, groups).await?;
+    let (outcomes, sync_to) = dispatch(&state, mode, groups).await?;
+    // Durable before acknowledged: the answer waits for the group commit.
+    state
+        .log
+        .durability()
+        .wait(sync_to)
+        .await
+        .map_err(log_problem)?;
     Ok(respond(mode, outcomes))
 }
 
@@ -373,7 +381,7 @@ async fn dispatch(
     state: &GatewayState,
     mode: Mode,
     groups: BTreeMap<&'static str, Vec<(usize, Envelope)>>,
-) -> Result<Outcomes, Problem> {
+) -> Result<(Outcomes, u64), Problem> {
     let mut prepared: Vec<Group> = Vec::new();
     for (domain, group) in groups {
         prepared.push((domain, state.host(domain)?, group));
@@ -381,7 +389,7 @@ async fn dispatch(
     if prepared.len() == 1 {
         let (domain, host, group) = prepared.remove(0);
         let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.into_iter().unzip();
-        let outcomes = host
+        let Committed { outcomes, sync_to } = host
             .addr
             .send(Ingest {
                 events: envelopes.clone(),
@@ -389,7 +397,7 @@ async fn dispatch(
             .await
             .map_err(|_| host_gone(domain))?
             .map_err(|error| ingest_problem(error, domain, mode, &indexes))?;
-        return Ok(zip_outcomes(indexes, outcomes, envelopes));
+        return Ok((zip_outcomes(indexes, outcomes, envelopes), sync_to));
     }
     // Phase one: every domain validates and holds; any refusal aborts them all.
     let mut decisions = Vec::new();
@@ -424,16 +432,18 @@ async fn dispatch(
         replies.push(answer);
     }
     let mut outcomes = Vec::new();
+    let mut sync_to = 0;
     for ((domain, _, group), answer) in prepared.into_iter().zip(replies) {
         let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.into_iter().unzip();
         let committed = answer
             .await
             .map_err(|_| host_gone(domain))?
             .map_err(|error| ingest_problem(error, domain, mode, &indexes))?;
-        outcomes.extend(zip_outcomes(indexes, committed, envelopes));
+        sync_to = sync_to.max(committed.sync_to);
+        outcomes.extend(zip_outcomes(indexes, committed.outcomes, envelopes));
     }
     outcomes.sort_by_key(|(index, _, _)| *index);
-    Ok(outcomes)
+    Ok((outcomes, sync_to))
 }
 
 fn zip_outcomes(indexes: Vec<usize>, outcomes: Vec<Outcome>, envelopes: Vec<Envelope>) -> Outcomes {

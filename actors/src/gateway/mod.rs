@@ -9,6 +9,7 @@ mod ingest;
 mod problem;
 mod queries;
 mod state;
+mod streams;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
@@ -38,6 +39,21 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/domains/{domain}/queries/{name}")
                 .route(web::get().to(queries::query))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/streams")
+                .route(web::get().to(streams::list_streams))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/streams/{stream}/events")
+                .route(web::get().to(streams::events))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/streams/{stream}/tail")
+                .route(web::get().to(streams::tail))
                 .default_service(web::to(problem::method_not_allowed)),
         )
         .route("/healthz", web::get().to(health::healthz))

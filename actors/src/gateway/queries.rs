@@ -6,6 +6,7 @@ use herald_runtime::{Params, QueryError};
 
 use super::problem::Problem;
 use super::state::GatewayState;
+use super::streams::log_problem;
 
 /// `GET /v1/domains`: every domain, its types with schemas, ingress and subscriptions.
 pub async fn list_domains(state: web::Data<GatewayState>) -> HttpResponse {
@@ -18,8 +19,16 @@ pub async fn entity(
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let (domain, key) = path.into_inner();
-    let host = state.host(&domain)?;
-    match host.view.entity(&key) {
+    let host = state.ready_host(&domain)?;
+    let (entity, reflects) = host.view.entity(&key);
+    // Never show state a crash could still take back.
+    state
+        .log
+        .durability()
+        .wait(reflects)
+        .await
+        .map_err(log_problem)?;
+    match entity {
         Some(entity) => Ok(HttpResponse::Ok().json(entity)),
         None => Err(Problem::new(
             StatusCode::NOT_FOUND,
@@ -39,8 +48,15 @@ pub async fn query(
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let (domain, name) = path.into_inner();
-    let host = state.host(&domain)?;
-    match host.view.query(&name, &params) {
+    let host = state.ready_host(&domain)?;
+    let (answer, reflects) = host.view.query(&name, &params);
+    state
+        .log
+        .durability()
+        .wait(reflects)
+        .await
+        .map_err(log_problem)?;
+    match answer {
         Ok(answer) => Ok(HttpResponse::Ok().json(answer)),
         Err(error @ QueryError::UnknownQuery { .. }) => Err(Problem::new(
             StatusCode::NOT_FOUND,

@@ -6,6 +6,8 @@ use actix::Addr;
 use actix_web::http::StatusCode;
 use dashmap::DashMap;
 use herald_runtime::catalog::Catalog;
+use herald_runtime::log::EventLog;
+use tokio::sync::watch;
 
 use super::problem::Problem;
 use crate::host::{DomainHost, DomainView};
@@ -36,6 +38,10 @@ pub struct GatewayState {
     pub hosts: Arc<DashMap<&'static str, HostHandle>>,
     /// Request limits.
     pub limits: Limits,
+    /// The event log, for the read API and for waiting on durability.
+    pub log: Arc<dyn EventLog>,
+    /// Turns true when the node shuts down, ending long-lived responses (tails).
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl GatewayState {
@@ -59,6 +65,24 @@ impl GatewayState {
             .get(domain)
             .map(|handle| handle.value().clone())
             .ok_or_else(|| not_hosted(domain))
+    }
+
+    /// Like [`GatewayState::host`], and 503 while the domain is still recovering.
+    pub fn ready_host(&self, domain: &str) -> Result<HostHandle, Problem> {
+        let host = self.host(domain)?;
+        if host.view.is_ready() {
+            return Ok(host);
+        }
+        Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "domain-not-ready",
+            "Domain not ready",
+            format!(
+                "domain \"{domain}\" is still recovering its state from the log; retry shortly"
+            ),
+        )
+        .with("domain", domain)
+        .retry_after(1))
     }
 }
 

@@ -23,6 +23,16 @@ impl Outcome {
     }
 }
 
+/// What a committed group of ingress events answers: each event's outcome, and the log
+/// offset that must be durable before the client may be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// One outcome per event, in the order sent.
+    pub outcomes: Vec<Outcome>,
+    /// The highest offset among the events (new or original); 0 when nothing to wait for.
+    pub sync_to: u64,
+}
+
 /// Why a group of ingress events was refused as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
@@ -44,7 +54,7 @@ pub enum IngestError {
 
 /// Ingress events for the host's domain: deduplicated, validated and appended all or none.
 #[derive(Message)]
-#[rtype(result = "Result<Vec<Outcome>, IngestError>")]
+#[rtype(result = "Result<Committed, IngestError>")]
 pub struct Ingest {
     /// Parsed and schema-checked envelopes, in client order.
     pub events: Vec<Envelope>,
@@ -54,7 +64,7 @@ pub struct Ingest {
 #[derive(Debug)]
 pub enum Decision {
     /// Append what was prepared and answer through the sender.
-    Commit(oneshot::Sender<Result<Vec<Outcome>, IngestError>>),
+    Commit(oneshot::Sender<Result<Committed, IngestError>>),
     /// Forget what was prepared.
     Abort,
 }

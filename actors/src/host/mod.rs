@@ -2,9 +2,13 @@
 //!
 //! It owns the domain's state (shared read-only with the gateway through a [`DomainView`]),
 //! serializes the domain's ingress, and consumes the domain's inputs by cursor: the bus
-//! only wakes it, and it pulls what is new from the log, in node-wide log order.
+//! only wakes it, and it pulls what is new (and durable) from the log, in node-wide order.
+//! On start it recovers: latest valid snapshot, replay, then ordinary consumption of what
+//! is left (see `recovery.rs`).
 
 mod messages;
+mod recovery;
+mod snapshots;
 mod view;
 
 use std::collections::HashSet;
@@ -16,12 +20,17 @@ use herald_runtime::bus::{Bus, Subscriber};
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
 use herald_runtime::log::Record;
-use herald_runtime::{replay, Envelope, Position};
+use herald_runtime::replay::{self, Start};
+use herald_runtime::snapshot::Snapshot;
+use herald_runtime::{Envelope, Position};
 use tracing::{debug, error, info, warn};
 
 pub(crate) use messages::Wake;
-pub use messages::{Decision, Drain, Ingest, IngestError, Outcome, Prepare};
+pub use messages::{Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare};
+pub use snapshots::SnapshotSettings;
 pub use view::DomainView;
+
+use snapshots::Snapshots;
 
 /// Inputs handled per turn before the host yields to ingress and other messages.
 const PULL_BATCH: usize = 256;
@@ -34,6 +43,8 @@ pub struct HostArgs {
     pub bus: Arc<Bus>,
     /// Bound of its mailbox; a full mailbox makes the gateway wait.
     pub mailbox_capacity: usize,
+    /// When and where to snapshot.
+    pub snapshots: SnapshotSettings,
 }
 
 /// The actor hosting one domain.
@@ -44,8 +55,14 @@ pub struct DomainHost {
     subscriptions: Arc<HashSet<String>>,
     /// Every input at or before this node-wide offset has been handled.
     cursor: u64,
+    /// The last own sequence applied, and its offset.
+    own_sequence: u64,
+    own_offset: u64,
     wake_pending: Arc<AtomicBool>,
     mailbox_capacity: usize,
+    snapshots: Snapshots,
+    /// A snapshot is due; taken at the end of the current message.
+    snapshot_pending: bool,
 }
 
 impl DomainHost {
@@ -63,8 +80,12 @@ impl DomainHost {
             bus: args.bus,
             subscriptions: Arc::new(subscriptions),
             cursor: 0,
+            own_sequence: 0,
+            own_offset: 0,
             wake_pending: Arc::new(AtomicBool::new(false)),
             mailbox_capacity: args.mailbox_capacity,
+            snapshots: Snapshots::new(args.snapshots),
+            snapshot_pending: false,
         }
     }
 
@@ -77,31 +98,46 @@ impl DomainHost {
         self.entry.name
     }
 
-    /// Replaces the state with one rebuilt from the log, up to the current cursor.
-    fn rebuild(&mut self) -> Result<(), replay::ReplayError> {
+    fn publish_positions(&self) {
+        self.view
+            .set_positions(self.cursor, self.cursor.max(self.own_offset));
+    }
+
+    /// Replaces the state with one rebuilt from the last snapshot plus the log, up to the
+    /// current cursor: the way back after admitted events were not appended.
+    fn rebuild(&mut self) -> Result<(), String> {
         let mut fresh = self.entry.create();
+        let start = match &self.snapshots.base {
+            Some(base) => {
+                fresh
+                    .load_state(&base.state)
+                    .map_err(|error| format!("the last snapshot does not load: {error}"))?;
+                Start {
+                    cursor: base.cursor,
+                    own_sequence: base.own_sequence,
+                }
+            }
+            None => Start::default(),
+        };
         let subscriptions = Arc::clone(&self.subscriptions);
         let replayed = replay::rebuild(
             fresh.as_mut(),
             self.bus.log(),
-            &|envelope: &Envelope| subscriptions.contains(&envelope.event_type),
+            &|event_type: &str| subscriptions.contains(event_type),
+            start,
             self.cursor,
             &now_rfc3339(),
-        )?;
+        )
+        .map_err(|error| error.to_string())?;
         debug!(
             domain = self.name(),
             applied = replayed.applied,
             handled = replayed.handled,
             "domain state rebuilt from the log"
         );
-        if !replayed.missing.is_empty() {
-            // Only a crash between handling and appending leaves reactions unlogged; the
-            // in-memory log cannot outlive a crash, so this is a bug if it happens.
-            warn!(
-                domain = self.name(),
-                missing = replayed.missing.len(),
-                "replay found reactions that are not in the log"
-            );
+        if replayed.applied > 0 {
+            self.own_sequence = replayed.own_sequence;
+            self.own_offset = replayed.own_offset;
         }
         *self.view.write() = fresh;
         Ok(())
@@ -110,7 +146,7 @@ impl DomainHost {
     /// Handles up to `limit` new inputs; answers how many it handled and whether more wait.
     fn pull(&mut self, limit: usize) -> (u64, bool) {
         let subscriptions = Arc::clone(&self.subscriptions);
-        let wanted = |envelope: &Envelope| subscriptions.contains(&envelope.event_type);
+        let wanted = |event_type: &str| subscriptions.contains(event_type);
         let batch = match self.bus.log().read_after(self.cursor, limit, &wanted) {
             Ok(batch) => batch,
             Err(error) => {
@@ -123,7 +159,8 @@ impl DomainHost {
             self.handle_input(record);
         }
         let more = batch.scanned_to < self.bus.log().head();
-        self.cursor = batch.scanned_to;
+        self.cursor = self.cursor.max(batch.scanned_to);
+        self.publish_positions();
         (handled, more)
     }
 
@@ -131,7 +168,8 @@ impl DomainHost {
     /// under the write lock so queries see the step whole or not at all.
     fn handle_input(&mut self, record: &Record) {
         let input = &record.envelope;
-        let mut domain = self.view.write();
+        let view = self.view.clone();
+        let mut domain = view.write();
         let emitted = match domain.handle(input, &now_rfc3339()) {
             Ok(emitted) => emitted,
             Err(error) => {
@@ -153,30 +191,42 @@ impl DomainHost {
             return;
         }
         match self.bus.append(self.entry.name, record.offset, emitted) {
-            Ok(records) => apply_all(domain.as_mut(), &records),
+            Ok(records) => {
+                apply_all(domain.as_mut(), &records);
+                self.note_own(&records);
+            }
             Err(error) => {
                 error!(domain = self.name(), %error, "cannot append emitted events");
                 drop(domain);
                 // The handler may have changed read-model state for an input whose
                 // reaction is not logged: go back to what the log says.
                 self.cursor = record.offset - 1;
-                if let Err(error) = self.rebuild() {
-                    error!(domain = self.name(), %error, "rebuild failed");
-                }
+                self.restore();
             }
+        }
+    }
+
+    fn note_own(&mut self, records: &[Arc<Record>]) {
+        if let Some(last) = records.last() {
+            self.own_sequence = last.envelope.sequence;
+            self.own_offset = last.offset;
         }
     }
 
     /// Deduplicates and admits `events` into the state; returns what to append.
     fn stage(&mut self, events: Vec<Envelope>) -> Result<Staged, IngestError> {
         let mut staged = Staged::default();
-        let mut domain = self.view.write();
+        let view = self.view.clone();
+        let mut domain = view.write();
         let log = self.bus.log();
         let mut admitted_any = false;
         for (index, event) in events.into_iter().enumerate() {
             // Deduplication runs before validation: a resent event is not a conflict.
-            if let Some(position) = log.find(self.entry.name, &event.source, &event.id) {
-                staged.slots.push(Slot::Duplicate(position));
+            if let Some(original) = log.find(self.entry.name, &event.source, &event.id) {
+                staged.sync_to = staged.sync_to.max(original.offset);
+                staged
+                    .slots
+                    .push(Slot::Duplicate(original.envelope.position()));
                 continue;
             }
             let same = |e: &Envelope| e.source == event.source && e.id == event.id;
@@ -187,7 +237,7 @@ impl DomainHost {
             if let Err(refusal) = domain.admit(&event) {
                 drop(domain);
                 if admitted_any {
-                    self.restore_after_refusal();
+                    self.restore();
                 }
                 return Err(IngestError::Refused { index, refusal });
             }
@@ -199,33 +249,45 @@ impl DomainHost {
     }
 
     /// Appends what was staged; on failure the state goes back to the log's.
-    fn commit(&mut self, staged: Staged) -> Result<Vec<Outcome>, IngestError> {
-        let Staged { slots, appends } = staged;
+    fn commit(&mut self, staged: Staged) -> Result<Committed, IngestError> {
+        let Staged {
+            slots,
+            appends,
+            mut sync_to,
+        } = staged;
+        let appended = appends.len() as u64;
         let positions: Vec<Position> = if appends.is_empty() {
             Vec::new()
         } else {
             match self.bus.append(self.entry.name, self.cursor, appends) {
-                Ok(records) => records.iter().map(|r| r.envelope.position()).collect(),
+                Ok(records) => {
+                    self.note_own(&records);
+                    sync_to = sync_to.max(self.own_offset);
+                    records.iter().map(|r| r.envelope.position()).collect()
+                }
                 Err(error) => {
-                    self.restore_after_refusal();
+                    self.restore();
                     return Err(IngestError::Log(error.to_string()));
                 }
             }
         };
-        Ok(slots
+        self.publish_positions();
+        let outcomes = slots
             .into_iter()
             .map(|slot| match slot {
                 Slot::Duplicate(position) => Outcome::Duplicate(position),
                 Slot::DuplicateOfStaged(index) => Outcome::Duplicate(positions[index].clone()),
                 Slot::New(index) => Outcome::Accepted(positions[index].clone()),
             })
-            .collect())
+            .collect();
+        self.snapshots_note(appended);
+        Ok(Committed { outcomes, sync_to })
     }
 
     /// Admitted but unappended events changed the state: rebuild it from the log.
-    fn restore_after_refusal(&mut self) {
+    fn restore(&mut self) {
         if let Err(error) = self.rebuild() {
-            error!(domain = self.name(), %error, "rebuild after a refused batch failed");
+            error!(domain = self.name(), %error, "rebuild from the log failed; the domain stops taking events");
             self.view.set_ready(false);
         }
     }
@@ -237,9 +299,15 @@ impl DomainHost {
             Err(IngestError::NotReady(self.name().to_owned()))
         }
     }
+
+    fn snapshots_note(&mut self, changed: u64) {
+        if self.snapshots.note(changed) {
+            self.snapshot_pending = true;
+        }
+    }
 }
 
-fn apply_all(domain: &mut dyn HostedDomain, records: &[std::sync::Arc<Record>]) {
+fn apply_all(domain: &mut dyn HostedDomain, records: &[Arc<Record>]) {
     for record in records {
         if let Err(error) = domain.apply(&record.envelope) {
             // Own events are built by the domain itself: a decode failure is a bug.
@@ -253,6 +321,8 @@ fn apply_all(domain: &mut dyn HostedDomain, records: &[std::sync::Arc<Record>]) 
 struct Staged {
     slots: Vec<Slot>,
     appends: Vec<Envelope>,
+    /// The highest offset of an original that a duplicate points at.
+    sync_to: u64,
 }
 
 enum Slot {
@@ -275,32 +345,76 @@ impl Subscriber for HostWaker {
     }
 }
 
+impl DomainHost {
+    /// Writes a snapshot of the current state once the log holds everything it reflects.
+    fn snapshot(&mut self, ctx: &mut Context<Self>) {
+        let Some(store) = self.snapshots.store().cloned() else {
+            return;
+        };
+        let state = match self.view.read().save_state() {
+            Ok(state) => state,
+            Err(error) => {
+                error!(domain = self.name(), %error, "cannot encode the domain's state for a snapshot");
+                return;
+            }
+        };
+        let snapshot = Arc::new(Snapshot {
+            domain: self.name().to_owned(),
+            cursor: self.cursor,
+            own_sequence: self.own_sequence,
+            offset: self.cursor.max(self.own_offset),
+            state,
+        });
+        self.snapshots.started(Arc::clone(&snapshot));
+        // A snapshot must never reflect records a crash could still take back.
+        let durable = self.bus.log().durability().wait(snapshot.offset);
+        let write = async move {
+            durable.await.map_err(|error| error.to_string())?;
+            tokio::task::spawn_blocking(move || store.save(&snapshot))
+                .await
+                .map_err(|error| error.to_string())?
+                .map_err(|error| error.to_string())
+        };
+        ctx.spawn(write.into_actor(self).map(|written, host, _| {
+            host.snapshots.finished();
+            match written {
+                Ok(path) => debug!(domain = host.name(), path = %path.display(), "snapshot written"),
+                Err(error) => warn!(domain = host.name(), %error, "snapshot not written; the next one will try again"),
+            }
+        }));
+    }
+
+    fn after_step(&mut self, ctx: &mut Context<Self>) {
+        if std::mem::take(&mut self.snapshot_pending) {
+            self.snapshot(ctx);
+        }
+    }
+}
+
 impl Actor for DomainHost {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
-        let subscribed: Vec<&str> = self.subscriptions.iter().map(String::as_str).collect();
-        self.bus.subscribe(
-            self.entry.name,
-            &subscribed,
-            Arc::new(HostWaker {
-                host: ctx.address(),
-                pending: Arc::clone(&self.wake_pending),
-            }),
-        );
-        // Catch up with everything already in the log before taking ingress.
-        self.cursor = self.bus.log().head();
-        match self.rebuild() {
+        self.bus.subscribe(Arc::new(HostWaker {
+            host: ctx.address(),
+            pending: Arc::clone(&self.wake_pending),
+        }));
+        match self.recover() {
             Ok(()) => {
                 self.view.set_ready(true);
                 info!(
                     domain = self.name(),
-                    subscriptions = self.subscriptions.len(),
-                    "domain started"
+                    cursor = self.cursor,
+                    own_sequence = self.own_sequence,
+                    "domain recovered and ready"
                 );
+                self.after_step(ctx);
             }
-            Err(error) => error!(domain = self.name(), %error, "domain cannot start"),
+            Err(error) => {
+                error!(domain = self.name(), %error, "domain cannot recover; it stops");
+                ctx.stop();
+            }
         }
     }
 
@@ -315,7 +429,10 @@ impl Handler<Wake> for DomainHost {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.wake_pending.store(false, Ordering::Release);
-        if let (_, true) = self.pull(PULL_BATCH) {
+        let (handled, more) = self.pull(PULL_BATCH);
+        self.snapshots_note(handled);
+        self.after_step(ctx);
+        if more {
             // Yield between batches so ingress and other messages are not starved.
             ctx.notify(Wake);
         }
@@ -338,12 +455,14 @@ impl Handler<Drain> for DomainHost {
 }
 
 impl Handler<Ingest> for DomainHost {
-    type Result = Result<Vec<Outcome>, IngestError>;
+    type Result = Result<Committed, IngestError>;
 
-    fn handle(&mut self, ingest: Ingest, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, ingest: Ingest, ctx: &mut Self::Context) -> Self::Result {
         self.ready_check()?;
         let staged = self.stage(ingest.events)?;
-        self.commit(staged)
+        let committed = self.commit(staged);
+        self.after_step(ctx);
+        committed
     }
 }
 
@@ -354,22 +473,20 @@ impl Handler<Prepare> for DomainHost {
         self.ready_check()?;
         let staged = self.stage(prepare.events)?;
         // Hold the mailbox until the coordinator decides: nothing may slip in between.
-        ctx.wait(
-            prepare
-                .decision
-                .into_actor(self)
-                .map(move |decision, host, _| match decision {
-                    Ok(Decision::Commit(reply)) => {
-                        let _ = reply.send(host.commit(staged));
+        ctx.wait(prepare.decision.into_actor(self).map(
+            move |decision, host, ctx| match decision {
+                Ok(Decision::Commit(reply)) => {
+                    let _ = reply.send(host.commit(staged));
+                    host.after_step(ctx);
+                }
+                Ok(Decision::Abort) | Err(_) => {
+                    warn!(domain = host.name(), "prepared batch aborted");
+                    if !staged.appends.is_empty() {
+                        host.restore();
                     }
-                    Ok(Decision::Abort) | Err(_) => {
-                        warn!(domain = host.name(), "prepared batch aborted");
-                        if !staged.appends.is_empty() {
-                            host.restore_after_refusal();
-                        }
-                    }
-                }),
-        );
+                }
+            },
+        ));
         Ok(())
     }
 }

@@ -3,13 +3,23 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{EventLog, LogError, ReadBatch, Record};
+use super::{Durability, EventLog, LogError, ReadBatch, Record, Visibility};
 use crate::envelope::{Envelope, Position};
 
-/// The whole log in memory; every method takes one lock, so appends are atomic.
-#[derive(Default)]
+/// The whole log in memory; every method takes one lock, so appends are atomic, and every
+/// append is durable at once (there is nothing to sync).
 pub struct MemoryLog {
     inner: RwLock<Inner>,
+    durability: Durability,
+}
+
+impl Default for MemoryLog {
+    fn default() -> Self {
+        Self {
+            inner: RwLock::default(),
+            durability: Durability::new(0),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -73,6 +83,7 @@ impl EventLog for MemoryLog {
             let record = Arc::new(Record {
                 offset,
                 consumed,
+                appended_ms: 0,
                 envelope,
             });
             inner.records.push(Arc::clone(&record));
@@ -83,18 +94,17 @@ impl EventLog for MemoryLog {
                 .push(offset);
             appended.push(record);
         }
+        let head = inner.records.len() as u64;
+        drop(inner);
+        self.durability.advance(head);
         Ok(appended)
     }
 
-    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Position> {
+    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        inner
-            .ids
-            .get(&key(stream, source, id))
-            .map(|&sequence| Position {
-                stream: stream.to_owned(),
-                sequence,
-            })
+        let sequence = *inner.ids.get(&key(stream, source, id))?;
+        let offset = *inner.streams.get(stream)?.get(sequence as usize - 1)?;
+        inner.records.get(offset as usize - 1).cloned()
     }
 
     fn read_stream(
@@ -102,6 +112,7 @@ impl EventLog for MemoryLog {
         stream: &str,
         from: u64,
         limit: usize,
+        _: Visibility,
     ) -> Result<Vec<Arc<Record>>, LogError> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let Some(offsets) = inner.streams.get(stream) else {
@@ -120,7 +131,7 @@ impl EventLog for MemoryLog {
         &self,
         offset: u64,
         limit: usize,
-        wanted: &dyn Fn(&Envelope) -> bool,
+        wanted: &dyn Fn(&str) -> bool,
     ) -> Result<ReadBatch, LogError> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let mut batch = ReadBatch {
@@ -132,7 +143,7 @@ impl EventLog for MemoryLog {
                 break;
             }
             batch.scanned_to = record.offset;
-            if wanted(&record.envelope) {
+            if wanted(&record.envelope.event_type) {
                 batch.records.push(Arc::clone(record));
             }
         }
@@ -144,6 +155,10 @@ impl EventLog for MemoryLog {
         inner.records.len() as u64
     }
 
+    fn written(&self) -> u64 {
+        self.head()
+    }
+
     fn streams(&self) -> Vec<(String, u64)> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         inner
@@ -151,6 +166,17 @@ impl EventLog for MemoryLog {
             .iter()
             .map(|(name, offsets)| (name.clone(), offsets.len() as u64))
             .collect()
+    }
+
+    fn sequence_at(&self, stream: &str, offset: u64) -> u64 {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        inner.streams.get(stream).map_or(0, |offsets| {
+            offsets.partition_point(|&o| o <= offset) as u64
+        })
+    }
+
+    fn durability(&self) -> &Durability {
+        &self.durability
     }
 }
 
@@ -178,10 +204,10 @@ mod tests {
         assert_eq!(b[0].offset, 3);
         assert_eq!(b[0].envelope.sequence, 1);
         assert_eq!(b[0].consumed, 2);
-        let a = log.read_stream("a", 2, 10).unwrap();
+        let a = log.read_stream("a", 2, 10, Visibility::Durable).unwrap();
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].envelope.id, "2");
-        let only_b = log.read_after(0, 10, &|e| e.stream == "b").unwrap();
+        let only_b = log.read_after(0, 10, &|t| t == "b.Y").unwrap();
         assert_eq!(only_b.records.len(), 1);
         assert_eq!(only_b.scanned_to, 3);
         assert_eq!(log.streams(), vec![("a".into(), 2), ("b".into(), 1)]);
@@ -200,7 +226,10 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, LogError::Duplicate { position, .. } if position.sequence == 2));
         assert_eq!(log.head(), 1);
-        assert_eq!(log.find("a", "/t", "1").map(|p| p.sequence), Some(1));
+        assert_eq!(
+            log.find("a", "/t", "1").map(|r| r.envelope.sequence),
+            Some(1)
+        );
         assert_eq!(log.find("b", "/t", "1"), None);
     }
 }

@@ -2,14 +2,31 @@
 //!
 //! Streams (one per domain) are logical: each has its own dense `sequence` from 1. All
 //! streams share one node-wide order, the record `offset`, which is what subscribers read
-//! by and what makes replay deterministic. [`EventLog`] is the interface; [`MemoryLog`]
-//! keeps everything in memory (the durable file log implements the same trait).
+//! by and what makes replay deterministic. [`EventLog`] is the interface the buses build
+//! on; [`FileLog`] is the durable embedded log, [`MemoryLog`] a volatile one for tests.
+//!
+//! An append is *written* when it returns and *durable* once synced; readers see only
+//! durable records, and [`Durability`] lets a caller wait for its own.
 
+mod check;
+mod dedup;
+mod durability;
+mod file;
+pub(crate) mod frame;
+mod index;
 mod memory;
+mod segment;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use check::{check, repair, LogCheck, Repaired};
+pub use dedup::DedupWindow;
+pub use durability::{Durability, DurableListener};
+pub use file::{FileLog, FileLogOptions, Opened};
+pub use frame::MAX_PAYLOAD;
 pub use memory::MemoryLog;
+pub use segment::{Damage, DamageKind};
 
 use crate::envelope::{Envelope, Position};
 
@@ -21,8 +38,20 @@ pub struct Record {
     /// The appending domain had handled every input up to this offset when it appended;
     /// replay applies the record right after them, reproducing the live order.
     pub consumed: u64,
+    /// When the log took the record, in milliseconds since the Unix epoch; bounds the
+    /// deduplication window by age.
+    pub appended_ms: u64,
     /// The event, with `stream` and `sequence` filled in.
     pub envelope: Envelope,
+}
+
+/// Which records a read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Only records that are durable: what anyone but the appender may see.
+    Durable,
+    /// Also records written but not yet durable: the appender's own view.
+    Written,
 }
 
 /// Records read from the node-wide order.
@@ -50,37 +79,80 @@ pub enum LogError {
         /// Where the original sits.
         position: Position,
     },
+    /// A file of the log is damaged where it cannot be a torn tail.
+    #[error(
+        "event log damaged: {} at byte {byte}: {reason}; nothing was dropped. Run `herald log verify --data-dir DIR` to see the damage and `herald log repair --data-dir DIR` to cut the log back to the last good record",
+        file.display()
+    )]
+    Corrupt {
+        /// The damaged file.
+        file: PathBuf,
+        /// Where in it the damage starts.
+        byte: u64,
+        /// What is wrong there.
+        reason: String,
+    },
+    /// The operating system refused a file operation.
+    #[error("event log i/o on {}: {message}", file.display())]
+    Io {
+        /// The file or directory.
+        file: PathBuf,
+        /// The OS error.
+        message: String,
+    },
+}
+
+impl LogError {
+    pub(crate) fn io(file: impl Into<PathBuf>, error: &std::io::Error) -> Self {
+        Self::Io {
+            file: file.into(),
+            message: error.to_string(),
+        }
+    }
 }
 
 /// The storage every bus appends to and reads from.
 pub trait EventLog: Send + Sync + 'static {
     /// Appends `events` to `stream`, all or none, after every input up to `consumed` was
     /// handled; fills in `stream` and `sequence`. An event already in the stream (same
-    /// `source` and `id`) refuses the whole append with [`LogError::Duplicate`].
+    /// `source` and `id`, within the deduplication window) refuses the whole append with
+    /// [`LogError::Duplicate`]. The records are written, not yet durable: wait on
+    /// [`EventLog::durability`] before acknowledging them.
     fn append(
         &self,
         stream: &str,
         consumed: u64,
         events: Vec<Envelope>,
     ) -> Result<Vec<Arc<Record>>, LogError>;
-    /// Where an event with this `source` and `id` sits in `stream`, if it was appended.
-    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Position>;
-    /// Up to `limit` records of `stream` from sequence `from`, in order.
+    /// The record of the event with this `source` and `id` in `stream`, written or durable,
+    /// if it is within the deduplication window.
+    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>>;
+    /// Up to `limit` records of `stream` from sequence `from`, in order: durable ones, or
+    /// also those only written (for the stream's owner rebuilding its own state).
     fn read_stream(
         &self,
         stream: &str,
         from: u64,
         limit: usize,
+        visibility: Visibility,
     ) -> Result<Vec<Arc<Record>>, LogError>;
-    /// Records after node-wide `offset` that `wanted` accepts, up to `limit` of them.
+    /// Durable records after node-wide `offset` whose event type `wanted` accepts, up to
+    /// `limit` of them.
     fn read_after(
         &self,
         offset: u64,
         limit: usize,
-        wanted: &dyn Fn(&Envelope) -> bool,
+        wanted: &dyn Fn(&str) -> bool,
     ) -> Result<ReadBatch, LogError>;
-    /// The last node-wide offset (0 when empty).
+    /// The last durable node-wide offset (0 when empty).
     fn head(&self) -> u64;
-    /// Every stream with its last sequence.
+    /// The last written node-wide offset; at least [`EventLog::head`].
+    fn written(&self) -> u64;
+    /// Every stream with its last durable sequence.
     fn streams(&self) -> Vec<(String, u64)>;
+    /// How many records of `stream` sit at or before node-wide `offset`: the sequence a
+    /// subscriber at that offset has consumed.
+    fn sequence_at(&self, stream: &str, offset: u64) -> u64;
+    /// Waits for records to become durable, and tells listeners when they do.
+    fn durability(&self) -> &Durability;
 }

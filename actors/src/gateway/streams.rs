@@ -1,0 +1,290 @@
+//! The log's read API: streams with their subscribers' progress, a stream's events by
+//! sequence, and a live tail as server-sent events. Only durable events are served.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::stream;
+use herald_runtime::log::{EventLog, Record, Visibility};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use super::problem::Problem;
+use super::state::GatewayState;
+
+/// Events per page when the client does not say.
+const DEFAULT_LIMIT: u64 = 100;
+/// The most events one page may hold.
+const MAX_LIMIT: u64 = 1000;
+/// How often an idle tail sends a comment, so proxies keep the connection.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+/// Content type of a JSON array of CloudEvents.
+const BATCH_JSON: &str = "application/cloudevents-batch+json";
+
+/// `GET /v1/streams`: every stream, its last sequence, and each subscriber's progress.
+pub async fn list_streams(state: web::Data<GatewayState>) -> HttpResponse {
+    let log = &state.log;
+    let mut last: BTreeMap<String, u64> = state
+        .catalog
+        .hosted()
+        .into_iter()
+        .map(|name| (name.to_owned(), 0))
+        .collect();
+    last.extend(log.streams());
+    let streams: Vec<Value> = last
+        .into_iter()
+        .map(|(stream, last_sequence)| {
+            let subscribers: Vec<Value> = state
+                .catalog
+                .subscribers_of(&stream)
+                .into_iter()
+                .filter_map(|domain| {
+                    let host = state.hosts.get(domain)?;
+                    let consumed = log.sequence_at(&stream, host.view.cursor());
+                    Some(json!({
+                        "domain": domain,
+                        "consumed": consumed,
+                        "lag": last_sequence.saturating_sub(consumed),
+                    }))
+                })
+                .collect();
+            json!({
+                "stream": stream,
+                "last_sequence": last_sequence,
+                "subscribers": subscribers,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({ "streams": streams, "head": log.head() }))
+}
+
+/// `GET /v1/streams/{stream}/events?from=SEQ&limit=N`: a page of events, in order.
+pub async fn events(
+    path: web::Path<String>,
+    request: HttpRequest,
+    state: web::Data<GatewayState>,
+) -> Result<HttpResponse, Problem> {
+    let stream = path.into_inner();
+    let last = known_stream(&state, &stream)?;
+    let query = parse_query(request.query_string())?;
+    let from = number(&query, "from", 1, 1, u64::MAX)?;
+    let limit = number(&query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
+    let records = state
+        .log
+        .read_stream(&stream, from, limit as usize, Visibility::Durable)
+        .map_err(log_problem)?;
+    let events: Vec<Value> = records
+        .iter()
+        .map(|record| record.envelope.to_cloudevent_json())
+        .collect();
+    let mut response = HttpResponse::Ok();
+    response.content_type(BATCH_JSON);
+    if let Some(next) = records.last().map(|r| r.envelope.sequence + 1) {
+        if next <= last {
+            response.insert_header((
+                header::LINK,
+                format!("</v1/streams/{stream}/events?from={next}&limit={limit}>; rel=\"next\""),
+            ));
+        }
+    }
+    Ok(response.body(Value::Array(events).to_string()))
+}
+
+/// `GET /v1/streams/{stream}/tail?from=SEQ`: events as server-sent events, then every new
+/// one as it becomes durable. `Last-Event-ID` (a sequence) resumes after it.
+pub async fn tail(
+    path: web::Path<String>,
+    request: HttpRequest,
+    state: web::Data<GatewayState>,
+) -> Result<HttpResponse, Problem> {
+    let stream = path.into_inner();
+    let last = known_stream(&state, &stream)?;
+    let query = parse_query(request.query_string())?;
+    let resume = match request.headers().get("last-event-id") {
+        Some(value) => {
+            let text = value.to_str().unwrap_or("");
+            let id = text.trim().parse::<u64>().map_err(|_| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad-last-event-id",
+                    "Bad Last-Event-ID",
+                    format!("Last-Event-ID \"{text}\" is not a sequence number; send the id of the last event received"),
+                )
+                .with("header", "Last-Event-ID")
+            })?;
+            Some(id + 1)
+        }
+        None => None,
+    };
+    let from = match resume {
+        Some(next) => next,
+        None => number(&query, "from", last + 1, 1, u64::MAX)?,
+    };
+    let tail = Tail {
+        log: Arc::clone(&state.log),
+        stream,
+        next: from,
+        buffer: VecDeque::new(),
+        shutdown: state.shutdown.clone(),
+    };
+    let body = stream::unfold(tail, |mut tail| async move {
+        tail.next_chunk()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), tail))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header(("x-accel-buffering", HeaderValue::from_static("no")))
+        .streaming(body))
+}
+
+/// One client's tail: where it is, what was read ahead, and the node's shutdown signal.
+struct Tail {
+    log: Arc<dyn EventLog>,
+    stream: String,
+    next: u64,
+    buffer: VecDeque<Arc<Record>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Tail {
+    /// The next bytes to send; `None` ends the response (node shutting down).
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if *self.shutdown.borrow() {
+                return None;
+            }
+            if let Some(record) = self.buffer.pop_front() {
+                self.next = record.envelope.sequence + 1;
+                return Some(Bytes::from(sse_event(&record)));
+            }
+            let head = self.log.head();
+            match self
+                .log
+                .read_stream(&self.stream, self.next, 256, Visibility::Durable)
+            {
+                Ok(records) if !records.is_empty() => {
+                    self.buffer.extend(records);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    return Some(Bytes::from(format!(": error reading the log: {error}\n\n")))
+                }
+            }
+            let advanced = self.log.durability().after(head);
+            tokio::select! {
+                result = advanced => {
+                    if result.is_err() {
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep(KEEPALIVE) => return Some(Bytes::from_static(b": keepalive\n\n")),
+                _ = self.shutdown.changed() => return None,
+            }
+        }
+    }
+}
+
+fn sse_event(record: &Record) -> String {
+    let envelope = &record.envelope;
+    format!(
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        envelope.sequence,
+        envelope.event_type,
+        envelope.to_cloudevent_json()
+    )
+}
+
+/// The stream's last sequence, or 404 naming the streams there are.
+fn known_stream(state: &GatewayState, stream: &str) -> Result<u64, Problem> {
+    let streams = state.log.streams();
+    if let Some((_, last)) = streams.iter().find(|(name, _)| name == stream) {
+        return Ok(*last);
+    }
+    if state.catalog.hosted().contains(&stream) {
+        return Ok(0);
+    }
+    let mut known: Vec<String> = state
+        .catalog
+        .hosted()
+        .into_iter()
+        .map(str::to_owned)
+        .chain(streams.into_iter().map(|(name, _)| name))
+        .collect();
+    known.sort();
+    known.dedup();
+    Err(Problem::new(
+        StatusCode::NOT_FOUND,
+        "unknown-stream",
+        "Unknown stream",
+        format!(
+            "unknown stream \"{stream}\"; streams are: {}",
+            known.join(", ")
+        ),
+    )
+    .with("stream", stream))
+}
+
+fn parse_query(query: &str) -> Result<BTreeMap<String, String>, Problem> {
+    web::Query::<BTreeMap<String, String>>::from_query(query)
+        .map(web::Query::into_inner)
+        .map_err(|error| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-query-string",
+                "Bad query string",
+                format!("the query string does not parse: {error}"),
+            )
+        })
+}
+
+fn number(
+    query: &BTreeMap<String, String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, Problem> {
+    let Some(text) = query.get(name) else {
+        return Ok(default);
+    };
+    match text.parse::<u64>() {
+        Ok(value) if (min..=max).contains(&value) => Ok(value),
+        _ => {
+            let range = if max == u64::MAX {
+                format!("a whole number of at least {min}")
+            } else {
+                format!("a whole number from {min} to {max}")
+            };
+            Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-query-parameter",
+                "Bad query parameter",
+                format!("query parameter \"{name}\" is \"{text}\"; it must be {range}"),
+            )
+            .with("parameter", name))
+        }
+    }
+}
+
+/// 503 for a log that cannot serve or sync.
+pub fn log_problem(error: herald_runtime::log::LogError) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "log-unavailable",
+        "Event log unavailable",
+        format!("{error}; retry later"),
+    )
+    .retry_after(1)
+}

@@ -1,0 +1,131 @@
+//! How a host gets its domain back on start: the newest usable snapshot, replay of the
+//! log after it, the reactions a crash cut short, then ordinary consumption to the head.
+//!
+//! Replay handles inputs only up to the `consumed` of the domain's last own record (see
+//! `herald_runtime::replay`): every input before it had its reactions logged, none after
+//! it had any. Inputs after it are then consumed as if live, which appends their
+//! reactions. So after any crash each input's reactions are in the log exactly once.
+
+use std::sync::Arc;
+
+use herald_runtime::envelope::now_rfc3339;
+use herald_runtime::log::EventLog;
+use herald_runtime::replay::{self, Start};
+use herald_runtime::snapshot::Snapshot;
+use tracing::{info, warn};
+
+use super::{apply_all, DomainHost, PULL_BATCH};
+
+impl DomainHost {
+    /// Rebuilds the state and catches up with the log; the host is then ready.
+    pub(super) fn recover(&mut self) -> Result<(), String> {
+        let log = self.bus.shared_log();
+        let name = self.name();
+        let mut fresh = self.entry.create();
+        let mut start = Start::default();
+        if let Some(snapshot) = self.usable_snapshot(log.as_ref()) {
+            match fresh.load_state(&snapshot.state) {
+                Ok(()) => {
+                    start = Start {
+                        cursor: snapshot.cursor,
+                        own_sequence: snapshot.own_sequence,
+                    };
+                    info!(
+                        domain = name,
+                        offset = snapshot.offset,
+                        "state loaded from a snapshot"
+                    );
+                    self.own_offset = snapshot.offset;
+                    self.snapshots.base = Some(snapshot);
+                }
+                Err(error) => {
+                    warn!(domain = name, %error, "snapshot ignored: the state does not decode with this build; replaying from the beginning");
+                    fresh = self.entry.create();
+                }
+            }
+        }
+        let upto = replay::replay_limit(log.as_ref(), name).map_err(|e| e.to_string())?;
+        let subscriptions = Arc::clone(&self.subscriptions);
+        let replayed = replay::rebuild(
+            fresh.as_mut(),
+            log.as_ref(),
+            &|event_type: &str| subscriptions.contains(event_type),
+            start,
+            upto,
+            &now_rfc3339(),
+        )
+        .map_err(|error| error.to_string())?;
+        self.cursor = replayed.cursor;
+        self.own_sequence = replayed.own_sequence;
+        if replayed.applied > 0 {
+            self.own_offset = replayed.own_offset;
+        }
+        info!(
+            domain = name,
+            applied = replayed.applied,
+            handled = replayed.handled,
+            cursor = self.cursor,
+            "replayed the log"
+        );
+        if !replayed.missing.is_empty() {
+            warn!(
+                domain = name,
+                count = replayed.missing.len(),
+                input_offset = upto,
+                "appending reactions a crash cut short"
+            );
+            let records = self
+                .bus
+                .append(name, upto, replayed.missing)
+                .map_err(|error| {
+                    format!("cannot append reactions cut short by a crash: {error}")
+                })?;
+            apply_all(fresh.as_mut(), &records);
+            self.note_own(&records);
+        }
+        *self.view.write() = fresh;
+        self.publish_positions();
+        let mut caught_up = 0;
+        loop {
+            let (handled, more) = self.pull(PULL_BATCH);
+            caught_up += handled;
+            if !more {
+                break;
+            }
+        }
+        self.snapshots_note(replayed.handled + replayed.applied + caught_up);
+        Ok(())
+    }
+
+    /// The newest snapshot that reads back and fits the log; says why others were not.
+    fn usable_snapshot(&self, log: &dyn EventLog) -> Option<Arc<Snapshot>> {
+        let store = self.snapshots.store()?;
+        let name = self.name();
+        let head = log.head();
+        let own_last = log.sequence_at(name, head);
+        let (found, passed_over) = store.latest(name, &|snapshot| {
+            if snapshot.offset > head {
+                Err(format!(
+                    "it reflects log offset {} but the log ends at {head}",
+                    snapshot.offset
+                ))
+            } else if snapshot.own_sequence > own_last {
+                Err(format!(
+                    "it reflects {name}#{} but the stream ends at #{own_last}",
+                    snapshot.own_sequence
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        for unusable in passed_over {
+            warn!(
+                domain = name,
+                file = %unusable.path.display(),
+                reason = %unusable.reason,
+                "snapshot ignored; using an older one or replaying from the beginning"
+            );
+        }
+        found.map(Arc::new)
+    }
+}

@@ -1,0 +1,110 @@
+//! `herald log verify|repair`: the log's files checked (and, on request, cut back to the
+//! last good record) while the node is stopped. Judges damage exactly as opening does.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::file::sync_dir;
+use super::segment::{self, Damage};
+use super::LogError;
+
+/// What a check of the log directory found.
+#[derive(Debug, Default)]
+pub struct LogCheck {
+    /// Each segment read: path, good records, bytes on disk.
+    pub segments: Vec<(PathBuf, u64, u64)>,
+    /// Good records in all.
+    pub records: u64,
+    /// Good records per stream.
+    pub streams: BTreeMap<String, u64>,
+    /// The first damage, if any.
+    pub damage: Option<Damage>,
+}
+
+/// Reads and checks every record of the log in `dir` (the `log` directory).
+pub fn check(dir: &Path) -> Result<LogCheck, LogError> {
+    let mut streams = BTreeMap::new();
+    let walked = segment::walk(dir, &mut |_, _, _, record| {
+        *streams.entry(record.envelope.stream).or_insert(0) += 1;
+    })?;
+    Ok(LogCheck {
+        segments: walked
+            .segments
+            .iter()
+            .map(|s| (s.path.clone(), s.records, s.file_len))
+            .collect(),
+        records: walked.next_offset - 1,
+        streams,
+        damage: walked.damage,
+    })
+}
+
+/// What [`repair`] did.
+#[derive(Debug, Default)]
+pub struct Repaired {
+    /// The damage it found, if any; `None` means the log was clean and nothing changed.
+    pub damage: Option<Damage>,
+    /// Where the bytes cut from the damaged segment were kept.
+    pub kept_tail: Option<PathBuf>,
+    /// Later segments moved aside (renamed with a `.cut` suffix).
+    pub moved: Vec<PathBuf>,
+    /// Good records left in the log.
+    pub records: u64,
+}
+
+/// Cuts the log in `dir` back to the last good record. Nothing is deleted: the cut bytes
+/// go to `<segment>.cut-<byte>` and later segments are renamed `<segment>.cut`.
+pub fn repair(dir: &Path) -> Result<Repaired, LogError> {
+    let found = check(dir)?;
+    let Some(damage) = found.damage else {
+        return Ok(Repaired {
+            records: found.records,
+            ..Repaired::default()
+        });
+    };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error: std::io::Error| LogError::io(&path, &error)
+    };
+    let bytes = fs::read(&damage.file).map_err(io(&damage.file))?;
+    let cut_at = usize::try_from(damage.byte)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let kept = PathBuf::from(format!("{}.cut-{}", damage.file.display(), damage.byte));
+    let mut keep = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&kept)
+        .map_err(io(&kept))?;
+    keep.write_all(&bytes[cut_at..])
+        .and_then(|()| keep.sync_all())
+        .map_err(io(&kept))?;
+    let mut moved = Vec::new();
+    for later in &damage.later {
+        let aside = PathBuf::from(format!("{}.cut", later.display()));
+        fs::rename(later, &aside).map_err(io(later))?;
+        moved.push(aside);
+    }
+    if damage.byte < segment::HEADER_LEN {
+        // Nothing of the segment is usable: move it aside too (its bytes are kept above).
+        fs::remove_file(&damage.file).map_err(io(&damage.file))?;
+    } else {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&damage.file)
+            .map_err(io(&damage.file))?;
+        file.set_len(damage.byte)
+            .and_then(|()| file.sync_all())
+            .map_err(io(&damage.file))?;
+    }
+    sync_dir(dir)?;
+    let after = check(dir)?;
+    Ok(Repaired {
+        damage: Some(damage),
+        kept_tail: Some(kept),
+        moved,
+        records: after.records,
+    })
+}

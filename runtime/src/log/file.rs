@@ -1,0 +1,719 @@
+//! The durable embedded log: append-only segment files with group commit.
+//!
+//! Appends are serialized by one lock: each is deduplicated, given offsets and sequences,
+//! framed and written (`pwrite`) in one go, then indexed. A sync thread makes them durable:
+//! it waits until something was written, takes everything written so far, and
+//! `fdatasync`s it once, so appends arriving while a sync runs share the next one (group
+//! commit). Readers only ever see durable records. Recent records stay in memory, so
+//! subscribers close to the head read without touching the disk.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use tracing::{error, warn};
+
+use super::dedup::{self, Dedup, DedupWindow};
+use super::durability::Durability;
+use super::frame::{self, Parsed};
+use super::index::Index;
+use super::segment::{self, Damage, DamageKind};
+use super::{EventLog, LogError, ReadBatch, Record, Visibility};
+use crate::codec::{self, FormatTag};
+use crate::envelope::{Envelope, Position};
+
+/// How a [`FileLog`] is set up.
+#[derive(Debug, Clone)]
+pub struct FileLogOptions {
+    /// The directory holding the segment files; created if missing.
+    pub dir: PathBuf,
+    /// Whether appends are synced to disk before they count as durable.
+    pub fsync: bool,
+    /// A segment is closed and a new one started once it reaches this size.
+    pub segment_bytes: u64,
+    /// How far back resent events are recognised.
+    pub dedup_window: DedupWindow,
+    /// How many of the newest records are kept in memory for readers.
+    pub cache_records: usize,
+}
+
+impl FileLogOptions {
+    /// Durable defaults for a log in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            fsync: true,
+            segment_bytes: 64 << 20,
+            dedup_window: DedupWindow::Events(1_000_000),
+            cache_records: 65_536,
+        }
+    }
+}
+
+/// A log just opened, and the torn tail it cut off, if there was one.
+pub struct Opened {
+    /// The log, ready for appends.
+    pub log: FileLog,
+    /// The torn tail truncated on opening.
+    pub truncated: Option<Damage>,
+}
+
+/// The durable event log in a directory of segment files.
+pub struct FileLog {
+    dir: PathBuf,
+    state: RwLock<State>,
+    durability: Arc<Durability>,
+    sync: Option<Arc<SyncShared>>,
+    sync_thread: Option<JoinHandle<()>>,
+}
+
+struct Segment {
+    path: PathBuf,
+    file: Arc<File>,
+    len: u64,
+}
+
+struct State {
+    segments: Vec<Segment>,
+    index: Index,
+    dedup: Dedup,
+    /// The newest records; `cache[0]` has offset `cache_first`.
+    cache: VecDeque<Arc<Record>>,
+    cache_first: u64,
+    cache_records: usize,
+    written: u64,
+    segment_bytes: u64,
+    scratch: Vec<u8>,
+}
+
+/// What the sync thread is asked to make durable.
+#[derive(Default)]
+struct SyncRequest {
+    /// Everything up to this offset was written.
+    written: u64,
+    /// Files written since the last sync.
+    dirty: Vec<Arc<File>>,
+    stop: bool,
+}
+
+struct SyncShared {
+    request: Mutex<SyncRequest>,
+    wake: Condvar,
+}
+
+/// Reads larger than this are split; gaps larger than this are not read through.
+const SPAN_BYTES: u64 = 4 << 20;
+const GAP_BYTES: u64 = 64 << 10;
+
+impl FileLog {
+    /// Opens (or creates) the log in `options.dir`, checking every record: a torn tail is
+    /// truncated with a warning; any other damage is an error naming file and byte.
+    pub fn open(options: FileLogOptions) -> Result<Opened, LogError> {
+        let dir = options.dir.clone();
+        fs::create_dir_all(&dir).map_err(|error| LogError::io(&dir, &error))?;
+        let mut index = Index::default();
+        let mut dedup = Dedup::new(options.dedup_window);
+        let mut cache = VecDeque::new();
+        let now = now_ms();
+        let walked = segment::walk(&dir, &mut |segment, pos, size, record| {
+            index.push(&record, segment as u32, pos, size);
+            let envelope = &record.envelope;
+            let key = dedup::key(&envelope.stream, &envelope.source, &envelope.id);
+            dedup.insert(key, record.offset, record.appended_ms, now);
+            cache.push_back(Arc::new(record));
+            if cache.len() > options.cache_records {
+                cache.pop_front();
+            }
+        })?;
+        let mut truncated = None;
+        if let Some(damage) = walked.damage {
+            if damage.kind != DamageKind::Torn || !damage.later.is_empty() {
+                return Err(damage.to_error());
+            }
+            cut_torn_tail(&damage)?;
+            warn!(
+                file = %damage.file.display(),
+                offset = damage.byte,
+                reason = %damage.reason,
+                "truncated a torn tail of the event log (a write cut short by a crash; it was never acknowledged)"
+            );
+            truncated = Some(damage);
+        }
+        let mut segments = Vec::new();
+        for found in &walked.segments {
+            let len = found.good_len.max(segment::HEADER_LEN);
+            segments.push(Segment {
+                path: found.path.clone(),
+                file: Arc::new(open_rw(&found.path)?),
+                len,
+            });
+        }
+        let written = walked.next_offset - 1;
+        if segments.is_empty() {
+            segments.push(create_segment(&dir, 1)?);
+        }
+        let cache_first = written + 1 - cache.len() as u64;
+        let durability = Arc::new(Durability::new(written));
+        let state = State {
+            segments,
+            index,
+            dedup,
+            cache,
+            cache_first,
+            cache_records: options.cache_records.max(1),
+            written,
+            segment_bytes: options.segment_bytes,
+            scratch: Vec::new(),
+        };
+        let (sync, sync_thread) = if options.fsync {
+            let shared = Arc::new(SyncShared {
+                request: Mutex::new(SyncRequest {
+                    written,
+                    ..SyncRequest::default()
+                }),
+                wake: Condvar::new(),
+            });
+            let thread = spawn_syncer(Arc::clone(&shared), Arc::clone(&durability))?;
+            (Some(shared), Some(thread))
+        } else {
+            (None, None)
+        };
+        Ok(Opened {
+            log: Self {
+                dir,
+                state: RwLock::new(state),
+                durability,
+                sync,
+                sync_thread,
+            },
+            truncated,
+        })
+    }
+
+    /// The directory of the segment files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn visible(&self, state: &State) -> u64 {
+        self.durability.durable().min(state.written)
+    }
+}
+
+impl Drop for FileLog {
+    fn drop(&mut self) {
+        if let Some(sync) = &self.sync {
+            sync.request
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .stop = true;
+            sync.wake.notify_all();
+        }
+        if let Some(thread) = self.sync_thread.take() {
+            // The thread syncs what is pending before it stops.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl State {
+    fn active(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    fn cached(&self, offset: u64) -> Option<&Arc<Record>> {
+        let index = usize::try_from(offset.checked_sub(self.cache_first)?).ok()?;
+        self.cache.get(index)
+    }
+
+    /// The records at `offsets` (ascending), from memory or in as few reads as possible.
+    fn load(&self, offsets: &[u64]) -> Result<Vec<Arc<Record>>, LogError> {
+        let mut records = Vec::with_capacity(offsets.len());
+        let mut i = 0;
+        while i < offsets.len() {
+            if let Some(record) = self.cached(offsets[i]) {
+                records.push(Arc::clone(record));
+                i += 1;
+                continue;
+            }
+            let first = self.loc(offsets[i])?;
+            let mut end = first.pos + u64::from(first.size);
+            let mut j = i + 1;
+            while j < offsets.len() && self.cached(offsets[j]).is_none() {
+                let next = self.loc(offsets[j])?;
+                let next_end = next.pos + u64::from(next.size);
+                if next.segment != first.segment
+                    || next.pos < end
+                    || next.pos - end > GAP_BYTES
+                    || next_end - first.pos > SPAN_BYTES
+                {
+                    break;
+                }
+                end = next_end;
+                j += 1;
+            }
+            let segment = &self.segments[first.segment as usize];
+            let mut bytes = vec![0; (end - first.pos) as usize];
+            segment
+                .file
+                .read_exact_at(&mut bytes, first.pos)
+                .map_err(|error| LogError::io(&segment.path, &error))?;
+            for &offset in &offsets[i..j] {
+                let loc = self.loc(offset)?;
+                let start = (loc.pos - first.pos) as usize;
+                let frame_bytes = &bytes[start..start + loc.size as usize];
+                records.push(Arc::new(decode_frame(frame_bytes, &segment.path, loc.pos)?));
+            }
+            i = j;
+        }
+        Ok(records)
+    }
+
+    fn loc(&self, offset: u64) -> Result<super::index::Loc, LogError> {
+        self.index
+            .loc(offset)
+            .ok_or_else(|| LogError::Unavailable(format!("offset {offset} is not in the log")))
+    }
+
+    /// The record of `(stream, source, id)` if it is in the window.
+    fn find(&self, key: dedup::Key, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
+        let offset = self.dedup.get(key)?;
+        let record = self.load(&[offset]).ok()?.pop()?;
+        let envelope = &record.envelope;
+        (envelope.stream == stream && envelope.source == source && envelope.id == id)
+            .then_some(record)
+    }
+
+    fn roll(&mut self, dir: &Path) -> Result<(), LogError> {
+        let segment = create_segment(dir, self.written + 1)?;
+        self.segments.push(segment);
+        Ok(())
+    }
+}
+
+fn decode_frame(bytes: &[u8], path: &Path, pos: u64) -> Result<Record, LogError> {
+    let corrupt = |reason: String| LogError::Corrupt {
+        file: path.to_path_buf(),
+        byte: pos,
+        reason,
+    };
+    match frame::parse(bytes) {
+        Parsed::Whole { payload, .. } => segment::decode(payload).map_err(corrupt),
+        Parsed::Bad(reason) => Err(corrupt(reason)),
+        Parsed::Incomplete | Parsed::Zeros => Err(corrupt("record is incomplete".into())),
+    }
+}
+
+impl EventLog for FileLog {
+    fn append(
+        &self,
+        stream: &str,
+        consumed: u64,
+        events: Vec<Envelope>,
+    ) -> Result<Vec<Arc<Record>>, LogError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(reason) = self.durability.failure() {
+            return Err(LogError::Unavailable(format!(
+                "a sync failed earlier ({reason}); restart the node to recover from the log"
+            )));
+        }
+        let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let state = &mut *guard;
+        let first_sequence = state.index.next_sequence(stream);
+        let mut keys = Vec::with_capacity(events.len());
+        for event in &events {
+            let key = dedup::key(stream, &event.source, &event.id);
+            let earlier = keys.iter().position(|k| *k == key).map(|i| i as u64);
+            let position = match state.find(key, stream, &event.source, &event.id) {
+                Some(record) => Some(record.envelope.position()),
+                None => earlier.map(|i| Position {
+                    stream: stream.to_owned(),
+                    sequence: first_sequence + i,
+                }),
+            };
+            if let Some(position) = position {
+                return Err(LogError::Duplicate {
+                    event_source: event.source.clone(),
+                    id: event.id.clone(),
+                    position,
+                });
+            }
+            keys.push(key);
+        }
+        if state.active().len >= state.segment_bytes {
+            state.roll(&self.dir)?;
+        }
+        let appended_ms = now_ms();
+        let first_offset = state.written + 1;
+        let segment_index = (state.segments.len() - 1) as u32;
+        let base = state.active().len;
+        let mut scratch = std::mem::take(&mut state.scratch);
+        scratch.clear();
+        let mut records = Vec::with_capacity(events.len());
+        for (i, mut envelope) in events.into_iter().enumerate() {
+            envelope.stream = stream.to_owned();
+            envelope.sequence = first_sequence + i as u64;
+            let record = Record {
+                offset: first_offset + i as u64,
+                consumed,
+                appended_ms,
+                envelope,
+            };
+            let payload = codec::encode(FormatTag::RecordV1, &record)
+                .map_err(|error| LogError::Unavailable(error.to_string()))?;
+            let pos = base + scratch.len() as u64;
+            frame::write(&payload, &mut scratch);
+            let size = (base + scratch.len() as u64 - pos) as u32;
+            records.push((Arc::new(record), pos, size));
+        }
+        let active = state.active();
+        let written = active.file.write_all_at(&scratch, base);
+        if let Err(error) = written {
+            // Leave no partial batch behind: the next append starts where this one did.
+            let _ = active.file.set_len(base);
+            let error = LogError::io(&active.path, &error);
+            state.scratch = scratch;
+            return Err(error);
+        }
+        active.len += scratch.len() as u64;
+        let file = Arc::clone(&active.file);
+        state.scratch = scratch;
+        let now = now_ms();
+        let mut appended = Vec::with_capacity(records.len());
+        for ((record, pos, size), key) in records.into_iter().zip(keys) {
+            state.index.push(&record, segment_index, pos, size);
+            state.dedup.insert(key, record.offset, appended_ms, now);
+            state.cache.push_back(Arc::clone(&record));
+            if state.cache.len() > state.cache_records {
+                state.cache.pop_front();
+                state.cache_first += 1;
+            }
+            appended.push(record);
+        }
+        state.written = first_offset + appended.len() as u64 - 1;
+        let written = state.written;
+        match &self.sync {
+            Some(sync) => {
+                let mut request = sync.request.lock().unwrap_or_else(PoisonError::into_inner);
+                request.written = written;
+                if !request.dirty.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                    request.dirty.push(file);
+                }
+                drop(request);
+                sync.wake.notify_one();
+            }
+            None => self.durability.advance(written),
+        }
+        Ok(appended)
+    }
+
+    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
+        self.read()
+            .find(dedup::key(stream, source, id), stream, source, id)
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        limit: usize,
+        visibility: Visibility,
+    ) -> Result<Vec<Arc<Record>>, LogError> {
+        let state = self.read();
+        let visible = match visibility {
+            Visibility::Durable => self.visible(&state),
+            Visibility::Written => state.written,
+        };
+        let offsets: Vec<u64> = state
+            .index
+            .stream(stream)
+            .iter()
+            .skip(from.saturating_sub(1) as usize)
+            .take(limit)
+            .copied()
+            .take_while(|&offset| offset <= visible)
+            .collect();
+        state.load(&offsets)
+    }
+
+    fn read_after(
+        &self,
+        offset: u64,
+        limit: usize,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<ReadBatch, LogError> {
+        let state = self.read();
+        let visible = self.visible(&state);
+        let mut decided: Vec<Option<bool>> = vec![None; state.index.kinds()];
+        let mut offsets = Vec::new();
+        let mut scanned_to = offset;
+        let mut next = offset + 1;
+        while next <= visible && offsets.len() < limit {
+            let kind = state.loc(next)?.kind;
+            let take =
+                *decided[kind as usize].get_or_insert_with(|| wanted(state.index.kind_name(kind)));
+            if take {
+                offsets.push(next);
+            }
+            scanned_to = next;
+            next += 1;
+        }
+        Ok(ReadBatch {
+            records: state.load(&offsets)?,
+            scanned_to,
+        })
+    }
+
+    fn head(&self) -> u64 {
+        self.visible(&self.read())
+    }
+
+    fn written(&self) -> u64 {
+        self.read().written
+    }
+
+    fn streams(&self) -> Vec<(String, u64)> {
+        let state = self.read();
+        state.index.streams_at(self.visible(&state))
+    }
+
+    fn sequence_at(&self, stream: &str, offset: u64) -> u64 {
+        self.read().index.sequence_at(stream, offset)
+    }
+
+    fn durability(&self) -> &Durability {
+        &self.durability
+    }
+}
+
+fn spawn_syncer(
+    shared: Arc<SyncShared>,
+    durability: Arc<Durability>,
+) -> Result<JoinHandle<()>, LogError> {
+    std::thread::Builder::new()
+        .name("herald-log-sync".into())
+        .spawn(move || sync_loop(&shared, &durability))
+        .map_err(|error| LogError::Unavailable(format!("cannot start the sync thread: {error}")))
+}
+
+/// Syncs whatever was written since the last sync, until asked to stop.
+fn sync_loop(shared: &SyncShared, durability: &Durability) {
+    loop {
+        let (target, dirty) = {
+            let mut request = shared
+                .request
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            while request.written <= durability.durable() && !request.stop {
+                request = shared
+                    .wake
+                    .wait(request)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if request.written <= durability.durable() {
+                return;
+            }
+            (request.written, std::mem::take(&mut request.dirty))
+        };
+        for file in &dirty {
+            if let Err(error) = file.sync_data() {
+                // After a failed fsync the kernel may have dropped the dirty pages: nothing
+                // written since the last good sync can be promised. Stop acknowledging.
+                error!(%error, "fdatasync of the event log failed; the node stops acknowledging events");
+                durability.fail(error.to_string());
+                return;
+            }
+        }
+        durability.advance(target);
+    }
+}
+
+fn open_rw(path: &Path) -> Result<File, LogError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|error| LogError::io(path, &error))
+}
+
+/// Creates the segment whose first record will have offset `first`, durably.
+fn create_segment(dir: &Path, first: u64) -> Result<Segment, LogError> {
+    let path = dir.join(segment::file_name(first));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|error| LogError::io(&path, &error))?;
+    file.write_all_at(&segment::header(first), 0)
+        .and_then(|()| file.sync_all())
+        .map_err(|error| LogError::io(&path, &error))?;
+    sync_dir(dir)?;
+    Ok(Segment {
+        path,
+        file: Arc::new(file),
+        len: segment::HEADER_LEN,
+    })
+}
+
+/// Makes a directory's entries (new or renamed files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|error| LogError::io(dir, &error))
+}
+
+/// Cuts a torn tail off: the file ends after its last whole record.
+fn cut_torn_tail(damage: &Damage) -> Result<(), LogError> {
+    let file = open_rw(&damage.file)?;
+    let io = |error: std::io::Error| LogError::io(&damage.file, &error);
+    if damage.byte < segment::HEADER_LEN {
+        // The header itself was cut short; the name says what it must hold.
+        let first = damage
+            .file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(1);
+        file.set_len(0).map_err(io)?;
+        file.write_all_at(&segment::header(first), 0).map_err(io)?;
+    } else {
+        file.set_len(damage.byte).map_err(io)?;
+    }
+    file.sync_all().map_err(io)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudevent::parse_structured;
+    use serde_json::json;
+
+    fn event(id: &str, event_type: &str) -> Envelope {
+        parse_structured(json!({
+            "specversion": "1.0", "id": id, "source": "/t", "type": event_type,
+            "subject": "k", "data": {"n": id}
+        }))
+        .unwrap()
+        .envelope
+    }
+
+    fn open(dir: &Path, fsync: bool, segment_bytes: u64) -> Opened {
+        FileLog::open(FileLogOptions {
+            fsync,
+            segment_bytes,
+            cache_records: 2,
+            ..FileLogOptions::new(dir.join("log"))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn records_survive_reopening_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open(dir.path(), false, 4096).log;
+            for n in 0..100 {
+                let stream = if n % 3 == 0 { "b" } else { "a" };
+                let kind = if n % 3 == 0 { "b.Y" } else { "a.X" };
+                log.append(stream, n, vec![event(&n.to_string(), kind)])
+                    .unwrap();
+            }
+        }
+        let segments = segment::list(&dir.path().join("log")).unwrap();
+        assert!(
+            segments.len() > 1,
+            "expected several segments, got {segments:?}"
+        );
+        let opened = open(dir.path(), true, 4096);
+        assert!(opened.truncated.is_none());
+        let log = opened.log;
+        assert_eq!(log.head(), 100);
+        assert_eq!(log.streams(), vec![("a".into(), 66), ("b".into(), 34)]);
+        let b = log.read_stream("b", 2, 3, Visibility::Durable).unwrap();
+        assert_eq!(
+            b.iter().map(|r| r.envelope.id.as_str()).collect::<Vec<_>>(),
+            ["3", "6", "9"]
+        );
+        let only_b = log.read_after(0, 1000, &|t| t == "b.Y").unwrap();
+        assert_eq!(only_b.records.len(), 34);
+        assert_eq!(only_b.scanned_to, 100);
+        assert_eq!(log.sequence_at("a", 4), 2);
+        let found = log.find("a", "/t", "1").unwrap();
+        assert_eq!(found.envelope.sequence, 1);
+        let err = log.append("a", 0, vec![event("2", "a.X")]).unwrap_err();
+        assert!(matches!(err, LogError::Duplicate { position, .. } if position.sequence == 2));
+    }
+
+    #[test]
+    fn appends_become_durable_through_the_sync_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), true, 1 << 20).log;
+        let records = log
+            .append("a", 0, vec![event("1", "a.X"), event("2", "a.X")])
+            .unwrap();
+        assert_eq!(log.written(), 2);
+        let wait = log.durability().wait(records[1].offset);
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(wait)
+            .unwrap();
+        assert_eq!(log.head(), 2);
+        let err = log
+            .append("a", 0, vec![event("3", "a.X"), event("3", "a.X")])
+            .unwrap_err();
+        assert!(matches!(err, LogError::Duplicate { position, .. } if position.sequence == 3));
+        assert_eq!(log.written(), 2);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_damage_before_it_refuses_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open(dir.path(), false, 1 << 20).log;
+            for n in 0..5 {
+                log.append("a", 0, vec![event(&n.to_string(), "a.X")])
+                    .unwrap();
+            }
+        }
+        let path = dir.path().join("log").join(segment::file_name(1));
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let opened = open(dir.path(), false, 1 << 20);
+        let damage = opened.truncated.clone().expect("a torn tail");
+        assert_eq!(damage.kind, DamageKind::Torn);
+        assert_eq!(opened.log.head(), 4);
+        opened.log.append("a", 0, vec![event("9", "a.X")]).unwrap();
+        drop(opened);
+
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[segment::HEADER_LEN as usize + 12] ^= 0x20;
+        fs::write(&path, &bytes).unwrap();
+        let Err(error) = FileLog::open(FileLogOptions::new(dir.path().join("log"))) else {
+            panic!("a log damaged in the middle must not open");
+        };
+        assert!(
+            matches!(&error, LogError::Corrupt { byte, .. } if *byte == segment::HEADER_LEN),
+            "{error}"
+        );
+        assert!(error.to_string().contains("herald log repair"), "{error}");
+    }
+}

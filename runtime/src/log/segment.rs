@@ -1,0 +1,285 @@
+//! Segment files: `<first offset, 20 digits>.seg` under the log directory, a 16-byte
+//! header (magic, first offset), then framed records with dense offsets. [`walk`] reads
+//! every segment in order and checks every frame: it serves both opening the log and the
+//! `herald log verify|repair` tools, so both judge damage the same way.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::frame::{self, Parsed};
+use super::{LogError, Record};
+use crate::codec::{self, FormatTag};
+
+/// First bytes of every segment file.
+pub const MAGIC: [u8; 8] = *b"HERALDS1";
+/// Bytes before the first record: magic and first offset (u64 LE).
+pub const HEADER_LEN: u64 = 16;
+const EXTENSION: &str = "seg";
+
+/// The file name of the segment whose first record has `first` as offset.
+pub fn file_name(first: u64) -> String {
+    format!("{first:020}.{EXTENSION}")
+}
+
+/// The header of the segment starting at `first`.
+pub fn header(first: u64) -> [u8; HEADER_LEN as usize] {
+    let mut header = [0; HEADER_LEN as usize];
+    header[..8].copy_from_slice(&MAGIC);
+    header[8..].copy_from_slice(&first.to_le_bytes());
+    header
+}
+
+/// Decodes one record from a frame's payload.
+pub fn decode(payload: &[u8]) -> Result<Record, String> {
+    codec::decode(FormatTag::RecordV1, payload).map_err(|error| error.to_string())
+}
+
+/// Whether damage can be a write cut short by a crash, or is something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DamageKind {
+    /// An incomplete last record with nothing valid after it: a crash mid-write. Opening
+    /// the log truncates it.
+    Torn,
+    /// Bad bytes where good records were (or follow): opening refuses the log.
+    Corrupt,
+}
+
+/// The first damage found in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The damaged segment.
+    pub file: PathBuf,
+    /// Where in it the first bad byte is; every record before it is good.
+    pub byte: u64,
+    /// Torn tail or corruption.
+    pub kind: DamageKind,
+    /// What is wrong, in words.
+    pub reason: String,
+    /// Segments after the damaged one, which the log cannot reach past the damage.
+    pub later: Vec<PathBuf>,
+}
+
+impl Damage {
+    /// The error opening a log with this damage gives.
+    pub fn to_error(&self) -> LogError {
+        LogError::Corrupt {
+            file: self.file.clone(),
+            byte: self.byte,
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// One segment as found on disk.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Its path.
+    pub path: PathBuf,
+    /// Bytes up to the end of its last good record.
+    pub good_len: u64,
+    /// Its length on disk.
+    pub file_len: u64,
+    /// How many good records it holds.
+    pub records: u64,
+}
+
+/// What [`walk`] found.
+#[derive(Debug, Default)]
+pub struct Walked {
+    /// The segments up to and including a damaged one, in order.
+    pub segments: Vec<Found>,
+    /// The first damage, if any.
+    pub damage: Option<Damage>,
+    /// The offset the next appended record gets.
+    pub next_offset: u64,
+}
+
+/// The segment files in `dir`, by first offset; other files (such as cut-off parts kept
+/// by `repair`) are left alone.
+pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
+    let entries = fs::read_dir(dir).map_err(|error| LogError::io(dir, &error))?;
+    let mut segments = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|error| LogError::io(dir, &error))?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
+            continue;
+        }
+        let first = path
+            .file_stem()
+            .and_then(|stem| stem.to_str())
+            .and_then(|stem| stem.parse::<u64>().ok())
+            .ok_or_else(|| LogError::Corrupt {
+                file: path.clone(),
+                byte: 0,
+                reason: "a .seg file whose name is not a 20-digit offset; move it out of the log directory".into(),
+            })?;
+        segments.push((first, path));
+    }
+    segments.sort();
+    Ok(segments)
+}
+
+/// Reads every segment in `dir` in order, checks every frame, and hands each good record
+/// to `visit` with its segment index, byte position and frame size. Stops at the first
+/// damage, which it classifies and reports rather than skipping.
+pub fn walk(
+    dir: &Path,
+    visit: &mut dyn FnMut(usize, u64, u32, Record),
+) -> Result<Walked, LogError> {
+    let listed = list(dir)?;
+    let mut walked = Walked {
+        next_offset: 1,
+        ..Walked::default()
+    };
+    for (index, (first, path)) in listed.iter().enumerate() {
+        let bytes = fs::read(path).map_err(|error| LogError::io(path, &error))?;
+        let last = index + 1 == listed.len();
+        let mut found = Found {
+            path: path.clone(),
+            good_len: 0,
+            file_len: bytes.len() as u64,
+            records: 0,
+        };
+        let (records, stop) = if *first != walked.next_offset {
+            let reason = format!(
+                "segment starts at offset {first} but the log's next offset is {}: a segment is missing or misnamed",
+                walked.next_offset
+            );
+            (0, Some((0, DamageKind::Corrupt, reason)))
+        } else {
+            scan(&bytes, *first, last, &mut |pos, size, record| {
+                visit(index, pos, size, record);
+            })
+        };
+        found.good_len = match &stop {
+            Some((byte, _, _)) => *byte,
+            None => bytes.len() as u64,
+        };
+        found.records = records;
+        walked.segments.push(found);
+        walked.next_offset = first + records;
+        if let Some((byte, kind, reason)) = stop {
+            walked.damage = Some(Damage {
+                file: path.clone(),
+                byte,
+                kind,
+                reason,
+                later: listed[index + 1..].iter().map(|(_, p)| p.clone()).collect(),
+            });
+            break;
+        }
+    }
+    Ok(walked)
+}
+
+type Stop = (u64, DamageKind, String);
+
+/// Checks one segment's header and frames, visiting good records; answers how many were
+/// good and, at the first bad byte, where it is and whether it can be a torn tail.
+fn scan(
+    bytes: &[u8],
+    first: u64,
+    last: bool,
+    visit: &mut dyn FnMut(u64, u32, Record),
+) -> (u64, Option<Stop>) {
+    let mut good = 0;
+    match scan_frames(bytes, first, last, &mut |pos, size, record| {
+        good += 1;
+        visit(pos, size, record);
+    }) {
+        Ok(()) => (good, None),
+        Err(stop) => (good, Some(stop)),
+    }
+}
+
+fn scan_frames(
+    bytes: &[u8],
+    first: u64,
+    last: bool,
+    visit: &mut dyn FnMut(u64, u32, Record),
+) -> Result<(), Stop> {
+    let torn_or_corrupt = |what: String| {
+        if last {
+            (DamageKind::Torn, what)
+        } else {
+            (
+                DamageKind::Corrupt,
+                format!("{what}, in a segment that is not the last"),
+            )
+        }
+    };
+    if bytes.len() < HEADER_LEN as usize {
+        let (kind, reason) = torn_or_corrupt(format!(
+            "segment header is incomplete ({} of {HEADER_LEN} bytes)",
+            bytes.len()
+        ));
+        return Err((0, kind, reason));
+    }
+    if bytes[..8] != MAGIC {
+        return Err((
+            0,
+            DamageKind::Corrupt,
+            "not a Herald segment: the magic bytes are wrong".into(),
+        ));
+    }
+    let named = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8]));
+    if named != first {
+        return Err((
+            8,
+            DamageKind::Corrupt,
+            format!("header says the segment starts at offset {named}, its name says {first}"),
+        ));
+    }
+    let mut pos = HEADER_LEN as usize;
+    let mut expected = first;
+    while pos < bytes.len() {
+        let rest = &bytes[pos..];
+        match frame::parse(rest) {
+            Parsed::Whole { payload, size } => {
+                let record = decode(payload).map_err(|reason| {
+                    (
+                        pos as u64,
+                        DamageKind::Corrupt,
+                        format!("record does not decode: {reason}"),
+                    )
+                })?;
+                if record.offset != expected {
+                    return Err((
+                        pos as u64,
+                        DamageKind::Corrupt,
+                        format!(
+                            "record has offset {} where {expected} was expected",
+                            record.offset
+                        ),
+                    ));
+                }
+                visit(pos as u64, size as u32, record);
+                pos += size;
+                expected += 1;
+            }
+            Parsed::Incomplete if !frame::any_valid_after(rest) => {
+                let (kind, reason) = torn_or_corrupt(format!(
+                    "incomplete record: the file ends {} bytes into it",
+                    rest.len()
+                ));
+                return Err((pos as u64, kind, reason));
+            }
+            Parsed::Incomplete => {
+                return Err((
+                    pos as u64,
+                    DamageKind::Corrupt,
+                    "record length runs past the end of the file, yet valid records follow".into(),
+                ))
+            }
+            Parsed::Zeros => {
+                let (kind, reason) = torn_or_corrupt(format!(
+                    "{} zero bytes where a record should be",
+                    rest.len()
+                ));
+                return Err((pos as u64, kind, reason));
+            }
+            Parsed::Bad(reason) => return Err((pos as u64, DamageKind::Corrupt, reason)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,225 @@
+//! Snapshots: a domain's state with the log positions it reflects, so a restart replays
+//! only the log after them.
+//!
+//! Files are `<snapshots dir>/<domain>.<offset, 20 digits>.snap`, where the offset is the
+//! last log record the state reflects. Each is one frame (length, CRC32C, payload) written
+//! atomically: to a temporary file, fsync'd, renamed, then the directory fsync'd. The two
+//! newest are kept, so a damaged newest one still leaves an older one to start from.
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, FormatTag};
+use crate::log::frame;
+
+/// How many snapshots per domain are kept.
+const KEEP: usize = 2;
+
+/// A domain's state and where in the log it stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The domain's name.
+    pub domain: String,
+    /// Every input at or before this node-wide offset was handled.
+    pub cursor: u64,
+    /// Every own event up to this sequence of the domain's stream was applied.
+    pub own_sequence: u64,
+    /// The last log offset the state reflects (its cursor or its last own event).
+    pub offset: u64,
+    /// The state, as [`crate::hosted::HostedDomain::save_state`] wrote it.
+    pub state: Vec<u8>,
+}
+
+/// Why a snapshot could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A file operation failed.
+    #[error("snapshot i/o on {}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The snapshot could not be encoded.
+    #[error("cannot encode the snapshot of \"{domain}\": {message}")]
+    Encode {
+        /// The domain.
+        domain: String,
+        /// The codec's reason.
+        message: String,
+    },
+}
+
+/// A snapshot file that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The snapshots directory of a node.
+#[derive(Debug, Clone)]
+pub struct SnapshotStore {
+    dir: PathBuf,
+}
+
+impl SnapshotStore {
+    /// The store in `dir`, created if missing.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, SnapshotError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|source| SnapshotError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Self { dir })
+    }
+
+    /// Writes `snapshot` atomically and removes all but the newest few of its domain.
+    pub fn save(&self, snapshot: &Snapshot) -> Result<PathBuf, SnapshotError> {
+        let payload = codec::encode(FormatTag::SnapshotV1, snapshot).map_err(|error| {
+            SnapshotError::Encode {
+                domain: snapshot.domain.clone(),
+                message: error.to_string(),
+            }
+        })?;
+        let mut bytes = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
+        frame::write(&payload, &mut bytes);
+        let name = format!("{}.{:020}.snap", snapshot.domain, snapshot.offset);
+        let path = self.dir.join(&name);
+        let temporary = self.dir.join(format!(".{name}.tmp"));
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SnapshotError::Io { path, source }
+        };
+        let mut file = File::create(&temporary).map_err(io(&temporary))?;
+        file.write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(io(&temporary))?;
+        fs::rename(&temporary, &path).map_err(io(&path))?;
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(io(&self.dir))?;
+        for (_, old) in self.list(&snapshot.domain).into_iter().skip(KEEP) {
+            // Pruning is housekeeping: a file left behind costs disk, not correctness.
+            let _ = fs::remove_file(old);
+        }
+        Ok(path)
+    }
+
+    /// The newest snapshot of `domain` that reads back whole and that `usable` accepts,
+    /// and every newer file passed over, with the reason.
+    pub fn latest(
+        &self,
+        domain: &str,
+        usable: &dyn Fn(&Snapshot) -> Result<(), String>,
+    ) -> (Option<Snapshot>, Vec<Unusable>) {
+        let mut passed_over = Vec::new();
+        for (_, path) in self.list(domain) {
+            match read(&path, domain).and_then(|snapshot| {
+                usable(&snapshot)?;
+                Ok(snapshot)
+            }) {
+                Ok(snapshot) => return (Some(snapshot), passed_over),
+                Err(reason) => passed_over.push(Unusable { path, reason }),
+            }
+        }
+        (None, passed_over)
+    }
+
+    /// `domain`'s snapshot files, newest first.
+    fn list(&self, domain: &str) -> Vec<(u64, PathBuf)> {
+        let prefix = format!("{domain}.");
+        let mut files: Vec<(u64, PathBuf)> = fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let offset = name
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".snap")?
+                    .parse::<u64>()
+                    .ok()?;
+                Some((offset, entry.path()))
+            })
+            .collect();
+        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files
+    }
+}
+
+fn read(path: &Path, domain: &str) -> Result<Snapshot, String> {
+    let bytes = fs::read(path).map_err(|error| format!("cannot read it: {error}"))?;
+    let payload = match frame::parse(&bytes) {
+        frame::Parsed::Whole { payload, size } if size == bytes.len() => payload,
+        frame::Parsed::Whole { size, .. } => {
+            return Err(format!("{} bytes follow its frame", bytes.len() - size))
+        }
+        frame::Parsed::Bad(reason) => return Err(reason),
+        frame::Parsed::Incomplete | frame::Parsed::Zeros => {
+            return Err("the file is incomplete".into())
+        }
+    };
+    let snapshot: Snapshot =
+        codec::decode(FormatTag::SnapshotV1, payload).map_err(|error| error.to_string())?;
+    if snapshot.domain != domain {
+        return Err(format!(
+            "it holds domain \"{}\", not \"{domain}\"",
+            snapshot.domain
+        ));
+    }
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(offset: u64) -> Snapshot {
+        Snapshot {
+            domain: "orders".into(),
+            cursor: offset,
+            own_sequence: offset / 2,
+            offset,
+            state: vec![1, 2, 3],
+        }
+    }
+
+    #[test]
+    fn the_newest_whole_snapshot_wins_and_two_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SnapshotStore::open(dir.path()).unwrap();
+        for offset in [10, 20, 30] {
+            store.save(&snapshot(offset)).unwrap();
+        }
+        assert_eq!(store.list("orders").len(), 2);
+        let (found, passed) = store.latest("orders", &|_| Ok(()));
+        assert_eq!(found, Some(snapshot(30)));
+        assert!(passed.is_empty());
+
+        let newest = dir.path().join(format!("orders.{:020}.snap", 30));
+        let mut bytes = fs::read(&newest).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&newest, bytes).unwrap();
+        let (found, passed) = store.latest("orders", &|_| Ok(()));
+        assert_eq!(found, Some(snapshot(20)));
+        assert!(passed[0].reason.contains("checksum"), "{passed:?}");
+
+        let (found, passed) = store.latest("orders", &|s| {
+            if s.offset > 5 {
+                Err("ahead of the log".into())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(found, None);
+        assert_eq!(passed.len(), 2);
+    }
+}

@@ -1,0 +1,210 @@
+//! `herald log tail|verify|repair`: the event log's files read directly, while the node
+//! is stopped. Verify and repair judge damage exactly as the node does when it opens.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use herald_runtime::log::{self, DamageKind, EventLog, FileLog, FileLogOptions, Visibility};
+
+/// The `herald log` subcommands.
+#[derive(Subcommand)]
+pub enum LogCommand {
+    /// Print events as CloudEvents JSON, one per line, in log order or one stream's order.
+    Tail {
+        /// The node's data directory ([node] data_dir); the log is in its `log/` folder.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only this stream (a domain's name).
+        #[arg(long)]
+        stream: Option<String>,
+        /// Start at this sequence of the stream (or node-wide offset without --stream).
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Print at most this many events.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Check every record; exits 1 and names the file and byte when something is damaged.
+    Verify {
+        /// The node's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Cut the log back to its last good record; the cut bytes are kept beside it.
+    Repair {
+        /// The node's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+/// Runs a `herald log` subcommand.
+pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LogCommand::Tail {
+            data_dir,
+            stream,
+            from,
+            limit,
+        } => tail(&data_dir, stream.as_deref(), from, limit),
+        LogCommand::Verify { data_dir } => verify(&data_dir),
+        LogCommand::Repair { data_dir } => repair(&data_dir),
+    }
+}
+
+fn log_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = data_dir.join("log");
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{} is not a directory: is {} a node's data directory ([node] data_dir)?",
+            dir.display(),
+            data_dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn tail(
+    data_dir: &Path,
+    stream: Option<&str>,
+    from: u64,
+    limit: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let dir = log_dir(data_dir)?;
+    // Open without syncing and without writing: a torn tail is reported, not cut.
+    let found = log::check(&dir)?;
+    if let Some(damage) = &found.damage {
+        anyhow::bail!(
+            "{} at byte {}: {}; run `herald log verify` for details",
+            damage.file.display(),
+            damage.byte,
+            damage.reason
+        );
+    }
+    let opened = FileLog::open(FileLogOptions {
+        fsync: false,
+        cache_records: 1,
+        ..FileLogOptions::new(dir)
+    })?;
+    let log = opened.log;
+    let mut remaining = limit.unwrap_or(u64::MAX);
+    let mut out = std::io::stdout().lock();
+    let mut next = from.max(1);
+    while remaining > 0 {
+        let page = remaining.min(1024) as usize;
+        let records = match stream {
+            Some(stream) => log.read_stream(stream, next, page, Visibility::Durable)?,
+            None => log.read_after(next - 1, page, &|_| true)?.records,
+        };
+        if records.is_empty() {
+            break;
+        }
+        for record in &records {
+            writeln!(out, "{}", record.envelope.to_cloudevent_json())?;
+        }
+        next = match (stream, records.last()) {
+            (Some(_), Some(last)) => last.envelope.sequence + 1,
+            (None, Some(last)) => last.offset + 1,
+            _ => break,
+        };
+        remaining -= records.len() as u64;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let dir = log_dir(data_dir)?;
+    let found = log::check(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for (path, records, bytes) in &found.segments {
+        println!("{}: {records} records, {bytes} bytes", path.display());
+    }
+    for (stream, count) in &found.streams {
+        println!("stream {stream}: {count} events");
+    }
+    match &found.damage {
+        None => {
+            println!("log is clean: {} records", found.records);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(damage) => {
+            let what = match damage.kind {
+                DamageKind::Torn => "torn tail (the node truncates it when it opens the log)",
+                DamageKind::Corrupt => "corrupt (the node refuses to start)",
+            };
+            println!(
+                "DAMAGED: {} at byte {}: {} — {what}",
+                damage.file.display(),
+                damage.byte,
+                damage.reason
+            );
+            for later in &damage.later {
+                println!("  unreachable past the damage: {}", later.display());
+            }
+            println!(
+                "{} good records before the damage; `herald log repair --data-dir {}` cuts the log back to them",
+                found.records,
+                data_dir.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn repair(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let dir = log_dir(data_dir)?;
+    let repaired = log::repair(&dir)?;
+    let Some(damage) = &repaired.damage else {
+        println!(
+            "log is clean: {} records; nothing to repair",
+            repaired.records
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!(
+        "cut {} at byte {} ({}); the cut bytes are kept in {}",
+        damage.file.display(),
+        damage.byte,
+        damage.reason,
+        repaired
+            .kept_tail
+            .as_deref()
+            .map_or_else(|| "-".into(), |p| p.display().to_string())
+    );
+    for moved in &repaired.moved {
+        println!("moved aside: {}", moved.display());
+    }
+    let moved = move_stale_snapshots(data_dir, repaired.records)?;
+    for path in moved {
+        println!("snapshot past the cut moved aside: {}", path.display());
+    }
+    println!("log now holds {} records", repaired.records);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Snapshots reflecting offsets past the cut describe events no longer in the log.
+fn move_stale_snapshots(data_dir: &Path, records: u64) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = data_dir.join("snapshots");
+    let mut moved = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(moved);
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let offset = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".snap"))
+            .and_then(|n| n.rsplit('.').next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if offset.is_some_and(|offset| offset > records) {
+            let aside = PathBuf::from(format!("{}.cut", path.display()));
+            std::fs::rename(&path, &aside)
+                .with_context(|| format!("cannot move {} aside", path.display()))?;
+            moved.push(aside);
+        }
+    }
+    Ok(moved)
+}

@@ -86,6 +86,18 @@ pub fn encode<T: Serialize>(tag: FormatTag, value: &T) -> Result<Vec<u8>, CodecE
     Ok(bytes)
 }
 
+/// Appends what [`encode`] would return to `out`.
+pub fn encode_into<T: Serialize>(
+    tag: FormatTag,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    out.push(tag as u8);
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(|_| ())
+        .map_err(|source| CodecError::Encode { tag, source })
+}
+
 /// Decodes bytes written by [`encode`] with the same `tag`.
 pub fn decode<T: DeserializeOwned>(expected: FormatTag, bytes: &[u8]) -> Result<T, CodecError> {
     let (&first, body) = bytes.split_first().ok_or(CodecError::Empty)?;

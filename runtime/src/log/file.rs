@@ -115,14 +115,18 @@ impl FileLog {
         let dir = options.dir.clone();
         fs::create_dir_all(&dir).map_err(|error| LogError::io(&dir, &error))?;
         let mut index = Index::default();
-        let mut dedup = Dedup::new(options.dedup_window);
+        let mut dedup = Dedup::new(options.dedup_window, 1);
         let mut cache = VecDeque::new();
         let now = now_ms();
         let walked = segment::walk(&dir, &mut |segment, pos, size, record| {
             index.push(&record, segment as u32, pos, size);
             let envelope = &record.envelope;
             let key = dedup::key(&envelope.stream, &envelope.source, &envelope.id);
-            dedup.insert(key, record.offset, record.appended_ms, now);
+            if let dedup::Claim::Seen(_) = dedup.claim(key, record.appended_ms) {
+                // Only a hash collision gets here: appends refuse real duplicates.
+                dedup.take_over(key, record.appended_ms);
+            }
+            dedup.evict(now);
             cache.push_back(Arc::new(record));
             if cache.len() > options.cache_records {
                 cache.pop_front();
@@ -284,7 +288,13 @@ impl State {
     }
 
     /// The record of `(stream, source, id)` if it is in the window.
-    fn find(&self, key: dedup::Key, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
+    fn find(
+        &self,
+        key: dedup::Key,
+        stream: &str,
+        source: &str,
+        id: &str,
+    ) -> Option<Arc<Record>> {
         let offset = self.dedup.get(key)?;
         let record = self.load(&[offset]).ok()?.pop()?;
         let envelope = &record.envelope;
@@ -330,31 +340,58 @@ impl EventLog for FileLog {
         let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *guard;
         let first_sequence = state.index.next_sequence(stream);
-        let mut keys = Vec::with_capacity(events.len());
+        let first_offset = state.written + 1;
+        let appended_ms = now_ms();
+        // Claim every event's key for its offset; a held key is a duplicate if the record
+        // holding it is the same event (earlier in this batch or in the log).
+        let mut claimed = 0;
         for event in &events {
             let key = dedup::key(stream, &event.source, &event.id);
-            let earlier = keys.iter().position(|k| *k == key).map(|i| i as u64);
-            let position = match state.find(key, stream, &event.source, &event.id) {
-                Some(record) => Some(record.envelope.position()),
-                None => earlier.map(|i| Position {
-                    stream: stream.to_owned(),
-                    sequence: first_sequence + i,
-                }),
+            let held_at = match state.dedup.claim(key, appended_ms) {
+                dedup::Claim::New => {
+                    claimed += 1;
+                    continue;
+                }
+                dedup::Claim::Seen(offset) => offset,
             };
-            if let Some(position) = position {
+            let original = if held_at >= first_offset {
+                let earlier = (held_at - first_offset) as usize;
+                events
+                    .get(earlier)
+                    .filter(|e| e.source == event.source && e.id == event.id)
+                    .map(|_| Position {
+                        stream: stream.to_owned(),
+                        sequence: first_sequence + earlier as u64,
+                    })
+            } else {
+                state
+                    .load(&[held_at])
+                    .ok()
+                    .and_then(|mut records| records.pop())
+                    .filter(|record| {
+                        let held = &record.envelope;
+                        held.stream == stream && held.source == event.source && held.id == event.id
+                    })
+                    .map(|record| record.envelope.position())
+            };
+            if let Some(position) = original {
+                state.dedup.unclaim(claimed);
                 return Err(LogError::Duplicate {
                     event_source: event.source.clone(),
                     id: event.id.clone(),
                     position,
                 });
             }
-            keys.push(key);
+            // A hash collision with another event: this one takes the key over.
+            state.dedup.take_over(key, appended_ms);
+            claimed += 1;
         }
         if state.active().len >= state.segment_bytes {
-            state.roll(&self.dir)?;
+            if let Err(error) = state.roll(&self.dir) {
+                state.dedup.unclaim(claimed);
+                return Err(error);
+            }
         }
-        let appended_ms = now_ms();
-        let first_offset = state.written + 1;
         let segment_index = (state.segments.len() - 1) as u32;
         let base = state.active().len;
         let mut scratch = std::mem::take(&mut state.scratch);
@@ -369,10 +406,15 @@ impl EventLog for FileLog {
                 appended_ms,
                 envelope,
             };
-            let payload = codec::encode(FormatTag::RecordV1, &record)
-                .map_err(|error| LogError::Unavailable(error.to_string()))?;
             let pos = base + scratch.len() as u64;
-            frame::write(&payload, &mut scratch);
+            let framed = frame::write_with(&mut scratch, |out| {
+                codec::encode_into(FormatTag::RecordV1, &record, out)
+            });
+            if let Err(error) = framed {
+                state.dedup.unclaim(claimed);
+                state.scratch = scratch;
+                return Err(LogError::Unavailable(error.to_string()));
+            }
             let size = (base + scratch.len() as u64 - pos) as u32;
             records.push((Arc::new(record), pos, size));
         }
@@ -383,16 +425,16 @@ impl EventLog for FileLog {
             let _ = active.file.set_len(base);
             let error = LogError::io(&active.path, &error);
             state.scratch = scratch;
+            state.dedup.unclaim(claimed);
             return Err(error);
         }
         active.len += scratch.len() as u64;
         let file = Arc::clone(&active.file);
         state.scratch = scratch;
-        let now = now_ms();
+        state.dedup.evict(appended_ms);
         let mut appended = Vec::with_capacity(records.len());
-        for ((record, pos, size), key) in records.into_iter().zip(keys) {
+        for (record, pos, size) in records {
             state.index.push(&record, segment_index, pos, size);
-            state.dedup.insert(key, record.offset, appended_ms, now);
             state.cache.push_back(Arc::clone(&record));
             if state.cache.len() > state.cache_records {
                 state.cache.pop_front();

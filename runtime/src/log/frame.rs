@@ -17,6 +17,25 @@ pub fn write(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// Appends a frame to `out` whose payload `fill` writes in place (no extra buffer).
+pub fn write_with<E>(
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    if let Err(error) = fill(out) {
+        out.truncate(start);
+        return Err(error);
+    }
+    let payload = &out[start + HEADER_LEN..];
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    let crc = crc32c::crc32c(payload);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
 /// What the bytes at a position hold.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed<'a> {

@@ -7,9 +7,7 @@ use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::Path;
 
-use criterion::{
-    criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput,
-};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use herald_runtime::log::{EventLog, FileLog, FileLogOptions};
 use herald_runtime::Envelope;
 
@@ -49,25 +47,29 @@ fn append(c: &mut Criterion) {
             .expect("log opens")
             .log;
         let mut next = 0;
-        group.bench_with_input(BenchmarkId::new("herald file log", batch), &batch, |b, &batch| {
-            // Building the events is the client's work, not the log's: it is not timed.
-            b.iter_batched(
-                || {
-                    let events: Vec<Envelope> = (next..next + batch).map(envelope).collect();
-                    next += batch;
-                    events
-                },
-                |events| {
-                    let records = log.append("orders", 0, events).expect("appends");
-                    let last = records.last().map_or(0, |r| r.offset);
-                    runtime
-                        .block_on(log.durability().wait(last))
-                        .expect("durable");
-                    records
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        group.bench_with_input(
+            BenchmarkId::new("herald file log", batch),
+            &batch,
+            |b, &batch| {
+                // Building the events is the client's work, not the log's: it is not timed.
+                b.iter_batched(
+                    || {
+                        let events: Vec<Envelope> = (next..next + batch).map(envelope).collect();
+                        next += batch;
+                        events
+                    },
+                    |events| {
+                        let records = log.append("orders", 0, events).expect("appends");
+                        let last = records.last().map_or(0, |r| r.offset);
+                        runtime
+                            .block_on(log.durability().wait(last))
+                            .expect("durable");
+                        records
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
         drop(log);
 
         // The same appends without syncing: the log's own CPU cost per batch.
@@ -84,8 +86,7 @@ fn append(c: &mut Criterion) {
             |b, &batch| {
                 b.iter_batched(
                     || {
-                        let events: Vec<Envelope> =
-                            (next..next + batch).map(envelope).collect();
+                        let events: Vec<Envelope> = (next..next + batch).map(envelope).collect();
                         next += batch;
                         events
                     },

@@ -68,11 +68,21 @@ fn write_saga(dir: &Path) -> Arc<FileLog> {
             let sku = format!("sku-{}", order % 50);
             let customer = format!("c-{}", order % 100);
             if order % 50 == 0 {
-                events.push(ingress("inventory.StockAdded", &sku, id, json!({"sku": sku, "quantity": 500})));
+                events.push(ingress(
+                    "inventory.StockAdded",
+                    &sku,
+                    id,
+                    json!({"sku": sku, "quantity": 500}),
+                ));
                 id += 1;
             }
             if order % 100 == 0 {
-                events.push(ingress("payments.CreditGranted", &customer, id, json!({"customer": customer, "amount": 100_000})));
+                events.push(ingress(
+                    "payments.CreditGranted",
+                    &customer,
+                    id,
+                    json!({"customer": customer, "amount": 100_000}),
+                ));
                 id += 1;
             }
             let order_id = format!("o-{order}");
@@ -85,13 +95,19 @@ fn write_saga(dir: &Path) -> Arc<FileLog> {
             id += 1;
         }
         for event in events {
-            let stream = event.event_type.split('.').next().unwrap_or_default().to_owned();
+            let stream = event
+                .event_type
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             let member = members
                 .iter_mut()
                 .find(|m| m.entry.name == stream)
                 .expect("an owning domain");
             member.domain.admit(&event).expect("admitted");
-            log.append(&stream, member.cursor, vec![event]).expect("appended");
+            log.append(&stream, member.cursor, vec![event])
+                .expect("appended");
         }
         settle(log.as_ref(), &mut members);
     }
@@ -108,7 +124,10 @@ fn settle(log: &dyn EventLog, members: &mut [Member]) {
                 .read_after(member.cursor, 4096, &|t| subscriptions.contains(t))
                 .expect("reads");
             for record in &batch.records {
-                let emitted = member.domain.handle(&record.envelope, TIME).unwrap_or_default();
+                let emitted = member
+                    .domain
+                    .handle(&record.envelope, TIME)
+                    .unwrap_or_default();
                 if !emitted.is_empty() {
                     let records = log
                         .append(member.entry.name, record.offset, emitted)
@@ -140,8 +159,8 @@ fn rebuild_all(log: &dyn EventLog) -> u64 {
             .collect();
         let wanted = |t: &str| subscriptions.contains(t);
         let upto = replay_limit(log, entry.name).expect("limit");
-        let replayed = rebuild(domain.as_mut(), log, &wanted, Start::default(), upto, TIME)
-            .expect("rebuilds");
+        let replayed =
+            rebuild(domain.as_mut(), log, &wanted, Start::default(), upto, TIME).expect("rebuilds");
         handled += replayed.handled + replayed.applied;
         let mut cursor = replayed.cursor;
         loop {
@@ -166,9 +185,10 @@ fn replay(c: &mut Criterion) {
     let mut group = c.benchmark_group("replay");
     group.sample_size(10);
     group.throughput(Throughput::Elements(head));
-    group.bench_function(format!("rebuild every example domain from {head} events"), |b| {
-        b.iter(|| rebuild_all(log.as_ref()))
-    });
+    group.bench_function(
+        format!("rebuild every example domain from {head} events"),
+        |b| b.iter(|| rebuild_all(log.as_ref())),
+    );
     group.finish();
 }
 

@@ -162,7 +162,10 @@ mod tests {
             assert!(matches!(dedup.claim(key("s", "/src", id), 0), Claim::New));
             dedup.evict(0);
         }
-        assert!(matches!(dedup.claim(key("s", "/src", "c"), 0), Claim::Seen(3)));
+        assert!(matches!(
+            dedup.claim(key("s", "/src", "c"), 0),
+            Claim::Seen(3)
+        ));
         assert_eq!(dedup.get(key("s", "/src", "a")), None);
         assert_eq!(dedup.get(key("s", "/src", "c")), Some(3));
         assert_eq!(dedup.len(), 2);

@@ -288,13 +288,7 @@ impl State {
     }
 
     /// The record of `(stream, source, id)` if it is in the window.
-    fn find(
-        &self,
-        key: dedup::Key,
-        stream: &str,
-        source: &str,
-        id: &str,
-    ) -> Option<Arc<Record>> {
+    fn find(&self, key: dedup::Key, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
         let offset = self.dedup.get(key)?;
         let record = self.load(&[offset]).ok()?.pop()?;
         let envelope = &record.envelope;

@@ -1,0 +1,235 @@
+//! Replay after a crash: reactions cut short are found (and only those), and a rebuild
+//! from a snapshot's positions equals a rebuild from the beginning.
+
+use herald_runtime::cloudevent::parse_structured;
+use herald_runtime::hosted::{DomainEntry, HostedDomain};
+use herald_runtime::log::{EventLog, MemoryLog};
+use herald_runtime::replay::{rebuild, replay_limit, Start};
+use herald_runtime::{Domain, Envelope, HandleError, Incoming, Outbox, Rejection};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// A ping from a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Ping {
+    /// Its key.
+    pub id: String,
+}
+
+/// One of the two echoes of a ping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Echoed {
+    /// The ping's key.
+    pub id: String,
+    /// First or second echo.
+    pub n: u64,
+}
+
+herald_runtime::events! {
+    /// Pings.
+    pub enum PingEvent in "pings" { Ping keyed by id }
+}
+herald_runtime::events! {
+    /// Echoes.
+    pub enum EchoEvent in "echo" { Echoed keyed by id }
+}
+
+/// Takes pings.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Pings;
+
+impl Domain for Pings {
+    const NAME: &'static str = "pings";
+    type Event = PingEvent;
+    fn subscriptions() -> &'static [&'static str] {
+        &[]
+    }
+    fn ingress() -> &'static [&'static str] {
+        &[Ping::TYPE]
+    }
+    fn validate(&self, _: &PingEvent) -> Result<(), Rejection> {
+        Ok(())
+    }
+    fn handle(&mut self, _: &Incoming<'_>, _: &mut Outbox<PingEvent>) -> Result<(), HandleError> {
+        Ok(())
+    }
+    fn apply(&mut self, _: &PingEvent) {}
+    fn entity(&self, _: &str) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Echoes every ping twice; counts what it saw and what it echoed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Echo {
+    seen: u64,
+    echoed: Vec<(String, u64)>,
+}
+
+impl Domain for Echo {
+    const NAME: &'static str = "echo";
+    type Event = EchoEvent;
+    fn subscriptions() -> &'static [&'static str] {
+        &[Ping::TYPE]
+    }
+    fn ingress() -> &'static [&'static str] {
+        &[]
+    }
+    fn validate(&self, _: &EchoEvent) -> Result<(), Rejection> {
+        Ok(())
+    }
+    fn handle(
+        &mut self,
+        incoming: &Incoming<'_>,
+        out: &mut Outbox<EchoEvent>,
+    ) -> Result<(), HandleError> {
+        let ping: Ping = incoming.data()?;
+        self.seen += 1;
+        for n in 0..2 {
+            out.emit(Echoed {
+                id: ping.id.clone(),
+                n,
+            });
+        }
+        Ok(())
+    }
+    fn apply(&mut self, event: &EchoEvent) {
+        let EchoEvent::Echoed(echoed) = event;
+        self.echoed.push((echoed.id.clone(), echoed.n));
+    }
+    fn entity(&self, _: &str) -> Option<serde_json::Value> {
+        Some(json!({"seen": self.seen, "echoed": self.echoed}))
+    }
+}
+
+const TIME: &str = "2026-11-25T10:00:00Z";
+
+fn ping(id: &str) -> Envelope {
+    parse_structured(json!({
+        "specversion": "1.0", "id": id, "source": "/t", "type": Ping::TYPE,
+        "subject": id, "data": {"id": id}
+    }))
+    .unwrap()
+    .envelope
+}
+
+fn echo() -> Box<dyn HostedDomain> {
+    DomainEntry::of::<Echo>().create()
+}
+
+fn subscribed(event_type: &str) -> bool {
+    event_type == Ping::TYPE
+}
+
+/// Handles a ping live, as the host does, appending its reactions (or only `keep` of them).
+fn react(log: &MemoryLog, domain: &mut dyn HostedDomain, input_offset: u64, keep: usize) {
+    let input = log
+        .read_after(input_offset - 1, 1, &subscribed)
+        .unwrap()
+        .records
+        .remove(0);
+    let mut emitted = domain.handle(&input.envelope, TIME).unwrap();
+    emitted.truncate(keep);
+    for record in log.append("echo", input.offset, emitted).unwrap() {
+        domain.apply(&record.envelope).unwrap();
+    }
+}
+
+#[test]
+fn a_torn_reaction_is_completed_and_nothing_is_echoed_twice() {
+    let log = MemoryLog::new();
+    log.append("pings", 0, vec![ping("a")]).unwrap();
+    let mut live = echo();
+    // The crash cut the second echo of "a" off.
+    react(&log, live.as_mut(), 1, 1);
+
+    let mut recovered = echo();
+    let upto = replay_limit(&log, "echo").unwrap();
+    assert_eq!(upto, 1);
+    let replayed = rebuild(
+        recovered.as_mut(),
+        &log,
+        &subscribed,
+        Start::default(),
+        upto,
+        TIME,
+    )
+    .unwrap();
+    assert_eq!(replayed.missing.len(), 1, "{:?}", replayed.missing);
+    let missing = &replayed.missing[0];
+    assert_eq!(missing.data_json()["n"], 1);
+    for record in log.append("echo", upto, replayed.missing).unwrap() {
+        recovered.apply(&record.envelope).unwrap();
+    }
+    assert_eq!(
+        recovered.entity("x").unwrap(),
+        json!({"seen": 1, "echoed": [["a", 0], ["a", 1]]})
+    );
+}
+
+#[test]
+fn inputs_after_the_last_reaction_are_left_to_consumption() {
+    let log = MemoryLog::new();
+    log.append("pings", 0, vec![ping("a")]).unwrap();
+    let mut live = echo();
+    react(&log, live.as_mut(), 1, 2);
+    // "b" was logged but the crash came before its echoes.
+    log.append("pings", 0, vec![ping("b")]).unwrap();
+
+    let mut recovered = echo();
+    let upto = replay_limit(&log, "echo").unwrap();
+    let replayed = rebuild(
+        recovered.as_mut(),
+        &log,
+        &subscribed,
+        Start::default(),
+        upto,
+        TIME,
+    )
+    .unwrap();
+    assert!(replayed.missing.is_empty());
+    assert_eq!(replayed.cursor, 1);
+    let rest = log.read_after(replayed.cursor, 10, &subscribed).unwrap();
+    assert_eq!(rest.records.len(), 1);
+    assert_eq!(rest.records[0].envelope.id, "b");
+}
+
+#[test]
+fn a_rebuild_from_snapshot_positions_equals_one_from_the_beginning() {
+    let log = MemoryLog::new();
+    let mut live = echo();
+    let mut snapshot = None;
+    for (n, id) in ["a", "b", "c", "d"].iter().enumerate() {
+        let offset = log.append("pings", 0, vec![ping(id)]).unwrap()[0].offset;
+        react(&log, live.as_mut(), offset, 2);
+        if n == 1 {
+            let own_sequence = log.sequence_at("echo", log.head());
+            snapshot = Some((
+                live.save_state().unwrap(),
+                Start {
+                    cursor: offset,
+                    own_sequence,
+                },
+            ));
+        }
+    }
+    let upto = replay_limit(&log, "echo").unwrap();
+    let mut full = echo();
+    rebuild(
+        full.as_mut(),
+        &log,
+        &subscribed,
+        Start::default(),
+        upto,
+        TIME,
+    )
+    .unwrap();
+    let (state, start) = snapshot.unwrap();
+    let mut from_snapshot = echo();
+    from_snapshot.load_state(&state).unwrap();
+    let replayed = rebuild(from_snapshot.as_mut(), &log, &subscribed, start, upto, TIME).unwrap();
+    assert_eq!(replayed.handled, 2);
+    assert_eq!(full.entity("x"), live.entity("x"));
+    assert_eq!(from_snapshot.entity("x"), live.entity("x"));
+}

@@ -149,7 +149,7 @@ impl SnapshotStore {
                 Some((offset, entry.path()))
             })
             .collect();
-        files.sort_by(|a, b| b.0.cmp(&a.0));
+        files.sort_by_key(|(offset, _)| std::cmp::Reverse(*offset));
         files
     }
 }

@@ -1,5 +1,6 @@
 //! Replay after a crash: reactions cut short are found (and only those), and a rebuild
 //! from a snapshot's positions equals a rebuild from the beginning.
+#![allow(clippy::unwrap_used)] // test helpers: a failure here is the test failing
 
 use herald_runtime::cloudevent::parse_structured;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};

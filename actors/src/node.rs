@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::gateway::{self, Gateway, GatewayState, HostHandle, Limits, StopGateway};
-use crate::host::{DomainHost, Drain, HostArgs, SnapshotSettings};
+use crate::host::{Checkpoint, DomainHost, Drain, HostArgs, SnapshotSettings};
 
 /// Why a node could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +155,7 @@ pub async fn run(
         Err(error) => warn!(%error, "http server task ended abnormally"),
     }
     drain(&hosts).await;
+    checkpoint(&hosts).await;
     for arbiter in arbiters {
         arbiter.stop();
     }
@@ -215,6 +216,14 @@ async fn wait_until_ready(hosts: &DashMap<&'static str, HostHandle>) -> Result<(
             return Err(NodeError::NotReady(READY_TIMEOUT, waiting.join(", ")));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Snapshots every domain that changed, so the next start has nothing to replay.
+async fn checkpoint(hosts: &DashMap<&'static str, HostHandle>) {
+    let addresses: Vec<_> = hosts.iter().map(|host| host.addr.clone()).collect();
+    for addr in addresses {
+        let _ = addr.send(Checkpoint).await;
     }
 }
 

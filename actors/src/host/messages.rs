@@ -89,3 +89,9 @@ pub(crate) struct Wake;
 #[derive(Message)]
 #[rtype(result = "u64")]
 pub struct Drain;
+
+/// Asks the host to snapshot its state now if it changed since the last snapshot (at
+/// shutdown, so the next start replays nothing); answers once it is written.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Checkpoint;

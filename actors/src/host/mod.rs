@@ -12,6 +12,8 @@ mod snapshots;
 mod view;
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -26,7 +28,7 @@ use herald_runtime::{Envelope, Position};
 use tracing::{debug, error, info, warn};
 
 pub(crate) use messages::Wake;
-pub use messages::{Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare};
+pub use messages::{Checkpoint, Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare};
 pub use snapshots::SnapshotSettings;
 pub use view::DomainView;
 
@@ -346,16 +348,15 @@ impl Subscriber for HostWaker {
 }
 
 impl DomainHost {
-    /// Writes a snapshot of the current state once the log holds everything it reflects.
-    fn snapshot(&mut self, ctx: &mut Context<Self>) {
-        let Some(store) = self.snapshots.store().cloned() else {
-            return;
-        };
+    /// Starts a snapshot of the current state: the returned job writes it once the log
+    /// holds everything it reflects. `None` when snapshots are off or the state is unsaved.
+    fn snapshot_job(&mut self) -> Option<impl Future<Output = Result<PathBuf, String>>> {
+        let store = self.snapshots.store().cloned()?;
         let state = match self.view.read().save_state() {
             Ok(state) => state,
             Err(error) => {
                 error!(domain = self.name(), %error, "cannot encode the domain's state for a snapshot");
-                return;
+                return None;
             }
         };
         let snapshot = Arc::new(Snapshot {
@@ -368,25 +369,33 @@ impl DomainHost {
         self.snapshots.started(Arc::clone(&snapshot));
         // A snapshot must never reflect records a crash could still take back.
         let durable = self.bus.log().durability().wait(snapshot.offset);
-        let write = async move {
+        Some(async move {
             durable.await.map_err(|error| error.to_string())?;
             tokio::task::spawn_blocking(move || store.save(&snapshot))
                 .await
                 .map_err(|error| error.to_string())?
                 .map_err(|error| error.to_string())
-        };
-        ctx.spawn(write.into_actor(self).map(|written, host, _| {
-            host.snapshots.finished();
-            match written {
-                Ok(path) => debug!(domain = host.name(), path = %path.display(), "snapshot written"),
-                Err(error) => warn!(domain = host.name(), %error, "snapshot not written; the next one will try again"),
+        })
+    }
+
+    fn snapshot_written(&mut self, written: Result<PathBuf, String>) {
+        self.snapshots.finished();
+        match written {
+            Ok(path) => debug!(domain = self.name(), path = %path.display(), "snapshot written"),
+            Err(error) => {
+                warn!(domain = self.name(), %error, "snapshot not written; the next one will try again")
             }
-        }));
+        }
     }
 
     fn after_step(&mut self, ctx: &mut Context<Self>) {
         if std::mem::take(&mut self.snapshot_pending) {
-            self.snapshot(ctx);
+            if let Some(job) = self.snapshot_job() {
+                ctx.spawn(
+                    job.into_actor(self)
+                        .map(|written, host, _| host.snapshot_written(written)),
+                );
+            }
         }
     }
 }
@@ -450,6 +459,25 @@ impl Handler<Drain> for DomainHost {
             if !more {
                 return total;
             }
+        }
+    }
+}
+
+impl Handler<Checkpoint> for DomainHost {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Checkpoint, _: &mut Self::Context) -> Self::Result {
+        let job = if self.snapshots.unsaved() {
+            self.snapshot_job()
+        } else {
+            None
+        };
+        match job {
+            Some(job) => Box::pin(
+                job.into_actor(self)
+                    .map(|written, host, _| host.snapshot_written(written)),
+            ),
+            None => Box::pin(actix::fut::ready(())),
         }
     }
 }

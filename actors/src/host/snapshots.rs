@@ -55,6 +55,11 @@ impl Snapshots {
         by_count || by_time
     }
 
+    /// Whether the state changed since the last snapshot (and snapshots are on).
+    pub(crate) fn unsaved(&self) -> bool {
+        self.settings.store.is_some() && self.changed > 0
+    }
+
     /// A snapshot is being written; count afresh.
     pub(crate) fn started(&mut self, snapshot: Arc<Snapshot>) {
         self.in_flight = true;

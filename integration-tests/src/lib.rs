@@ -1,6 +1,25 @@
 //! Support for black-box tests: build the real `herald` binary, start nodes on free ports
 //! with their own data directories, talk to them over HTTP, and stop them with signals.
+//!
+//! # Layout
+//!
+//! - this file: the [`Node`] fixture (start, restart on the same data directory, SIGTERM,
+//!   SIGKILL), HTTP helpers, reading whole streams, waiting for the saga to settle, running
+//!   the `herald` binary as a command ([`herald`], [`run_node_to_exit`]), event builders, a
+//!   seeded [`Rng`] and a JSON [`diff`] for failure messages.
+//! - [`invariants`]: the example saga's invariants checked against a node's whole log.
+//! - [`segments`]: the on-disk log and snapshot files, parsed by their documented framing so
+//!   tests can cut and corrupt exact records.
+//! - [`sse`]: a line reader for the server-sent-events tail.
+//! - [`workload`]: a deterministic saga workload touching every event type, and a
+//!   fingerprint of everything a node answers, for before/after comparisons.
 
+pub mod invariants;
+pub mod segments;
+pub mod sse;
+pub mod workload;
+
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -65,6 +84,10 @@ pub fn listening_address(line: &str) -> Option<&str> {
         .find_map(|word| word.strip_prefix("address="))
 }
 
+/// How long a node may take to report its address and then to become ready (recovery of a
+/// large log in a debug build on a loaded 2-core machine included).
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// A running node; killed when dropped.
 pub struct Node {
     child: Child,
@@ -72,7 +95,9 @@ pub struct Node {
     pub base: String,
     logs: Arc<Mutex<Vec<String>>>,
     client: reqwest::blocking::Client,
-    _data_dir: tempfile::TempDir,
+    data_dir: PathBuf,
+    /// Set when the node owns its data directory (removed when the node is dropped).
+    _owned_dir: Option<tempfile::TempDir>,
 }
 
 impl Node {
@@ -84,7 +109,25 @@ impl Node {
     /// Starts a node with extra `HERALD_*` environment overrides.
     pub fn start_with(env: &[(&str, &str)]) -> Node {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut command = node_command(&herald_binary(), data_dir.path());
+        let mut node = Self::launch_in(data_dir.path(), env);
+        node._owned_dir = Some(data_dir);
+        node.await_ready(START_TIMEOUT);
+        node
+    }
+
+    /// Starts a node on `data_dir`, which the caller owns and which outlives the node, so a
+    /// test can stop or kill the node and start another on the same directory. Returns once
+    /// `/readyz` answers 200.
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        let node = Self::launch_in(data_dir, env);
+        node.await_ready(START_TIMEOUT);
+        node
+    }
+
+    /// Starts a node on `data_dir` and returns as soon as it reports its address, without
+    /// waiting for readiness (for tests of `/readyz` during recovery).
+    pub fn launch_in(data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        let mut command = node_command(&herald_binary(), data_dir);
         command
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -99,16 +142,17 @@ impl Node {
         let stderr = child.stderr.take().expect("piped stderr");
         collect(stdout, Arc::clone(&logs), Some(address_tx));
         collect(stderr, Arc::clone(&logs), None);
-        let address = address_rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!(
-                    "node did not report its address; logs:\n{}",
-                    logs.lock().map(|l| l.join("\n")).unwrap_or_default()
-                )
-            });
-        let node = Node {
+        let address = address_rx.recv_timeout(START_TIMEOUT).unwrap_or_else(|_| {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            // The collectors may still be draining the pipes.
+            std::thread::sleep(Duration::from_millis(100));
+            panic!(
+                "node did not report its address (exit status {status:?}); logs:\n{}",
+                logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+            )
+        });
+        Node {
             child,
             base: format!("http://{address}"),
             logs,
@@ -116,15 +160,87 @@ impl Node {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
-            _data_dir: data_dir,
-        };
-        eventually("node ready", || node.get("/readyz").status == 200);
-        node
+            data_dir: data_dir.to_path_buf(),
+            _owned_dir: None,
+        }
+    }
+
+    /// Waits until `/readyz` answers 200, failing with the node's logs if it does not within
+    /// `timeout` or if the process exits first.
+    pub fn await_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match self.client.get(format!("{}/readyz", self.base)).send() {
+                Ok(response) if response.status().as_u16() == 200 => return,
+                Ok(response) => {
+                    format!(
+                        "{} {}",
+                        response.status(),
+                        response.text().unwrap_or_default()
+                    )
+                }
+                Err(error) => format!("request failed: {error}"),
+            };
+            assert!(
+                Instant::now() < deadline,
+                "node not ready after {timeout:?}: expected /readyz 200, last answer: {last}; \
+                 logs:\n{}",
+                self.logs_tail(80)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The node's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The node's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The HTTP client the node's helpers use (30 s timeout).
+    pub fn client(&self) -> &reqwest::blocking::Client {
+        &self.client
     }
 
     /// Everything the node logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// The last `lines` lines the node logged, for failure messages.
+    pub fn logs_tail(&self, lines: usize) -> String {
+        self.logs
+            .lock()
+            .map(|l| l[l.len().saturating_sub(lines)..].join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// SIGKILL: the process dies at once, mid-write if it was writing; then reaps it.
+    pub fn kill(&mut self) {
+        // std's Child::kill sends SIGKILL on Unix.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then asserts that the node exits with status 0 within 30 s.
+    pub fn stop(&mut self) {
+        self.signal("TERM");
+        let status = self.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| {
+            panic!(
+                "expected the node to exit within 30 s of SIGTERM, it is still running; logs:\n{}",
+                self.logs_tail(80)
+            )
+        });
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "expected exit status 0 after SIGTERM, saw {status}; logs:\n{}",
+            self.logs_tail(80)
+        );
     }
 
     /// GET a path.
@@ -163,6 +279,19 @@ impl Node {
             "application/cloudevents+json",
             event.to_string(),
         )
+    }
+
+    /// POST one event and assert it was accepted (202); returns its sequence.
+    pub fn accept(&self, event: &Value) -> u64 {
+        let reply = self.publish(event);
+        assert_eq!(
+            reply.status, 202,
+            "expected 202 for {event}, saw {}: {}",
+            reply.status, reply.json
+        );
+        reply.json["sequence"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("expected a sequence in the 202 body: {}", reply.json))
     }
 
     /// POST a batch.
@@ -205,6 +334,105 @@ impl Node {
         reply.json
     }
 
+    /// `GET /v1/streams`, asserted 200 with a `streams` array.
+    pub fn streams(&self) -> Value {
+        let reply = self.get("/v1/streams");
+        assert_eq!(
+            reply.status, 200,
+            "expected 200 from /v1/streams, saw {}: {}",
+            reply.status, reply.text
+        );
+        assert!(
+            reply.json["streams"].is_array(),
+            "expected {{\"streams\": [...]}} from /v1/streams, saw {}",
+            reply.text
+        );
+        reply.json
+    }
+
+    /// One page of `GET /v1/streams/{stream}/events?from=&limit=`, asserted 200 with the
+    /// batch content type and a JSON array.
+    pub fn events_page(&self, stream: &str, from: u64, limit: u64) -> Vec<Value> {
+        let path = format!("/v1/streams/{stream}/events?from={from}&limit={limit}");
+        let reply = self.get(&path);
+        assert_eq!(
+            reply.status, 200,
+            "expected 200 from {path}, saw {}: {}",
+            reply.status, reply.text
+        );
+        assert!(
+            reply
+                .content_type
+                .starts_with("application/cloudevents-batch+json"),
+            "expected content-type application/cloudevents-batch+json from {path}, saw {:?}",
+            reply.content_type
+        );
+        match reply.json {
+            Value::Array(events) => events,
+            other => panic!("expected a JSON array from {path}, saw {other}"),
+        }
+    }
+
+    /// Every event of `stream`, read through the events API in pages of 1000.
+    pub fn read_stream(&self, stream: &str) -> Vec<Value> {
+        let mut events: Vec<Value> = Vec::new();
+        let mut from = 1;
+        loop {
+            let page = self.events_page(stream, from, 1000);
+            let Some(last) = page.last() else {
+                return events;
+            };
+            let sequence = last["sequence"].as_u64().unwrap_or_else(|| {
+                panic!("expected a numeric \"sequence\" on every event of {stream}, saw {last}")
+            });
+            assert!(
+                sequence >= from,
+                "expected the page of {stream} from {from} to end at a sequence >= {from}, \
+                 it ends at {sequence}"
+            );
+            from = sequence + 1;
+            events.extend(page);
+        }
+    }
+
+    /// Every stream the node lists in `/v1/streams`, read whole, by name.
+    pub fn read_all_streams(&self) -> BTreeMap<String, Vec<Value>> {
+        stream_names(&self.streams())
+            .into_iter()
+            .map(|name| {
+                let events = self.read_stream(&name);
+                (name, events)
+            })
+            .collect()
+    }
+
+    /// Waits until every subscriber of every stream has lag 0 and two reads of
+    /// `/v1/streams` 300 ms apart are equal (reactions cause reactions); returns that answer.
+    pub fn settle(&self) -> Value {
+        self.settle_within(Duration::from_secs(90))
+    }
+
+    /// [`Node::settle`] with a deadline.
+    pub fn settle_within(&self, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let first = self.streams();
+            if caught_up(&first) {
+                std::thread::sleep(Duration::from_millis(300));
+                let second = self.streams();
+                if second == first {
+                    return second;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node did not settle within {timeout:?}: expected every subscriber at lag \
+                 0 and no change between two reads; last /v1/streams: {first}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Sends a signal (`"TERM"`, `"INT"`, `"KILL"`) to the node.
     pub fn signal(&self, signal: &str) {
         // Through kill(1): the workspace forbids unsafe code, and libc's kill is unsafe.
@@ -235,6 +463,30 @@ impl Drop for Node {
     }
 }
 
+/// The stream names in a `/v1/streams` answer.
+pub fn stream_names(streams: &Value) -> Vec<String> {
+    streams["streams"]
+        .as_array()
+        .map(|streams| {
+            streams
+                .iter()
+                .filter_map(|s| s["stream"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether every subscriber of every stream in a `/v1/streams` answer has lag 0.
+pub fn caught_up(streams: &Value) -> bool {
+    streams["streams"].as_array().is_some_and(|streams| {
+        streams.iter().all(|stream| {
+            stream["subscribers"]
+                .as_array()
+                .is_some_and(|subscribers| subscribers.iter().all(|s| s["lag"].as_u64() == Some(0)))
+        })
+    })
+}
+
 fn collect(
     stream: impl std::io::Read + Send + 'static,
     logs: Arc<Mutex<Vec<String>>>,
@@ -252,6 +504,187 @@ fn collect(
     });
 }
 
+/// A finished (or timed-out) run of the `herald` binary.
+#[derive(Debug)]
+pub struct Finished {
+    /// The exit code; `None` if it was killed by a signal or by the timeout.
+    pub status: Option<i32>,
+    /// Whether it had to be killed because it outlived its timeout.
+    pub timed_out: bool,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Standard output and standard error together, for searching and failure messages.
+    pub fn output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `command` to completion with piped output, killing it after `timeout`.
+pub fn run_command(mut command: Command, timeout: Duration) -> Finished {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("command starts");
+    let read = |stream: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = read(child.stdout.take().map(|s| Box::new(s) as Box<_>));
+    let stderr = read(child.stderr.take().map(|s| Box::new(s) as Box<_>));
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("reap the child");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Finished {
+        status: status.code(),
+        timed_out,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// `herald log ARGS...` (the offline log tools), with a 120 s timeout.
+pub fn herald_log(args: &[&str]) -> Finished {
+    let mut command = Command::new(herald_binary());
+    command.arg("log").args(args).env("NO_COLOR", "1");
+    run_command(command, Duration::from_secs(120))
+}
+
+/// `herald log SUBCOMMAND --data-dir DIR`.
+pub fn herald_log_on(subcommand: &str, data_dir: &Path, extra: &[&str]) -> Finished {
+    let dir = data_dir.to_string_lossy().into_owned();
+    let mut args = vec![subcommand, "--data-dir", dir.as_str()];
+    args.extend_from_slice(extra);
+    herald_log(&args)
+}
+
+/// `herald run` on `data_dir` for a node expected to refuse to start: waits up to `timeout`
+/// for it to exit (killing it otherwise, with `timed_out` set).
+pub fn run_node_to_exit(data_dir: &Path, env: &[(&str, &str)], timeout: Duration) -> Finished {
+    let mut command = node_command(&herald_binary(), data_dir);
+    command.env("RUST_LOG", "info");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    run_command(command, timeout)
+}
+
+/// A small seeded pseudo-random generator (xorshift64*), so a failing run can be repeated
+/// with the seed it printed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (0 is replaced, xorshift cannot leave it).
+    pub fn seeded(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The seed in environment variable `var` if set, else one from the clock; returns the
+    /// generator and the seed to print.
+    pub fn from_env_or_clock(var: &str) -> (Rng, u64) {
+        let seed = std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        (Rng::seeded(seed), seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `low..=high`.
+    pub fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next_u64() % (high - low + 1)
+    }
+
+    /// True with `percent` in 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.next_u64() % 100 < percent
+    }
+
+    /// One item of a non-empty slice.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next_u64() % items.len() as u64) as usize]
+    }
+}
+
+/// Where two JSON values differ, as `path: expected X, saw Y` lines (at most `limit`).
+pub fn diff(expected: &Value, seen: &Value, limit: usize) -> Vec<String> {
+    fn walk(path: &str, expected: &Value, seen: &Value, out: &mut Vec<String>, limit: usize) {
+        if out.len() >= limit || expected == seen {
+            return;
+        }
+        match (expected, seen) {
+            (Value::Object(a), Value::Object(b)) => {
+                let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                for key in keys {
+                    let a = a.get(key).unwrap_or(&Value::Null);
+                    let b = b.get(key).unwrap_or(&Value::Null);
+                    walk(&format!("{path}/{key}"), a, b, out, limit);
+                }
+            }
+            (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+                for (index, (a, b)) in a.iter().zip(b).enumerate() {
+                    walk(&format!("{path}/{index}"), a, b, out, limit);
+                }
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                out.push(format!(
+                    "{path}: expected {} items, saw {}",
+                    a.len(),
+                    b.len()
+                ));
+                let first = a.iter().zip(b).position(|(a, b)| a != b);
+                if let Some(index) = first {
+                    walk(&format!("{path}/{index}"), &a[index], &b[index], out, limit);
+                }
+            }
+            _ => out.push(format!("{path}: expected {expected}, saw {seen}")),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", expected, seen, &mut out, limit);
+    out
+}
+
+/// Asserts two JSON values are equal, naming `what` and the first differences.
+pub fn assert_same_json(what: &str, expected: &Value, seen: &Value) {
+    let differences = diff(expected, seen, 12);
+    assert!(
+        differences.is_empty(),
+        "{what}: expected the same as before, differences:\n  {}",
+        differences.join("\n  ")
+    );
+}
+
 /// An HTTP answer: status, content type and body as JSON (`Null` when not JSON).
 #[derive(Debug)]
 pub struct Reply {
@@ -263,6 +696,8 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// The body parsed as JSON.
     pub json: Value,
+    /// The body as text.
+    pub text: String,
 }
 
 impl From<reqwest::Result<reqwest::blocking::Response>> for Reply {
@@ -284,6 +719,7 @@ impl From<reqwest::Result<reqwest::blocking::Response>> for Reply {
             content_type,
             retry_after,
             json: serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
         }
     }
 }

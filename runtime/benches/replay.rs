@@ -15,6 +15,10 @@ use herald_runtime::replay::{rebuild, replay_limit, Start};
 use herald_runtime::Envelope;
 use serde_json::{json, Value};
 
+/// The allocator the `herald` binary uses, so the figure is the node's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS: u64 = 1_000_000;
 const TIME: &str = "2026-11-25T10:00:00Z";
 

@@ -401,6 +401,7 @@ async fn dispatch(
     }
     // Phase one: every domain validates and holds; any refusal aborts them all.
     let mut decisions = Vec::new();
+    let mut parts = Vec::new();
     for (domain, host, group) in &prepared {
         let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.iter().cloned().unzip();
         let (decide, decision) = oneshot::channel();
@@ -412,7 +413,10 @@ async fn dispatch(
             })
             .await;
         let refusal = match answer {
-            Ok(Ok(())) => None,
+            Ok(Ok(part)) => {
+                parts.push(part);
+                None
+            }
             Ok(Err(error)) => Some(ingest_problem(error, domain, mode, &indexes)),
             Err(_) => Some(host_gone(domain)),
         };
@@ -424,11 +428,21 @@ async fn dispatch(
         }
         decisions.push(decide);
     }
-    // Phase two: all accepted, so all append.
+    // Phase two: all accepted, so every part is appended in one write (all or nothing,
+    // even if the node dies mid-way), then each host learns its records.
+    let records = match state.log.append_all(parts) {
+        Ok(records) => records,
+        Err(error) => {
+            for sender in decisions {
+                let _ = oneshot::Sender::send(sender, Decision::Abort);
+            }
+            return Err(log_problem(error));
+        }
+    };
     let mut replies = Vec::new();
-    for decide in decisions {
+    for (decide, records) in decisions.into_iter().zip(records) {
         let (reply, answer) = oneshot::channel();
-        let _ = decide.send(Decision::Commit(reply));
+        let _ = decide.send(Decision::Commit(records, reply));
         replies.push(answer);
     }
     let mut outcomes = Vec::new();

@@ -1,7 +1,10 @@
 //! The messages a domain host takes, and what it answers.
 
+use std::sync::Arc;
+
 use actix::Message;
 use herald_runtime::hosted::Refusal;
+use herald_runtime::log::{Part, Record};
 use herald_runtime::{Envelope, Position};
 use tokio::sync::oneshot;
 
@@ -63,16 +66,21 @@ pub struct Ingest {
 /// What the coordinator of a multi-domain batch decided.
 #[derive(Debug)]
 pub enum Decision {
-    /// Append what was prepared and answer through the sender.
-    Commit(oneshot::Sender<Result<Committed, IngestError>>),
+    /// Every part was appended, in one write: here are this host's records; answer the
+    /// outcomes through the sender.
+    Commit(
+        Vec<Arc<Record>>,
+        oneshot::Sender<Result<Committed, IngestError>>,
+    ),
     /// Forget what was prepared.
     Abort,
 }
 
 /// First phase of a batch spanning several domains: validate and hold, then wait for
 /// the [`Decision`] without taking other messages, so no other event slips in between.
+/// Answers the host's part of the append, which the coordinator writes with the others'.
 #[derive(Message)]
-#[rtype(result = "Result<(), IngestError>")]
+#[rtype(result = "Result<Part, IngestError>")]
 pub struct Prepare {
     /// Parsed and schema-checked envelopes, in client order.
     pub events: Vec<Envelope>,

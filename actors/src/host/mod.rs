@@ -21,7 +21,7 @@ use actix::prelude::*;
 use herald_runtime::bus::{Bus, Subscriber};
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
-use herald_runtime::log::Record;
+use herald_runtime::log::{Part, Record};
 use herald_runtime::replay::{self, Start};
 use herald_runtime::snapshot::Snapshot;
 use herald_runtime::{Envelope, Position};
@@ -251,28 +251,37 @@ impl DomainHost {
     }
 
     /// Appends what was staged; on failure the state goes back to the log's.
-    fn commit(&mut self, staged: Staged) -> Result<Committed, IngestError> {
-        let Staged {
-            slots,
-            appends,
-            mut sync_to,
-        } = staged;
-        let appended = appends.len() as u64;
-        let positions: Vec<Position> = if appends.is_empty() {
-            Vec::new()
+    fn commit(&mut self, mut staged: Staged) -> Result<Committed, IngestError> {
+        let appends = std::mem::take(&mut staged.appends);
+        let records = if appends.is_empty() {
+            Ok(Vec::new())
         } else {
-            match self.bus.append(self.entry.name, self.cursor, appends) {
-                Ok(records) => {
-                    self.note_own(&records);
-                    sync_to = sync_to.max(self.own_offset);
-                    records.iter().map(|r| r.envelope.position()).collect()
-                }
-                Err(error) => {
-                    self.restore();
-                    return Err(IngestError::Log(error.to_string()));
-                }
+            self.bus.append(self.entry.name, self.cursor, appends)
+        };
+        self.finish(staged, records.map_err(|error| error.to_string()))
+    }
+
+    /// Answers staged events once their records were appended (or not).
+    fn finish(
+        &mut self,
+        staged: Staged,
+        records: Result<Vec<Arc<Record>>, String>,
+    ) -> Result<Committed, IngestError> {
+        let Staged {
+            slots, mut sync_to, ..
+        } = staged;
+        let records = match records {
+            Ok(records) => records,
+            Err(error) => {
+                self.restore();
+                return Err(IngestError::Log(error));
             }
         };
+        self.note_own(&records);
+        if let Some(last) = records.last() {
+            sync_to = sync_to.max(last.offset);
+        }
+        let positions: Vec<Position> = records.iter().map(|r| r.envelope.position()).collect();
         self.publish_positions();
         let outcomes = slots
             .into_iter()
@@ -282,7 +291,7 @@ impl DomainHost {
                 Slot::New(index) => Outcome::Accepted(positions[index].clone()),
             })
             .collect();
-        self.snapshots_note(appended);
+        self.snapshots_note(records.len() as u64);
         Ok(Committed { outcomes, sync_to })
     }
 
@@ -409,6 +418,15 @@ impl Actor for DomainHost {
             host: ctx.address(),
             pending: Arc::clone(&self.wake_pending),
         }));
+        if let Some(interval) = self.snapshots.interval() {
+            // A domain that changed and went quiet is still snapshotted within the interval.
+            ctx.run_interval(interval, |host, ctx| {
+                if host.snapshots.due_by_time() {
+                    host.snapshot_pending = true;
+                    host.after_step(ctx);
+                }
+            });
+        }
         match self.recover() {
             Ok(()) => {
                 self.view.set_ready(true);
@@ -495,26 +513,32 @@ impl Handler<Ingest> for DomainHost {
 }
 
 impl Handler<Prepare> for DomainHost {
-    type Result = Result<(), IngestError>;
+    type Result = Result<Part, IngestError>;
 
     fn handle(&mut self, prepare: Prepare, ctx: &mut Self::Context) -> Self::Result {
         self.ready_check()?;
-        let staged = self.stage(prepare.events)?;
+        let mut staged = self.stage(prepare.events)?;
+        let part = Part {
+            stream: self.name().to_owned(),
+            consumed: self.cursor,
+            events: std::mem::take(&mut staged.appends),
+        };
+        let admitted = !part.events.is_empty();
         // Hold the mailbox until the coordinator decides: nothing may slip in between.
         ctx.wait(prepare.decision.into_actor(self).map(
             move |decision, host, ctx| match decision {
-                Ok(Decision::Commit(reply)) => {
-                    let _ = reply.send(host.commit(staged));
+                Ok(Decision::Commit(records, reply)) => {
+                    let _ = reply.send(host.finish(staged, Ok(records)));
                     host.after_step(ctx);
                 }
                 Ok(Decision::Abort) | Err(_) => {
                     warn!(domain = host.name(), "prepared batch aborted");
-                    if !staged.appends.is_empty() {
+                    if admitted {
                         host.restore();
                     }
                 }
             },
         ));
-        Ok(())
+        Ok(part)
     }
 }

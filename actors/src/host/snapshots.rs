@@ -55,6 +55,20 @@ impl Snapshots {
         by_count || by_time
     }
 
+    /// How often to look whether a snapshot is due by time; `None` when never by time.
+    pub(crate) fn interval(&self) -> Option<Duration> {
+        (self.settings.store.is_some() && !self.settings.interval.is_zero())
+            .then_some(self.settings.interval)
+    }
+
+    /// Whether the state changed and the interval has passed since the last snapshot.
+    pub(crate) fn due_by_time(&self) -> bool {
+        self.unsaved()
+            && !self.in_flight
+            && !self.settings.interval.is_zero()
+            && self.last_at.elapsed() >= self.settings.interval
+    }
+
     /// Whether the state changed since the last snapshot (and snapshots are on).
     pub(crate) fn unsaved(&self) -> bool {
         self.settings.store.is_some() && self.changed > 0

@@ -14,6 +14,10 @@
 //! `--connections` keep-alive connections with no pool in the way; as in `wrk`, they are
 //! spread over one current-thread runtime per core.
 
+/// The same allocator as the `herald` binary, so the baseline server is not handicapped.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Stdio};

@@ -21,9 +21,9 @@ use super::durability::Durability;
 use super::frame::{self, Parsed};
 use super::index::Index;
 use super::segment::{self, Damage, DamageKind};
-use super::{EventLog, LogError, ReadBatch, Record, Visibility};
+use super::{EventLog, LogError, Part, ReadBatch, Record, Visibility};
 use crate::codec::{self, FormatTag};
-use crate::envelope::{Envelope, Position};
+use crate::envelope::Position;
 
 /// How a [`FileLog`] is set up.
 #[derive(Debug, Clone)]
@@ -102,6 +102,10 @@ struct SyncRequest {
 struct SyncShared {
     request: Mutex<SyncRequest>,
     wake: Condvar,
+}
+
+thread_local! {
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Reads larger than this are split; gaps larger than this are not read through.
@@ -265,17 +269,26 @@ impl State {
                 j += 1;
             }
             let segment = &self.segments[first.segment as usize];
-            let mut bytes = vec![0; (end - first.pos) as usize];
-            segment
-                .file
-                .read_exact_at(&mut bytes, first.pos)
-                .map_err(|error| LogError::io(&segment.path, &error))?;
-            for &offset in &offsets[i..j] {
-                let loc = self.loc(offset)?;
-                let start = (loc.pos - first.pos) as usize;
-                let frame_bytes = &bytes[start..start + loc.size as usize];
-                records.push(Arc::new(decode_frame(frame_bytes, &segment.path, loc.pos)?));
-            }
+            READ_BUFFER.with(|buffer| -> Result<(), LogError> {
+                // One buffer per thread, reused: a fresh multi-megabyte allocation per read
+                // makes the allocator consolidate every small chunk freed since the last.
+                let mut bytes = buffer.borrow_mut();
+                bytes.resize((end - first.pos) as usize, 0);
+                segment
+                    .file
+                    .read_exact_at(&mut bytes, first.pos)
+                    .map_err(|error| LogError::io(&segment.path, &error))?;
+                for &offset in &offsets[i..j] {
+                    let loc = self.loc(offset)?;
+                    let start = (loc.pos - first.pos) as usize;
+                    let frame_bytes = &bytes[start..start + loc.size as usize];
+                    records.push(Arc::new(decode_frame(frame_bytes, &segment.path, loc.pos)?));
+                }
+                if bytes.capacity() > SPAN_BYTES as usize * 2 {
+                    bytes.shrink_to(SPAN_BYTES as usize);
+                }
+                Ok(())
+            })?;
             i = j;
         }
         Ok(records)
@@ -317,14 +330,10 @@ fn decode_frame(bytes: &[u8], path: &Path, pos: u64) -> Result<Record, LogError>
 }
 
 impl EventLog for FileLog {
-    fn append(
-        &self,
-        stream: &str,
-        consumed: u64,
-        events: Vec<Envelope>,
-    ) -> Result<Vec<Arc<Record>>, LogError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
+    fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
+        let total: usize = parts.iter().map(|part| part.events.len()).sum();
+        if total == 0 {
+            return Ok(parts.iter().map(|_| Vec::new()).collect());
         }
         if let Some(reason) = self.durability.failure() {
             return Err(LogError::Unavailable(format!(
@@ -333,13 +342,24 @@ impl EventLog for FileLog {
         }
         let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *guard;
-        let first_sequence = state.index.next_sequence(stream);
         let first_offset = state.written + 1;
         let appended_ms = now_ms();
+        let first_sequences: Vec<u64> = parts
+            .iter()
+            .map(|part| state.index.next_sequence(&part.stream))
+            .collect();
+        // Where the n-th event of the call sits: its part and its index in it.
+        let places: Vec<(usize, usize)> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(p, part)| (0..part.events.len()).map(move |i| (p, i)))
+            .collect();
         // Claim every event's key for its offset; a held key is a duplicate if the record
-        // holding it is the same event (earlier in this batch or in the log).
+        // holding it is the same event (earlier in this call or in the log).
         let mut claimed = 0;
-        for event in &events {
+        for &(p, i) in &places {
+            let stream = parts[p].stream.as_str();
+            let event = &parts[p].events[i];
             let key = dedup::key(stream, &event.source, &event.id);
             let held_at = match state.dedup.claim(key, appended_ms) {
                 dedup::Claim::New => {
@@ -349,13 +369,12 @@ impl EventLog for FileLog {
                 dedup::Claim::Seen(offset) => offset,
             };
             let original = if held_at >= first_offset {
-                let earlier = (held_at - first_offset) as usize;
-                events
-                    .get(earlier)
-                    .filter(|e| e.source == event.source && e.id == event.id)
-                    .map(|_| Position {
+                let (hp, hi) = places[(held_at - first_offset) as usize];
+                let held = &parts[hp].events[hi];
+                (parts[hp].stream == stream && held.source == event.source && held.id == event.id)
+                    .then(|| Position {
                         stream: stream.to_owned(),
-                        sequence: first_sequence + earlier as u64,
+                        sequence: first_sequences[hp] + hi as u64,
                     })
             } else {
                 state
@@ -390,32 +409,40 @@ impl EventLog for FileLog {
         let base = state.active().len;
         let mut scratch = std::mem::take(&mut state.scratch);
         scratch.clear();
-        let mut records = Vec::with_capacity(events.len());
-        for (i, mut envelope) in events.into_iter().enumerate() {
-            envelope.stream = stream.to_owned();
-            envelope.sequence = first_sequence + i as u64;
-            let record = Record {
-                offset: first_offset + i as u64,
-                consumed,
-                appended_ms,
-                envelope,
-            };
-            let pos = base + scratch.len() as u64;
-            let framed = frame::write_with(&mut scratch, |out| {
-                codec::encode_into(FormatTag::RecordV1, &record, out)
-            });
-            if let Err(error) = framed {
-                state.dedup.unclaim(claimed);
-                state.scratch = scratch;
-                return Err(LogError::Unavailable(error.to_string()));
+        let mut records: Vec<Vec<(Arc<Record>, u64, u32)>> = Vec::with_capacity(parts.len());
+        let mut offset = first_offset;
+        for (part, first_sequence) in parts.into_iter().zip(first_sequences) {
+            let mut part_records = Vec::with_capacity(part.events.len());
+            for (i, mut envelope) in part.events.into_iter().enumerate() {
+                envelope.stream.clone_from(&part.stream);
+                envelope.sequence = first_sequence + i as u64;
+                let record = Record {
+                    offset,
+                    consumed: part.consumed,
+                    appended_ms,
+                    // One write holds the whole call; this lets opening tell a call cut short.
+                    group_rest: (first_offset + total as u64 - 1 - offset) as u32,
+                    envelope,
+                };
+                offset += 1;
+                let pos = base + scratch.len() as u64;
+                let framed = frame::write_with(&mut scratch, |out| {
+                    codec::encode_into(FormatTag::RecordV1, &record, out)
+                });
+                if let Err(error) = framed {
+                    state.dedup.unclaim(claimed);
+                    state.scratch = scratch;
+                    return Err(LogError::Unavailable(error.to_string()));
+                }
+                let size = (base + scratch.len() as u64 - pos) as u32;
+                part_records.push((Arc::new(record), pos, size));
             }
-            let size = (base + scratch.len() as u64 - pos) as u32;
-            records.push((Arc::new(record), pos, size));
+            records.push(part_records);
         }
         let active = state.active();
         let written = active.file.write_all_at(&scratch, base);
         if let Err(error) = written {
-            // Leave no partial batch behind: the next append starts where this one did.
+            // Leave no partial call behind: the next append starts where this one did.
             let _ = active.file.set_len(base);
             let error = LogError::io(&active.path, &error);
             state.scratch = scratch;
@@ -427,16 +454,20 @@ impl EventLog for FileLog {
         state.scratch = scratch;
         state.dedup.evict(appended_ms);
         let mut appended = Vec::with_capacity(records.len());
-        for (record, pos, size) in records {
-            state.index.push(&record, segment_index, pos, size);
-            state.cache.push_back(Arc::clone(&record));
-            if state.cache.len() > state.cache_records {
-                state.cache.pop_front();
-                state.cache_first += 1;
+        for part_records in records {
+            let mut part_appended = Vec::with_capacity(part_records.len());
+            for (record, pos, size) in part_records {
+                state.index.push(&record, segment_index, pos, size);
+                state.cache.push_back(Arc::clone(&record));
+                if state.cache.len() > state.cache_records {
+                    state.cache.pop_front();
+                    state.cache_first += 1;
+                }
+                part_appended.push(record);
             }
-            appended.push(record);
+            appended.push(part_appended);
         }
-        state.written = first_offset + appended.len() as u64 - 1;
+        state.written = offset - 1;
         let written = state.written;
         match &self.sync {
             Some(sync) => {
@@ -640,6 +671,7 @@ fn now_ms() -> u64 {
 mod tests {
     use super::*;
     use crate::cloudevent::parse_structured;
+    use crate::envelope::Envelope;
     use serde_json::json;
 
     fn event(id: &str, event_type: &str) -> Envelope {

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{Durability, EventLog, LogError, ReadBatch, Record, Visibility};
-use crate::envelope::{Envelope, Position};
+use super::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
+use crate::envelope::Position;
 
 /// The whole log in memory; every method takes one lock, so appends are atomic, and every
 /// append is durable at once (there is nothing to sync).
@@ -44,55 +44,64 @@ fn key(stream: &str, source: &str, id: &str) -> (String, String, String) {
 }
 
 impl EventLog for MemoryLog {
-    fn append(
-        &self,
-        stream: &str,
-        consumed: u64,
-        events: Vec<Envelope>,
-    ) -> Result<Vec<Arc<Record>>, LogError> {
+    fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
-        let first_sequence = inner.streams.get(stream).map_or(0, Vec::len) as u64 + 1;
         let mut seen = HashMap::new();
-        for (index, event) in events.iter().enumerate() {
-            let existing = inner
-                .ids
-                .get(&key(stream, &event.source, &event.id))
-                .copied()
-                .or_else(|| seen.get(&(&event.source, &event.id)).copied());
-            if let Some(sequence) = existing {
-                return Err(LogError::Duplicate {
-                    event_source: event.source.clone(),
-                    id: event.id.clone(),
-                    position: Position {
-                        stream: stream.to_owned(),
-                        sequence,
-                    },
-                });
+        for part in &parts {
+            let stream = part.stream.as_str();
+            let first_sequence = inner.streams.get(stream).map_or(0, Vec::len) as u64 + 1;
+            for (index, event) in part.events.iter().enumerate() {
+                let existing = inner
+                    .ids
+                    .get(&key(stream, &event.source, &event.id))
+                    .copied()
+                    .or_else(|| seen.get(&(stream, &event.source, &event.id)).copied());
+                if let Some(sequence) = existing {
+                    return Err(LogError::Duplicate {
+                        event_source: event.source.clone(),
+                        id: event.id.clone(),
+                        position: Position {
+                            stream: stream.to_owned(),
+                            sequence,
+                        },
+                    });
+                }
+                seen.insert(
+                    (stream, &event.source, &event.id),
+                    first_sequence + index as u64,
+                );
             }
-            seen.insert((&event.source, &event.id), first_sequence + index as u64);
         }
-        let mut appended = Vec::with_capacity(events.len());
-        for (index, mut envelope) in events.into_iter().enumerate() {
-            let offset = inner.records.len() as u64 + 1;
-            envelope.stream = stream.to_owned();
-            envelope.sequence = first_sequence + index as u64;
-            inner.ids.insert(
-                key(stream, &envelope.source, &envelope.id),
-                envelope.sequence,
-            );
-            let record = Arc::new(Record {
-                offset,
-                consumed,
-                appended_ms: 0,
-                envelope,
-            });
-            inner.records.push(Arc::clone(&record));
-            inner
-                .streams
-                .entry(stream.to_owned())
-                .or_default()
-                .push(offset);
-            appended.push(record);
+        let mut appended = Vec::with_capacity(parts.len());
+        for part in &parts {
+            let stream = part.stream.as_str();
+            let first_sequence = inner.streams.get(stream).map_or(0, Vec::len) as u64 + 1;
+            let mut records = Vec::with_capacity(part.events.len());
+            for (index, envelope) in part.events.iter().enumerate() {
+                let mut envelope = envelope.clone();
+                let offset = inner.records.len() as u64 + 1;
+                envelope.stream = stream.to_owned();
+                envelope.sequence = first_sequence + index as u64;
+                inner.ids.insert(
+                    key(stream, &envelope.source, &envelope.id),
+                    envelope.sequence,
+                );
+                let record = Arc::new(Record {
+                    offset,
+                    consumed: part.consumed,
+                    appended_ms: 0,
+                    group_rest: 0,
+                    envelope,
+                });
+                inner.records.push(Arc::clone(&record));
+                inner
+                    .streams
+                    .entry(stream.to_owned())
+                    .or_default()
+                    .push(offset);
+                records.push(record);
+            }
+            appended.push(records);
         }
         let head = inner.records.len() as u64;
         drop(inner);
@@ -184,6 +193,7 @@ impl EventLog for MemoryLog {
 mod tests {
     use super::*;
     use crate::cloudevent::parse_structured;
+    use crate::envelope::Envelope;
     use serde_json::json;
 
     fn event(id: &str, event_type: &str) -> Envelope {

@@ -41,6 +41,9 @@ pub struct Record {
     /// When the log took the record, in milliseconds since the Unix epoch; bounds the
     /// deduplication window by age.
     pub appended_ms: u64,
+    /// How many records after this one were appended in the same call. A call is one
+    /// write: opening the log drops a call found cut short, so a batch is all or nothing.
+    pub group_rest: u32,
     /// The event, with `stream` and `sequence` filled in.
     pub envelope: Envelope,
 }
@@ -111,19 +114,40 @@ impl LogError {
     }
 }
 
+/// Events for one stream in an append.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The stream (domain) they go to; each part of one append names a different stream.
+    pub stream: String,
+    /// The appending domain had handled every input up to this offset.
+    pub consumed: u64,
+    /// The events, in order.
+    pub events: Vec<Envelope>,
+}
+
 /// The storage every bus appends to and reads from.
 pub trait EventLog: Send + Sync + 'static {
-    /// Appends `events` to `stream`, all or none, after every input up to `consumed` was
-    /// handled; fills in `stream` and `sequence`. An event already in the stream (same
-    /// `source` and `id`, within the deduplication window) refuses the whole append with
-    /// [`LogError::Duplicate`]. The records are written, not yet durable: wait on
-    /// [`EventLog::durability`] before acknowledging them.
+    /// Appends every part, all or none, even across a crash: fills in `stream` and
+    /// `sequence`. An event already in its stream (same `source` and `id`, within the
+    /// deduplication window) refuses the whole append with [`LogError::Duplicate`]. The
+    /// records are written, not yet durable: wait on [`EventLog::durability`] before
+    /// acknowledging them. Answers each part's records.
+    fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError>;
+    /// Appends `events` to `stream` after every input up to `consumed` was handled; see
+    /// [`EventLog::append_all`].
     fn append(
         &self,
         stream: &str,
         consumed: u64,
         events: Vec<Envelope>,
-    ) -> Result<Vec<Arc<Record>>, LogError>;
+    ) -> Result<Vec<Arc<Record>>, LogError> {
+        let mut parts = self.append_all(vec![Part {
+            stream: stream.to_owned(),
+            consumed,
+            events,
+        }])?;
+        Ok(parts.pop().unwrap_or_default())
+    }
     /// The record of the event with this `source` and `id` in `stream`, written or durable,
     /// if it is within the deduplication window.
     fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>>;

@@ -147,9 +147,41 @@ pub fn walk(
             );
             (0, Some((0, DamageKind::Corrupt, reason)))
         } else {
-            scan(&bytes, *first, last, &mut |pos, size, record| {
-                visit(index, pos, size, record);
-            })
+            // Records of one append are handed on only once the whole append is read.
+            let mut group: Vec<(u64, u32, Record)> = Vec::new();
+            let scanned = scan(&bytes, *first, last, &mut |pos, size, record| {
+                let complete = record.group_rest == 0;
+                group.push((pos, size, record));
+                if complete {
+                    for (pos, size, record) in group.drain(..) {
+                        visit(index, pos, size, record);
+                    }
+                }
+            });
+            match group.first() {
+                None => scanned,
+                Some((start, _, record)) => {
+                    let expected = u64::from(record.group_rest) + 1;
+                    let what = format!(
+                        "the last append is incomplete: {} of its {expected} records were written",
+                        group.len()
+                    );
+                    let stop = match scanned.1 {
+                        Some((bad, DamageKind::Corrupt, reason)) => (
+                            *start,
+                            DamageKind::Corrupt,
+                            format!("{reason} (at byte {bad}, in the append that starts here)"),
+                        ),
+                        _ if last => (*start, DamageKind::Torn, what),
+                        _ => (
+                            *start,
+                            DamageKind::Corrupt,
+                            format!("{what}, in a segment that is not the last"),
+                        ),
+                    };
+                    (scanned.0 - group.len() as u64, Some(stop))
+                }
+            }
         };
         found.good_len = match &stop {
             Some((byte, _, _)) => *byte,

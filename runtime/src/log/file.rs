@@ -784,4 +784,43 @@ mod tests {
         );
         assert!(error.to_string().contains("herald log repair"), "{error}");
     }
+
+    #[test]
+    fn an_append_cut_short_is_dropped_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = open(dir.path(), false, 1 << 20).log;
+            log.append("a", 0, vec![event("1", "a.X")]).unwrap();
+            log.append_all(vec![
+                Part {
+                    stream: "a".into(),
+                    consumed: 0,
+                    events: vec![event("2", "a.X")],
+                },
+                Part {
+                    stream: "b".into(),
+                    consumed: 0,
+                    events: vec![event("3", "b.Y")],
+                },
+            ])
+            .unwrap();
+        }
+        let path = dir.path().join("log").join(segment::file_name(1));
+        let bytes = fs::read(&path).unwrap();
+        // The crash came after the first record of the two-part append was written.
+        fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        let opened = open(dir.path(), false, 1 << 20);
+        let damage = opened
+            .truncated
+            .clone()
+            .expect("the cut append is reported");
+        assert!(
+            damage.reason.contains("1 of its 2 records"),
+            "{}",
+            damage.reason
+        );
+        assert_eq!(opened.log.head(), 1);
+        assert_eq!(opened.log.streams(), vec![("a".into(), 1)]);
+        assert!(opened.log.find("a", "/t", "2").is_none());
+    }
 }

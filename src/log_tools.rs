@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use herald_runtime::log::{self, DamageKind, EventLog, FileLog, FileLogOptions, Visibility};
+use herald_runtime::log::{
+    self, DamageKind, DirLock, EventLog, FileLog, FileLogOptions, Visibility,
+};
 
 /// The `herald log` subcommands.
 #[derive(Subcommand)]
@@ -74,7 +76,7 @@ fn tail(
     limit: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let dir = log_dir(data_dir)?;
-    // Open without syncing and without writing: a torn tail is reported, not cut.
+    // Checked first, so opening finds nothing to cut: the files are only read.
     let found = log::check(&dir)?;
     if let Some(damage) = &found.damage {
         anyhow::bail!(
@@ -117,6 +119,8 @@ fn tail(
 
 fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = log_dir(data_dir)?;
+    // A running node may be mid-write: what looks torn now may be whole a moment later.
+    let _lock = DirLock::take(&dir)?;
     let found = log::check(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for (path, records, bytes) in &found.segments {
         println!("{}: {records} records, {bytes} bytes", path.display());
@@ -155,7 +159,16 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
 
 fn repair(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = log_dir(data_dir)?;
+    let _lock = DirLock::take(&dir)?;
     let repaired = log::repair(&dir)?;
+    // Snapshots past the end of the log describe events it no longer holds, whether this
+    // run cut anything or an earlier, interrupted one did.
+    for path in move_stale_snapshots(data_dir, repaired.records)? {
+        println!(
+            "snapshot past the end of the log moved aside: {}",
+            path.display()
+        );
+    }
     let Some(damage) = &repaired.damage else {
         println!(
             "log is clean: {} records; nothing to repair",
@@ -175,10 +188,6 @@ fn repair(data_dir: &Path) -> anyhow::Result<ExitCode> {
     );
     for moved in &repaired.moved {
         println!("moved aside: {}", moved.display());
-    }
-    let moved = move_stale_snapshots(data_dir, repaired.records)?;
-    for path in moved {
-        println!("snapshot past the cut moved aside: {}", path.display());
     }
     println!("log now holds {} records", repaired.records);
     Ok(ExitCode::SUCCESS)

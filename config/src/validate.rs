@@ -8,6 +8,9 @@ use crate::error::Problem;
 use crate::sections::{MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 use crate::Config;
 
+/// The largest request body the node may be configured to take.
+const MAX_BODY_BYTES: usize = 16 << 20;
+
 impl Config {
     /// Checks every value against its rules and the registered `known_domains`,
     /// returning all problems found (in file order) rather than the first.
@@ -42,6 +45,15 @@ impl Config {
             "http.max_body_bytes",
             self.http.max_body_bytes,
         );
+        if self.http.max_body_bytes > MAX_BODY_BYTES {
+            problems.push(Problem::new(
+                "http.max_body_bytes",
+                format!(
+                    "{} is not allowed; use at most {MAX_BODY_BYTES} (16 MiB): one event is one log record, and records are limited to 64 MiB",
+                    self.http.max_body_bytes
+                ),
+            ));
+        }
         if let Some(workers) = self.http.workers {
             positive(&mut problems, "http.workers", workers);
         }

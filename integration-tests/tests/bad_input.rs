@@ -74,6 +74,13 @@ fn cases() -> Vec<Case> {
         )
         .at("/source"),
         case(
+            "a source reserved for Herald's own domains",
+            edit(good(), "source", Some(json!("/herald/domains/inventory"))),
+            400,
+            "is reserved",
+        )
+        .at("/source"),
+        case(
             "missing type",
             edit(good(), "type", None),
             400,

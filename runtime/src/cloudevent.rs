@@ -57,6 +57,9 @@ pub enum EventError {
     /// `time` is not RFC 3339.
     #[error("time \"{0}\" is not an RFC 3339 timestamp such as 2026-11-25T10:00:00Z")]
     Time(String),
+    /// `source` names Herald itself, which only Herald's domains may.
+    #[error("source \"{0}\" is reserved: sources starting with \"/herald/\" belong to Herald's own domains; use your producer's own URI")]
+    ReservedSource(String),
     /// An extension attribute's name or value is not allowed.
     #[error("extension attribute \"{attribute}\": {why}")]
     Extension {
@@ -80,6 +83,7 @@ impl EventError {
             Self::DataContentType(_) => Some("datacontenttype"),
             Self::Base64Data => Some("data_base64"),
             Self::Time(_) => Some("time"),
+            Self::ReservedSource(_) => Some("source"),
         }
     }
 }
@@ -98,7 +102,15 @@ const KNOWN: [&str; 10] = [
 ];
 
 /// Attributes Herald assigns itself; a client may not set them.
-const RESERVED: [&str; 3] = ["stream", "sequence", "dataschema"];
+const RESERVED: [&str; 7] = [
+    "stream",
+    "sequence",
+    "dataschema",
+    "causesource",
+    "causeid",
+    "causestream",
+    "causesequence",
+];
 
 fn kind(value: &Value) -> &'static str {
     match value {
@@ -210,6 +222,9 @@ fn common(attrs: &impl Attributes) -> Result<Common, EventError> {
     }
     let id = required(attrs, "id")?;
     let source = required(attrs, "source")?;
+    if source.starts_with(crate::ids::RESERVED_SOURCE_PREFIX) {
+        return Err(EventError::ReservedSource(source));
+    }
     let event_type = required(attrs, "type")?;
     let subject = required(attrs, "subject")?;
     let time = check_time(optional(attrs, "time")?)?;

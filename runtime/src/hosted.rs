@@ -123,7 +123,7 @@ fn emitted_envelope<D: Domain>(
 ) -> Envelope {
     let subject = event.subject().to_owned();
     Envelope {
-        id: ids::derived_id(D::NAME, &cause.source, &cause.id, index),
+        id: ids::derived_id(D::NAME, cause, index),
         source: ids::emitted_source(D::NAME),
         specversion: SPEC_VERSION.to_owned(),
         event_type: event.type_name().to_owned(),

@@ -77,6 +77,14 @@ impl SnapshotStore {
             path: dir.clone(),
             source,
         })?;
+        // Temporary files of writes a crash interrupted are never renamed into place.
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         Ok(Self { dir })
     }
 
@@ -92,7 +100,12 @@ impl SnapshotStore {
         frame::write(&payload, &mut bytes);
         let name = format!("{}.{:020}.snap", snapshot.domain, snapshot.offset);
         let path = self.dir.join(&name);
-        let temporary = self.dir.join(format!(".{name}.tmp"));
+        // Unique per write: two snapshots of one state in flight never share a file.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = self
+            .dir
+            .join(format!(".{name}.{}.{write}.tmp", std::process::id()));
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SnapshotError::Io { path, source }
@@ -156,7 +169,8 @@ impl SnapshotStore {
 
 fn read(path: &Path, domain: &str) -> Result<Snapshot, String> {
     let bytes = fs::read(path).map_err(|error| format!("cannot read it: {error}"))?;
-    let payload = match frame::parse(&bytes) {
+    // A state may be far larger than one record: the file's own length bounds the frame.
+    let payload = match frame::parse_up_to(&bytes, u32::MAX) {
         frame::Parsed::Whole { payload, size } if size == bytes.len() => payload,
         frame::Parsed::Whole { size, .. } => {
             return Err(format!("{} bytes follow its frame", bytes.len() - size))

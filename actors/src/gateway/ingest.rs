@@ -264,6 +264,7 @@ fn event_problem(error: EventError, at: &Locator) -> Problem {
             EventError::SpecVersion(_) => "unsupported-specversion",
             EventError::DataContentType(_) | EventError::Base64Data => "unsupported-data",
             EventError::Time(_) => "invalid-time",
+            EventError::ReservedSource(_) => "reserved-source",
             EventError::Extension { .. } => "invalid-extension",
         },
         "Invalid CloudEvent",

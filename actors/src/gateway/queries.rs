@@ -1,5 +1,7 @@
 //! Reads: the topology, entities and named queries, answered from the domains' views.
 
+use std::time::{Duration, Instant};
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use herald_runtime::{Params, QueryError};
@@ -7,6 +9,43 @@ use herald_runtime::{Params, QueryError};
 use super::problem::Problem;
 use super::state::GatewayState;
 use super::streams::log_problem;
+use crate::host::PENDING;
+
+/// How long a query waits for a domain to finish appending what it admitted.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads an answer that shows only durable events: never one taken while the state holds
+/// admitted events not yet appended, and only once what it reflects is synced.
+async fn settled<T>(
+    state: &GatewayState,
+    domain: &str,
+    read: impl Fn() -> (T, u64),
+) -> Result<T, Problem> {
+    let started = Instant::now();
+    loop {
+        let (answer, reflects) = read();
+        if reflects != PENDING {
+            state
+                .log
+                .durability()
+                .wait(reflects)
+                .await
+                .map_err(log_problem)?;
+            return Ok(answer);
+        }
+        if started.elapsed() > SETTLE_TIMEOUT {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "domain-busy",
+                "Domain busy",
+                format!("domain \"{domain}\" is still appending a batch; retry shortly"),
+            )
+            .with("domain", domain)
+            .retry_after(1));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
 
 /// `GET /v1/domains`: every domain, its types with schemas, ingress and subscriptions.
 pub async fn list_domains(state: web::Data<GatewayState>) -> HttpResponse {
@@ -20,14 +59,7 @@ pub async fn entity(
 ) -> Result<HttpResponse, Problem> {
     let (domain, key) = path.into_inner();
     let host = state.ready_host(&domain)?;
-    let (entity, reflects) = host.view.entity(&key);
-    // Never show state a crash could still take back.
-    state
-        .log
-        .durability()
-        .wait(reflects)
-        .await
-        .map_err(log_problem)?;
+    let entity = settled(&state, &domain, || host.view.entity(&key)).await?;
     match entity {
         Some(entity) => Ok(HttpResponse::Ok().json(entity)),
         None => Err(Problem::new(
@@ -49,13 +81,7 @@ pub async fn query(
 ) -> Result<HttpResponse, Problem> {
     let (domain, name) = path.into_inner();
     let host = state.ready_host(&domain)?;
-    let (answer, reflects) = host.view.query(&name, &params);
-    state
-        .log
-        .durability()
-        .wait(reflects)
-        .await
-        .map_err(log_problem)?;
+    let answer = settled(&state, &domain, || host.view.query(&name, &params)).await?;
     match answer {
         Ok(answer) => Ok(HttpResponse::Ok().json(answer)),
         Err(error @ QueryError::UnknownQuery { .. }) => Err(Problem::new(

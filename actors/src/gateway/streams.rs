@@ -118,7 +118,15 @@ pub async fn tail(
                 )
                 .with("header", "Last-Event-ID")
             })?;
-            Some(id + 1)
+            Some(id.checked_add(1).ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad-last-event-id",
+                    "Bad Last-Event-ID",
+                    format!("Last-Event-ID \"{text}\" is past any sequence a stream can reach"),
+                )
+                .with("header", "Last-Event-ID")
+            })?)
         }
         None => None,
     };
@@ -179,7 +187,9 @@ impl Tail {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    return Some(Bytes::from(format!(": error reading the log: {error}\n\n")))
+                    // End the stream: the client reconnects with Last-Event-ID and resumes.
+                    tracing::warn!(stream = %self.stream, %error, "tail ended: cannot read the log");
+                    return None;
                 }
             }
             let advanced = self.log.durability().after(head);

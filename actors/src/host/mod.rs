@@ -30,7 +30,7 @@ use tracing::{debug, error, info, warn};
 pub(crate) use messages::Wake;
 pub use messages::{Checkpoint, Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare};
 pub use snapshots::SnapshotSettings;
-pub use view::DomainView;
+pub use view::{DomainView, PENDING};
 
 use snapshots::Snapshots;
 
@@ -145,30 +145,49 @@ impl DomainHost {
         Ok(())
     }
 
-    /// Handles up to `limit` new inputs; answers how many it handled and whether more wait.
-    fn pull(&mut self, limit: usize) -> (u64, bool) {
+    /// Handles up to `limit` new inputs.
+    fn pull(&mut self, limit: usize) -> Pulled {
         let subscriptions = Arc::clone(&self.subscriptions);
         let wanted = |event_type: &str| subscriptions.contains(event_type);
         let batch = match self.bus.log().read_after(self.cursor, limit, &wanted) {
             Ok(batch) => batch,
             Err(error) => {
                 error!(domain = self.name(), %error, "cannot read inputs from the log");
-                return (0, false);
+                return Pulled {
+                    handled: 0,
+                    more: false,
+                    stalled: true,
+                };
             }
         };
-        let handled = batch.records.len() as u64;
+        let mut handled = 0;
         for record in &batch.records {
-            self.handle_input(record);
+            if !self.handle_input(record) {
+                // The input stays unconsumed (cursor before it) and is retried later.
+                self.publish_positions();
+                return Pulled {
+                    handled,
+                    more: false,
+                    stalled: true,
+                };
+            }
+            handled += 1;
         }
         let more = batch.scanned_to < self.bus.log().head();
         self.cursor = self.cursor.max(batch.scanned_to);
         self.publish_positions();
-        (handled, more)
+        Pulled {
+            handled,
+            more,
+            stalled: false,
+        }
     }
 
     /// Handles one input: the handler runs, its events are appended, then applied, all
-    /// under the write lock so queries see the step whole or not at all.
-    fn handle_input(&mut self, record: &Record) {
+    /// under the write lock so queries see the step whole or not at all. Answers false
+    /// when the reactions could not be appended: the state is back to the log's and the
+    /// input must be handled again.
+    fn handle_input(&mut self, record: &Record) -> bool {
         let input = &record.envelope;
         let view = self.view.clone();
         let mut domain = view.write();
@@ -185,25 +204,29 @@ impl DomainHost {
                     "handler failed; input skipped"
                 );
                 self.cursor = record.offset;
-                return;
+                return true;
             }
         };
-        self.cursor = record.offset;
         if emitted.is_empty() {
-            return;
+            self.cursor = record.offset;
+            return true;
         }
         match self.bus.append(self.entry.name, record.offset, emitted) {
             Ok(records) => {
                 apply_all(domain.as_mut(), &records);
+                self.cursor = record.offset;
                 self.note_own(&records);
+                self.publish_positions();
+                true
             }
             Err(error) => {
-                error!(domain = self.name(), %error, "cannot append emitted events");
+                error!(domain = self.name(), %error, input_offset = record.offset, "cannot append reactions; the input will be handled again");
                 drop(domain);
                 // The handler may have changed read-model state for an input whose
                 // reaction is not logged: go back to what the log says.
                 self.cursor = record.offset - 1;
                 self.restore();
+                false
             }
         }
     }
@@ -242,6 +265,10 @@ impl DomainHost {
                     self.restore();
                 }
                 return Err(IngestError::Refused { index, refusal });
+            }
+            if !admitted_any {
+                // Marked while the write lock is held: no query reads this state as settled.
+                self.view.mark_pending();
             }
             admitted_any = true;
             staged.slots.push(Slot::New(staged.appends.len()));
@@ -297,7 +324,9 @@ impl DomainHost {
 
     /// Admitted but unappended events changed the state: rebuild it from the log.
     fn restore(&mut self) {
-        if let Err(error) = self.rebuild() {
+        let rebuilt = self.rebuild();
+        self.publish_positions();
+        if let Err(error) = rebuilt {
             error!(domain = self.name(), %error, "rebuild from the log failed; the domain stops taking events");
             self.view.set_ready(false);
         }
@@ -326,6 +355,20 @@ fn apply_all(domain: &mut dyn HostedDomain, records: &[Arc<Record>]) {
         }
     }
 }
+
+/// What one pull did.
+#[derive(Debug, Clone, Copy)]
+struct Pulled {
+    /// Inputs handled.
+    handled: u64,
+    /// More inputs wait in the log.
+    more: bool,
+    /// An input could not be handled now (its reactions were not appended); retry later.
+    stalled: bool,
+}
+
+/// How long a host waits before handling again an input whose reactions failed to append.
+const STALL_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What the host prepared for one group of ingress events.
 #[derive(Default)]
@@ -456,10 +499,16 @@ impl Handler<Wake> for DomainHost {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.wake_pending.store(false, Ordering::Release);
-        let (handled, more) = self.pull(PULL_BATCH);
-        self.snapshots_note(handled);
+        if !self.view.is_ready() {
+            // Not recovered (or a rebuild failed): consuming now would build on bad state.
+            return;
+        }
+        let pulled = self.pull(PULL_BATCH);
+        self.snapshots_note(pulled.handled);
         self.after_step(ctx);
-        if more {
+        if pulled.stalled {
+            ctx.run_later(STALL_RETRY, |_, ctx| ctx.notify(Wake));
+        } else if pulled.more {
             // Yield between batches so ingress and other messages are not starved.
             ctx.notify(Wake);
         }
@@ -471,13 +520,14 @@ impl Handler<Drain> for DomainHost {
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> u64 {
         let mut total = 0;
-        loop {
-            let (handled, more) = self.pull(PULL_BATCH);
-            total += handled;
-            if !more {
-                return total;
+        while self.view.is_ready() {
+            let pulled = self.pull(PULL_BATCH);
+            total += pulled.handled;
+            if !pulled.more || pulled.stalled {
+                break;
             }
         }
+        total
     }
 }
 

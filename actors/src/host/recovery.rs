@@ -87,9 +87,14 @@ impl DomainHost {
         self.publish_positions();
         let mut caught_up = 0;
         loop {
-            let (handled, more) = self.pull(PULL_BATCH);
-            caught_up += handled;
-            if !more {
+            let pulled = self.pull(PULL_BATCH);
+            caught_up += pulled.handled;
+            if pulled.stalled {
+                return Err(
+                    "cannot append reactions while catching up; see the error above".into(),
+                );
+            }
+            if !pulled.more {
                 break;
             }
         }
@@ -119,10 +124,15 @@ impl DomainHost {
             }
         });
         for unusable in passed_over {
+            // Moved aside, not left in place: a snapshot ahead of the log (after a repair or
+            // a lost tail) would otherwise look usable again once the log grows past it.
+            let aside = std::path::PathBuf::from(format!("{}.unusable", unusable.path.display()));
+            let moved = std::fs::rename(&unusable.path, &aside).is_ok();
             warn!(
                 domain = name,
                 file = %unusable.path.display(),
                 reason = %unusable.reason,
+                moved_to = %if moved { aside.display().to_string() } else { "-".into() },
                 "snapshot ignored; using an older one or replaying from the beginning"
             );
         }

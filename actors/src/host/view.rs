@@ -6,6 +6,10 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use herald_runtime::hosted::HostedDomain;
 use herald_runtime::{Params, QueryError};
 
+/// [`DomainView::reflects`] while the state holds admitted events that are not appended
+/// yet (between a batch's admission and its append): no answer may be read from it.
+pub const PENDING: u64 = u64::MAX;
+
 /// A domain's state, shared by its host (which writes) and the gateway (which queries).
 ///
 /// Queries take the read lock on the gateway's thread: no message round trip per query.
@@ -66,6 +70,11 @@ impl DomainView {
 
     pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// The state holds admitted events not yet appended: queries must wait for the host.
+    pub(crate) fn mark_pending(&self) {
+        self.reflects.store(PENDING, Ordering::Release);
     }
 
     pub(crate) fn set_positions(&self, cursor: u64, reflects: u64) {

@@ -73,9 +73,11 @@ pub fn repair(dir: &Path) -> Result<Repaired, LogError> {
         .unwrap_or(usize::MAX)
         .min(bytes.len());
     let kept = PathBuf::from(format!("{}.cut-{}", damage.file.display(), damage.byte));
+    // Written whole each time, so an interrupted repair can simply be run again.
     let mut keep = OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .open(&kept)
         .map_err(io(&kept))?;
     keep.write_all(&bytes[cut_at..])

@@ -64,6 +64,8 @@ pub struct Opened {
 /// The durable event log in a directory of segment files.
 pub struct FileLog {
     dir: PathBuf,
+    /// Held for the log's lifetime: one process at a time writes a log directory.
+    _lock: DirLock,
     state: RwLock<State>,
     durability: Arc<Durability>,
     sync: Option<Arc<SyncShared>>,
@@ -118,6 +120,7 @@ impl FileLog {
     pub fn open(options: FileLogOptions) -> Result<Opened, LogError> {
         let dir = options.dir.clone();
         fs::create_dir_all(&dir).map_err(|error| LogError::io(&dir, &error))?;
+        let lock = DirLock::take(&dir)?;
         let mut index = Index::default();
         let mut dedup = Dedup::new(options.dedup_window, 1);
         let mut cache = VecDeque::new();
@@ -192,6 +195,7 @@ impl FileLog {
         Ok(Opened {
             log: Self {
                 dir,
+                _lock: lock,
                 state: RwLock::new(state),
                 durability,
                 sync,
@@ -310,6 +314,13 @@ impl State {
     }
 
     fn roll(&mut self, dir: &Path) -> Result<(), LogError> {
+        // The closed segment is synced first, so a crash can never leave a newer segment
+        // on disk behind a gap in the older one.
+        let closed = self.active();
+        closed
+            .file
+            .sync_data()
+            .map_err(|error| LogError::io(&closed.path, &error))?;
         let segment = create_segment(dir, self.written + 1)?;
         self.segments.push(segment);
         Ok(())
@@ -377,10 +388,17 @@ impl EventLog for FileLog {
                         sequence: first_sequences[hp] + hi as u64,
                     })
             } else {
-                state
-                    .load(&[held_at])
-                    .ok()
-                    .and_then(|mut records| records.pop())
+                let loaded = match state.load(&[held_at]) {
+                    Ok(records) => records,
+                    Err(error) => {
+                        // Unsure whether it is a duplicate: refuse rather than risk it.
+                        state.dedup.unclaim(claimed);
+                        return Err(error);
+                    }
+                };
+                loaded
+                    .into_iter()
+                    .next()
                     .filter(|record| {
                         let held = &record.envelope;
                         held.stream == stream && held.source == event.source && held.id == event.id
@@ -434,7 +452,17 @@ impl EventLog for FileLog {
                     state.scratch = scratch;
                     return Err(LogError::Unavailable(error.to_string()));
                 }
-                let size = (base + scratch.len() as u64 - pos) as u32;
+                let size = base + scratch.len() as u64 - pos;
+                if size > u64::from(frame::MAX_PAYLOAD) {
+                    // A frame the reader would refuse must never be written.
+                    state.dedup.unclaim(claimed);
+                    state.scratch = scratch;
+                    return Err(LogError::TooLarge {
+                        size,
+                        max: frame::MAX_PAYLOAD,
+                    });
+                }
+                let size = size as u32;
                 part_records.push((Arc::new(record), pos, size));
             }
             records.push(part_records);
@@ -632,6 +660,33 @@ fn create_segment(dir: &Path, first: u64) -> Result<Segment, LogError> {
         file: Arc::new(file),
         len: segment::HEADER_LEN,
     })
+}
+
+/// An exclusive lock on a log directory (`flock` on its `LOCK` file), released when
+/// dropped or when the process dies, so a crash never leaves it stale.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes the lock of the log in `dir`, or says who may hold it.
+    pub fn take(dir: &Path) -> Result<Self, LogError> {
+        let path = dir.join("LOCK");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|error| LogError::io(&path, &error))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LogError::Locked {
+                dir: dir.to_path_buf(),
+            }),
+            Err(std::fs::TryLockError::Error(error)) => Err(LogError::io(&path, &error)),
+        }
+    }
 }
 
 /// Makes a directory's entries (new or renamed files) durable.

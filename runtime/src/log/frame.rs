@@ -56,6 +56,11 @@ pub enum Parsed<'a> {
 
 /// Reads the frame at the start of `bytes`.
 pub fn parse(bytes: &[u8]) -> Parsed<'_> {
+    parse_up_to(bytes, MAX_PAYLOAD)
+}
+
+/// Reads the frame at the start of `bytes`, allowing payloads up to `max` bytes.
+pub fn parse_up_to(bytes: &[u8], max: u32) -> Parsed<'_> {
     let Some((header, rest)) = bytes.split_first_chunk::<HEADER_LEN>() else {
         return if bytes.iter().all(|&b| b == 0) && !bytes.is_empty() {
             Parsed::Zeros
@@ -69,8 +74,8 @@ pub fn parse(bytes: &[u8]) -> Parsed<'_> {
     if len == 0 && bytes.iter().all(|&b| b == 0) {
         return Parsed::Zeros;
     }
-    if len == 0 || len > MAX_PAYLOAD {
-        return Parsed::Bad(format!("frame length {len} is outside 1..={MAX_PAYLOAD}"));
+    if len == 0 || len > max {
+        return Parsed::Bad(format!("frame length {len} is outside 1..={max}"));
     }
     let Some(payload) = rest.get(..len as usize) else {
         return Parsed::Incomplete;

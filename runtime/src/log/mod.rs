@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use check::{check, repair, LogCheck, Repaired};
 pub use dedup::DedupWindow;
 pub use durability::{Durability, DurableListener};
-pub use file::{FileLog, FileLogOptions, Opened};
+pub use file::{DirLock, FileLog, FileLogOptions, Opened};
 pub use frame::MAX_PAYLOAD;
 pub use memory::MemoryLog;
 pub use segment::{Damage, DamageKind};
@@ -94,6 +94,22 @@ pub enum LogError {
         byte: u64,
         /// What is wrong there.
         reason: String,
+    },
+    /// Another process holds the log directory.
+    #[error("the event log in {} is in use by another process (a running node, or `herald log repair`); stop it first, or give this node its own [node] data_dir", dir.display())]
+    Locked {
+        /// The log directory.
+        dir: PathBuf,
+    },
+    /// One record would exceed the frame limit.
+    #[error(
+        "a record of {size} bytes exceeds the log's limit of {max} bytes; nothing was appended"
+    )]
+    TooLarge {
+        /// The framed record's size.
+        size: u64,
+        /// The limit.
+        max: u32,
     },
     /// The operating system refused a file operation.
     #[error("event log i/o on {}: {message}", file.display())]

@@ -42,15 +42,20 @@ fn append(c: &mut Criterion) {
     group.sample_size(20);
     for batch in [1_u64, 64, 1024] {
         group.throughput(Throughput::Elements(batch));
-        let dir = scratch_dir();
-        let log = FileLog::open(FileLogOptions::new(dir.path().join("log")))
+        // Durable, then the same appends without syncing: the log's own CPU cost.
+        for (fsync, name) in [
+            (true, "herald file log"),
+            (false, "herald file log, fsync never"),
+        ] {
+            let dir = scratch_dir();
+            let log = FileLog::open(FileLogOptions {
+                fsync,
+                ..FileLogOptions::new(dir.path().join("log"))
+            })
             .expect("log opens")
             .log;
-        let mut next = 0;
-        group.bench_with_input(
-            BenchmarkId::new("herald file log", batch),
-            &batch,
-            |b, &batch| {
+            let mut next = 0;
+            group.bench_with_input(BenchmarkId::new(name, batch), &batch, |b, &batch| {
                 // Building the events is the client's work, not the log's: it is not timed.
                 b.iter_batched(
                     || {
@@ -68,34 +73,8 @@ fn append(c: &mut Criterion) {
                     },
                     BatchSize::SmallInput,
                 )
-            },
-        );
-        drop(log);
-
-        // The same appends without syncing: the log's own CPU cost per batch.
-        let cpu_dir = scratch_dir();
-        let log = FileLog::open(FileLogOptions {
-            fsync: false,
-            ..FileLogOptions::new(cpu_dir.path().join("log"))
-        })
-        .expect("log opens")
-        .log;
-        group.bench_with_input(
-            BenchmarkId::new("herald file log, fsync never", batch),
-            &batch,
-            |b, &batch| {
-                b.iter_batched(
-                    || {
-                        let events: Vec<Envelope> = (next..next + batch).map(envelope).collect();
-                        next += batch;
-                        events
-                    },
-                    |events| log.append("orders", 0, events).expect("appends"),
-                    BatchSize::SmallInput,
-                )
-            },
-        );
-        drop(log);
+            });
+        }
 
         // The same bytes per record (an encoded envelope is about this size), one write
         // and one fdatasync per batch.

@@ -29,6 +29,7 @@ pub struct Envelope {
     /// Always [`JSON_CONTENT_TYPE`].
     pub datacontenttype: String,
     /// The JSON text of `data`.
+    #[serde(with = "serde_bytes")]
     pub data: Vec<u8>,
     /// Events with the same partition key are processed in order; defaults to `subject`.
     pub partitionkey: String,

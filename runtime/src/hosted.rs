@@ -43,6 +43,9 @@ pub trait HostedDomain: Send + Sync {
     /// Emitted events are not applied here: the host applies them once appended, and replay
     /// applies them where it meets them in the log, so each is applied exactly once.
     fn handle(&mut self, input: &Envelope, time: &str) -> Result<Vec<Envelope>, HandleError>;
+    /// Handles an input whose reactions are already in the log: only the state changes,
+    /// so no envelopes (ids, JSON) are built for reactions replay would discard.
+    fn rehandle(&mut self, input: &Envelope) -> Result<(), HandleError>;
     /// One entity's state.
     fn entity(&self, key: &str) -> Option<serde_json::Value>;
     /// A named query.
@@ -94,6 +97,11 @@ impl<D: Domain> HostedDomain for Hosted<D> {
             .enumerate()
             .map(|(index, event)| emitted_envelope::<D>(&event, &cause, index, time, input))
             .collect())
+    }
+
+    fn rehandle(&mut self, input: &Envelope) -> Result<(), HandleError> {
+        let mut outbox = Outbox::default();
+        self.0.handle(&Incoming::new(input), &mut outbox)
     }
 
     fn entity(&self, key: &str) -> Option<serde_json::Value> {

@@ -19,7 +19,7 @@ use herald_runtime::snapshot::{SnapshotError, SnapshotStore};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::gateway::{self, Gateway, GatewayState, HostHandle, Limits, StopGateway};
+use crate::gateway::{self, Access, Gateway, GatewayState, HostHandle, Limits, StopGateway};
 use crate::host::{Checkpoint, DomainHost, Drain, HostArgs, SnapshotSettings};
 
 /// Why a node could not start or stopped badly.
@@ -44,6 +44,9 @@ pub enum NodeError {
     /// The snapshots directory cannot be used.
     #[error(transparent)]
     Snapshots(#[from] SnapshotError),
+    /// A token of `[auth]` cannot be read.
+    #[error("[auth]: {0}")]
+    Auth(String),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[source] std::io::Error),
@@ -102,6 +105,34 @@ pub async fn run(
 
     // Serve while the domains recover: /readyz says when they have caught up.
     let (shutdown_tails, tails_shutdown) = watch::channel(false);
+    let access = match config.auth.enabled {
+        true => {
+            let credentials = config
+                .auth
+                .credentials(&known, &|name| std::env::var(name).ok())
+                .map_err(|problems| {
+                    NodeError::Auth(
+                        problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                })?;
+            info!(
+                tokens = credentials.len(),
+                "auth enabled: bearer tokens required"
+            );
+            Some(Arc::new(Access::new(&credentials)))
+        }
+        false => {
+            let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+            if !loopback {
+                warn!("AUTH IS OFF and the node listens beyond loopback: anyone who can reach it can publish and read every domain; set [auth] enabled = true");
+            }
+            None
+        }
+    };
     let state = web::Data::new(GatewayState {
         catalog,
         hosts: Arc::clone(&hosts),
@@ -111,11 +142,13 @@ pub async fn run(
         },
         log: Arc::clone(&log),
         shutdown: tails_shutdown,
+        access,
     });
     let address = listener.local_addr().map_err(NodeError::Http)?;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(gateway::guard))
             .configure(gateway::routes)
     })
     // The node handles signals itself, so it can drain domains after HTTP stops.

@@ -18,10 +18,12 @@
 //! - `lib.rs`: [`Config`], the root of the file, and loading it.
 //! - `sections.rs`: one struct per section (`[node]`, `[http]`, ...) with its defaults.
 //! - `duration.rs`: reading and writing durations such as `"60s"` (serde helper).
+//! - `auth.rs`: `[auth]`, bearer tokens with scopes, and reading their secrets.
 //! - `env.rs`: turning `HERALD_*__*` variables into overrides.
 //! - `validate.rs`: the rules types cannot express, all checked in one pass.
 //! - `error.rs`: [`ConfigError`] and [`Problem`], worded for the person editing the file.
 
+mod auth;
 mod duration;
 mod env;
 mod error;
@@ -36,6 +38,7 @@ use figment::providers::{Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::auth::{AuthConfig, Credential, Scope, TokenConfig};
 use crate::env::EnvOverrides;
 pub use crate::error::{ConfigError, Problem};
 pub use crate::sections::{
@@ -64,6 +67,8 @@ pub struct Config {
     pub domain: BTreeMap<String, DomainSettings>,
     /// `[telemetry]`: logging level and format.
     pub telemetry: TelemetryConfig,
+    /// `[auth]`: bearer tokens and their scopes.
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -97,7 +102,15 @@ impl Config {
             file: path.to_owned(),
             message: error::describe_figment_error(error, &overrides),
         })?;
-        config.validate(known_domains).map_err(|problems| {
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let validated = config
+            .validate(known_domains)
+            .and_then(|()| config.auth.credentials(known_domains, &lookup).map(|_| ()));
+        validated.map_err(|problems| {
             // Name the variable when an override, not the file, holds the bad value.
             let problems = problems
                 .into_iter()

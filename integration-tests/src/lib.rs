@@ -65,10 +65,15 @@ pub fn sample_config() -> PathBuf {
 /// The command that runs `binary` as a test node: the sample config, a free port, its own
 /// data directory. Callers add the log filter and pipes they need.
 pub fn node_command(binary: &Path, data_dir: &Path) -> Command {
+    node_command_with(binary, &sample_config(), data_dir)
+}
+
+/// Like [`node_command`], with another config file.
+pub fn node_command_with(binary: &Path, config: &Path, data_dir: &Path) -> Command {
     let mut command = Command::new(binary);
     command
         .args(["run", "--config"])
-        .arg(sample_config())
+        .arg(config)
         .env("HERALD_HTTP__BIND", "127.0.0.1:0")
         .env("HERALD_NODE__DATA_DIR", data_dir)
         .env("NO_COLOR", "1");
@@ -127,7 +132,21 @@ impl Node {
     /// Starts a node on `data_dir` and returns as soon as it reports its address, without
     /// waiting for readiness (for tests of `/readyz` during recovery).
     pub fn launch_in(data_dir: &Path, env: &[(&str, &str)]) -> Node {
-        let mut command = node_command(&herald_binary(), data_dir);
+        Self::launch_with_config(&sample_config(), data_dir, env)
+    }
+
+    /// Starts a node from `config` with its own data directory; returns once it is ready.
+    pub fn start_with_config(config: &Path, env: &[(&str, &str)]) -> Node {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut node = Self::launch_with_config(config, data_dir.path(), env);
+        node._owned_dir = Some(data_dir);
+        node.await_ready(START_TIMEOUT);
+        node
+    }
+
+    /// Starts a node from `config` on `data_dir`; returns once it reports its address.
+    pub fn launch_with_config(config: &Path, data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        let mut command = node_command_with(&herald_binary(), config, data_dir);
         command
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

@@ -9,8 +9,10 @@
 use std::collections::BTreeMap;
 
 use actix_web::http::{header, StatusCode};
+use actix_web::HttpMessage as _;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use herald_config::Scope;
 use herald_runtime::catalog::TypeLookupError;
 use herald_runtime::cloudevent::{self, BinaryHeaders, EventError, ParsedEvent};
 use herald_runtime::hosted::Refusal;
@@ -18,6 +20,7 @@ use herald_runtime::Envelope;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+use super::auth::Grant;
 use super::problem::Problem;
 use super::state::{GatewayState, HostHandle};
 use super::streams::log_problem;
@@ -78,6 +81,17 @@ pub async fn post_events(
             .entry(entry.domain)
             .or_default()
             .push((index, event.envelope));
+    }
+    let grant = request.extensions().get::<Grant>().cloned();
+    if let Some(grant) = grant {
+        // The token may publish, but perhaps not to every domain this request reaches.
+        for (domain, events) in &groups {
+            if !grant.allows(Scope::Publish, Some(domain)) {
+                let index = events.first().map_or(0, |(index, _)| *index);
+                return Err(Locator::new(mode, index)
+                    .locate(grant.forbidden(Scope::Publish, Some(domain)), "type"));
+            }
+        }
     }
     let (outcomes, sync_to) = dispatch(&state, mode, groups).await?;
     // Durable before acknowledged: the answer waits for the group commit.

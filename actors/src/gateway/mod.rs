@@ -4,6 +4,7 @@
 //! server or called in tests without a socket. [`Gateway`] is the actor that owns the
 //! running server and stops it gracefully.
 
+mod auth;
 mod health;
 mod ingest;
 mod problem;
@@ -15,6 +16,7 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 
+pub use auth::{guard, Access, Grant};
 pub use problem::{Problem, PROBLEM_JSON};
 pub use state::{GatewayState, HostHandle, Limits};
 

@@ -9,6 +9,7 @@ use herald_runtime::catalog::Catalog;
 use herald_runtime::log::EventLog;
 use tokio::sync::watch;
 
+use super::auth::Access;
 use super::problem::Problem;
 use crate::host::{DomainHost, DomainView};
 
@@ -42,6 +43,8 @@ pub struct GatewayState {
     pub log: Arc<dyn EventLog>,
     /// Turns true when the node shuts down, ending long-lived responses (tails).
     pub shutdown: watch::Receiver<bool>,
+    /// The accepted tokens; `None` when `[auth]` is off.
+    pub access: Option<Arc<Access>>,
 }
 
 impl GatewayState {

@@ -7,9 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use herald_runtime::log::{
-    self, DamageKind, DirLock, EventLog, FileLog, FileLogOptions, Visibility,
-};
+use herald_runtime::log::{self, DamageKind, DirLock};
 
 /// The `herald log` subcommands.
 #[derive(Subcommand)]
@@ -76,43 +74,30 @@ fn tail(
     limit: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let dir = log_dir(data_dir)?;
-    // Checked first, so opening finds nothing to cut: the files are only read.
-    let found = log::check(&dir)?;
-    if let Some(damage) = &found.damage {
+    // One read-only pass over the files: nothing is opened for writing, nothing is cut.
+    let mut remaining = limit.unwrap_or(u64::MAX);
+    let mut out = std::io::stdout().lock();
+    let mut written: std::io::Result<()> = Ok(());
+    let damage = log::each_record(&dir, &mut |record| {
+        let position = match stream {
+            Some(stream) if record.envelope.stream != stream => return,
+            Some(_) => record.envelope.sequence,
+            None => record.offset,
+        };
+        if remaining == 0 || position < from || written.is_err() {
+            return;
+        }
+        remaining -= 1;
+        written = writeln!(out, "{}", record.envelope.to_cloudevent_json());
+    })?;
+    written?;
+    if let Some(damage) = damage {
         anyhow::bail!(
-            "{} at byte {}: {}; run `herald log verify` for details",
+            "the log is damaged at {} byte {}: {}; the events above are those before it; run `herald log verify` for details",
             damage.file.display(),
             damage.byte,
             damage.reason
         );
-    }
-    let opened = FileLog::open(FileLogOptions {
-        fsync: false,
-        cache_records: 1,
-        ..FileLogOptions::new(dir)
-    })?;
-    let log = opened.log;
-    let mut remaining = limit.unwrap_or(u64::MAX);
-    let mut out = std::io::stdout().lock();
-    let mut next = from.max(1);
-    while remaining > 0 {
-        let page = remaining.min(1024) as usize;
-        let records = match stream {
-            Some(stream) => log.read_stream(stream, next, page, Visibility::Durable)?,
-            None => log.read_after(next - 1, page, &|_| true)?.records,
-        };
-        if records.is_empty() {
-            break;
-        }
-        for record in &records {
-            writeln!(out, "{}", record.envelope.to_cloudevent_json())?;
-        }
-        next = match (stream, records.last()) {
-            (Some(_), Some(last)) => last.envelope.sequence + 1,
-            (None, Some(last)) => last.offset + 1,
-            _ => break,
-        };
-        remaining -= records.len() as u64;
     }
     Ok(ExitCode::SUCCESS)
 }

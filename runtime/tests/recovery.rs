@@ -5,7 +5,7 @@
 use herald_runtime::cloudevent::parse_structured;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
 use herald_runtime::log::{EventLog, MemoryLog};
-use herald_runtime::replay::{rebuild, replay_limit, Start};
+use herald_runtime::replay::{rebuild, replay_limit, Replayed, Start};
 use herald_runtime::{Domain, Envelope, HandleError, Incoming, Outbox, Rejection};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -137,6 +137,22 @@ fn react(log: &MemoryLog, domain: &mut dyn HostedDomain, input_offset: u64, keep
     }
 }
 
+/// What a host does first on start without a snapshot: replay up to the limit.
+fn recover(log: &MemoryLog) -> (Box<dyn HostedDomain>, u64, Replayed) {
+    let mut recovered = echo();
+    let upto = replay_limit(log, "echo").unwrap();
+    let replayed = rebuild(
+        recovered.as_mut(),
+        log,
+        &subscribed,
+        Start::default(),
+        upto,
+        TIME,
+    )
+    .unwrap();
+    (recovered, upto, replayed)
+}
+
 #[test]
 fn a_torn_reaction_is_completed_and_nothing_is_echoed_twice() {
     let log = MemoryLog::new();
@@ -145,18 +161,8 @@ fn a_torn_reaction_is_completed_and_nothing_is_echoed_twice() {
     // The crash cut the second echo of "a" off.
     react(&log, live.as_mut(), 1, 1);
 
-    let mut recovered = echo();
-    let upto = replay_limit(&log, "echo").unwrap();
+    let (mut recovered, upto, replayed) = recover(&log);
     assert_eq!(upto, 1);
-    let replayed = rebuild(
-        recovered.as_mut(),
-        &log,
-        &subscribed,
-        Start::default(),
-        upto,
-        TIME,
-    )
-    .unwrap();
     assert_eq!(replayed.missing.len(), 1, "{:?}", replayed.missing);
     let missing = &replayed.missing[0];
     assert_eq!(missing.data_json()["n"], 1);
@@ -178,17 +184,7 @@ fn inputs_after_the_last_reaction_are_left_to_consumption() {
     // "b" was logged but the crash came before its echoes.
     log.append("pings", 0, vec![ping("b")]).unwrap();
 
-    let mut recovered = echo();
-    let upto = replay_limit(&log, "echo").unwrap();
-    let replayed = rebuild(
-        recovered.as_mut(),
-        &log,
-        &subscribed,
-        Start::default(),
-        upto,
-        TIME,
-    )
-    .unwrap();
+    let (_, _, replayed) = recover(&log);
     assert!(replayed.missing.is_empty());
     assert_eq!(replayed.cursor, 1);
     let rest = log.read_after(replayed.cursor, 10, &subscribed).unwrap();

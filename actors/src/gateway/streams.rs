@@ -70,9 +70,7 @@ pub async fn events(
     request: HttpRequest,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
-    let stream = path.into_inner();
-    let last = known_stream(&state, &stream)?;
-    let query = parse_query(request.query_string())?;
+    let (stream, last, query) = stream_request(&state, path, &request)?;
     let from = number(&query, "from", 1, 1, u64::MAX)?;
     let limit = number(&query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
     let records = state
@@ -103,9 +101,7 @@ pub async fn tail(
     request: HttpRequest,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
-    let stream = path.into_inner();
-    let last = known_stream(&state, &stream)?;
-    let query = parse_query(request.query_string())?;
+    let (stream, last, query) = stream_request(&state, path, &request)?;
     let resume = match request.headers().get("last-event-id") {
         Some(value) => {
             let text = value.to_str().unwrap_or("");
@@ -214,6 +210,19 @@ fn sse_event(record: &Record) -> String {
         envelope.event_type,
         envelope.to_cloudevent_json()
     )
+}
+
+/// What every per-stream request starts with: the stream named in the path (404 if there
+/// is none such), its last sequence, and the parsed query string.
+fn stream_request(
+    state: &GatewayState,
+    path: web::Path<String>,
+    request: &HttpRequest,
+) -> Result<(String, u64, BTreeMap<String, String>), Problem> {
+    let stream = path.into_inner();
+    let last = known_stream(state, &stream)?;
+    let query = parse_query(request.query_string())?;
+    Ok((stream, last, query))
 }
 
 /// The stream's last sequence, or 404 naming the streams there are.

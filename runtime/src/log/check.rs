@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::file::sync_dir;
 use super::segment::{self, Damage};
-use super::LogError;
+use super::{LogError, Record};
 
 /// What a check of the log directory found.
 #[derive(Debug, Default)]
@@ -39,6 +39,13 @@ pub fn check(dir: &Path) -> Result<LogCheck, LogError> {
         streams,
         damage: walked.damage,
     })
+}
+
+/// Hands every good record of the log in `dir` to `visit`, in log order, reading the
+/// files only; answers the first damage, which ends the walk.
+pub fn each_record(dir: &Path, visit: &mut dyn FnMut(&Record)) -> Result<Option<Damage>, LogError> {
+    let walked = segment::walk(dir, &mut |_, _, _, record| visit(&record))?;
+    Ok(walked.damage)
 }
 
 /// What [`repair`] did.

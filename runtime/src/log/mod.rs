@@ -20,7 +20,7 @@ mod segment;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use check::{check, repair, LogCheck, Repaired};
+pub use check::{check, each_record, repair, LogCheck, Repaired};
 pub use dedup::DedupWindow;
 pub use durability::{Durability, DurableListener};
 pub use file::{DirLock, FileLog, FileLogOptions, Opened};

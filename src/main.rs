@@ -111,6 +111,11 @@ fn init_telemetry(config: &Config) {
 
 fn run(config: Config) -> anyhow::Result<()> {
     init_telemetry(&config);
+    #[cfg(feature = "fault-injection")]
+    {
+        herald_domains::faults::arm_from_env();
+        tracing::warn!("built with fault injection: test-only domains and hooks are present");
+    }
     let bind = config.bind_addr();
     let listener = std::net::TcpListener::bind(bind).with_context(|| {
         format!("cannot listen on {bind}; is another node running there? set [http] bind or HERALD_HTTP__BIND")

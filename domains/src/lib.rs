@@ -30,6 +30,8 @@
 //! alphabetical order. The node checks the wiring (subscriptions, ingress, schemas) at start.
 
 pub mod analytics;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod inventory;
 pub mod orders;
 pub mod payments;
@@ -37,7 +39,8 @@ pub mod shipping;
 
 use herald_runtime::DomainEntry;
 
-/// Every domain this build knows, alphabetically: one line per domain.
+/// Every domain this build knows, alphabetically: one line per domain (then, in test
+/// builds with the `fault-injection` feature, the fault-test domains).
 pub fn all() -> Vec<DomainEntry> {
     vec![
         DomainEntry::of::<analytics::Analytics>(),
@@ -45,6 +48,12 @@ pub fn all() -> Vec<DomainEntry> {
         DomainEntry::of::<orders::Orders>(),
         DomainEntry::of::<payments::Payments>(),
         DomainEntry::of::<shipping::Shipping>(),
+        #[cfg(feature = "fault-injection")]
+        DomainEntry::of::<faults::faulty::Faulty>(),
+        #[cfg(feature = "fault-injection")]
+        DomainEntry::of::<faults::feeder::Feeder>(),
+        #[cfg(feature = "fault-injection")]
+        DomainEntry::of::<faults::laggard::Laggard>(),
     ]
 }
 

@@ -45,6 +45,8 @@ pub fn herald_binary() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = Command::new(cargo)
                 .args(["build", "--quiet", "-p", "herald", "--bin", "herald"])
+                // The test-only fault domains; always on, so every test shares one build.
+                .args(["--features", "fault-injection"])
                 .current_dir(workspace())
                 .status()
                 .expect("cargo runs");

@@ -1,0 +1,102 @@
+//! `faulty`: consumes `feeder.Fed` and fails on marked events while faults are armed.
+//!
+//! A marked event (`fault: "panic"` or `"error"`) makes the handler panic or return an
+//! error, after it has already changed its read model (`last_seen`), so a host that did not
+//! rebuild the state after a failure would show it. Every other event is recorded per key,
+//! in the order handled, through an emitted `faulty.Handled`.
+
+use std::collections::BTreeMap;
+
+use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::feeder::Fed;
+
+/// `faulty` handled the key's event number `n`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Handled {
+    /// The entity key.
+    pub key: String,
+    /// The feeder's number.
+    pub n: u64,
+}
+
+herald_runtime::events! {
+    /// What faulty records.
+    pub enum FaultyEvent in "faulty" {
+        Handled keyed by key,
+    }
+}
+
+/// Per key: the numbers handled, in order, and the last number the handler looked at.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Faulty {
+    handled: BTreeMap<String, Vec<u64>>,
+    last_seen: BTreeMap<String, u64>,
+}
+
+impl Domain for Faulty {
+    const NAME: &'static str = "faulty";
+    type Event = FaultyEvent;
+
+    fn subscriptions() -> &'static [&'static str] {
+        &[Fed::TYPE]
+    }
+
+    fn ingress() -> &'static [&'static str] {
+        &[]
+    }
+
+    fn validate(&self, _: &FaultyEvent) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    fn handle(
+        &mut self,
+        incoming: &Incoming<'_>,
+        out: &mut Outbox<FaultyEvent>,
+    ) -> Result<(), HandleError> {
+        let fed: Fed = incoming.data()?;
+        // Changed before failing on purpose: the host must throw this away on a failure.
+        self.last_seen.insert(fed.key.clone(), fed.n);
+        if !super::cleared() {
+            match fed.fault.as_deref() {
+                Some("panic") => panic!("faulty: injected panic on {} #{}", fed.key, fed.n),
+                Some(other) => {
+                    return Err(HandleError::new(format!(
+                        "faulty: injected {other} on {} #{}",
+                        fed.key, fed.n
+                    )))
+                }
+                None => {}
+            }
+        }
+        out.emit(Handled {
+            key: fed.key,
+            n: fed.n,
+        });
+        Ok(())
+    }
+
+    fn apply(&mut self, event: &FaultyEvent) {
+        let FaultyEvent::Handled(handled) = event;
+        self.handled
+            .entry(handled.key.clone())
+            .or_default()
+            .push(handled.n);
+    }
+
+    fn entity(&self, key: &str) -> Option<Value> {
+        let handled = self.handled.get(key);
+        let last_seen = self.last_seen.get(key);
+        if handled.is_none() && last_seen.is_none() {
+            return None;
+        }
+        Some(
+            json!({ "key": key, "handled": handled.cloned().unwrap_or_default(), "last_seen": last_seen }),
+        )
+    }
+}

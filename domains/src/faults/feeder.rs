@@ -1,0 +1,66 @@
+//! `feeder`: takes `feeder.Fed` in, keyed by `key`, for the fault tests to consume.
+
+use std::collections::BTreeMap;
+
+use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// One numbered event for a key; `fault` marks it for `faulty` to fail on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fed {
+    /// The entity key.
+    #[schemars(length(min = 1))]
+    pub key: String,
+    /// The client's number for it, to check order.
+    pub n: u64,
+    /// `"panic"` or `"error"`: how `faulty` fails on it while faults are armed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+}
+
+herald_runtime::events! {
+    /// What the feeder records.
+    pub enum FeederEvent in "feeder" {
+        Fed keyed by key,
+    }
+}
+
+/// How many events each key was fed.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Feeder {
+    fed: BTreeMap<String, u64>,
+}
+
+impl Domain for Feeder {
+    const NAME: &'static str = "feeder";
+    type Event = FeederEvent;
+
+    fn subscriptions() -> &'static [&'static str] {
+        &[]
+    }
+
+    fn ingress() -> &'static [&'static str] {
+        &[Fed::TYPE]
+    }
+
+    fn validate(&self, _: &FeederEvent) -> Result<(), Rejection> {
+        Ok(())
+    }
+
+    fn handle(&mut self, _: &Incoming<'_>, _: &mut Outbox<FeederEvent>) -> Result<(), HandleError> {
+        Ok(())
+    }
+
+    fn apply(&mut self, event: &FeederEvent) {
+        let FeederEvent::Fed(fed) = event;
+        *self.fed.entry(fed.key.clone()).or_default() += 1;
+    }
+
+    fn entity(&self, key: &str) -> Option<Value> {
+        let fed = self.fed.get(key)?;
+        Some(json!({ "key": key, "fed": fed }))
+    }
+}

@@ -1,0 +1,42 @@
+//! Test-only domains with fault hooks, compiled only with the `fault-injection` feature.
+//!
+//! They exist so the end-to-end tests can make a handler panic, fail or crawl inside a real
+//! node. The hooks are process-wide switches set once at start from the environment
+//! ([`arm_from_env`]), so a test flips them by restarting the node with other variables.
+//! Reading a switch is the one impurity these domains allow themselves; it is constant for
+//! the life of the process, so replay within one run stays deterministic.
+
+pub mod faulty;
+pub mod feeder;
+pub mod laggard;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static CLEARED: AtomicBool = AtomicBool::new(false);
+static SLOW_MICROS: AtomicU64 = AtomicU64::new(0);
+
+/// Variable that, set to `1`, clears the faults: marked events are handled normally.
+pub const CLEARED_VAR: &str = "HERALD_TEST_FAULTS_CLEARED";
+/// Variable giving how long `laggard` spends on each input, in microseconds.
+pub const SLOW_VAR: &str = "HERALD_TEST_SLOW_MICROS";
+
+/// Reads the switches from the environment; the binary calls it once at start.
+pub fn arm_from_env() {
+    let cleared = std::env::var(CLEARED_VAR).is_ok_and(|value| value == "1");
+    CLEARED.store(cleared, Ordering::Relaxed);
+    let slow = std::env::var(SLOW_VAR)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    SLOW_MICROS.store(slow, Ordering::Relaxed);
+}
+
+/// Whether marked events are handled normally.
+pub fn cleared() -> bool {
+    CLEARED.load(Ordering::Relaxed)
+}
+
+/// How long `laggard` spends per input.
+pub fn slowness() -> std::time::Duration {
+    std::time::Duration::from_micros(SLOW_MICROS.load(Ordering::Relaxed))
+}

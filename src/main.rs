@@ -111,6 +111,7 @@ fn init_telemetry(config: &Config) {
 
 fn run(config: Config) -> anyhow::Result<()> {
     init_telemetry(&config);
+    log_panics();
     #[cfg(feature = "fault-injection")]
     {
         herald_domains::faults::arm_from_env();
@@ -125,6 +126,26 @@ fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("node failed")
     })
+}
+
+/// Sends panics to the node's log as well as stderr: a domain host that panics is caught
+/// or restarted, and the log must say why.
+fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            location = %info.location().map(|l| l.to_string()).unwrap_or_default(),
+            "panic: {}",
+            info.payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default()
+        );
+        default(info);
+    }));
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

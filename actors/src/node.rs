@@ -17,10 +17,11 @@ use herald_runtime::hosted::DomainEntry;
 use herald_runtime::log::{self, EventLog, FileLog, FileLogOptions, LogError};
 use herald_runtime::snapshot::{SnapshotError, SnapshotStore};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::gateway::{self, Access, Gateway, GatewayState, HostHandle, Limits, StopGateway};
-use crate::host::{Checkpoint, DomainHost, Drain, HostArgs, SnapshotSettings};
+use crate::host::{Checkpoint, Drain, FaultPolicy, Health, HostArgs, SnapshotSettings};
+use crate::supervisor::{RestartPolicy, Supervisor};
 
 /// Why a node could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,13 @@ pub async fn run(
     };
 
     let hosts = Arc::new(DashMap::new());
+    let mut supervisor = Supervisor::new(
+        Arc::clone(&hosts),
+        RestartPolicy {
+            limit: config.domains.restart_limit,
+            window: config.domains.restart_window,
+        },
+    );
     let mut arbiters = Vec::new();
     for entry in registered
         .iter()
@@ -91,17 +99,28 @@ pub async fn run(
     {
         // One thread per domain: domains consume at their own pace, in parallel.
         let arbiter = Arbiter::new();
-        let host = DomainHost::new(HostArgs {
-            entry: *entry,
+        let settings = config.domain_settings(entry.name);
+        let entry = *entry;
+        let bus = Arc::clone(&bus);
+        let snapshots = snapshots.clone();
+        let factory = move |view| HostArgs {
+            entry,
             bus: Arc::clone(&bus),
-            mailbox_capacity: config.domain_settings(entry.name).mailbox_capacity,
+            mailbox_capacity: settings.mailbox_capacity,
             snapshots: snapshots.clone(),
-        });
-        let view = host.view();
-        let addr = DomainHost::start_in_arbiter(&arbiter.handle(), move |_| host);
-        hosts.insert(entry.name, HostHandle { addr, view });
+            faults: FaultPolicy {
+                attempts: settings.retry_attempts,
+                backoff: settings.retry_backoff,
+                backoff_max: settings.retry_backoff_max,
+                max_parked_keys: settings.max_parked_keys,
+            },
+            view,
+            on_stop: None,
+        };
+        supervisor.start(entry.name, arbiter.handle(), Box::new(factory));
         arbiters.push(arbiter);
     }
+    let supervising = tokio::spawn(supervisor.run());
 
     // Serve while the domains recover: /readyz says when they have caught up.
     let (shutdown_tails, tails_shutdown) = watch::channel(false);
@@ -175,12 +194,22 @@ pub async fn run(
                 let _ = gateway.send(StopGateway).await;
                 return Err(error);
             }
-            info!(head = log.head(), "every domain has caught up with the log; ready");
+            let failed: Vec<&str> = hosts
+                .iter()
+                .filter(|host| matches!(host.view.health(), Health::Failed(_)))
+                .map(|host| *host.key())
+                .collect();
+            match failed.is_empty() {
+                true => info!(head = log.head(), "every domain has caught up with the log; ready"),
+                false => error!(failed = %failed.join(", "), "some domains failed; the others are ready"),
+            }
             shutdown.await;
         }
         () = &mut shutdown => {}
     }
     info!("shutting down: no new requests; draining domains");
+    // From here on a host that stops is meant to.
+    supervising.abort();
     let _ = shutdown_tails.send(true);
     let _ = gateway.send(StopGateway).await;
     match serving.await {
@@ -223,23 +252,10 @@ fn open_log(config: &Config) -> Result<Arc<dyn EventLog>, NodeError> {
 async fn wait_until_ready(hosts: &DashMap<&'static str, HostHandle>) -> Result<(), NodeError> {
     let started = std::time::Instant::now();
     loop {
-        let failed: Vec<&str> = hosts
-            .iter()
-            .filter(|host| !host.addr.connected())
-            .map(|host| *host.key())
-            .collect();
-        if !failed.is_empty() {
-            return Err(NodeError::NotReady(
-                started.elapsed(),
-                format!(
-                    "{} stopped while recovering; see the error above",
-                    failed.join(", ")
-                ),
-            ));
-        }
+        // A failed domain is done waiting: the node serves the others and says so.
         let waiting: Vec<&str> = hosts
             .iter()
-            .filter(|host| !host.view.is_ready())
+            .filter(|host| host.view.health() == Health::Starting)
             .map(|host| *host.key())
             .collect();
         if waiting.is_empty() {

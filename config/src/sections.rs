@@ -262,7 +262,7 @@ impl<'de> Deserialize<'de> for DedupWindow {
 }
 
 /// `[domains]`: which registered domains this node runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainsConfig {
     /// Domain names to start; empty means every registered domain.
@@ -271,6 +271,31 @@ pub struct DomainsConfig {
     /// `HERALD_DOMAINS__ENABLED=orders,analytics` works.
     #[serde(default, deserialize_with = "string_or_list")]
     pub enabled: Vec<String>,
+    /// A domain host restarted this many times within `restart_window` is marked failed
+    /// instead of being restarted again; more than zero.
+    #[serde(default = "default_restart_limit")]
+    pub restart_limit: u32,
+    /// The window `restart_limit` counts restarts in; default 60 s.
+    #[serde(default = "default_restart_window", with = "crate::duration")]
+    pub restart_window: Duration,
+}
+
+fn default_restart_limit() -> u32 {
+    5
+}
+
+fn default_restart_window() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for DomainsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: Vec::new(),
+            restart_limit: default_restart_limit(),
+            restart_window: default_restart_window(),
+        }
+    }
 }
 
 /// `[domain.<name>]`: tuning for one domain's actors.
@@ -280,16 +305,50 @@ pub struct DomainSettings {
     /// Messages an actor's mailbox holds before senders wait; more than zero.
     #[serde(default = "default_mailbox_capacity")]
     pub mailbox_capacity: usize,
+    /// Times a handler runs on one input before the input is parked as a dead letter;
+    /// at least 1.
+    #[serde(default = "default_retry_attempts")]
+    pub retry_attempts: u32,
+    /// The wait before the first retry; each later one waits twice as long as the last.
+    #[serde(default = "default_retry_backoff", with = "crate::duration")]
+    pub retry_backoff: Duration,
+    /// The longest wait between two retries.
+    #[serde(default = "default_retry_backoff_max", with = "crate::duration")]
+    pub retry_backoff_max: Duration,
+    /// Keys that may be held behind parked inputs at once; one more and the domain stops
+    /// consuming (failed) until an operator retries or skips a dead letter.
+    #[serde(default = "default_max_parked_keys")]
+    pub max_parked_keys: usize,
 }
 
 fn default_mailbox_capacity() -> usize {
     1024
 }
 
+fn default_retry_attempts() -> u32 {
+    5
+}
+
+fn default_retry_backoff() -> Duration {
+    Duration::from_millis(100)
+}
+
+fn default_retry_backoff_max() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_max_parked_keys() -> usize {
+    1000
+}
+
 impl Default for DomainSettings {
     fn default() -> Self {
         Self {
             mailbox_capacity: default_mailbox_capacity(),
+            retry_attempts: default_retry_attempts(),
+            retry_backoff: default_retry_backoff(),
+            retry_backoff_max: default_retry_backoff_max(),
+            max_parked_keys: default_max_parked_keys(),
         }
     }
 }

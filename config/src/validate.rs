@@ -112,7 +112,31 @@ impl Config {
                 &format!("domain.{name}.mailbox_capacity"),
                 settings.mailbox_capacity,
             );
+            positive(
+                &mut problems,
+                &format!("domain.{name}.retry_attempts"),
+                settings.retry_attempts as usize,
+            );
+            positive(
+                &mut problems,
+                &format!("domain.{name}.max_parked_keys"),
+                settings.max_parked_keys,
+            );
+            if settings.retry_backoff > settings.retry_backoff_max {
+                problems.push(Problem::new(
+                    format!("domain.{name}.retry_backoff"),
+                    format!(
+                        "{:?} is longer than retry_backoff_max ({:?}); make the first wait no longer than the longest",
+                        settings.retry_backoff, settings.retry_backoff_max
+                    ),
+                ));
+            }
         }
+        positive(
+            &mut problems,
+            "domains.restart_limit",
+            self.domains.restart_limit as usize,
+        );
 
         if self.telemetry.level.trim().is_empty() {
             problems.push(Problem::new(

@@ -154,12 +154,14 @@ fn environment_overrides() {
                 "orders".into(),
                 DomainSettings {
                     mailbox_capacity: 8,
+                    ..DomainSettings::default()
                 },
             );
             config.domain.insert(
                 "payments".into(),
                 DomainSettings {
                     mailbox_capacity: 4,
+                    ..DomainSettings::default()
                 },
             );
         }),
@@ -326,7 +328,8 @@ fn accessors() {
     assert_eq!(
         config.domain_settings("orders"),
         DomainSettings {
-            mailbox_capacity: 8
+            mailbox_capacity: 8,
+            ..DomainSettings::default()
         }
     );
     assert_eq!(
@@ -337,6 +340,7 @@ fn accessors() {
     let only = Config {
         domains: herald_config::DomainsConfig {
             enabled: vec!["orders".into()],
+            ..herald_config::DomainsConfig::default()
         },
         ..Config::default()
     };

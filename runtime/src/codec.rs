@@ -17,6 +17,8 @@ pub enum FormatTag {
     SnapshotV1 = 3,
     /// A domain's state, as the domain's own serde layout.
     StateV1 = 4,
+    /// A domain snapshot with its dead-letter position and held keys (layout 2).
+    SnapshotV2 = 5,
 }
 
 impl FormatTag {
@@ -26,6 +28,7 @@ impl FormatTag {
             2 => Some(Self::RecordV1),
             3 => Some(Self::SnapshotV1),
             4 => Some(Self::StateV1),
+            5 => Some(Self::SnapshotV2),
             _ => None,
         }
     }

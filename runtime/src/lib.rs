@@ -22,6 +22,7 @@ pub mod bus;
 pub mod catalog;
 pub mod cloudevent;
 pub mod codec;
+pub mod deadletter;
 pub mod domain;
 pub mod envelope;
 pub mod event;

@@ -1,9 +1,11 @@
 //! Rebuilding a domain's state from the log.
 //!
-//! A domain's state is a fold over two sequences: its own stream (applied) and its inputs
-//! (handled). Each own record says how far the domain had consumed its inputs when it was
-//! appended (`Record::consumed`), so replay interleaves them exactly as they happened live:
-//! every input at or before `consumed` is handled before the record is applied.
+//! A domain's state is a fold over two sequences: its own records (applied) and its inputs
+//! (handled). Its own records are its stream and its dead-letter stream (see
+//! [`crate::deadletter`]). Each own record says how far the domain had consumed its inputs
+//! when it was appended (`Record::consumed`), so replay interleaves them exactly as they
+//! happened live: every input at or before `consumed` is handled before the record is
+//! applied.
 //!
 //! Replay handles inputs only up to `upto`, the last own record's `consumed`: the host
 //! appends an input's reactions before it handles the next input, so every input before
@@ -11,23 +13,34 @@
 //! are handled by the host's normal consumption, which appends their reactions. Only the
 //! input at `upto` itself may have lost part of its reactions (a torn multi-record append);
 //! replay returns those as `missing`, recognised by id.
+//!
+//! Dead letters replay without running a failing handler again: an input that was parked
+//! where it stood is recognised from its `parked` record (read up front) and holds its key;
+//! later inputs of a held key wait, as they did live; a `retried` or `skipped` record
+//! releases the key, and replay handles the inputs that release let through, in the order
+//! the host did, applying each one's reactions from the same append.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
+use crate::deadletter::{self, DeadLetterRecord, Holds};
 use crate::envelope::Envelope;
 use crate::hosted::HostedDomain;
 use crate::log::{EventLog, LogError, Record, Visibility};
 
 const PAGE: usize = 4096;
 
-/// Where a rebuild starts: the initial state (0, 0) or a snapshot's positions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Where a rebuild starts: the initial state or a snapshot's positions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Start {
     /// Inputs at or before this offset are already reflected.
     pub cursor: u64,
     /// Own events up to this sequence are already applied.
     pub own_sequence: u64,
+    /// Dead-letter records up to this sequence are already reflected.
+    pub dead_sequence: u64,
+    /// The keys held at that point.
+    pub holds: Holds,
 }
 
 /// What a rebuild did.
@@ -37,12 +50,16 @@ pub struct Replayed {
     pub cursor: u64,
     /// The last own sequence applied.
     pub own_sequence: u64,
-    /// The offset of the last own event applied (0 if none).
+    /// The offset of the last own record (event or dead letter) applied (0 if none).
     pub own_offset: u64,
+    /// The last dead-letter sequence reflected.
+    pub dead_sequence: u64,
     /// How many own events were applied.
     pub applied: u64,
     /// How many inputs were handled.
     pub handled: u64,
+    /// The keys held after the last record replayed.
+    pub holds: Holds,
     /// Reactions to the input at `upto` that are not in the log, to append now.
     pub missing: Vec<Envelope>,
 }
@@ -72,19 +89,32 @@ pub enum ReplayError {
     },
 }
 
-/// How far replay may handle inputs: the `consumed` of the domain's last own record.
+/// How far replay may handle inputs: the `consumed` of the domain's last own record, in
+/// its stream or its dead-letter stream.
 pub fn replay_limit(log: &dyn EventLog, domain: &str) -> Result<u64, ReplayError> {
-    let last = log.sequence_at(domain, log.written());
+    let own = last_consumed(log, domain, domain)?;
+    let dead = last_consumed(log, domain, &deadletter::stream(domain))?;
+    Ok(own.max(dead))
+}
+
+fn last_consumed(log: &dyn EventLog, domain: &str, stream: &str) -> Result<u64, ReplayError> {
+    let last = log.sequence_at(stream, log.written());
     if last == 0 {
         return Ok(0);
     }
     let records = log
-        .read_stream(domain, last, 1, Visibility::Written)
+        .read_stream(stream, last, 1, Visibility::Written)
         .map_err(|source| ReplayError::Log {
             domain: domain.to_owned(),
             source,
         })?;
     Ok(records.first().map_or(0, |record| record.consumed))
+}
+
+/// The durable record at node-wide `offset`.
+pub fn read_at(log: &dyn EventLog, offset: u64) -> Result<Option<Arc<Record>>, LogError> {
+    let batch = log.read_after(offset.saturating_sub(1), 1, &|_| true)?;
+    Ok(batch.records.into_iter().find(|r| r.offset == offset))
 }
 
 /// Replays the log into `domain`, which must hold the state `start` describes.
@@ -105,30 +135,28 @@ pub fn rebuild(
         domain: name.to_owned(),
         source,
     };
+    let dead_stream = deadletter::stream(name);
+    let parked_in_place = parked_in_place(log, name, &dead_stream)?;
     let mut replayed = Replayed {
         cursor: start.cursor,
         own_sequence: start.own_sequence,
+        dead_sequence: start.dead_sequence,
+        holds: start.holds,
         ..Replayed::default()
     };
-    let mut own = Pages::default();
+    let mut own = OwnRecords {
+        streams: [
+            OwnStream::new(name.to_owned(), start.own_sequence),
+            OwnStream::new(dead_stream, start.dead_sequence),
+        ],
+    };
     let mut inputs = Pages::default();
     let mut inputs_scanned = start.cursor;
     // Ids of own events caused by the input at `upto`: those reactions are logged.
     let mut logged_at_limit = HashSet::new();
     let mut emitted_at_limit = Vec::new();
     loop {
-        if own.is_empty() && !own.done {
-            let page = log
-                .read_stream(
-                    name,
-                    start.own_sequence + 1 + own.len_read(),
-                    PAGE,
-                    Visibility::Written,
-                )
-                .map_err(log_error)?;
-            own.done = page.is_empty();
-            own.refill(page);
-        }
+        own.fill(log).map_err(log_error)?;
         if inputs.is_empty() && !inputs.done {
             if inputs_scanned >= upto {
                 inputs.done = true;
@@ -153,24 +181,28 @@ pub fn rebuild(
         };
         if apply_own {
             let Some(record) = own.pop() else { break };
-            domain
-                .apply(&record.envelope)
-                .map_err(|error| ReplayError::Undecodable {
-                    domain: name.to_owned(),
-                    stream: record.envelope.stream.clone(),
-                    sequence: record.envelope.sequence,
-                    message: error.to_string(),
-                })?;
-            if record.consumed == upto {
+            if record.consumed == upto && record.envelope.stream == name {
                 logged_at_limit.insert(record.envelope.id.clone());
             }
-            replayed.own_sequence = record.envelope.sequence;
-            replayed.own_offset = record.offset;
-            replayed.applied += 1;
+            if record.envelope.stream == name {
+                apply_own_event(domain, &record, &mut replayed)?;
+                continue;
+            }
+            let group = own.take_group(log, record.group_rest).map_err(log_error)?;
+            for member in group.iter().filter(|r| r.consumed == upto) {
+                logged_at_limit.insert(member.envelope.id.clone());
+            }
+            replay_dead_letter(domain, log, &record, group, &mut replayed)?;
         } else {
             let Some(input) = inputs.pop() else { break };
-            // A handler that failed live fails the same way here and is skipped the same way.
-            if input.offset == upto {
+            let key = &input.envelope.partitionkey;
+            if replayed.holds.wait(key, input.offset) {
+                // Held behind a parked input of its key, as it was live.
+            } else if let Some(parked) = parked_in_place.get(&input.offset) {
+                replayed.holds.park(parked.clone(), VecDeque::new());
+            } else if input.offset == upto {
+                // A handler that failed live and was not parked (the node died during its
+                // retries) fails again here, and is retried live after replay.
                 emitted_at_limit = domain.handle(&input.envelope, time).unwrap_or_default();
             } else {
                 // Reactions of inputs before the limit are in the log already.
@@ -188,22 +220,230 @@ pub fn rebuild(
     Ok(replayed)
 }
 
+fn apply_own_event(
+    domain: &mut dyn HostedDomain,
+    record: &Record,
+    replayed: &mut Replayed,
+) -> Result<(), ReplayError> {
+    domain
+        .apply(&record.envelope)
+        .map_err(|error| ReplayError::Undecodable {
+            domain: domain.name().to_owned(),
+            stream: record.envelope.stream.clone(),
+            sequence: record.envelope.sequence,
+            message: error.to_string(),
+        })?;
+    replayed.own_sequence = record.envelope.sequence;
+    replayed.own_offset = record.offset;
+    replayed.applied += 1;
+    Ok(())
+}
+
+/// Parked records of inputs parked where they stood (`consumed` is the input itself), by
+/// input offset: replay must hold their key there rather than run the handler.
+fn parked_in_place(
+    log: &dyn EventLog,
+    name: &str,
+    dead_stream: &str,
+) -> Result<HashMap<u64, deadletter::Parked>, ReplayError> {
+    let mut found = HashMap::new();
+    let mut from = 1;
+    loop {
+        let page = log
+            .read_stream(dead_stream, from, PAGE, Visibility::Written)
+            .map_err(|source| ReplayError::Log {
+                domain: name.to_owned(),
+                source,
+            })?;
+        let Some(last) = page.last() else { break };
+        from = last.envelope.sequence + 1;
+        for record in &page {
+            if let Ok(DeadLetterRecord::Parked(parked)) = deadletter::decode(&record.envelope) {
+                if record.consumed == parked.input.offset {
+                    found.insert(parked.input.offset, parked);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Replays one dead-letter record, with the rest of its append (`group`).
+fn replay_dead_letter(
+    domain: &mut dyn HostedDomain,
+    log: &dyn EventLog,
+    record: &Record,
+    group: Vec<Arc<Record>>,
+    replayed: &mut Replayed,
+) -> Result<(), ReplayError> {
+    let name = domain.name();
+    let undecodable = |error: deadletter::DeadLetterError| ReplayError::Undecodable {
+        domain: name.to_owned(),
+        stream: error.stream,
+        sequence: error.sequence,
+        message: error.message,
+    };
+    replayed.dead_sequence = record.envelope.sequence;
+    replayed.own_offset = record.offset;
+    let released = match deadletter::decode(&record.envelope).map_err(undecodable)? {
+        DeadLetterRecord::Parked(parked) => {
+            // Parked in place (its key is held already) or a failed retry: details only.
+            replayed.holds.park(parked, VecDeque::new());
+            return replay_group_rest(domain, group, replayed);
+        }
+        DeadLetterRecord::Retried(released) => (released, true),
+        DeadLetterRecord::Skipped(released) => (released, false),
+    };
+    let (released, retried) = released;
+    let Some(held) = replayed.holds.release(&released.input.key) else {
+        return replay_group_rest(domain, group, replayed);
+    };
+    let mut items: VecDeque<u64> = held.waiting;
+    if retried {
+        items.push_front(held.parked.input.offset);
+    }
+    // The append says where the release stopped: an input parked in it holds the key again.
+    let mut parked_again = None;
+    let mut reactions = VecDeque::new();
+    for member in group {
+        if member.envelope.stream == name {
+            reactions.push_back(member);
+        } else {
+            replayed.dead_sequence = member.envelope.sequence;
+            if let Ok(DeadLetterRecord::Parked(parked)) = deadletter::decode(&member.envelope) {
+                parked_again = Some(parked);
+            }
+        }
+    }
+    while let Some(offset) = items.pop_front() {
+        if let Some(parked) = parked_again.as_ref().filter(|p| p.input.offset == offset) {
+            replayed.holds.park(parked.clone(), items);
+            break;
+        }
+        let input = read_at(log, offset).map_err(|source| ReplayError::Log {
+            domain: name.to_owned(),
+            source,
+        })?;
+        let Some(input) = input else { continue };
+        let _ = domain.rehandle(&input.envelope);
+        let position = input.envelope.position();
+        while reactions
+            .front()
+            .and_then(|r| r.envelope.cause.as_ref())
+            .is_some_and(|cause| cause.position == position)
+        {
+            if let Some(reaction) = reactions.pop_front() {
+                apply_own_event(domain, &reaction, replayed)?;
+            }
+        }
+    }
+    for reaction in reactions {
+        apply_own_event(domain, &reaction, replayed)?;
+    }
+    Ok(())
+}
+
+/// Applies the domain's own events among the rest of an append.
+fn replay_group_rest(
+    domain: &mut dyn HostedDomain,
+    group: Vec<Arc<Record>>,
+    replayed: &mut Replayed,
+) -> Result<(), ReplayError> {
+    let name = domain.name();
+    for member in group {
+        if member.envelope.stream == name {
+            apply_own_event(domain, &member, replayed)?;
+        } else {
+            replayed.dead_sequence = member.envelope.sequence;
+        }
+    }
+    Ok(())
+}
+
+/// One own stream being read in sequence order.
+struct OwnStream {
+    name: String,
+    next: u64,
+    pages: Pages,
+}
+
+impl OwnStream {
+    fn new(name: String, after: u64) -> Self {
+        Self {
+            name,
+            next: after + 1,
+            pages: Pages::default(),
+        }
+    }
+
+    fn fill(&mut self, log: &dyn EventLog) -> Result<(), LogError> {
+        if self.pages.is_empty() && !self.pages.done {
+            let page = log.read_stream(&self.name, self.next, PAGE, Visibility::Written)?;
+            self.pages.done = page.is_empty();
+            self.next += page.len() as u64;
+            self.pages.refill(page);
+        }
+        Ok(())
+    }
+}
+
+/// A domain's own streams merged in log order.
+struct OwnRecords {
+    streams: [OwnStream; 2],
+}
+
+impl OwnRecords {
+    fn fill(&mut self, log: &dyn EventLog) -> Result<(), LogError> {
+        for stream in &mut self.streams {
+            stream.fill(log)?;
+        }
+        Ok(())
+    }
+
+    fn next_index(&self) -> Option<usize> {
+        let [a, b] = &self.streams;
+        match (a.pages.peek(), b.pages.peek()) {
+            (None, None) => None,
+            (Some(_), None) => Some(0),
+            (None, Some(_)) => Some(1),
+            (Some(x), Some(y)) => Some(if x.offset < y.offset { 0 } else { 1 }),
+        }
+    }
+
+    fn peek(&self) -> Option<&Arc<Record>> {
+        self.next_index()
+            .and_then(|index| self.streams[index].pages.peek())
+    }
+
+    fn pop(&mut self) -> Option<Arc<Record>> {
+        self.next_index()
+            .and_then(|index| self.streams[index].pages.pop())
+    }
+
+    /// The `count` own records that follow, in log order (the rest of one append).
+    fn take_group(&mut self, log: &dyn EventLog, count: u32) -> Result<Vec<Arc<Record>>, LogError> {
+        let mut group = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            self.fill(log)?;
+            match self.pop() {
+                Some(record) => group.push(record),
+                None => break,
+            }
+        }
+        Ok(group)
+    }
+}
+
 /// A page of records being consumed front to back.
 #[derive(Default)]
 struct Pages {
     records: VecDeque<Arc<Record>>,
-    read: u64,
     done: bool,
 }
 
 impl Pages {
     fn refill(&mut self, page: Vec<Arc<Record>>) {
-        self.read += page.len() as u64;
         self.records.extend(page);
-    }
-
-    fn len_read(&self) -> u64 {
-        self.read
     }
 
     fn is_empty(&self) -> bool {

@@ -27,8 +27,12 @@ pub struct Snapshot {
     pub cursor: u64,
     /// Every own event up to this sequence of the domain's stream was applied.
     pub own_sequence: u64,
-    /// The last log offset the state reflects (its cursor or its last own event).
+    /// The last log offset the state reflects (its cursor or its last own record).
     pub offset: u64,
+    /// Every record of the domain's dead-letter stream up to this sequence is reflected.
+    pub dead_sequence: u64,
+    /// The keys held behind parked inputs.
+    pub holds: crate::deadletter::Holds,
     /// The state, as [`crate::hosted::HostedDomain::save_state`] wrote it.
     pub state: Vec<u8>,
 }
@@ -90,7 +94,7 @@ impl SnapshotStore {
 
     /// Writes `snapshot` atomically and removes all but the newest few of its domain.
     pub fn save(&self, snapshot: &Snapshot) -> Result<PathBuf, SnapshotError> {
-        let payload = codec::encode(FormatTag::SnapshotV1, snapshot).map_err(|error| {
+        let payload = codec::encode(FormatTag::SnapshotV2, snapshot).map_err(|error| {
             SnapshotError::Encode {
                 domain: snapshot.domain.clone(),
                 message: error.to_string(),
@@ -181,7 +185,7 @@ fn read(path: &Path, domain: &str) -> Result<Snapshot, String> {
         }
     };
     let snapshot: Snapshot =
-        codec::decode(FormatTag::SnapshotV1, payload).map_err(|error| error.to_string())?;
+        codec::decode(FormatTag::SnapshotV2, payload).map_err(|error| error.to_string())?;
     if snapshot.domain != domain {
         return Err(format!(
             "it holds domain \"{}\", not \"{domain}\"",
@@ -201,6 +205,8 @@ mod tests {
             cursor: offset,
             own_sequence: offset / 2,
             offset,
+            dead_sequence: 0,
+            holds: Default::default(),
             state: vec![1, 2, 3],
         }
     }

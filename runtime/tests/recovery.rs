@@ -207,6 +207,7 @@ fn a_rebuild_from_snapshot_positions_equals_one_from_the_beginning() {
                 Start {
                     cursor: offset,
                     own_sequence,
+                    ..Start::default()
                 },
             ));
         }

@@ -115,6 +115,9 @@ fn unauthorized(detail: &str) -> Problem {
     )
 }
 
+/// Dead-letter streams (`deadletter-<domain>`) are operators' business: admin scope.
+const DEAD_LETTER_PREFIX: &str = "deadletter-";
+
 /// What a request needs, from its method and path: `None` for the open endpoints.
 fn required(method: &actix_web::http::Method, path: &str) -> Option<(Scope, Option<String>)> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -124,6 +127,12 @@ fn required(method: &actix_web::http::Method, path: &str) -> Option<(Scope, Opti
             // Which domains is known only once the events are parsed: checked in ingest.
             Some((Scope::Publish, None))
         }
+        ["v1", "deadletters"] => Some((Scope::Admin, None)),
+        ["v1", "deadletters", domain, ..] => Some((Scope::Admin, Some((*domain).to_owned()))),
+        ["v1", "streams", stream, ..] if stream.starts_with(DEAD_LETTER_PREFIX) => Some((
+            Scope::Admin,
+            Some(stream[DEAD_LETTER_PREFIX.len()..].to_owned()),
+        )),
         ["v1", "domains", domain, ..] | ["v1", "streams", domain, ..] => {
             Some((Scope::Query, Some((*domain).to_owned())))
         }

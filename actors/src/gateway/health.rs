@@ -8,40 +8,55 @@ use serde_json::json;
 
 use super::problem::Problem;
 use super::state::GatewayState;
+use crate::host::Health;
 
 /// Liveness: answering at all is the signal.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// Readiness: 200 when every hosted domain takes events, else 503 naming those that do not.
+/// Readiness: 200 when every hosted domain takes events, else 503 naming those still
+/// starting and those failed (with why).
 pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Problem> {
-    let domains: BTreeMap<&str, &str> = state
+    let health: BTreeMap<&str, Health> = state
         .hosts
         .iter()
-        .map(|host| {
-            let status = if host.view.is_ready() {
-                "ready"
-            } else {
-                "starting"
-            };
-            (*host.key(), status)
+        .map(|host| (*host.key(), host.view.health()))
+        .collect();
+    let domains: BTreeMap<&str, &str> = health
+        .iter()
+        .map(|(name, health)| (*name, health.status()))
+        .collect();
+    let failed: BTreeMap<&str, &str> = health
+        .iter()
+        .filter_map(|(name, health)| match health {
+            Health::Failed(reason) => Some((*name, reason.as_str())),
+            _ => None,
         })
         .collect();
-    let waiting: Vec<&str> = domains
+    let waiting: Vec<&str> = health
         .iter()
-        .filter(|(_, status)| **status != "ready")
+        .filter(|(_, health)| **health == Health::Starting)
         .map(|(name, _)| *name)
         .collect();
-    if waiting.is_empty() {
+    if waiting.is_empty() && failed.is_empty() {
         return Ok(HttpResponse::Ok().json(json!({"status": "ready", "domains": domains})));
+    }
+    let mut detail = Vec::new();
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.keys().copied().collect();
+        detail.push(format!("domains failed: {}", names.join(", ")));
+    }
+    if !waiting.is_empty() {
+        detail.push(format!("domains not ready yet: {}", waiting.join(", ")));
     }
     Err(Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "not-ready",
         "Not ready",
-        format!("domains not ready yet: {}", waiting.join(", ")),
+        detail.join("; "),
     )
     .with("domains", json!(domains))
+    .with("failed", json!(failed))
     .retry_after(1))
 }

@@ -5,6 +5,7 @@
 //! running server and stops it gracefully.
 
 mod auth;
+mod deadletters;
 mod health;
 mod ingest;
 mod problem;
@@ -56,6 +57,26 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/streams/{stream}/tail")
                 .route(web::get().to(streams::tail))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/deadletters")
+                .route(web::get().to(deadletters::counts))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/deadletters/{domain}")
+                .route(web::get().to(deadletters::list))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/deadletters/{domain}/{id}/retry")
+                .route(web::post().to(deadletters::retry))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/deadletters/{domain}/{id}/skip")
+                .route(web::post().to(deadletters::skip))
                 .default_service(web::to(problem::method_not_allowed)),
         )
         .route("/healthz", web::get().to(health::healthz))

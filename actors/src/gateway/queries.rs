@@ -9,7 +9,7 @@ use herald_runtime::{Params, QueryError};
 use super::problem::Problem;
 use super::state::GatewayState;
 use super::streams::log_problem;
-use crate::host::PENDING;
+use crate::host::{Health, PENDING};
 
 /// How long a query waits for a domain to finish appending what it admitted.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,7 +49,29 @@ async fn settled<T>(
 
 /// `GET /v1/domains`: every domain, its types with schemas, ingress and subscriptions.
 pub async fn list_domains(state: web::Data<GatewayState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.catalog.to_json())
+    let mut topology = state.catalog.to_json();
+    // Each domain also says where it is: starting, ready, failed (and why), or not hosted.
+    if let Some(domains) = topology
+        .get_mut("domains")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for domain in domains.iter_mut() {
+            let Some(name) = domain.get("name").and_then(|n| n.as_str()) else {
+                continue;
+            };
+            let health = state.hosts.get(name).map(|host| host.view.health());
+            let (status, reason) = match health {
+                Some(Health::Failed(reason)) => ("failed", Some(reason)),
+                Some(health) => (health.status(), None),
+                None => ("not-hosted", None),
+            };
+            domain["status"] = status.into();
+            if let Some(reason) = reason {
+                domain["failure"] = reason.into();
+            }
+        }
+    }
+    HttpResponse::Ok().json(topology)
 }
 
 /// `GET /v1/domains/{domain}/entities/{key}`.

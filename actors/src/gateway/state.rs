@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use super::auth::Access;
 use super::problem::Problem;
-use crate::host::{DomainHost, DomainView};
+use crate::host::{DomainHost, DomainView, Health};
 
 /// How the gateway reaches one hosted domain.
 #[derive(Clone)]
@@ -75,6 +75,15 @@ impl GatewayState {
         let host = self.host(domain)?;
         if host.view.is_ready() {
             return Ok(host);
+        }
+        if let Health::Failed(reason) = host.view.health() {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "domain-failed",
+                "Domain failed",
+                format!("domain \"{domain}\" failed: {reason}"),
+            )
+            .with("domain", domain));
         }
         Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

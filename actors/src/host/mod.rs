@@ -6,8 +6,10 @@
 //! On start it recovers: latest valid snapshot, replay, then ordinary consumption of what
 //! is left (see `recovery.rs`).
 
+mod faults;
 mod messages;
 mod recovery;
+mod release;
 mod snapshots;
 mod view;
 
@@ -19,6 +21,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use herald_runtime::bus::{Bus, Subscriber};
+use herald_runtime::deadletter::Holds;
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
 use herald_runtime::log::{Part, Record};
@@ -27,10 +30,12 @@ use herald_runtime::snapshot::Snapshot;
 use herald_runtime::{Envelope, Position};
 use tracing::{debug, error, info, warn};
 
+pub use faults::FaultPolicy;
 pub(crate) use messages::Wake;
 pub use messages::{Checkpoint, Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare};
+pub use release::{Release, ReleaseAction, ReleaseError, ReleaseOutcome};
 pub use snapshots::SnapshotSettings;
-pub use view::{DomainView, PENDING};
+pub use view::{DeadLetter, DomainView, Health, PENDING};
 
 use snapshots::Snapshots;
 
@@ -47,6 +52,13 @@ pub struct HostArgs {
     pub mailbox_capacity: usize,
     /// When and where to snapshot.
     pub snapshots: SnapshotSettings,
+    /// How failing handlers are retried and parked.
+    pub faults: FaultPolicy,
+    /// The view to publish to: a restarted host keeps its predecessor's, so the gateway's
+    /// handle stays valid. `None` makes a new one.
+    pub view: Option<DomainView>,
+    /// Told when the host's actor ends, so the node can restart it.
+    pub on_stop: Option<tokio::sync::mpsc::UnboundedSender<&'static str>>,
 }
 
 /// The actor hosting one domain.
@@ -60,11 +72,19 @@ pub struct DomainHost {
     /// The last own sequence applied, and its offset.
     own_sequence: u64,
     own_offset: u64,
+    /// The last dead-letter sequence reflected.
+    dead_sequence: u64,
+    /// Keys held behind parked inputs.
+    holds: Holds,
+    /// The input being retried after a failure, if any.
+    retrying: Option<faults::Retrying>,
+    faults: FaultPolicy,
     wake_pending: Arc<AtomicBool>,
     mailbox_capacity: usize,
     snapshots: Snapshots,
     /// A snapshot is due; taken at the end of the current message.
     snapshot_pending: bool,
+    on_stop: Option<tokio::sync::mpsc::UnboundedSender<&'static str>>,
 }
 
 impl DomainHost {
@@ -76,18 +96,31 @@ impl DomainHost {
             .iter()
             .map(|t| t.to_string())
             .collect();
+        let view = match args.view {
+            Some(view) => {
+                view.set_ready(false);
+                *view.write() = args.entry.create();
+                view
+            }
+            None => DomainView::new(args.entry.create()),
+        };
         Self {
-            view: DomainView::new(args.entry.create()),
+            view,
             entry: args.entry,
             bus: args.bus,
             subscriptions: Arc::new(subscriptions),
             cursor: 0,
             own_sequence: 0,
             own_offset: 0,
+            dead_sequence: 0,
+            holds: Holds::default(),
+            retrying: None,
+            faults: args.faults,
             wake_pending: Arc::new(AtomicBool::new(false)),
             mailbox_capacity: args.mailbox_capacity,
             snapshots: Snapshots::new(args.snapshots),
             snapshot_pending: false,
+            on_stop: args.on_stop,
         }
     }
 
@@ -117,6 +150,8 @@ impl DomainHost {
                 Start {
                     cursor: base.cursor,
                     own_sequence: base.own_sequence,
+                    dead_sequence: base.dead_sequence,
+                    holds: base.holds.clone(),
                 }
             }
             None => Start::default(),
@@ -137,12 +172,23 @@ impl DomainHost {
             handled = replayed.handled,
             "domain state rebuilt from the log"
         );
-        if replayed.applied > 0 {
-            self.own_sequence = replayed.own_sequence;
-            self.own_offset = replayed.own_offset;
-        }
+        self.own_sequence = replayed.own_sequence;
+        self.own_offset = self.own_offset.max(replayed.own_offset);
+        self.dead_sequence = replayed.dead_sequence;
+        self.holds = replayed.holds;
         *self.view.write() = fresh;
+        self.publish_dead_letters();
         Ok(())
+    }
+
+    /// Shows the current holds to the gateway.
+    fn publish_dead_letters(&self) {
+        let dead_letters = self
+            .holds
+            .iter()
+            .map(|held| DeadLetter { held: held.clone() })
+            .collect();
+        self.view.set_dead_letters(dead_letters);
     }
 
     /// Handles up to `limit` new inputs.
@@ -156,19 +202,19 @@ impl DomainHost {
                 return Pulled {
                     handled: 0,
                     more: false,
-                    stalled: true,
+                    stall: Some(Stall::Retry(STALL_RETRY)),
                 };
             }
         };
         let mut handled = 0;
         for record in &batch.records {
-            if !self.handle_input(record) {
-                // The input stays unconsumed (cursor before it) and is retried later.
+            if let Err(stall) = self.handle_input(record) {
+                // The input stays unconsumed (cursor before it) and is tried again later.
                 self.publish_positions();
                 return Pulled {
                     handled,
                     more: false,
-                    stalled: true,
+                    stall: Some(stall),
                 };
             }
             handled += 1;
@@ -179,37 +225,35 @@ impl DomainHost {
         Pulled {
             handled,
             more,
-            stalled: false,
+            stall: None,
         }
     }
 
     /// Handles one input: the handler runs, its events are appended, then applied, all
-    /// under the write lock so queries see the step whole or not at all. Answers false
-    /// when the reactions could not be appended: the state is back to the log's and the
-    /// input must be handled again.
-    fn handle_input(&mut self, record: &Record) -> bool {
+    /// under the write lock so queries see the step whole or not at all. An input whose
+    /// key is held waits behind the parked one. A failing handler is retried with backoff
+    /// and its input parked after the last attempt (see `faults.rs`). Answers how to wait
+    /// when the input must be handled again later: the state is then back to the log's.
+    fn handle_input(&mut self, record: &Record) -> Result<(), Stall> {
         let input = &record.envelope;
+        if self.holds.wait(&input.partitionkey, record.offset) {
+            self.cursor = record.offset;
+            self.publish_dead_letters();
+            return Ok(());
+        }
         let view = self.view.clone();
         let mut domain = view.write();
-        let emitted = match domain.handle(input, &now_rfc3339()) {
+        let emitted = match faults::guarded(|| domain.handle(input, &now_rfc3339())) {
             Ok(emitted) => emitted,
-            Err(error) => {
-                // Retries and dead letters are the host's next capability; until then the
-                // input is skipped, loudly, and replay skips it the same way.
-                error!(
-                    domain = self.name(),
-                    input = %format!("{}#{}", input.stream, input.sequence),
-                    event_type = %input.event_type,
-                    %error,
-                    "handler failed; input skipped"
-                );
-                self.cursor = record.offset;
-                return true;
+            Err(failure) => {
+                drop(domain);
+                return self.failed(record, failure);
             }
         };
+        self.retrying = None;
         if emitted.is_empty() {
             self.cursor = record.offset;
-            return true;
+            return Ok(());
         }
         match self.bus.append(self.entry.name, record.offset, emitted) {
             Ok(records) => {
@@ -217,7 +261,7 @@ impl DomainHost {
                 self.cursor = record.offset;
                 self.note_own(&records);
                 self.publish_positions();
-                true
+                Ok(())
             }
             Err(error) => {
                 error!(domain = self.name(), %error, input_offset = record.offset, "cannot append reactions; the input will be handled again");
@@ -226,7 +270,7 @@ impl DomainHost {
                 // reaction is not logged: go back to what the log says.
                 self.cursor = record.offset - 1;
                 self.restore();
-                false
+                Err(Stall::Retry(STALL_RETRY))
             }
         }
     }
@@ -363,8 +407,17 @@ struct Pulled {
     handled: u64,
     /// More inputs wait in the log.
     more: bool,
-    /// An input could not be handled now (its reactions were not appended); retry later.
-    stalled: bool,
+    /// An input could not be handled now; when to try again.
+    stall: Option<Stall>,
+}
+
+/// Why consumption paused, and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    /// Try the same input again after this long.
+    Retry(std::time::Duration),
+    /// Wait for an operator: too many keys are parked to park another.
+    Blocked,
 }
 
 /// How long a host waits before handling again an input whose reactions failed to append.
@@ -416,6 +469,8 @@ impl DomainHost {
             cursor: self.cursor,
             own_sequence: self.own_sequence,
             offset: self.cursor.max(self.own_offset),
+            dead_sequence: self.dead_sequence,
+            holds: self.holds.clone(),
             state,
         });
         self.snapshots.started(Arc::clone(&snapshot));
@@ -471,7 +526,7 @@ impl Actor for DomainHost {
             });
         }
         match self.recover() {
-            Ok(()) => {
+            Ok(stall) => {
                 self.view.set_ready(true);
                 info!(
                     domain = self.name(),
@@ -480,6 +535,12 @@ impl Actor for DomainHost {
                     "domain recovered and ready"
                 );
                 self.after_step(ctx);
+                let pulled = Pulled {
+                    handled: 0,
+                    more: false,
+                    stall,
+                };
+                self.schedule(pulled, ctx);
             }
             Err(error) => {
                 error!(domain = self.name(), %error, "domain cannot recover; it stops");
@@ -491,6 +552,17 @@ impl Actor for DomainHost {
     fn stopped(&mut self, _: &mut Self::Context) {
         self.view.set_ready(false);
         info!(domain = self.name(), "domain stopped");
+    }
+}
+
+impl Drop for DomainHost {
+    fn drop(&mut self) {
+        // Also runs when a panic unwinds out of the actor (then `stopped` does not): the
+        // node hears of every end and decides whether to start the domain again.
+        self.view.set_ready(false);
+        if let Some(on_stop) = self.on_stop.take() {
+            let _ = on_stop.send(self.entry.name);
+        }
     }
 }
 
@@ -506,11 +578,24 @@ impl Handler<Wake> for DomainHost {
         let pulled = self.pull(PULL_BATCH);
         self.snapshots_note(pulled.handled);
         self.after_step(ctx);
-        if pulled.stalled {
-            ctx.run_later(STALL_RETRY, |_, ctx| ctx.notify(Wake));
-        } else if pulled.more {
-            // Yield between batches so ingress and other messages are not starved.
-            ctx.notify(Wake);
+        self.schedule(pulled, ctx);
+    }
+}
+
+impl DomainHost {
+    /// Arranges the next pull: later after a stall, now if more inputs wait.
+    fn schedule(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
+        match pulled.stall {
+            Some(Stall::Retry(delay)) => {
+                ctx.run_later(delay, |_, ctx| ctx.notify(Wake));
+            }
+            // A release (retry or skip of a dead letter) wakes the host again.
+            Some(Stall::Blocked) => {}
+            None if pulled.more => {
+                // Yield between batches so ingress and other messages are not starved.
+                ctx.notify(Wake);
+            }
+            None => {}
         }
     }
 }
@@ -523,7 +608,7 @@ impl Handler<Drain> for DomainHost {
         while self.view.is_ready() {
             let pulled = self.pull(PULL_BATCH);
             total += pulled.handled;
-            if !pulled.more || pulled.stalled {
+            if !pulled.more || pulled.stall.is_some() {
                 break;
             }
         }

@@ -14,11 +14,13 @@ use herald_runtime::replay::{self, Start};
 use herald_runtime::snapshot::Snapshot;
 use tracing::{info, warn};
 
-use super::{apply_all, DomainHost, PULL_BATCH};
+use super::{apply_all, DomainHost, Stall, PULL_BATCH};
 
 impl DomainHost {
     /// Rebuilds the state and catches up with the log; the host is then ready.
-    pub(super) fn recover(&mut self) -> Result<(), String> {
+    /// Answers how the catch-up ended: a stall (a failing input being retried) is not a
+    /// failure to recover; the host is ready and goes on retrying.
+    pub(super) fn recover(&mut self) -> Result<Option<Stall>, String> {
         let log = self.bus.shared_log();
         let name = self.name();
         let mut fresh = self.entry.create();
@@ -29,6 +31,8 @@ impl DomainHost {
                     start = Start {
                         cursor: snapshot.cursor,
                         own_sequence: snapshot.own_sequence,
+                        dead_sequence: snapshot.dead_sequence,
+                        holds: snapshot.holds.clone(),
                     };
                     info!(
                         domain = name,
@@ -57,8 +61,15 @@ impl DomainHost {
         .map_err(|error| error.to_string())?;
         self.cursor = replayed.cursor;
         self.own_sequence = replayed.own_sequence;
-        if replayed.applied > 0 {
-            self.own_offset = replayed.own_offset;
+        self.own_offset = self.own_offset.max(replayed.own_offset);
+        self.dead_sequence = replayed.dead_sequence;
+        self.holds = replayed.holds;
+        if !self.holds.is_empty() {
+            info!(
+                domain = name,
+                held_keys = self.holds.len(),
+                "keys held behind parked inputs (dead letters)"
+            );
         }
         info!(
             domain = name,
@@ -85,21 +96,17 @@ impl DomainHost {
         }
         *self.view.write() = fresh;
         self.publish_positions();
+        self.publish_dead_letters();
         let mut caught_up = 0;
-        loop {
+        let stall = loop {
             let pulled = self.pull(PULL_BATCH);
             caught_up += pulled.handled;
-            if pulled.stalled {
-                return Err(
-                    "cannot append reactions while catching up; see the error above".into(),
-                );
+            if pulled.stall.is_some() || !pulled.more {
+                break pulled.stall;
             }
-            if !pulled.more {
-                break;
-            }
-        }
+        };
         self.snapshots_note(replayed.handled + replayed.applied + caught_up);
-        Ok(())
+        Ok(stall)
     }
 
     /// The newest snapshot that reads back and fits the log; says why others were not.

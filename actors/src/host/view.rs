@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use herald_runtime::deadletter::Held;
 use herald_runtime::hosted::HostedDomain;
 use herald_runtime::{Params, QueryError};
 
@@ -24,6 +25,39 @@ pub struct DomainView {
     cursor: Arc<AtomicU64>,
     /// The highest log offset the state reflects.
     reflects: Arc<AtomicU64>,
+    /// Why the domain stopped consuming, while it is failed.
+    failure: Arc<RwLock<Option<String>>>,
+    /// The parked inputs, one per held key, as the host last published them.
+    dead_letters: Arc<RwLock<Vec<DeadLetter>>>,
+}
+
+/// A parked input as the gateway shows it.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The parked input and why.
+    pub held: Held,
+}
+
+/// Where a domain is, for `/readyz` and `GET /v1/domains`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Recovering its state; not taking events yet.
+    Starting,
+    /// Taking events and consuming its inputs.
+    Ready,
+    /// Stopped consuming, for this reason; needs an operator.
+    Failed(String),
+}
+
+impl Health {
+    /// The one-word status.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Ready => "ready",
+            Health::Failed(_) => "failed",
+        }
+    }
 }
 
 impl DomainView {
@@ -34,7 +68,45 @@ impl DomainView {
             ready: Arc::new(AtomicBool::new(false)),
             cursor: Arc::new(AtomicU64::new(0)),
             reflects: Arc::new(AtomicU64::new(0)),
+            failure: Arc::new(RwLock::new(None)),
+            dead_letters: Arc::new(RwLock::new(Vec::new())),
         }
+    }
+
+    /// Where the domain is: starting, ready, or failed and why.
+    pub fn health(&self) -> Health {
+        if let Some(reason) = self
+            .failure
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Health::Failed(reason);
+        }
+        if self.is_ready() {
+            Health::Ready
+        } else {
+            Health::Starting
+        }
+    }
+
+    /// The parked inputs, oldest key first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.dead_letters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_failure(&self, failure: Option<String>) {
+        *self.failure.write().unwrap_or_else(PoisonError::into_inner) = failure;
+    }
+
+    pub(crate) fn set_dead_letters(&self, dead_letters: Vec<DeadLetter>) {
+        *self
+            .dead_letters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = dead_letters;
     }
 
     /// One entity's state as JSON, and the offset to be durable before it is shown.

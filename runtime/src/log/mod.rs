@@ -12,7 +12,9 @@ mod check;
 mod dedup;
 mod durability;
 mod file;
-pub(crate) mod frame;
+// Public only so the fuzz targets in `fuzz/` can reach it; not part of the domain API.
+#[doc(hidden)]
+pub mod frame;
 mod index;
 mod memory;
 mod segment;

@@ -1,0 +1,123 @@
+//! Starts domain hosts and starts them again when they stop.
+//!
+//! actix's own `Supervisor` restarts an actor with the state it had, which is exactly what
+//! must not happen after a failure: the state may be half-changed. Here a stopped host is
+//! replaced by a new one that recovers from snapshot plus log, on the same thread and with
+//! the same published view (so the gateway's handle keeps working). A host that stops
+//! `restart_limit` times within `restart_window` is not started again: its domain is
+//! marked failed in `/readyz` and `GET /v1/domains`, and the rest of the node goes on.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+use tracing::{error, warn};
+
+use crate::gateway::HostHandle;
+use crate::host::{DomainHost, DomainView, HostArgs};
+
+/// Makes the arguments of a new host for one domain, given the view to publish to.
+pub type HostFactory = Box<dyn Fn(Option<DomainView>) -> HostArgs + Send>;
+
+/// When to stop restarting a domain.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartPolicy {
+    /// Restarts allowed within `window`.
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+/// The hosts of a node, and how to start each again.
+pub struct Supervisor {
+    hosts: Arc<DashMap<&'static str, HostHandle>>,
+    domains: HashMap<&'static str, (ArbiterHandle, HostFactory)>,
+    policy: RestartPolicy,
+    restarts: HashMap<&'static str, VecDeque<Instant>>,
+    stops: mpsc::UnboundedSender<&'static str>,
+    stopped: mpsc::UnboundedReceiver<&'static str>,
+}
+
+impl Supervisor {
+    /// A supervisor publishing hosts into `hosts`.
+    pub fn new(hosts: Arc<DashMap<&'static str, HostHandle>>, policy: RestartPolicy) -> Self {
+        let (stops, stopped) = mpsc::unbounded_channel();
+        Self {
+            hosts,
+            domains: HashMap::new(),
+            policy,
+            restarts: HashMap::new(),
+            stops,
+            stopped,
+        }
+    }
+
+    /// Starts the host of domain `name` on `arbiter`.
+    pub fn start(&mut self, name: &'static str, arbiter: ArbiterHandle, factory: HostFactory) {
+        self.spawn(name, &arbiter, &factory, None);
+        self.domains.insert(name, (arbiter, factory));
+    }
+
+    fn spawn(
+        &self,
+        name: &'static str,
+        arbiter: &ArbiterHandle,
+        factory: &HostFactory,
+        view: Option<DomainView>,
+    ) {
+        let mut args = factory(view);
+        args.on_stop = Some(self.stops.clone());
+        let host = DomainHost::new(args);
+        let view = host.view();
+        let addr = DomainHost::start_in_arbiter(arbiter, move |_| host);
+        self.hosts.insert(name, HostHandle { addr, view });
+    }
+
+    /// Restarts hosts as they stop, until the future is dropped (at shutdown).
+    pub async fn run(mut self) {
+        while let Some(name) = self.stopped.recv().await {
+            self.stopped_host(name).await;
+        }
+    }
+
+    async fn stopped_host(&mut self, name: &'static str) {
+        let Some(view) = self.hosts.get(name).map(|handle| handle.view.clone()) else {
+            return;
+        };
+        let now = Instant::now();
+        let window = self.policy.window;
+        let history = self.restarts.entry(name).or_default();
+        while history
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > window)
+        {
+            history.pop_front();
+        }
+        if history.len() >= self.policy.limit as usize {
+            let reason = format!(
+                "its host stopped {} times within {window:?} ([domains] restart_limit, restart_window); see the errors above, fix the cause and restart the node",
+                history.len() + 1
+            );
+            error!(domain = name, %reason, "domain failed; not restarting it");
+            view.set_failure(Some(reason));
+            return;
+        }
+        history.push_back(now);
+        let attempt = history.len() as u32;
+        // Back off a little, so a fault that needs a moment to clear gets one.
+        let delay = Duration::from_millis(100) * 2u32.pow(attempt.min(6) - 1);
+        warn!(
+            domain = name,
+            restart = attempt,
+            ?delay,
+            "domain host stopped (see the error above); starting it again with its state rebuilt from snapshot and log"
+        );
+        tokio::time::sleep(delay).await;
+        if let Some((arbiter, factory)) = self.domains.get(name) {
+            self.spawn(name, arbiter, factory, Some(view));
+        }
+    }
+}

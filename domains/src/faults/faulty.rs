@@ -3,7 +3,9 @@
 //! A marked event (`fault: "panic"` or `"error"`) makes the handler panic or return an
 //! error, after it has already changed its read model (`last_seen`), so a host that did not
 //! rebuild the state after a failure would show it. Every other event is recorded per key,
-//! in the order handled, through an emitted `faulty.Handled`.
+//! in the order handled, through an emitted `faulty.Handled`. `fault: "crash"` (or
+//! `"crash-once"`) is handled, but applying its `Handled` panics, outside any handler: the
+//! host itself dies, for the supervision tests.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +24,10 @@ pub struct Handled {
     pub key: String,
     /// The feeder's number.
     pub n: u64,
+    /// `"crash"` or `"crash-once"`: applying this event panics (always while faults are
+    /// armed, or only the first time in the process), which stops the domain's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash: Option<String>,
 }
 
 herald_runtime::events! {
@@ -62,9 +68,11 @@ impl Domain for Faulty {
         let fed: Fed = incoming.data()?;
         // Changed before failing on purpose: the host must throw this away on a failure.
         self.last_seen.insert(fed.key.clone(), fed.n);
+        let mut crash = None;
         if !super::cleared() {
             match fed.fault.as_deref() {
                 Some("panic") => panic!("faulty: injected panic on {} #{}", fed.key, fed.n),
+                Some(kind @ ("crash" | "crash-once")) => crash = Some(kind.to_owned()),
                 Some(other) => {
                     return Err(HandleError::new(format!(
                         "faulty: injected {other} on {} #{}",
@@ -77,12 +85,24 @@ impl Domain for Faulty {
         out.emit(Handled {
             key: fed.key,
             n: fed.n,
+            crash,
         });
         Ok(())
     }
 
     fn apply(&mut self, event: &FaultyEvent) {
         let FaultyEvent::Handled(handled) = event;
+        let crash = match handled.crash.as_deref() {
+            Some("crash") => !super::cleared(),
+            Some("crash-once") => super::first_crash(),
+            _ => false,
+        };
+        if crash {
+            panic!(
+                "faulty: injected crash applying {} #{}",
+                handled.key, handled.n
+            );
+        }
         self.handled
             .entry(handled.key.clone())
             .or_default()

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static CLEARED: AtomicBool = AtomicBool::new(false);
 static SLOW_MICROS: AtomicU64 = AtomicU64::new(0);
+static CRASHED: AtomicBool = AtomicBool::new(false);
 
 /// Variable that, set to `1`, clears the faults: marked events are handled normally.
 pub const CLEARED_VAR: &str = "HERALD_TEST_FAULTS_CLEARED";
@@ -34,6 +35,11 @@ pub fn arm_from_env() {
 /// Whether marked events are handled normally.
 pub fn cleared() -> bool {
     CLEARED.load(Ordering::Relaxed)
+}
+
+/// True the first time it is called in this process: for faults that strike once.
+pub fn first_crash() -> bool {
+    !CRASHED.swap(true, Ordering::Relaxed)
 }
 
 /// How long `laggard` spends per input.

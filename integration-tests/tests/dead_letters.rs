@@ -1,0 +1,328 @@
+//! Faults stay local: a handler that panics or fails is retried, then parked as a dead
+//! letter with its key held, while other keys and other domains go on; operators retry or
+//! skip it over HTTP; all of it survives SIGKILL. A host that dies is started again, and a
+//! restart loop marks its domain failed. Runs the real binary with the test-only `feeder`
+//! and `faulty` domains (feature `fault-injection`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use herald_integration_tests::{
+    credit_granted, event, eventually, order_placed, poll, stock_added, Node, Reply,
+};
+use serde_json::{json, Value};
+
+const DOMAINS: &str = "analytics,inventory,orders,payments,shipping,feeder,faulty";
+
+fn settings(cleared: bool) -> Vec<(&'static str, &'static str)> {
+    let mut env = vec![
+        ("HERALD_DOMAINS__ENABLED", DOMAINS),
+        ("HERALD_DOMAIN__FAULTY__RETRY_ATTEMPTS", "3"),
+        ("HERALD_DOMAIN__FAULTY__RETRY_BACKOFF", "20ms"),
+        ("HERALD_DOMAIN__FAULTY__RETRY_BACKOFF_MAX", "80ms"),
+        ("HERALD_DOMAINS__RESTART_LIMIT", "3"),
+    ];
+    if cleared {
+        env.push(("HERALD_TEST_FAULTS_CLEARED", "1"));
+    }
+    env
+}
+
+fn start(data_dir: &Path, cleared: bool) -> Node {
+    Node::start_in(data_dir, &settings(cleared))
+}
+
+/// Feeds `key` its event number `n`, optionally marked; answers its feeder sequence.
+fn feed(node: &Node, key: &str, n: u64, fault: Option<&str>) -> u64 {
+    let mut data = json!({"key": key, "n": n});
+    if let Some(fault) = fault {
+        data["fault"] = fault.into();
+    }
+    let reply = node.publish(&event("feeder.Fed", key, data));
+    assert_eq!(reply.status, 202, "feeding {key} #{n}: {}", reply.text);
+    reply.json["sequence"]
+        .as_u64()
+        .expect("the answer gives the sequence")
+}
+
+/// What faulty handled for `key`, in order; empty while unknown or while the domain
+/// restarts (503).
+fn handled(node: &Node, key: &str) -> Vec<u64> {
+    let reply = node.get(&format!("/v1/domains/faulty/entities/{key}"));
+    reply.json["handled"]
+        .as_array()
+        .map(|items| items.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+fn await_handled(node: &Node, key: &str, expected: &[u64]) {
+    let reached = poll(Duration::from_secs(20), || handled(node, key) == expected);
+    assert!(
+        reached,
+        "faulty should have handled {key} as {expected:?}, has {:?}",
+        handled(node, key)
+    );
+}
+
+fn dead_letters(node: &Node) -> Vec<Value> {
+    let reply = node.get("/v1/deadletters/faulty");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json["dead_letters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn dead_letter(node: &Node, id: &str) -> Value {
+    dead_letters(node)
+        .into_iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("no dead letter {id} in {:?}", dead_letters(node)))
+}
+
+fn release(node: &Node, id: &str, action: &str) -> Reply {
+    node.post(
+        &format!("/v1/deadletters/faulty/{id}/{action}"),
+        "application/json",
+        "",
+    )
+}
+
+fn faulty_count(node: &Node) -> (u64, u64) {
+    let reply = node.get("/v1/deadletters");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let faulty = reply.json["domains"]
+        .as_array()
+        .and_then(|domains| domains.iter().find(|d| d["domain"] == "faulty").cloned())
+        .expect("faulty is listed");
+    (
+        faulty["parked"].as_u64().unwrap_or(0),
+        faulty["waiting"].as_u64().unwrap_or(0),
+    )
+}
+
+fn place_order(node: &Node, order: &str, sku: &str) {
+    let customer = format!("c-{order}");
+    assert_eq!(node.publish(&credit_granted(&customer, 100)).status, 202);
+    let placed = order_placed(order, &customer, &[(sku, 1, 5)]);
+    assert_eq!(node.publish(&placed).status, 202);
+}
+
+#[test]
+fn a_panicking_input_is_parked_its_key_held_and_retried_in_order_across_sigkill() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut node = start(data_dir.path(), false);
+    assert_eq!(node.publish(&stock_added("sku-1", 10)).status, 202);
+
+    feed(&node, "a", 1, None);
+    let parked = feed(&node, "a", 2, Some("panic"));
+    feed(&node, "a", 3, None);
+    feed(&node, "b", 1, None);
+    feed(&node, "a", 4, None);
+    feed(&node, "b", 2, None);
+    let id = format!("feeder-{parked}");
+
+    // Other keys go on; the failing key stops at the parked input.
+    await_handled(&node, "b", &[1, 2]);
+    eventually("the input is parked", || faulty_count(&node) == (1, 2));
+    assert_eq!(handled(&node, "a"), [1]);
+    let parked_letter = dead_letter(&node, &id);
+    assert_eq!(parked_letter["attempts"], 3, "{parked_letter}");
+    assert_eq!(parked_letter["waiting"], 2);
+    assert_eq!(parked_letter["input"]["key"], "a");
+    assert_eq!(parked_letter["input"]["type"], "feeder.Fed");
+    let error = parked_letter["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("panicked") && error.contains("injected panic on a #2"),
+        "{error}"
+    );
+    // The handler changed its state before panicking; the host rebuilt it, so that change
+    // is gone.
+    let a = node.entity("faulty", "a").expect("a is known");
+    assert_eq!(
+        a["last_seen"], 1,
+        "state was not rebuilt after the panic: {a}"
+    );
+    // The dead-letter stream records it.
+    let stream = node.read_stream("deadletter-faulty");
+    assert_eq!(stream.len(), 1, "{stream:?}");
+    assert_eq!(stream[0]["type"], "herald.deadletter.parked");
+    assert_eq!(stream[0]["data"]["attempts"], 3);
+
+    // Other domains are untouched.
+    place_order(&node, "o-1", "sku-1");
+    node.await_field("orders", "o-1", "status", &json!("awaiting_shipment"));
+
+    // More for both keys while parked; then a SIGKILL.
+    feed(&node, "a", 5, None);
+    feed(&node, "b", 3, None);
+    await_handled(&node, "b", &[1, 2, 3]);
+    eventually("a #5 waits too", || faulty_count(&node) == (1, 3));
+    node.kill();
+
+    // The parking survives the crash, and retrying while still broken keeps it parked.
+    let node = start(data_dir.path(), false);
+    assert_eq!(faulty_count(&node), (1, 3));
+    assert_eq!(handled(&node, "a"), [1]);
+    assert_eq!(handled(&node, "b"), [1, 2, 3]);
+    let again = release(&node, &id, "retry");
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert_eq!(
+        again.json["type"]
+            .as_str()
+            .map(|t| t.ends_with("still-failing")),
+        Some(true),
+        "{}",
+        again.text
+    );
+    assert_eq!(dead_letter(&node, &id)["attempts"], 4);
+    assert_eq!(handled(&node, "a"), [1]);
+    let unknown = release(&node, "feeder-999999", "retry");
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    drop(node);
+
+    // After the fix (faults cleared at start), retry re-drives it and the key resumes in order.
+    let mut node = start(data_dir.path(), true);
+    let retried = release(&node, &id, "retry");
+    assert_eq!(retried.status, 200, "{}", retried.text);
+    assert_eq!(retried.json["handled"], 4, "{}", retried.text);
+    assert_eq!(handled(&node, "a"), [1, 2, 3, 4, 5]);
+    assert_eq!(faulty_count(&node), (0, 0));
+    // Later events of the key flow as usual.
+    feed(&node, "a", 6, None);
+    await_handled(&node, "a", &[1, 2, 3, 4, 5, 6]);
+    let types: Vec<Value> = node
+        .read_stream("deadletter-faulty")
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "herald.deadletter.parked",
+            "herald.deadletter.parked",
+            "herald.deadletter.retried"
+        ]
+    );
+    node.kill();
+
+    // The release survives a crash too: nothing handled twice, nothing parked again.
+    let node = start(data_dir.path(), true);
+    assert_eq!(handled(&node, "a"), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(handled(&node, "b"), [1, 2, 3]);
+    assert_eq!(faulty_count(&node), (0, 0));
+    let faulty_stream = node.read_stream("faulty");
+    assert_eq!(faulty_stream.len(), 9, "one Handled per input handled");
+}
+
+#[test]
+fn skip_releases_the_key_and_a_waiting_input_that_fails_is_parked_in_its_place() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut node = start(data_dir.path(), false);
+    let first = feed(&node, "c", 1, Some("error"));
+    let second = feed(&node, "c", 2, Some("panic"));
+    feed(&node, "c", 3, None);
+    feed(&node, "d", 1, None);
+    await_handled(&node, "d", &[1]);
+    eventually("c #1 is parked", || faulty_count(&node) == (1, 2));
+    let error = dead_letter(&node, &format!("feeder-{first}"))["error"].clone();
+    assert_eq!(error, "faulty: injected error on c #1");
+
+    // Skipping c #1 lets c #2 through, which fails too: it is parked in the same step,
+    // and c #3 now waits behind it.
+    let skipped = release(&node, &format!("feeder-{first}"), "skip");
+    assert_eq!(skipped.status, 200, "{}", skipped.text);
+    assert_eq!(skipped.json["handled"], 0);
+    assert_eq!(skipped.json["parked_again"], format!("feeder-{second}"));
+    assert_eq!(skipped.json["still_waiting"], 1);
+    assert_eq!(faulty_count(&node), (1, 1));
+    assert_eq!(handled(&node, "c"), Vec::<u64>::new());
+    node.kill();
+
+    // After a crash the same: c #2 parked, c #3 waiting.
+    let node = start(data_dir.path(), false);
+    assert_eq!(faulty_count(&node), (1, 1));
+    let letter = dead_letter(&node, &format!("feeder-{second}"));
+    assert_eq!(letter["attempts"], 1);
+    let skipped = release(&node, &format!("feeder-{second}"), "skip");
+    assert_eq!(skipped.status, 200, "{}", skipped.text);
+    assert_eq!(skipped.json["handled"], 1);
+    assert_eq!(handled(&node, "c"), [3]);
+    assert_eq!(faulty_count(&node), (0, 0));
+    let types: Vec<Value> = node
+        .read_stream("deadletter-faulty")
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "herald.deadletter.parked",
+            "herald.deadletter.skipped",
+            "herald.deadletter.parked",
+            "herald.deadletter.skipped"
+        ]
+    );
+    drop(node);
+    let node = start(data_dir.path(), false);
+    assert_eq!(handled(&node, "c"), [3]);
+    assert_eq!(handled(&node, "d"), [1]);
+    assert_eq!(faulty_count(&node), (0, 0));
+}
+
+#[test]
+fn a_host_that_dies_is_started_again_with_its_state_rebuilt() {
+    let node = Node::start_with(&settings(false));
+    feed(&node, "e", 1, None);
+    feed(&node, "e", 2, Some("crash-once"));
+    feed(&node, "e", 3, None);
+    // The host died applying e #2; the supervisor started a new one, which rebuilt the
+    // state from the log (where e #2's reaction is) and went on.
+    await_handled(&node, "e", &[1, 2, 3]);
+    eventually("the node's log says the host was restarted", || {
+        node.logs()
+            .contains("starting it again with its state rebuilt")
+    });
+    assert!(node.logs().contains("injected crash applying e #2"));
+    assert_eq!(node.get("/readyz").status, 200);
+    assert_eq!(faulty_count(&node), (0, 0));
+}
+
+#[test]
+fn a_restart_loop_marks_the_domain_failed_and_the_others_go_on() {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let node = start(data_dir.path(), false);
+    assert_eq!(node.publish(&stock_added("sku-2", 10)).status, 202);
+    feed(&node, "f", 1, Some("crash"));
+    eventually("faulty is marked failed in /readyz", || {
+        let ready = node.get("/readyz");
+        ready.status == 503 && ready.json["domains"]["faulty"] == "failed"
+    });
+    let ready = node.get("/readyz");
+    let reason = ready.json["failed"]["faulty"].as_str().unwrap_or_default();
+    assert!(reason.contains("restart_limit"), "{}", ready.text);
+    let domains = node.get("/v1/domains");
+    let faulty = domains.json["domains"]
+        .as_array()
+        .and_then(|all| all.iter().find(|d| d["name"] == "faulty").cloned())
+        .expect("faulty listed");
+    assert_eq!(faulty["status"], "failed", "{faulty}");
+    assert!(faulty["failure"].as_str().is_some());
+    // It does not spin: the number of restarts stays at the limit.
+    std::thread::sleep(Duration::from_secs(1));
+    let restarts = node.logs().matches("starting it again").count();
+    assert_eq!(restarts, 3, "restarts logged: {restarts}");
+    // The others go on.
+    place_order(&node, "o-2", "sku-2");
+    node.await_field("orders", "o-2", "status", &json!("awaiting_shipment"));
+    feed(&node, "g", 1, None);
+    let query = node.get("/v1/domains/faulty/entities/g");
+    assert_eq!(query.status, 503, "{}", query.text);
+    assert!(query.text.contains("failed"), "{}", query.text);
+    drop(node);
+
+    // Once fixed, the domain recovers and handles what it missed.
+    let node = start(data_dir.path(), true);
+    await_handled(&node, "f", &[1]);
+    await_handled(&node, "g", &[1]);
+}

@@ -247,6 +247,42 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(get(&node, "/v1/domains", Some(&bearer(READER))).status, 200);
 
+    // Dead letters, and the dead-letter streams, are for admin tokens only.
+    for path in [
+        "/v1/deadletters",
+        "/v1/deadletters/orders",
+        "/v1/streams/deadletter-orders/events",
+    ] {
+        let reply = get(&node, path, None);
+        assert_problem(&reply, 401, "bearer", path);
+        let reply = get(&node, path, Some(&bearer(READER)));
+        assert_problem(&reply, 403, "admin", path);
+        // Past auth: 200, or 404 for a dead-letter stream nothing was ever parked in.
+        let reply = get(&node, path, Some(&bearer(ADMIN)));
+        assert!(
+            reply.status == 200 || reply.status == 404,
+            "{path} with admin: {}",
+            reply.text
+        );
+    }
+    let skip = node
+        .client()
+        .post(format!("{}/v1/deadletters/orders/orders-1/skip", node.base))
+        .header("authorization", bearer(PUBLISHER))
+        .send();
+    assert_problem(&Reply::from(skip), 403, "admin", "skip with publish scope");
+    let skip = node
+        .client()
+        .post(format!("{}/v1/deadletters/orders/orders-1/skip", node.base))
+        .header("authorization", bearer(ADMIN))
+        .send();
+    assert_problem(
+        &Reply::from(skip),
+        404,
+        "no parked input",
+        "skip of nothing",
+    );
+
     // Secrets never reach the logs.
     let logs = node.logs();
     for secret in [

@@ -326,3 +326,30 @@ fn a_restart_loop_marks_the_domain_failed_and_the_others_go_on() {
     await_handled(&node, "f", &[1]);
     await_handled(&node, "g", &[1]);
 }
+
+#[test]
+fn a_domain_that_panics_validating_ingress_answers_500_and_appends_nothing() {
+    let node = Node::start_with(&settings(false));
+    feed(&node, "h", 1, None);
+    let bad = event(
+        "feeder.Fed",
+        "h",
+        json!({"key": "h", "n": 2, "fault": "validate-panic"}),
+    );
+    let good = event("feeder.Fed", "h", json!({"key": "h", "n": 3}));
+    let reply = node.publish_batch(&[good.clone(), bad]);
+    assert_eq!(reply.status, 500, "{}", reply.text);
+    assert!(reply.content_type.starts_with("application/problem+json"));
+    assert!(
+        reply.text.contains("injected panic validating h #2"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.json["index"], 1, "{}", reply.text);
+    // Nothing of the batch was appended, the state was rebuilt, and the domain goes on.
+    assert_eq!(node.read_stream("feeder").len(), 1);
+    assert_eq!(node.entity("feeder", "h").expect("h")["fed"], 1);
+    assert_eq!(node.publish(&good).status, 202);
+    assert_eq!(node.entity("feeder", "h").expect("h")["fed"], 2);
+    await_handled(&node, "h", &[1, 3]);
+}

@@ -23,7 +23,7 @@ pub async fn counts(state: web::Data<GatewayState>) -> HttpResponse {
         .iter()
         .map(|host| {
             let dead_letters = host.view.dead_letters();
-            let waiting: usize = dead_letters.iter().map(|d| d.held.waiting.len()).sum();
+            let waiting: usize = dead_letters.iter().map(|d| d.waiting).sum();
             json!({
                 "domain": *host.key(),
                 "stream": deadletter::stream(host.key()),
@@ -52,14 +52,14 @@ pub async fn list(
 }
 
 fn describe(dead_letter: &DeadLetter) -> Value {
-    let parked = &dead_letter.held.parked;
+    let parked = &dead_letter.parked;
     json!({
         "id": parked.input.dead_letter_id(),
         "input": parked.input,
         "error": parked.error,
         "attempts": parked.attempts,
         "parked_at": parked.parked_at,
-        "waiting": dead_letter.held.waiting.len(),
+        "waiting": dead_letter.waiting,
     })
 }
 

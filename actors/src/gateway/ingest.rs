@@ -355,6 +355,19 @@ fn ingest_problem(error: IngestError, domain: &str, mode: Mode, indexes: &[usize
                 ),
             }
         }
+        IngestError::Panicked { index, message } => {
+            let at = Locator::new(mode, indexes.get(index).copied().unwrap_or(index));
+            at.locate(
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "domain-panicked",
+                    "The domain failed on the event",
+                    format!("domain \"{domain}\" panicked admitting the event: {message}; nothing was appended; this is a bug in the domain"),
+                )
+                .with("domain", domain),
+                "data",
+            )
+        }
         IngestError::Log(message) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "log-unavailable",

@@ -81,17 +81,22 @@ pub(crate) struct Retrying {
 
 /// Runs a domain call, turning a panic into a [`Failure`] instead of unwinding the actor.
 pub(crate) fn guarded<T>(call: impl FnOnce() -> Result<T, HandleError>) -> Result<T, Failure> {
-    match panic::catch_unwind(AssertUnwindSafe(call)) {
+    match caught(call) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(Failure {
             message: error.to_string(),
             panicked: false,
         }),
-        Err(payload) => Err(Failure {
-            message: panic_message(payload.as_ref()),
+        Err(message) => Err(Failure {
+            message,
             panicked: true,
         }),
     }
+}
+
+/// Runs a domain call; a panic becomes its message.
+pub(crate) fn caught<T>(call: impl FnOnce() -> T) -> Result<T, String> {
+    panic::catch_unwind(AssertUnwindSafe(call)).map_err(|payload| panic_message(payload.as_ref()))
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -50,6 +50,15 @@ pub enum IngestError {
     /// The log did not take the events; nothing was appended.
     #[error("the event log did not take the events: {0}")]
     Log(String),
+    /// The domain panicked validating or applying the event at `index`; nothing was
+    /// appended and its state was rebuilt.
+    #[error("event {index}: the domain panicked admitting it: {message}")]
+    Panicked {
+        /// Index of the event in the group.
+        index: usize,
+        /// The panic's message.
+        message: String,
+    },
     /// The host is not ready (still rebuilding) or is stopping.
     #[error("domain \"{0}\" is not ready to take events")]
     NotReady(String),

@@ -186,7 +186,10 @@ impl DomainHost {
         let dead_letters = self
             .holds
             .iter()
-            .map(|held| DeadLetter { held: held.clone() })
+            .map(|held| DeadLetter {
+                parked: held.parked.clone(),
+                waiting: held.waiting.len(),
+            })
             .collect();
         self.view.set_dead_letters(dead_letters);
     }
@@ -238,7 +241,7 @@ impl DomainHost {
         let input = &record.envelope;
         if self.holds.wait(&input.partitionkey, record.offset) {
             self.cursor = record.offset;
-            self.publish_dead_letters();
+            self.view.note_waiting(&input.partitionkey);
             return Ok(());
         }
         let view = self.view.clone();
@@ -303,12 +306,22 @@ impl DomainHost {
                 staged.slots.push(Slot::DuplicateOfStaged(earlier));
                 continue;
             }
-            if let Err(refusal) = domain.admit(&event) {
-                drop(domain);
-                if admitted_any {
-                    self.restore();
+            match faults::caught(|| domain.admit(&event)) {
+                Ok(Ok(())) => {}
+                Ok(Err(refusal)) => {
+                    drop(domain);
+                    if admitted_any {
+                        self.restore();
+                    }
+                    return Err(IngestError::Refused { index, refusal });
                 }
-                return Err(IngestError::Refused { index, refusal });
+                Err(message) => {
+                    // The domain's validate or apply panicked, maybe half-way: rebuild.
+                    drop(domain);
+                    error!(domain = self.name(), index, %message, "domain panicked admitting an ingress event");
+                    self.restore();
+                    return Err(IngestError::Panicked { index, message });
+                }
             }
             if !admitted_any {
                 // Marked while the write lock is held: no query reads this state as settled.

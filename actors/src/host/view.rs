@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use herald_runtime::deadletter::Held;
+use herald_runtime::deadletter::Parked;
 use herald_runtime::hosted::HostedDomain;
 use herald_runtime::{Params, QueryError};
 
@@ -35,7 +35,9 @@ pub struct DomainView {
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
     /// The parked input and why.
-    pub held: Held,
+    pub parked: Parked,
+    /// How many inputs with its key wait behind it.
+    pub waiting: usize,
 }
 
 /// Where a domain is, for `/readyz` and `GET /v1/domains`.
@@ -100,6 +102,17 @@ impl DomainView {
 
     pub(crate) fn set_failure(&self, failure: Option<String>) {
         *self.failure.write().unwrap_or_else(PoisonError::into_inner) = failure;
+    }
+
+    /// One more input waits behind the parked one of `key`: cheaper than republishing all.
+    pub(crate) fn note_waiting(&self, key: &str) {
+        let mut dead_letters = self
+            .dead_letters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(dead_letter) = dead_letters.iter_mut().find(|d| d.parked.input.key == key) {
+            dead_letter.waiting += 1;
+        }
     }
 
     pub(crate) fn set_dead_letters(&self, dead_letters: Vec<DeadLetter>) {

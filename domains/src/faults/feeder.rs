@@ -16,7 +16,8 @@ pub struct Fed {
     pub key: String,
     /// The client's number for it, to check order.
     pub n: u64,
-    /// `"panic"` or `"error"`: how `faulty` fails on it while faults are armed.
+    /// `"panic"` or `"error"`: how `faulty` fails on it while faults are armed;
+    /// `"validate-panic"`: the feeder itself panics validating it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
 }
@@ -46,7 +47,11 @@ impl Domain for Feeder {
         &[Fed::TYPE]
     }
 
-    fn validate(&self, _: &FeederEvent) -> Result<(), Rejection> {
+    fn validate(&self, proposed: &FeederEvent) -> Result<(), Rejection> {
+        let FeederEvent::Fed(fed) = proposed;
+        if fed.fault.as_deref() == Some("validate-panic") && !super::cleared() {
+            panic!("feeder: injected panic validating {} #{}", fed.key, fed.n);
+        }
         Ok(())
     }
 

@@ -353,3 +353,39 @@ fn a_domain_that_panics_validating_ingress_answers_500_and_appends_nothing() {
     assert_eq!(node.entity("feeder", "h").expect("h")["fed"], 2);
     await_handled(&node, "h", &[1, 3]);
 }
+
+#[test]
+fn past_max_parked_keys_the_domain_stops_consuming_until_an_operator_releases_one() {
+    let mut env = settings(false);
+    env.push(("HERALD_DOMAIN__FAULTY__MAX_PARKED_KEYS", "1"));
+    let node = Node::start_with(&env);
+    let first = feed(&node, "k1", 1, Some("error"));
+    eventually("k1 #1 is parked", || faulty_count(&node) == (1, 0));
+    let second = feed(&node, "k2", 1, Some("error"));
+    // A second key would exceed the bound: the domain stops at that input, failed.
+    eventually("faulty is failed in /readyz", || {
+        let ready = node.get("/readyz");
+        ready.status == 503 && ready.json["domains"]["faulty"] == "failed"
+    });
+    let ready = node.get("/readyz");
+    let reason = ready.json["failed"]["faulty"].as_str().unwrap_or_default();
+    assert!(reason.contains("max_parked_keys = 1"), "{}", ready.text);
+    // It consumes nothing else meanwhile, but still answers queries and the dead-letter API.
+    feed(&node, "k3", 1, None);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(handled(&node, "k3"), Vec::<u64>::new());
+    assert_eq!(faulty_count(&node), (1, 0));
+
+    // Skipping the first frees a slot: the second is parked, and consumption resumes.
+    let skipped = release(&node, &format!("feeder-{first}"), "skip");
+    assert_eq!(skipped.status, 200, "{}", skipped.text);
+    await_handled(&node, "k3", &[1]);
+    eventually("k2 #1 is parked now", || {
+        dead_letters(&node)
+            .iter()
+            .any(|d| d["id"] == format!("feeder-{second}"))
+    });
+    eventually("faulty is ready again", || {
+        node.get("/readyz").status == 200
+    });
+}

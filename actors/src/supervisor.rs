@@ -39,12 +39,16 @@ pub struct Supervisor {
     restarts: HashMap<&'static str, VecDeque<Instant>>,
     stops: mpsc::UnboundedSender<&'static str>,
     stopped: mpsc::UnboundedReceiver<&'static str>,
+    /// Restarts whose backoff is over.
+    due: mpsc::UnboundedSender<&'static str>,
+    due_now: mpsc::UnboundedReceiver<&'static str>,
 }
 
 impl Supervisor {
     /// A supervisor publishing hosts into `hosts`.
     pub fn new(hosts: Arc<DashMap<&'static str, HostHandle>>, policy: RestartPolicy) -> Self {
         let (stops, stopped) = mpsc::unbounded_channel();
+        let (due, due_now) = mpsc::unbounded_channel();
         Self {
             hosts,
             domains: HashMap::new(),
@@ -52,6 +56,8 @@ impl Supervisor {
             restarts: HashMap::new(),
             stops,
             stopped,
+            due,
+            due_now,
         }
     }
 
@@ -78,12 +84,21 @@ impl Supervisor {
 
     /// Restarts hosts as they stop, until the future is dropped (at shutdown).
     pub async fn run(mut self) {
-        while let Some(name) = self.stopped.recv().await {
-            self.stopped_host(name).await;
+        loop {
+            tokio::select! {
+                Some(name) = self.stopped.recv() => self.stopped_host(name),
+                Some(name) = self.due_now.recv() => {
+                    let view = self.hosts.get(name).map(|handle| handle.view.clone());
+                    if let (Some((arbiter, factory)), Some(view)) = (self.domains.get(name), view) {
+                        self.spawn(name, arbiter, factory, Some(view));
+                    }
+                }
+                else => return,
+            }
         }
     }
 
-    async fn stopped_host(&mut self, name: &'static str) {
+    fn stopped_host(&mut self, name: &'static str) {
         let Some(view) = self.hosts.get(name).map(|handle| handle.view.clone()) else {
             return;
         };
@@ -115,9 +130,11 @@ impl Supervisor {
             ?delay,
             "domain host stopped (see the error above); starting it again with its state rebuilt from snapshot and log"
         );
-        tokio::time::sleep(delay).await;
-        if let Some((arbiter, factory)) = self.domains.get(name) {
-            self.spawn(name, arbiter, factory, Some(view));
-        }
+        // Each restart waits on its own, so one domain's backoff delays no other's.
+        let due = self.due.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = due.send(name);
+        });
     }
 }

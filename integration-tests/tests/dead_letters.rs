@@ -218,7 +218,11 @@ fn a_panicking_input_is_parked_its_key_held_and_retried_in_order_across_sigkill(
 #[test]
 fn skip_releases_the_key_and_a_waiting_input_that_fails_is_parked_in_its_place() {
     let data_dir = tempfile::tempdir().expect("temp dir");
-    let mut node = start(data_dir.path(), false);
+    // Snapshots after every event, so restarts load holds from a snapshot.
+    let mut env = settings(false);
+    env.push(("HERALD_LOG__SNAPSHOT_EVERY", "1"));
+    let start = |dir: &Path| Node::start_in(dir, &env);
+    let mut node = start(data_dir.path());
     let first = feed(&node, "c", 1, Some("error"));
     let second = feed(&node, "c", 2, Some("panic"));
     feed(&node, "c", 3, None);
@@ -237,17 +241,27 @@ fn skip_releases_the_key_and_a_waiting_input_that_fails_is_parked_in_its_place()
     assert_eq!(skipped.json["still_waiting"], 1);
     assert_eq!(faulty_count(&node), (1, 1));
     assert_eq!(handled(&node, "c"), Vec::<u64>::new());
+    // A clean stop snapshots every domain: the holds come back from the snapshot.
+    node.stop();
+    let mut node = start(data_dir.path());
+    assert_eq!(faulty_count(&node), (1, 1));
+    assert!(
+        node.logs().contains("state loaded from a snapshot"),
+        "no snapshot was loaded"
+    );
+    feed(&node, "c", 4, None);
+    eventually("c #4 waits behind c #2", || faulty_count(&node) == (1, 2));
     node.kill();
 
-    // After a crash the same: c #2 parked, c #3 waiting.
-    let node = start(data_dir.path(), false);
-    assert_eq!(faulty_count(&node), (1, 1));
+    // After a crash the same: c #2 parked, c #3 and c #4 waiting.
+    let node = start(data_dir.path());
     let letter = dead_letter(&node, &format!("feeder-{second}"));
     assert_eq!(letter["attempts"], 1);
+    assert_eq!(faulty_count(&node), (1, 2));
     let skipped = release(&node, &format!("feeder-{second}"), "skip");
     assert_eq!(skipped.status, 200, "{}", skipped.text);
-    assert_eq!(skipped.json["handled"], 1);
-    assert_eq!(handled(&node, "c"), [3]);
+    assert_eq!(skipped.json["handled"], 2);
+    assert_eq!(handled(&node, "c"), [3, 4]);
     assert_eq!(faulty_count(&node), (0, 0));
     let types: Vec<Value> = node
         .read_stream("deadletter-faulty")
@@ -264,8 +278,8 @@ fn skip_releases_the_key_and_a_waiting_input_that_fails_is_parked_in_its_place()
         ]
     );
     drop(node);
-    let node = start(data_dir.path(), false);
-    assert_eq!(handled(&node, "c"), [3]);
+    let node = start(data_dir.path());
+    assert_eq!(handled(&node, "c"), [3, 4]);
     assert_eq!(handled(&node, "d"), [1]);
     assert_eq!(faulty_count(&node), (0, 0));
 }
@@ -286,6 +300,13 @@ fn a_host_that_dies_is_started_again_with_its_state_rebuilt() {
     assert!(node.logs().contains("injected crash applying e #2"));
     assert_eq!(node.get("/readyz").status, 200);
     assert_eq!(faulty_count(&node), (0, 0));
+    // Each input's reaction was appended once, crash or not.
+    let reactions: Vec<Value> = node
+        .read_stream("faulty")
+        .iter()
+        .map(|e| e["data"]["n"].clone())
+        .collect();
+    assert_eq!(reactions, [json!(1), json!(2), json!(3)]);
 }
 
 #[test]
@@ -388,4 +409,39 @@ fn past_max_parked_keys_the_domain_stops_consuming_until_an_operator_releases_on
     eventually("faulty is ready again", || {
         node.get("/readyz").status == 200
     });
+}
+
+#[test]
+fn retries_wait_out_their_backoff_whatever_else_the_node_does() {
+    let mut env = settings(false);
+    env.retain(|(key, _)| !key.starts_with("HERALD_DOMAIN__FAULTY__RETRY_BACKOFF"));
+    env.push(("HERALD_DOMAIN__FAULTY__RETRY_BACKOFF", "300ms"));
+    env.push(("HERALD_DOMAIN__FAULTY__RETRY_BACKOFF_MAX", "5s"));
+    let node = Node::start_with(&env);
+    let started = std::time::Instant::now();
+    let failing = feed(&node, "r", 1, Some("error"));
+    // Traffic elsewhere wakes every host over and over; the retries must still wait.
+    let mut n = 0;
+    while faulty_count(&node).0 == 0 {
+        n += 1;
+        feed(&node, "other", n, None);
+        assert!(started.elapsed() < Duration::from_secs(20), "never parked");
+    }
+    // Three attempts: waits of 300 ms and 600 ms between them.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "parked after {:?}, before the backoff (0.9 s) was over",
+        started.elapsed()
+    );
+    assert_eq!(
+        dead_letter(&node, &format!("feeder-{failing}"))["attempts"],
+        3
+    );
+    let failures = node
+        .logs()
+        .lines()
+        .filter(|line| line.contains("handler failed") && line.contains("injected error on r #1"))
+        .count();
+    assert_eq!(failures, 3, "one failure logged per attempt");
+    await_handled(&node, "other", &(1..=n).collect::<Vec<_>>());
 }

@@ -11,6 +11,10 @@ use crate::log::{EventLog, LogError, Record};
 pub trait Subscriber: Send + Sync {
     /// Signals "there is more to read"; must be cheap and must not block.
     fn wake(&self);
+    /// Whether it still listens; the bus forgets those that do not (a stopped host).
+    fn alive(&self) -> bool {
+        true
+    }
 }
 
 /// The log plus a registry of who consumes which event type.
@@ -54,10 +58,9 @@ impl Bus {
     /// Registers `subscriber` to be woken whenever new events are durable; it reads the
     /// types it consumes from the log itself.
     pub fn subscribe(&self, subscriber: Arc<dyn Subscriber>) {
-        self.wakers
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(subscriber);
+        let mut wakers = self.wakers.write().unwrap_or_else(PoisonError::into_inner);
+        wakers.retain(|waker| waker.alive());
+        wakers.push(subscriber);
     }
 
     /// Appends `events` to `stream` (see [`EventLog::append`]); subscribers are woken once

@@ -8,7 +8,7 @@
 //! held, so later inputs with that key wait behind it while other keys go on.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use herald_runtime::deadletter::{self, InputRef, Parked};
 use herald_runtime::envelope::now_rfc3339;
@@ -72,11 +72,12 @@ impl Failure {
     }
 }
 
-/// The input the host is retrying, and how often it failed so far.
+/// The input the host is retrying, how often it failed so far, and when it is due.
 #[derive(Debug, Clone)]
 pub(crate) struct Retrying {
     offset: u64,
     failures: u32,
+    pub(crate) not_before: Instant,
 }
 
 /// Runs a domain call, turning a panic into a [`Failure`] instead of unwinding the actor.
@@ -131,13 +132,17 @@ impl DomainHost {
         // The handler may have changed the state before failing: back to the log's state,
         // just before this input.
         self.cursor = record.offset - 1;
-        self.restore();
+        if !self.restore() {
+            return Err(Stall::Blocked);
+        }
         if failures < attempts {
+            let delay = self.faults.delay(failures);
             self.retrying = Some(Retrying {
                 offset: record.offset,
                 failures,
+                not_before: Instant::now() + delay,
             });
-            return Err(Stall::Retry(self.faults.delay(failures)));
+            return Err(Stall::Retry(delay));
         }
         if self.holds.len() >= self.faults.max_parked_keys {
             let reason = format!(
@@ -150,9 +155,11 @@ impl DomainHost {
             );
             error!(domain = self.name(), %reason, "domain stops consuming");
             self.view.set_failure(Some(reason));
+            self.blocked = true;
             self.retrying = Some(Retrying {
                 offset: record.offset,
                 failures: failures - 1,
+                not_before: Instant::now(),
             });
             return Err(Stall::Blocked);
         }
@@ -182,6 +189,11 @@ impl DomainHost {
             }
             Err(error) => {
                 error!(domain = self.name(), %error, "cannot park the input; it will be tried again");
+                self.retrying = Some(Retrying {
+                    offset: record.offset,
+                    failures: failures - 1,
+                    not_before: Instant::now() + STALL_RETRY,
+                });
                 Err(Stall::Retry(STALL_RETRY))
             }
         }

@@ -78,6 +78,10 @@ pub struct DomainHost {
     holds: Holds,
     /// The input being retried after a failure, if any.
     retrying: Option<faults::Retrying>,
+    /// Consumption waits for an operator: too many keys are held to park another.
+    blocked: bool,
+    /// A rebuild failed: the host stops at the end of the message.
+    broken: bool,
     faults: FaultPolicy,
     wake_pending: Arc<AtomicBool>,
     mailbox_capacity: usize,
@@ -99,6 +103,7 @@ impl DomainHost {
         let view = match args.view {
             Some(view) => {
                 view.set_ready(false);
+                view.set_failure(None);
                 *view.write() = args.entry.create();
                 view
             }
@@ -115,6 +120,8 @@ impl DomainHost {
             dead_sequence: 0,
             holds: Holds::default(),
             retrying: None,
+            blocked: false,
+            broken: false,
             faults: args.faults,
             wake_pending: Arc::new(AtomicBool::new(false)),
             mailbox_capacity: args.mailbox_capacity,
@@ -249,6 +256,8 @@ impl DomainHost {
         let emitted = match faults::guarded(|| domain.handle(input, &now_rfc3339())) {
             Ok(emitted) => emitted,
             Err(failure) => {
+                // Marked while the lock is held: no query reads what the failed handler left.
+                view.mark_pending();
                 drop(domain);
                 return self.failed(record, failure);
             }
@@ -268,6 +277,7 @@ impl DomainHost {
             }
             Err(error) => {
                 error!(domain = self.name(), %error, input_offset = record.offset, "cannot append reactions; the input will be handled again");
+                view.mark_pending();
                 drop(domain);
                 // The handler may have changed read-model state for an input whose
                 // reaction is not logged: go back to what the log says.
@@ -317,6 +327,7 @@ impl DomainHost {
                 }
                 Err(message) => {
                     // The domain's validate or apply panicked, maybe half-way: rebuild.
+                    self.view.mark_pending();
                     drop(domain);
                     error!(domain = self.name(), index, %message, "domain panicked admitting an ingress event");
                     self.restore();
@@ -379,14 +390,30 @@ impl DomainHost {
         Ok(Committed { outcomes, sync_to })
     }
 
-    /// Admitted but unappended events changed the state: rebuild it from the log.
-    fn restore(&mut self) {
+    /// Admitted but unappended events, or a failed handler, changed the state: rebuild it
+    /// from the log. False if that failed: the host then stops at the end of the message,
+    /// and the supervisor starts a new one, which recovers from the files.
+    fn restore(&mut self) -> bool {
         let rebuilt = self.rebuild();
         self.publish_positions();
-        if let Err(error) = rebuilt {
-            error!(domain = self.name(), %error, "rebuild from the log failed; the domain stops taking events");
-            self.view.set_ready(false);
+        match rebuilt {
+            Ok(()) => true,
+            Err(error) => {
+                error!(domain = self.name(), %error, "rebuild from the log failed; the host stops and is started again");
+                self.view.set_ready(false);
+                self.broken = true;
+                false
+            }
         }
+    }
+
+    /// Whether consumption must wait now: a retry not due yet, or blocked on an operator.
+    fn waiting_to_retry(&self) -> bool {
+        self.blocked
+            || self
+                .retrying
+                .as_ref()
+                .is_some_and(|retrying| std::time::Instant::now() < retrying.not_before)
     }
 
     fn ready_check(&self) -> Result<(), IngestError> {
@@ -463,6 +490,10 @@ impl Subscriber for HostWaker {
             self.host.do_send(Wake);
         }
     }
+
+    fn alive(&self) -> bool {
+        self.host.connected()
+    }
 }
 
 impl DomainHost {
@@ -509,6 +540,10 @@ impl DomainHost {
     }
 
     fn after_step(&mut self, ctx: &mut Context<Self>) {
+        if self.broken {
+            ctx.stop();
+            return;
+        }
         if std::mem::take(&mut self.snapshot_pending) {
             if let Some(job) = self.snapshot_job() {
                 ctx.spawn(
@@ -588,6 +623,11 @@ impl Handler<Wake> for DomainHost {
             // Not recovered (or a rebuild failed): consuming now would build on bad state.
             return;
         }
+        if self.waiting_to_retry() {
+            // Every durable advance in the node wakes every host; a failing input is tried
+            // again only when its backoff is over (a timer wakes the host then).
+            return;
+        }
         let pulled = self.pull(PULL_BATCH);
         self.snapshots_note(pulled.handled);
         self.after_step(ctx);
@@ -618,7 +658,7 @@ impl Handler<Drain> for DomainHost {
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> u64 {
         let mut total = 0;
-        while self.view.is_ready() {
+        while self.view.is_ready() && !self.waiting_to_retry() {
             let pulled = self.pull(PULL_BATCH);
             total += pulled.handled;
             if !pulled.more || pulled.stall.is_some() {

@@ -103,7 +103,11 @@ impl DomainHost {
                 Ok(Pass::Done(outcome)) => return Ok(outcome),
                 Ok(Pass::Failed(offset, failure)) => {
                     // The handler may have changed the state before failing.
-                    self.restore();
+                    if !self.restore() {
+                        return Err(ReleaseError::Log(
+                            "the state could not be rebuilt; the domain restarts".into(),
+                        ));
+                    }
                     if action == ReleaseAction::Retry && offset == held.parked.input.offset {
                         return Err(self.park_again(&held, failure));
                     }
@@ -277,8 +281,9 @@ impl Handler<Release> for DomainHost {
             return Err(ReleaseError::NotReady(self.name().to_owned()));
         }
         let outcome = self.release(&release.id, release.action);
-        if self.holds.len() < self.faults.max_parked_keys {
+        if self.blocked && self.holds.len() < self.faults.max_parked_keys {
             // A domain stopped by too many held keys may consume again.
+            self.blocked = false;
             self.view.set_failure(None);
         }
         self.after_step(ctx);

@@ -73,6 +73,8 @@ impl EventLog for MemoryLog {
             }
         }
         let mut appended = Vec::with_capacity(parts.len());
+        // Like the file log: each record says how many follow it in this append.
+        let mut rest = parts.iter().map(|part| part.events.len()).sum::<usize>() as u32;
         for part in &parts {
             let stream = part.stream.as_str();
             let first_sequence = inner.streams.get(stream).map_or(0, Vec::len) as u64 + 1;
@@ -90,7 +92,10 @@ impl EventLog for MemoryLog {
                     offset,
                     consumed: part.consumed,
                     appended_ms: 0,
-                    group_rest: 0,
+                    group_rest: {
+                        rest -= 1;
+                        rest
+                    },
                     envelope,
                 });
                 inner.records.push(Arc::clone(&record));

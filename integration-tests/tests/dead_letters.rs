@@ -88,6 +88,17 @@ fn release(node: &Node, id: &str, action: &str) -> Reply {
     )
 }
 
+/// The types of the records in `deadletter-faulty`, without the `herald.deadletter.` prefix.
+fn assert_dead_letter_stream(node: &Node, expected: &[&str]) {
+    let kinds: Vec<String> = node
+        .read_stream("deadletter-faulty")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .map(|t| t.trim_start_matches("herald.deadletter.").to_owned())
+        .collect();
+    assert_eq!(kinds, expected, "records of deadletter-faulty");
+}
+
 fn faulty_count(node: &Node) -> (u64, u64) {
     let reply = node.get("/v1/deadletters");
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -191,19 +202,7 @@ fn a_panicking_input_is_parked_its_key_held_and_retried_in_order_across_sigkill(
     // Later events of the key flow as usual.
     feed(&node, "a", 6, None);
     await_handled(&node, "a", &[1, 2, 3, 4, 5, 6]);
-    let types: Vec<Value> = node
-        .read_stream("deadletter-faulty")
-        .iter()
-        .map(|e| e["type"].clone())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "herald.deadletter.parked",
-            "herald.deadletter.parked",
-            "herald.deadletter.retried"
-        ]
-    );
+    assert_dead_letter_stream(&node, &["parked", "parked", "retried"]);
     node.kill();
 
     // The release survives a crash too: nothing handled twice, nothing parked again.
@@ -263,20 +262,7 @@ fn skip_releases_the_key_and_a_waiting_input_that_fails_is_parked_in_its_place()
     assert_eq!(skipped.json["handled"], 2);
     assert_eq!(handled(&node, "c"), [3, 4]);
     assert_eq!(faulty_count(&node), (0, 0));
-    let types: Vec<Value> = node
-        .read_stream("deadletter-faulty")
-        .iter()
-        .map(|e| e["type"].clone())
-        .collect();
-    assert_eq!(
-        types,
-        [
-            "herald.deadletter.parked",
-            "herald.deadletter.skipped",
-            "herald.deadletter.parked",
-            "herald.deadletter.skipped"
-        ]
-    );
+    assert_dead_letter_stream(&node, &["parked", "skipped", "parked", "skipped"]);
     drop(node);
     let node = start(data_dir.path());
     assert_eq!(handled(&node, "c"), [3, 4]);

@@ -184,23 +184,35 @@ fn headers_over_max_header_bytes_are_431() {
 #[test]
 fn connections_past_max_connections_get_503_and_are_closed() {
     let node = Node::start_with(&[("HERALD_HTTP__MAX_CONNECTIONS", "2")]);
-    // The fixture's pooled connection may hold one of the two places: open connections
-    // until one is refused, which must happen by the third.
-    let mut admitted = Vec::new();
-    let refused = loop {
+    // Hold both places with connections of ours. The fixture's pooled connection may hold
+    // one until the server's keep-alive (5 s) closes it; ours are kept busy meanwhile, so
+    // the server's timeout never closes them.
+    let mut admitted: Vec<RawConnection> = Vec::new();
+    eventually("two connections of ours admitted", || {
+        for connection in &mut admitted {
+            let status = connection
+                .get("/v1/domains", &[])
+                .expect("an answer")
+                .status;
+            assert_eq!(status, 200, "an admitted connection was refused");
+        }
         let mut connection = RawConnection::open(&node.base).expect("connect");
-        let response = connection.get("/healthz", &[]).expect("an answer");
+        let response = connection.get("/v1/domains", &[]).expect("an answer");
         match response.status {
             200 => admitted.push(connection),
-            503 => break (connection, response),
+            503 => {}
             other => panic!("expected 200 or 503, saw {other}: {response:?}"),
         }
         assert!(
             admitted.len() <= 2,
             "a third connection was admitted with max_connections = 2"
         );
-    };
-    let (mut connection, response) = refused;
+        admitted.len() == 2
+    });
+
+    let mut connection = RawConnection::open(&node.base).expect("connect");
+    let response = connection.get("/v1/domains", &[]).expect("an answer");
+    assert_eq!(response.status, 503, "{response:?}");
     assert!(
         response
             .header("content-type")
@@ -222,15 +234,25 @@ fn connections_past_max_connections_get_503_and_are_closed() {
         "the refused connection was left open"
     );
 
+    // Health and readiness probes are answered even so (a busy node is alive), and their
+    // connection is closed after them.
+    for probe in ["/healthz", "/readyz"] {
+        let mut connection = RawConnection::open(&node.base).expect("connect");
+        let response = connection.get(probe, &[]).expect("an answer");
+        assert_eq!(response.status, 200, "{probe}: {response:?}");
+        assert_eq!(response.header("connection"), Some("close"), "{probe}");
+    }
+
     // The admitted ones keep working.
     for connection in &mut admitted {
-        assert_eq!(connection.get("/healthz", &[]).expect("answer").status, 200);
+        let status = connection.get("/v1/domains", &[]).expect("answer").status;
+        assert_eq!(status, 200);
     }
     // Closing them frees their places.
     drop(admitted);
     eventually("a new connection is admitted once others closed", || {
         RawConnection::open(&node.base)
-            .and_then(|mut connection| connection.get("/healthz", &[]))
+            .and_then(|mut connection| connection.get("/v1/domains", &[]))
             .is_ok_and(|response| response.status == 200)
     });
 }

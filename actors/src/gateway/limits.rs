@@ -6,7 +6,9 @@
 //! ([`Connections::on_connect`], called by the server for every accepted connection) and
 //! keeps it in its extensions, which actix drops with the connection; a connection opened
 //! past the limit is refused: every request on it gets 503 with `Retry-After` and
-//! `Connection: close`.
+//! `Connection: close`, but health and readiness probes, which are answered (and the
+//! connection closed): a node busy with clients is alive, and an orchestrator must not
+//! restart it for that.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -151,27 +153,28 @@ pub async fn limit(
         request.conn_data::<ConnectionSlot>(),
         Some(ConnectionSlot::Refused)
     );
+    let probe = matches!(request.path(), "/healthz" | "/readyz");
     let size = header_bytes(request.headers());
-    let problem = if refused {
+    let problem = if refused && !probe {
         Some(too_many_connections(state.connections.limit()))
     } else if size > state.limits.max_header_bytes {
         Some(headers_too_large(size, state.limits.max_header_bytes))
     } else {
         None
     };
-    let response = match problem {
-        Some(problem) => {
-            let mut response = problem.error_response();
-            if refused {
-                // Close it, so the client's next try opens a connection that may fit.
-                response
-                    .head_mut()
-                    .set_connection_type(ConnectionType::Close);
-            }
-            request.into_response(response).map_into_right_body()
-        }
+    let mut response = match problem {
+        Some(problem) => request
+            .into_response(problem.error_response())
+            .map_into_right_body(),
         None => next.call(request).await?.map_into_left_body(),
     };
+    if refused {
+        // Close it, so the client's next try opens a connection that may fit.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
     if ingress {
         state.metrics.count_ingress(response.status());
     }

@@ -13,10 +13,16 @@ use serde_json::{json, Value};
 const PROBLEM: &str = "application/problem+json";
 
 /// `stream -> subscribers` as the topology (`/v1/domains`) implies: a domain subscribes to a
-/// stream when it subscribes to any type of it (`<stream>.<Name>`).
+/// stream when it subscribes to any type of it (`<stream>.<Name>`). Only hosted domains
+/// count: the test build also registers the fault-test domains, listed but not hosted.
 fn expected_subscribers(node: &Node) -> BTreeMap<String, BTreeSet<String>> {
     let topology = node.get("/v1/domains").json;
-    let domains = topology["domains"].as_array().expect("domains");
+    let domains: Vec<&Value> = topology["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .filter(|d| d["hosted"] == true)
+        .collect();
     let mut subscribers: BTreeMap<String, BTreeSet<String>> = domains
         .iter()
         .map(|d| {
@@ -26,7 +32,7 @@ fn expected_subscribers(node: &Node) -> BTreeMap<String, BTreeSet<String>> {
             )
         })
         .collect();
-    for domain in domains {
+    for domain in &domains {
         let name = domain["name"].as_str().expect("name");
         for event_type in domain["subscriptions"].as_array().expect("subscriptions") {
             let stream = event_type

@@ -19,7 +19,9 @@ use herald_runtime::snapshot::{SnapshotError, SnapshotStore};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::gateway::{self, Access, Gateway, GatewayState, HostHandle, Limits, StopGateway};
+use crate::gateway::{
+    self, Access, Connections, Gateway, GatewayState, HostHandle, Limits, Metrics, StopGateway,
+};
 use crate::host::{Checkpoint, Drain, FaultPolicy, Health, HostArgs, SnapshotSettings};
 use crate::supervisor::{RestartPolicy, Supervisor};
 
@@ -55,6 +57,10 @@ pub enum NodeError {
     #[error("domains not ready after {0:?}: {1}")]
     NotReady(Duration, String),
 }
+
+/// Connections each HTTP worker accepts beyond `[http] max_connections`, only to answer
+/// them 503 and close them; past that, the kernel's backlog holds new ones.
+const REFUSAL_HEADROOM: usize = 256;
 
 /// How long a node waits for its domains to catch up before giving up at start.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
@@ -142,7 +148,10 @@ pub async fn run(
                 tokens = credentials.len(),
                 "auth enabled: bearer tokens required"
             );
-            Some(Arc::new(Access::new(&credentials)))
+            Some(Arc::new(Access::new(
+                &credentials,
+                config.auth.metrics_open,
+            )))
         }
         false => {
             let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
@@ -152,24 +161,35 @@ pub async fn run(
             None
         }
     };
+    let connections = Connections::new(config.http.max_connections);
     let state = web::Data::new(GatewayState {
         catalog,
         hosts: Arc::clone(&hosts),
         limits: Limits {
             max_body_bytes: config.http.max_body_bytes,
             max_batch_events: config.http.max_batch_events,
+            max_event_bytes: config.http.max_event_bytes,
+            max_header_bytes: config.http.max_header_bytes,
         },
         log: Arc::clone(&log),
         shutdown: tails_shutdown,
         access,
+        connections: Arc::clone(&connections),
+        metrics: Arc::new(Metrics::default()),
     });
     let address = listener.local_addr().map_err(NodeError::Http)?;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(actix_web::middleware::from_fn(gateway::guard))
+            // Outermost: connection and header limits come before authentication.
+            .wrap(actix_web::middleware::from_fn(gateway::limit))
             .configure(gateway::routes)
     })
+    .on_connect(move |_, extensions| connections.on_connect(extensions))
+    // actix stops accepting at its own per-worker cap; keep it above ours, so connections
+    // past `max_connections` are accepted and told 503 rather than left in the backlog.
+    .max_connections(config.http.max_connections + REFUSAL_HEADROOM)
     // The node handles signals itself, so it can drain domains after HTTP stops.
     .disable_signals()
     .shutdown_timeout(30);

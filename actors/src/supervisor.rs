@@ -16,7 +16,7 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
-use crate::gateway::HostHandle;
+use crate::gateway::{Admission, HostHandle};
 use crate::host::{DomainHost, DomainView, HostArgs};
 
 /// Makes the arguments of a new host for one domain, given the view to publish to.
@@ -76,10 +76,24 @@ impl Supervisor {
     ) {
         let mut args = factory(view);
         args.on_stop = Some(self.stops.clone());
+        // A restarted host keeps its ingress slots: requests queued at the old one still
+        // hold theirs until they are answered.
+        let admission = match self.hosts.get(name) {
+            Some(handle) => Arc::clone(&handle.admission),
+            // As many ingress slots as mailbox places: a full host answers 429.
+            None => Arc::new(Admission::new(args.mailbox_capacity)),
+        };
         let host = DomainHost::new(args);
         let view = host.view();
         let addr = DomainHost::start_in_arbiter(arbiter, move |_| host);
-        self.hosts.insert(name, HostHandle { addr, view });
+        self.hosts.insert(
+            name,
+            HostHandle {
+                addr,
+                view,
+                admission,
+            },
+        );
     }
 
     /// Restarts hosts as they stop, until the future is dropped (at shutdown).

@@ -21,6 +21,10 @@ pub struct AuthConfig {
     /// The accepted tokens, as `[[auth.tokens]]` tables.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Serve `GET /metrics` without a token even when auth is on (for a scraper on a
+    /// trusted network); otherwise it needs the `metrics` scope.
+    #[serde(default)]
+    pub metrics_open: bool,
 }
 
 /// One `[[auth.tokens]]` entry: where its secret is and what it may do.
@@ -68,6 +72,8 @@ pub enum Scope {
     Query,
     /// Operate the node (dead letters, cluster, log tools).
     Admin,
+    /// Read `GET /metrics`.
+    Metrics,
 }
 
 impl fmt::Display for Scope {
@@ -76,6 +82,7 @@ impl fmt::Display for Scope {
             Self::Publish => "publish",
             Self::Query => "query",
             Self::Admin => "admin",
+            Self::Metrics => "metrics",
         })
     }
 }
@@ -181,7 +188,7 @@ impl AuthConfig {
                 problems.push(Problem::new(
                     format!("{key}.scopes"),
                     format!(
-                        "token \"{}\" has no scopes; give it some of: publish, query, admin",
+                        "token \"{}\" has no scopes; give it some of: publish, query, admin, metrics",
                         token.name
                     ),
                 ));
@@ -249,6 +256,7 @@ mod tests {
                     ..token("bad")
                 },
             ],
+            metrics_open: false,
         };
         let problems = auth.credentials(&["orders"], &|_| None).unwrap_err();
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -270,6 +278,7 @@ mod tests {
                 token_env: Some("SECRET".into()),
                 ..token("reader")
             }],
+            metrics_open: false,
         };
         let credentials = auth
             .credentials(&["orders"], &|name| {

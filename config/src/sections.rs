@@ -55,6 +55,17 @@ pub struct HttpConfig {
     /// Most events accepted in one batch request; more than zero.
     #[serde(default = "default_max_batch_events")]
     pub max_batch_events: usize,
+    /// Largest single event, in bytes of its JSON as sent (binary mode: its body); more
+    /// than zero. Each event becomes one log record held in memory while it is handled.
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: usize,
+    /// Largest total size of a request's header fields, in bytes (each counted as name,
+    /// value and 4 bytes of separators); 1024 to 65536.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Most client connections open at once; further ones are answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_bind() -> String {
@@ -69,6 +80,26 @@ fn default_max_batch_events() -> usize {
     1000
 }
 
+fn default_max_event_bytes() -> usize {
+    256 * 1024
+}
+
+fn default_max_header_bytes() -> usize {
+    16 * 1024
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+/// Smallest allowed `http.max_header_bytes`: room for a token and the `ce-*` headers.
+pub(crate) const MIN_HEADER_BYTES: usize = 1024;
+
+/// Largest allowed `http.max_header_bytes`. actix-http refuses a request head over its
+/// fixed 128 KiB buffer itself (a bare 431 without a problem body); staying at half of it
+/// leaves room for the request line, so clients meet this limit, with its problem body.
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
@@ -76,6 +107,9 @@ impl Default for HttpConfig {
             max_body_bytes: default_max_body_bytes(),
             workers: None,
             max_batch_events: default_max_batch_events(),
+            max_event_bytes: default_max_event_bytes(),
+            max_header_bytes: default_max_header_bytes(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -302,7 +336,8 @@ impl Default for DomainsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DomainSettings {
-    /// Messages an actor's mailbox holds before senders wait; more than zero.
+    /// Ingress requests the domain holds (queued or being handled) before further ones are
+    /// answered 429; more than zero.
     #[serde(default = "default_mailbox_capacity")]
     pub mailbox_capacity: usize,
     /// Times a handler runs on one input before the input is parked as a dead letter;

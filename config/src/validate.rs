@@ -5,11 +5,15 @@
 use std::net::SocketAddr;
 
 use crate::error::Problem;
-use crate::sections::{MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
+use crate::sections::{MAX_HEADER_BYTES, MAX_SEGMENT_BYTES, MIN_HEADER_BYTES, MIN_SEGMENT_BYTES};
 use crate::Config;
 
 /// The largest request body the node may be configured to take.
 const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// The most connections the node may be configured to hold: far beyond what one process
+/// serves well, and low enough that the HTTP server's own per-worker cap stays above it.
+const MAX_CONNECTIONS: usize = 100_000;
 
 impl Config {
     /// Checks every value against its rules and the registered `known_domains`,
@@ -62,6 +66,43 @@ impl Config {
             "http.max_batch_events",
             self.http.max_batch_events,
         );
+        positive(
+            &mut problems,
+            "http.max_event_bytes",
+            self.http.max_event_bytes,
+        );
+        if self.http.max_event_bytes > MAX_BODY_BYTES {
+            problems.push(Problem::new(
+                "http.max_event_bytes",
+                format!(
+                    "{} is not allowed; use at most {MAX_BODY_BYTES} (16 MiB), the largest body a node takes",
+                    self.http.max_event_bytes
+                ),
+            ));
+        }
+        let header_bytes = self.http.max_header_bytes;
+        if !(MIN_HEADER_BYTES..=MAX_HEADER_BYTES).contains(&header_bytes) {
+            problems.push(Problem::new(
+                "http.max_header_bytes",
+                format!(
+                    "{header_bytes} is not allowed; use a value from {MIN_HEADER_BYTES} (1 KiB) to {MAX_HEADER_BYTES} (64 KiB): the HTTP layer itself refuses request heads over 128 KiB"
+                ),
+            ));
+        }
+        positive(
+            &mut problems,
+            "http.max_connections",
+            self.http.max_connections,
+        );
+        if self.http.max_connections > MAX_CONNECTIONS {
+            problems.push(Problem::new(
+                "http.max_connections",
+                format!(
+                    "{} is not allowed; use at most {MAX_CONNECTIONS}",
+                    self.http.max_connections
+                ),
+            ));
+        }
 
         let segment_bytes = self.log.segment_bytes;
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&segment_bytes) {

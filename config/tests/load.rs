@@ -190,7 +190,7 @@ fn parse_errors_name_key_source_and_allowed_values() {
         "[http]\nbind = \"127.0.0.1:8080\"\nbogus = 1\n",
         &[],
         Expected::Parse(&[
-            "http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events (in ",
+            "http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections (in ",
             ".toml)",
         ]),
     );
@@ -214,7 +214,7 @@ fn parse_errors_name_key_source_and_allowed_values() {
     check(
         "",
         &[("HERALD_HTTP__BOGUS", "1")],
-        Expected::Parse(&["http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events (in environment variable HERALD_HTTP__BOGUS)"]),
+        Expected::Parse(&["http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections (in environment variable HERALD_HTTP__BOGUS)"]),
     );
     check(
         "[http]\nmax_body_bytes = \"big\"\n",
@@ -621,4 +621,46 @@ fn log_serializes_to_what_it_reads() {
             .unwrap();
         assert_eq!(read, config);
     }
+}
+
+#[test]
+fn limits_have_defaults_ranges_and_environment_overrides() {
+    let defaults = Config::default();
+    assert_eq!(defaults.http.max_event_bytes, 262_144);
+    assert_eq!(defaults.http.max_header_bytes, 16_384);
+    assert_eq!(defaults.http.max_connections, 1024);
+    assert!(!defaults.auth.metrics_open);
+    check(
+        "",
+        &[
+            ("HERALD_HTTP__MAX_EVENT_BYTES", "1000"),
+            ("HERALD_HTTP__MAX_HEADER_BYTES", "2048"),
+            ("HERALD_HTTP__MAX_CONNECTIONS", "3"),
+            ("HERALD_AUTH__METRICS_OPEN", "true"),
+        ],
+        Expected::Config(|config| {
+            config.http.max_event_bytes = 1000;
+            config.http.max_header_bytes = 2048;
+            config.http.max_connections = 3;
+            config.auth.metrics_open = true;
+        }),
+    );
+    check(
+        "[http]\nmax_event_bytes = 0\nmax_header_bytes = 100\nmax_connections = 0\n",
+        &[],
+        Expected::Invalid(&[
+            "http.max_event_bytes: 0 is not allowed; use a value of at least 1",
+            "http.max_header_bytes: 100 is not allowed; use a value from 1024 (1 KiB) to 65536 (64 KiB): the HTTP layer itself refuses request heads over 128 KiB",
+            "http.max_connections: 0 is not allowed; use a value of at least 1",
+        ]),
+    );
+    check(
+        "[http]\nmax_event_bytes = 16777217\nmax_connections = 100001\n",
+        &[("HERALD_HTTP__MAX_HEADER_BYTES", "65537")],
+        Expected::Invalid(&[
+            "http.max_event_bytes: 16777217 is not allowed; use at most 16777216 (16 MiB), the largest body a node takes",
+            "http.max_header_bytes: 65537 is not allowed; use a value from 1024 (1 KiB) to 65536 (64 KiB): the HTTP layer itself refuses request heads over 128 KiB (in environment variable HERALD_HTTP__MAX_HEADER_BYTES)",
+            "http.max_connections: 100001 is not allowed; use at most 100000",
+        ]),
+    );
 }

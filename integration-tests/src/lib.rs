@@ -8,6 +8,7 @@
 //!   the `herald` binary as a command ([`herald`], [`run_node_to_exit`]), event builders, a
 //!   seeded [`Rng`] and a JSON [`diff`] for failure messages.
 //! - [`invariants`]: the example saga's invariants checked against a node's whole log.
+//! - [`raw_http`]: one HTTP/1.1 connection on a plain socket, for connection-limit tests.
 //! - [`segments`]: the on-disk log and snapshot files, parsed by their documented framing so
 //!   tests can cut and corrupt exact records.
 //! - [`sse`]: a line reader for the server-sent-events tail.
@@ -15,6 +16,7 @@
 //!   fingerprint of everything a node answers, for before/after comparisons.
 
 pub mod invariants;
+pub mod raw_http;
 pub mod segments;
 pub mod sse;
 pub mod workload;
@@ -822,4 +824,13 @@ pub fn order_event(event_type: &str, order: &str) -> Value {
         json!({"order_id": order})
     };
     event(event_type, order, data)
+}
+
+/// The value of one sample in a Prometheus text exposition, named as written on its line:
+/// `herald_log_head_offset` or `herald_stream_events_total{stream="orders"}`.
+pub fn metric_value(exposition: &str, sample: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let value = line.strip_prefix(sample)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
 }

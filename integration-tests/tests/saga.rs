@@ -221,7 +221,7 @@ fn topology_lists_types_schemas_ingress_and_subscriptions() {
     let reply = node.get("/v1/domains");
     assert_eq!(reply.status, 200);
     let domains = reply.json["domains"].as_array().expect("domains");
-    // A test build also registers the fault domains, not hosted by the sample config.
+    // The test build also registers the fault-test domains, listed but not hosted.
     let names: Vec<&str> = domains
         .iter()
         .filter(|d| d["hosted"] == true)

@@ -1,4 +1,5 @@
-//! Bearer-token access control: who may publish, query or administer, and on which domains.
+//! Bearer-token access control: who may publish, query, administer or read metrics, and on
+//! which domains.
 //!
 //! Secrets are kept only as SHA-256 digests and compared in constant time against every
 //! token (no early exit), so neither timing nor a memory dump gives them away; neither
@@ -39,12 +40,16 @@ impl Grant {
     /// 403 for a request this token may not make.
     pub fn forbidden(&self, scope: Scope, domain: Option<&str>) -> Problem {
         let on = domain.map_or(String::new(), |d| format!(" on domain \"{d}\""));
+        let action = match scope {
+            Scope::Metrics => "read metrics".to_owned(),
+            other => other.to_string(),
+        };
         Problem::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "Forbidden",
             format!(
-                "token \"{}\" may not {scope}{on}; it needs the \"{scope}\" scope{}",
+                "token \"{}\" may not {action}{on}; it needs the \"{scope}\" scope{}",
                 self.name,
                 if domain.is_some() {
                     " for that domain"
@@ -61,12 +66,14 @@ impl Grant {
 #[derive(Debug, Clone)]
 pub struct Access {
     grants: Vec<Grant>,
+    metrics_open: bool,
 }
 
 impl Access {
-    /// Access for these credentials.
-    pub fn new(credentials: &[Credential]) -> Self {
+    /// Access for these credentials; `metrics_open` serves `/metrics` without a token.
+    pub fn new(credentials: &[Credential], metrics_open: bool) -> Self {
         Self {
+            metrics_open,
             grants: credentials
                 .iter()
                 .map(|credential| Grant {
@@ -119,10 +126,16 @@ fn unauthorized(detail: &str) -> Problem {
 const DEAD_LETTER_PREFIX: &str = "deadletter-";
 
 /// What a request needs, from its method and path: `None` for the open endpoints.
-fn required(method: &actix_web::http::Method, path: &str) -> Option<(Scope, Option<String>)> {
+fn required(
+    method: &actix_web::http::Method,
+    path: &str,
+    metrics_open: bool,
+) -> Option<(Scope, Option<String>)> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match segments.as_slice() {
         ["healthz"] | ["readyz"] => None,
+        ["metrics"] if metrics_open => None,
+        ["metrics"] => Some((Scope::Metrics, None)),
         ["v1", "events"] if method == actix_web::http::Method::POST => {
             // Which domains is known only once the events are parsed: checked in ingest.
             Some((Scope::Publish, None))
@@ -140,8 +153,9 @@ fn required(method: &actix_web::http::Method, path: &str) -> Option<(Scope, Opti
     }
 }
 
-/// Middleware: with auth on, every request but health and readiness needs a token with
-/// the scope (and domain) it asks for; the grant is left in the request's extensions.
+/// Middleware: with auth on, every request but health and readiness (and `/metrics` with
+/// `metrics_open`) needs a token with the scope (and domain) it asks for; the grant is
+/// left in the request's extensions.
 pub async fn guard(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -155,7 +169,8 @@ pub async fn guard(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    let Some((scope, domain)) = required(request.method(), request.path()) else {
+    let Some((scope, domain)) = required(request.method(), request.path(), access.metrics_open)
+    else {
         return next
             .call(request)
             .await

@@ -4,7 +4,8 @@
 //! type, size, JSON, attributes, type and schema, for every event of a batch. Then each
 //! owning domain deduplicates, validates against its state and appends. A batch that spans
 //! several domains is prepared in every one (in name order, so two batches cannot deadlock)
-//! and committed only when all accepted it.
+//! and committed only when all accepted it. A domain whose ingress slots are all taken
+//! (see `admission.rs`) answers 429 before anything is sent to any domain.
 
 use std::collections::BTreeMap;
 
@@ -20,9 +21,10 @@ use herald_runtime::Envelope;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+use super::admission::{self, Slot, Undelivered};
 use super::auth::Grant;
 use super::problem::Problem;
-use super::state::{GatewayState, HostHandle};
+use super::state::{GatewayState, HostHandle, Limits};
 use super::streams::log_problem;
 use crate::host::{Committed, Decision, Ingest, IngestError, Outcome, Prepare};
 
@@ -58,7 +60,7 @@ pub async fn post_events(
         .with("line", error.line())
         .with("column", error.column())
     })?;
-    let events = parse(mode, &request, json, state.limits.max_batch_events)?;
+    let events = parse(mode, &request, json, &body, &state.limits)?;
     let mut groups: BTreeMap<&'static str, Vec<(usize, Envelope)>> = BTreeMap::new();
     for (index, event) in events.into_iter().enumerate() {
         let at = Locator::new(mode, index);
@@ -178,9 +180,14 @@ fn parse(
     mode: Mode,
     request: &HttpRequest,
     json: Value,
-    max_batch_events: usize,
+    body: &[u8],
+    limits: &Limits,
 ) -> Result<Vec<ParsedEvent>, Problem> {
+    let max_batch_events = limits.max_batch_events;
     match mode {
+        Mode::Structured | Mode::Binary if body.len() > limits.max_event_bytes => {
+            Err(event_too_large(body.len(), limits.max_event_bytes, None))
+        }
         Mode::Structured => cloudevent::parse_structured(json)
             .map(|event| vec![event])
             .map_err(|error| event_problem(error, &Locator::new(mode, 0))),
@@ -224,6 +231,7 @@ fn parse(
                 )
                 .with("limit", max_batch_events));
             }
+            check_event_sizes(body, limits.max_event_bytes)?;
             items
                 .into_iter()
                 .enumerate()
@@ -233,6 +241,52 @@ fn parse(
                 })
                 .collect()
         }
+    }
+}
+
+/// 413 for one event over `[http] max_event_bytes`; `index` is its place in a batch.
+fn event_too_large(size: usize, limit: usize, index: Option<usize>) -> Problem {
+    let which = index.map_or("the event".to_owned(), |index| {
+        format!("event {index} of the batch")
+    });
+    let problem = Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "event-too-large",
+        "Event too large",
+        format!(
+            "{which} is {size} bytes, over the limit of {limit} bytes per event ([http] max_event_bytes); \
+             make it smaller, for example by storing large content elsewhere and sending a reference"
+        ),
+    )
+    .with("limit", limit)
+    .with("size", size);
+    match index {
+        Some(index) => problem
+            .with("index", index)
+            .with("pointer", format!("/{index}")),
+        None => problem,
+    }
+}
+
+/// Refuses a batch holding an event over `limit` bytes (as sent), naming the first one.
+fn check_event_sizes(body: &[u8], limit: usize) -> Result<(), Problem> {
+    // No event can be larger than the whole body: the usual case costs nothing.
+    if body.len() <= limit {
+        return Ok(());
+    }
+    // A second, borrowing pass over a body already known to be a JSON array: each item's
+    // exact text, so the size reported is the size the client sent.
+    let items: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(body) {
+        Ok(items) => items,
+        Err(_) => return Ok(()),
+    };
+    match items.iter().position(|item| item.get().len() > limit) {
+        Some(index) => Err(event_too_large(
+            items[index].get().len(),
+            limit,
+            Some(index),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -389,6 +443,14 @@ fn ingest_problem(error: IngestError, domain: &str, mode: Mode, indexes: &[usize
     }
 }
 
+/// The answer for an ingress message the host never answered.
+fn undelivered_problem(undelivered: Undelivered, domain: &str, host: &HostHandle) -> Problem {
+    match undelivered {
+        Undelivered::Full => host.admission.overloaded(domain),
+        Undelivered::Gone => host_gone(domain),
+    }
+}
+
 fn host_gone(domain: &str) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -414,39 +476,42 @@ async fn dispatch(
     for (domain, group) in groups {
         prepared.push((domain, state.host(domain)?, group));
     }
+    // A slot in every domain the request reaches, before any is sent anything: one full
+    // domain refuses the whole request with 429, and nothing is prepared or appended.
+    let mut slots: Vec<Slot> = Vec::new();
+    for (domain, host, _) in &prepared {
+        slots.push(host.admission.admit(domain)?);
+    }
     if prepared.len() == 1 {
         let (domain, host, group) = prepared.remove(0);
+        let slot = slots.remove(0);
         let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.into_iter().unzip();
-        let Committed { outcomes, sync_to } = host
-            .addr
-            .send(Ingest {
-                events: envelopes.clone(),
-            })
+        let ingest = Ingest {
+            events: envelopes.clone(),
+        };
+        let Committed { outcomes, sync_to } = admission::ask(&host.addr, ingest, slot)
             .await
-            .map_err(|_| host_gone(domain))?
+            .map_err(|undelivered| undelivered_problem(undelivered, domain, &host))?
             .map_err(|error| ingest_problem(error, domain, mode, &indexes))?;
         return Ok((zip_outcomes(indexes, outcomes, envelopes), sync_to));
     }
     // Phase one: every domain validates and holds; any refusal aborts them all.
     let mut decisions = Vec::new();
     let mut parts = Vec::new();
-    for (domain, host, group) in &prepared {
+    for ((domain, host, group), slot) in prepared.iter().zip(slots) {
         let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.iter().cloned().unzip();
         let (decide, decision) = oneshot::channel();
-        let answer = host
-            .addr
-            .send(Prepare {
-                events: envelopes,
-                decision,
-            })
-            .await;
-        let refusal = match answer {
+        let prepare = Prepare {
+            events: envelopes,
+            decision,
+        };
+        let refusal = match admission::ask(&host.addr, prepare, slot).await {
             Ok(Ok(part)) => {
                 parts.push(part);
                 None
             }
             Ok(Err(error)) => Some(ingest_problem(error, domain, mode, &indexes)),
-            Err(_) => Some(host_gone(domain)),
+            Err(undelivered) => Some(undelivered_problem(undelivered, domain, host)),
         };
         if let Some(problem) = refusal {
             for sender in decisions.drain(..) {

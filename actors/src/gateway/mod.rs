@@ -4,10 +4,13 @@
 //! server or called in tests without a socket. [`Gateway`] is the actor that owns the
 //! running server and stops it gracefully.
 
+mod admission;
 mod auth;
 mod deadletters;
 mod health;
 mod ingest;
+mod limits;
+mod metrics;
 mod problem;
 mod queries;
 mod state;
@@ -17,7 +20,10 @@ use actix::prelude::*;
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 
+pub use admission::{Admission, Slot};
 pub use auth::{guard, Access, Grant};
+pub use limits::{limit, Connections};
+pub use metrics::{Metrics, PROMETHEUS_TEXT};
 pub use problem::{Problem, PROBLEM_JSON};
 pub use state::{GatewayState, HostHandle, Limits};
 
@@ -77,6 +83,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/deadletters/{domain}/{id}/skip")
                 .route(web::post().to(deadletters::skip))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/metrics")
+                .route(web::get().to(metrics::metrics))
                 .default_service(web::to(problem::method_not_allowed)),
         )
         .route("/healthz", web::get().to(health::healthz))

@@ -1,4 +1,5 @@
-//! What every gateway handler shares: the topology, the domain hosts and the limits.
+//! What every gateway handler shares: the topology, the domain hosts, the limits and the
+//! counters behind `/metrics`.
 
 use std::sync::Arc;
 
@@ -9,7 +10,10 @@ use herald_runtime::catalog::Catalog;
 use herald_runtime::log::EventLog;
 use tokio::sync::watch;
 
+use super::admission::Admission;
 use super::auth::Access;
+use super::limits::Connections;
+use super::metrics::Metrics;
 use super::problem::Problem;
 use crate::host::{DomainHost, DomainView, Health};
 
@@ -20,6 +24,8 @@ pub struct HostHandle {
     pub addr: Addr<DomainHost>,
     /// The host's published state, for queries.
     pub view: DomainView,
+    /// The host's ingress slots: a full set answers 429.
+    pub admission: Arc<Admission>,
 }
 
 /// Request limits, from `[http]`.
@@ -29,6 +35,10 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most events in one batch.
     pub max_batch_events: usize,
+    /// Largest single event (its JSON as sent; binary mode: the body).
+    pub max_event_bytes: usize,
+    /// Largest total size of a request's header fields.
+    pub max_header_bytes: usize,
 }
 
 /// The state shared by every handler.
@@ -45,6 +55,10 @@ pub struct GatewayState {
     pub shutdown: watch::Receiver<bool>,
     /// The accepted tokens; `None` when `[auth]` is off.
     pub access: Option<Arc<Access>>,
+    /// The open client connections, against `[http] max_connections`.
+    pub connections: Arc<Connections>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 impl GatewayState {

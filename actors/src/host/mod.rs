@@ -48,7 +48,7 @@ pub struct HostArgs {
     pub entry: DomainEntry,
     /// The bus its stream and inputs live on.
     pub bus: Arc<Bus>,
-    /// Bound of its mailbox; a full mailbox makes the gateway wait.
+    /// Bound of its mailbox; the gateway admits no more ingress than this (429 beyond).
     pub mailbox_capacity: usize,
     /// When and where to snapshot.
     pub snapshots: SnapshotSettings,

@@ -1,0 +1,167 @@
+//! Backpressure at the door of each domain: a bounded number of ingress requests may be
+//! queued for (or handled by) a domain host; the next one is answered 429 at once.
+//!
+//! actix's mailbox bound does not hold for the gateway: every request sends through its own
+//! clone of the host's address, and actix gives each sender one message beyond the
+//! capacity (as futures' bounded channels do), so `send` and `try_send` alike would queue
+//! without bound. Instead each domain has a semaphore of `mailbox_capacity` slots. A
+//! request takes a slot without waiting (`try_acquire`: atomic, so no check-then-send race)
+//! and the slot travels inside the message ([`Admitted`]); the host frees it when it
+//! handles the message. So a client that hangs up cannot free its slot while its message is
+//! still queued, and the ingress messages in a host's mailbox never exceed the capacity.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use actix_web::http::StatusCode;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+
+use super::problem::Problem;
+use crate::host::{DomainHost, Ingest, Prepare};
+
+/// Seconds a client is asked to wait after a 429: about one turn of a busy host.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// The ingress slots of one domain, and how often it had to refuse.
+#[derive(Debug)]
+pub struct Admission {
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    refused: AtomicU64,
+}
+
+/// One taken slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    /// `capacity` slots (the domain's `mailbox_capacity`).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a slot, or answers 429 naming `domain` when all are taken.
+    pub fn admit(&self, domain: &str) -> Result<Slot, Problem> {
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Ok(Slot { _permit: permit }),
+            Err(_) => Err(self.overloaded(domain)),
+        }
+    }
+
+    /// Counts a refusal and says so: for a full set of slots, or a message actix's own
+    /// mailbox refused.
+    pub(crate) fn overloaded(&self, domain: &str) -> Problem {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "domain-overloaded",
+            "Domain overloaded",
+            format!(
+                "domain \"{domain}\" already holds {} ingress requests ([domain.{domain}] mailbox_capacity) \
+                 and cannot keep up; nothing was appended, retry after {RETRY_AFTER_SECONDS} s",
+                self.capacity
+            ),
+        )
+        .with("domain", domain)
+        .retry_after(RETRY_AFTER_SECONDS)
+    }
+
+    /// The number of slots.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Slots taken now: ingress requests queued for or being handled by the host.
+    pub fn in_flight(&self) -> usize {
+        self.capacity.saturating_sub(self.slots.available_permits())
+    }
+
+    /// How many requests were refused with 429 since the node started.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// A host message that holds an ingress slot until the host handles it, and the channel
+/// its answer goes back on (so the gateway can `try_send` and still get a reply).
+pub(crate) struct Admitted<M: Message> {
+    message: M,
+    slot: Slot,
+    reply: oneshot::Sender<M::Result>,
+}
+
+impl<M: Message> Message for Admitted<M> {
+    type Result = ();
+}
+
+impl Handler<Admitted<Ingest>> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, admitted: Admitted<Ingest>, ctx: &mut Self::Context) {
+        let Admitted {
+            message,
+            slot,
+            reply,
+        } = admitted;
+        let answer = <Self as Handler<Ingest>>::handle(self, message, ctx);
+        drop(slot);
+        // The client may have gone; its events are appended (or not) all the same.
+        let _ = reply.send(answer);
+    }
+}
+
+impl Handler<Admitted<Prepare>> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, admitted: Admitted<Prepare>, ctx: &mut Self::Context) {
+        let Admitted {
+            message,
+            slot,
+            reply,
+        } = admitted;
+        // The host now holds its mailbox until the decision; the slot has done its job.
+        let answer = <Self as Handler<Prepare>>::handle(self, message, ctx);
+        drop(slot);
+        let _ = reply.send(answer);
+    }
+}
+
+/// Why an admitted message got no answer.
+#[derive(Debug)]
+pub(crate) enum Undelivered {
+    /// The mailbox refused it (actix's own bound); answered like a full domain.
+    Full,
+    /// The host is not running.
+    Gone,
+}
+
+/// Sends `message` with its `slot` without waiting for mailbox room, then awaits the answer.
+pub(crate) async fn ask<M>(
+    addr: &Addr<DomainHost>,
+    message: M,
+    slot: Slot,
+) -> Result<M::Result, Undelivered>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    DomainHost: Handler<Admitted<M>>,
+{
+    let (reply, answer) = oneshot::channel();
+    addr.try_send(Admitted {
+        message,
+        slot,
+        reply,
+    })
+    .map_err(|error| match error {
+        SendError::Full(_) => Undelivered::Full,
+        SendError::Closed(_) => Undelivered::Gone,
+    })?;
+    answer.await.map_err(|_| Undelivered::Gone)
+}

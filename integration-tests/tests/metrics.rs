@@ -1,0 +1,144 @@
+//! `GET /metrics`: the Prometheus text format with the log, streams, domains, ingress and
+//! connections; with `[auth]` on it needs the `metrics` scope unless `metrics_open`.
+
+use std::path::{Path, PathBuf};
+
+use herald_integration_tests::*;
+
+const SCRAPER: &str = "scraper-secret-5b7d9f1e3c2a";
+const READER: &str = "reader-secret-9e8d7c6b5a41";
+
+fn get(node: &Node, path: &str, authorization: Option<&str>) -> Reply {
+    let mut request = node.client().get(format!("{}{path}", node.base));
+    if let Some(token) = authorization {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    Reply::from(request.send())
+}
+
+#[test]
+fn metrics_report_the_log_streams_domains_ingress_and_connections() {
+    let node = Node::start();
+    for sku in ["sku-1", "sku-2", "sku-3"] {
+        node.accept(&stock_added(sku, 5));
+    }
+    let bad = node.publish(&event("orders.Nope", "x", serde_json::json!({})));
+    assert_eq!(bad.status, 422);
+    node.settle();
+
+    let reply = node.get("/metrics");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        reply.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = &reply.text;
+    // Every line is a comment or `name{labels} value`.
+    for line in text.lines() {
+        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (name, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample line: {line:?}"));
+        assert!(value.parse::<f64>().is_ok(), "bad value in {line:?}");
+        assert!(
+            name.starts_with("herald_") || name.starts_with("process_"),
+            "{line:?}"
+        );
+    }
+    let value = |sample: &str| {
+        metric_value(text, sample).unwrap_or_else(|| panic!("no {sample} in:\n{text}"))
+    };
+    assert_eq!(
+        value("herald_stream_events_total{stream=\"inventory\"}"),
+        3.0
+    );
+    assert_eq!(value("herald_ingress_requests_total{status=\"202\"}"), 3.0);
+    assert_eq!(value("herald_ingress_requests_total{status=\"422\"}"), 1.0);
+    assert!(value("herald_log_head_offset") >= 3.0);
+    for domain in ["analytics", "inventory", "orders", "payments", "shipping"] {
+        assert_eq!(
+            value(&format!("herald_domain_lag_records{{domain=\"{domain}\"}}")),
+            0.0
+        );
+        assert_eq!(
+            value(&format!("herald_domain_ready{{domain=\"{domain}\"}}")),
+            1.0
+        );
+        assert_eq!(
+            value(&format!(
+                "herald_domain_ingress_capacity{{domain=\"{domain}\"}}"
+            )),
+            1024.0
+        );
+        assert_eq!(
+            value(&format!(
+                "herald_domain_ingress_refused_total{{domain=\"{domain}\"}}"
+            )),
+            0.0
+        );
+    }
+    assert!(value("herald_http_open_connections") >= 1.0);
+    assert_eq!(value("herald_http_max_connections"), 1024.0);
+    assert!(value("process_resident_memory_bytes") > 1_000_000.0);
+    assert!(text.contains("# TYPE herald_stream_events_total counter"));
+}
+
+/// The sample config with auth on, a scraper token (`metrics`) and a reader (`query`).
+fn auth_config(dir: &Path) -> PathBuf {
+    let sample = std::fs::read_to_string(sample_config()).expect("sample config");
+    let enabled = sample.replacen("enabled = false", "enabled = true", 1);
+    let config = format!(
+        "{enabled}
+[[auth.tokens]]
+name = \"scraper\"
+token = \"{SCRAPER}\"
+scopes = [\"metrics\"]
+
+[[auth.tokens]]
+name = \"reader\"
+token = \"{READER}\"
+scopes = [\"query\"]
+"
+    );
+    let path = dir.join("auth.toml");
+    std::fs::write(&path, config).expect("config");
+    path
+}
+
+#[test]
+fn metrics_need_the_metrics_scope_unless_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = auth_config(dir.path());
+    let node = Node::start_with_config(&config, &[]);
+
+    let reply = get(&node, "/metrics", None);
+    assert_eq!(reply.status, 401, "{}", reply.text);
+    assert!(reply.content_type.starts_with("application/problem+json"));
+    let reply = get(&node, "/metrics", Some(READER));
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    assert_eq!(reply.json["scope"], "metrics");
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("may not read metrics")),
+        "{}",
+        reply.text
+    );
+    let reply = get(&node, "/metrics", Some(SCRAPER));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.text.contains("herald_log_head_offset"));
+    // The scraper's token reads nothing else.
+    assert_eq!(get(&node, "/v1/streams", Some(SCRAPER)).status, 403);
+    assert_eq!(get(&node, "/healthz", None).status, 200);
+    assert_eq!(get(&node, "/readyz", None).status, 200);
+    drop(node);
+
+    // metrics_open (here from the environment): no token needed for /metrics only.
+    let node = Node::start_with_config(&config, &[("HERALD_AUTH__METRICS_OPEN", "true")]);
+    let reply = get(&node, "/metrics", None);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.text.contains("herald_log_head_offset"));
+    assert_eq!(get(&node, "/v1/streams", None).status, 401);
+}

@@ -101,6 +101,34 @@ pub fn encode_into<T: Serialize>(
         .map_err(|source| CodecError::Encode { tag, source })
 }
 
+/// How much memory decoding may claim per input byte. bincode reserves a string's or
+/// buffer's declared length before reading it, so without a limit a corrupt length (behind
+/// a valid checksum: a writer bug, a hand-edited file) aborts the process on a terabyte
+/// allocation instead of failing as a decode error. In-memory sizes exceed encoded sizes
+/// (a one-byte integer becomes eight, a map entry dozens), hence a generous factor.
+const CLAIM_PER_BYTE: usize = 64;
+
+/// Decodes with a claim limit proportional to the input: the smallest power-of-16 budget
+/// (from 1 MiB) that covers [`CLAIM_PER_BYTE`] per byte. bincode's limit is a constant.
+fn decode_bounded<T: DeserializeOwned>(
+    body: &[u8],
+) -> Result<(T, usize), bincode::error::DecodeError> {
+    use bincode::serde::decode_from_slice;
+    let budget = body.len().saturating_mul(CLAIM_PER_BYTE);
+    let standard = config();
+    if budget <= 1 << 20 {
+        decode_from_slice(body, standard.with_limit::<{ 1 << 20 }>())
+    } else if budget <= 1 << 24 {
+        decode_from_slice(body, standard.with_limit::<{ 1 << 24 }>())
+    } else if budget <= 1 << 28 {
+        decode_from_slice(body, standard.with_limit::<{ 1 << 28 }>())
+    } else if budget <= 1 << 32 {
+        decode_from_slice(body, standard.with_limit::<{ 1 << 32 }>())
+    } else {
+        decode_from_slice(body, standard.with_limit::<{ 1 << 36 }>())
+    }
+}
+
 /// Decodes bytes written by [`encode`] with the same `tag`.
 pub fn decode<T: DeserializeOwned>(expected: FormatTag, bytes: &[u8]) -> Result<T, CodecError> {
     let (&first, body) = bytes.split_first().ok_or(CodecError::Empty)?;
@@ -108,8 +136,8 @@ pub fn decode<T: DeserializeOwned>(expected: FormatTag, bytes: &[u8]) -> Result<
     if found != expected {
         return Err(CodecError::WrongTag { expected, found });
     }
-    let (value, read) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|source| CodecError::Decode { tag: found, source })?;
+    let (value, read) =
+        decode_bounded(body).map_err(|source| CodecError::Decode { tag: found, source })?;
     if read != body.len() {
         return Err(CodecError::Trailing {
             tag: found,
@@ -122,6 +150,19 @@ pub fn decode<T: DeserializeOwned>(expected: FormatTag, bytes: &[u8]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_corrupt_length_is_a_decode_error_not_an_abort() {
+        // Found by fuzzing (fuzz/known-issues): an envelope id declaring ~2^56 bytes.
+        let bytes = [
+            0x02, 0x15, 0x01, 0x01, 0x00, 0xfd, 0xa8, 0x30, 0x01, 0x01, 0x01, 0x00, 0x00, 0x01,
+        ];
+        let decoded = decode::<crate::log::Record>(FormatTag::RecordV1, &bytes);
+        assert!(
+            matches!(decoded, Err(CodecError::Decode { .. })),
+            "{decoded:?}"
+        );
+    }
     use crate::envelope::{Cause, Envelope, Position};
 
     fn sample() -> Envelope {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 use dashmap::DashMap;
-use herald_config::{Config, DedupWindow, FsyncPolicy};
+use herald_config::{BusKind, Config, DedupWindow, FsyncPolicy};
 use herald_runtime::bus::Bus;
 use herald_runtime::catalog::{Catalog, CatalogError};
 use herald_runtime::hosted::DomainEntry;
@@ -53,6 +53,9 @@ pub enum NodeError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[source] std::io::Error),
+    /// The config asks for something this build does not do yet.
+    #[error("{0}")]
+    NotBuilt(String),
     /// A domain did not become ready in time.
     #[error("domains not ready after {0:?}: {1}")]
     NotReady(Duration, String),
@@ -75,6 +78,11 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
+    if config.bus.kind == BusKind::Nats {
+        return Err(NodeError::NotBuilt(
+            "[bus] kind = \"nats\" (networked mode on NATS JetStream) is not built yet: its config is read and checked, the bus is the next step (docs/networked-mode.md); use kind = \"embedded\"".into(),
+        ));
+    }
     let known: Vec<&str> = registered.iter().map(|entry| entry.name).collect();
     let enabled = config.enabled_domains(&known);
     let catalog = Arc::new(Catalog::new(&registered, &enabled)?);

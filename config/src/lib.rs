@@ -27,6 +27,7 @@ mod auth;
 mod duration;
 mod env;
 mod error;
+mod nats;
 mod sections;
 mod validate;
 
@@ -41,6 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::auth::{AuthConfig, Credential, Scope, TokenConfig};
 use crate::env::EnvOverrides;
 pub use crate::error::{ConfigError, Problem};
+pub use crate::nats::NatsConfig;
 pub use crate::sections::{
     BusConfig, BusKind, DedupWindow, DomainSettings, DomainsConfig, FsyncPolicy, HttpConfig,
     LogConfig, LogFormat, NodeConfig, TelemetryConfig,

@@ -121,6 +121,9 @@ pub struct BusConfig {
     /// Which bus implementation carries events.
     #[serde(default)]
     pub kind: BusKind,
+    /// The NATS servers and JetStream settings, for `kind = "nats"`.
+    #[serde(default)]
+    pub nats: crate::nats::NatsConfig,
 }
 
 /// The event bus implementations; written lowercase in the file.
@@ -130,6 +133,8 @@ pub enum BusKind {
     /// In-process bus: every domain runs inside this node.
     #[default]
     Embedded,
+    /// NATS JetStream: nodes share streams through NATS (networked mode; not built yet).
+    Nats,
 }
 
 /// `[log]`: the durable event log.
@@ -426,7 +431,9 @@ pub enum LogFormat {
 
 /// Reads a list of names from a list or a comma-separated string, trimming each name
 /// and dropping empty ones (so `"orders, ,analytics,"` is two names).
-fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn string_or_list<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
     struct NamesVisitor;
 
     impl<'de> Visitor<'de> for NamesVisitor {

@@ -179,6 +179,8 @@ impl Config {
             self.domains.restart_limit as usize,
         );
 
+        self.bus.nats.validate(&mut problems);
+
         if self.telemetry.level.trim().is_empty() {
             problems.push(Problem::new(
                 "telemetry.level",

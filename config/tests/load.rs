@@ -237,9 +237,9 @@ fn parse_errors_name_key_source_and_allowed_values() {
         ]),
     );
     check(
-        "[bus]\nkind = \"nats\"\n",
+        "[bus]\nkind = \"kafka\"\n",
         &[],
-        Expected::Parse(&["bus.kind: unknown value \"nats\"; allowed values are: embedded"]),
+        Expected::Parse(&["bus.kind: unknown value \"kafka\"; allowed values are: embedded, nats"]),
     );
     check(
         "[telemetry]\nformat = \"xml\"\n",

@@ -154,3 +154,35 @@ fn the_node_logs_its_domains_and_address() {
         .unwrap_or_default()
         .contains("payments"));
 }
+
+#[test]
+fn the_nats_sample_validates_and_run_says_networked_mode_is_not_built_yet() {
+    let sample = workspace().join("config").join("nats.toml");
+    let sample = sample.to_str().expect("utf-8 path");
+    let checked = herald(&["check-config", "--config", sample], &[]);
+    assert_eq!(checked.status, Some(0), "{}", checked.stderr);
+    let servers = herald(
+        &["check-config", "--config", sample],
+        &[("HERALD_BUS__NATS__SERVERS", "nats://a:4222,http://b:4222")],
+    );
+    assert_eq!(servers.status, Some(2));
+    assert!(
+        servers.stderr.contains("bus.nats.servers")
+            && servers
+                .stderr
+                .contains("\"http://b:4222\" is not a nats:// or tls:// URL")
+            && servers.stderr.contains("HERALD_BUS__NATS__SERVERS"),
+        "{}",
+        servers.stderr
+    );
+    let run = herald(
+        &["run", "--config", sample],
+        &[("HERALD_HTTP__BIND", "127.0.0.1:0")],
+    );
+    assert_eq!(run.status, Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("kind = \"nats\"") && run.stderr.contains("not built yet"),
+        "{}",
+        run.stderr
+    );
+}

@@ -154,6 +154,11 @@ fn a_panicking_input_is_parked_its_key_held_and_retried_in_order_across_sigkill(
         a["last_seen"], 1,
         "state was not rebuilt after the panic: {a}"
     );
+    let metrics = node.get("/metrics").text;
+    assert!(
+        metrics.contains("herald_domain_dead_letters{domain=\"faulty\"} 1"),
+        "{metrics}"
+    );
     // The dead-letter stream records it.
     let stream = node.read_stream("deadletter-faulty");
     assert_eq!(stream.len(), 1, "{stream:?}");

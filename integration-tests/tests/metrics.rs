@@ -67,6 +67,16 @@ fn metrics_report_the_log_streams_domains_ingress_and_connections() {
             1.0
         );
         assert_eq!(
+            value(&format!("herald_domain_failed{{domain=\"{domain}\"}}")),
+            0.0
+        );
+        assert_eq!(
+            value(&format!(
+                "herald_domain_dead_letters{{domain=\"{domain}\"}}"
+            )),
+            0.0
+        );
+        assert_eq!(
             value(&format!(
                 "herald_domain_ingress_capacity{{domain=\"{domain}\"}}"
             )),

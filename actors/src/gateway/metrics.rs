@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 
-use super::state::GatewayState;
+use super::state::{GatewayState, HostHandle};
+use crate::host::Health;
 
 /// The content type of the Prometheus text format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -60,6 +61,9 @@ pub async fn metrics(state: web::Data<GatewayState>) -> HttpResponse {
         .body(render(&state))
 }
 
+/// One metric family with a sample per domain: name, type, help, and how to read it.
+type DomainFamily<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(&HostHandle) -> u64);
+
 fn render(state: &GatewayState) -> String {
     let mut out = Exposition::default();
     let head = state.log.head();
@@ -92,62 +96,55 @@ fn render(state: &GatewayState) -> String {
         .map(|host| (*host.key(), host.value().clone()))
         .collect();
     hosts.sort_by_key(|(name, _)| *name);
-    out.family(
-        "herald_domain_lag_records",
-        "gauge",
-        "Durable log records a domain has not read yet (head offset minus its cursor).",
-    );
-    for (domain, host) in &hosts {
-        let lag = head.saturating_sub(host.view.cursor());
-        out.sample("herald_domain_lag_records", &[("domain", domain)], lag);
-    }
-    out.family(
-        "herald_domain_ready",
-        "gauge",
-        "1 when the domain has recovered and takes events, else 0.",
-    );
-    for (domain, host) in &hosts {
-        let ready = u64::from(host.view.is_ready());
-        out.sample("herald_domain_ready", &[("domain", domain)], ready);
-    }
-    out.family(
-        "herald_domain_ingress_in_flight",
-        "gauge",
-        "Ingress requests queued for or being handled by the domain's host.",
-    );
-    for (domain, host) in &hosts {
-        let in_flight = host.admission.in_flight() as u64;
-        out.sample(
+    let per_domain: [DomainFamily; 7] = [
+        (
+            "herald_domain_lag_records",
+            "gauge",
+            "Durable log records a domain has not read yet (head offset minus its cursor).",
+            &|host| head.saturating_sub(host.view.cursor()),
+        ),
+        (
+            "herald_domain_ready",
+            "gauge",
+            "1 when the domain has recovered and takes events, else 0.",
+            &|host| u64::from(host.view.is_ready()),
+        ),
+        (
+            "herald_domain_failed",
+            "gauge",
+            "1 when the domain failed (restart loop, or too many parked keys), else 0.",
+            &|host| u64::from(matches!(host.view.health(), Health::Failed(_))),
+        ),
+        (
+            "herald_domain_dead_letters",
+            "gauge",
+            "Inputs parked as dead letters, one per held key.",
+            &|host| host.view.dead_letters().len() as u64,
+        ),
+        (
             "herald_domain_ingress_in_flight",
-            &[("domain", domain)],
-            in_flight,
-        );
-    }
-    out.family(
-        "herald_domain_ingress_capacity",
-        "gauge",
-        "Ingress requests the domain may hold before answering 429 (mailbox_capacity).",
-    );
-    for (domain, host) in &hosts {
-        let capacity = host.admission.capacity() as u64;
-        out.sample(
+            "gauge",
+            "Ingress requests queued for or being handled by the domain's host.",
+            &|host| host.admission.in_flight() as u64,
+        ),
+        (
             "herald_domain_ingress_capacity",
-            &[("domain", domain)],
-            capacity,
-        );
-    }
-    out.family(
-        "herald_domain_ingress_refused_total",
-        "counter",
-        "Ingress requests answered 429 because the domain held mailbox_capacity requests.",
-    );
-    for (domain, host) in &hosts {
-        let refused = host.admission.refused();
-        out.sample(
+            "gauge",
+            "Ingress requests the domain may hold before answering 429 (mailbox_capacity).",
+            &|host| host.admission.capacity() as u64,
+        ),
+        (
             "herald_domain_ingress_refused_total",
-            &[("domain", domain)],
-            refused,
-        );
+            "counter",
+            "Ingress requests answered 429 because the domain held mailbox_capacity requests.",
+            &|host| host.admission.refused(),
+        ),
+    ];
+    for (name, kind, help, value) in per_domain {
+        out.family(name, kind, help);
+        for (domain, host) in &hosts {
+            out.sample(name, &[("domain", domain)], value(host));
+        }
     }
 
     out.family(

@@ -69,6 +69,26 @@ impl Tally {
             *other.entry(status).or_default() += 1;
         }
     }
+
+    /// Counts a POST's answer: `acknowledged` for a 2xx; a 429 is a throttle only when
+    /// `throttles` (the laggard's own ingress), otherwise an unexpected status.
+    fn count(&self, answer: Option<Reply>, throttles: bool, acknowledged: impl FnOnce()) {
+        match answer {
+            Some(reply) if reply.status / 100 == 2 => acknowledged(),
+            Some(reply) if throttles && reply.status == 429 => {
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                if let (Err(why), Ok(mut misshapen)) =
+                    (check_throttle(&reply), self.misshapen.lock())
+                {
+                    misshapen.push(why);
+                }
+            }
+            Some(reply) => self.other(reply.status),
+            None => {
+                self.unanswered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 fn key(n: u64) -> String {
@@ -154,15 +174,9 @@ fn a_slow_domain_is_throttled_loses_nothing_and_recovers() {
                     n += 1;
                     let key = key(n + thread);
                     let event = event("feeder.Fed", &key, json!({"key": key, "n": n}));
-                    match post(node, &event) {
-                        Some(reply) if reply.status / 100 == 2 => {
-                            Tally::acknowledge(&tally.fed, &key)
-                        }
-                        Some(reply) => tally.other(reply.status),
-                        None => {
-                            tally.unanswered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    tally.count(post(node, &event), false, || {
+                        Tally::acknowledge(&tally.fed, &key)
+                    });
                 }
             });
         }
@@ -174,23 +188,9 @@ fn a_slow_domain_is_throttled_loses_nothing_and_recovers() {
                     n += 1;
                     let key = key(n);
                     let event = event("laggard.Poked", &key, json!({"key": key}));
-                    match post(node, &event) {
-                        Some(reply) if reply.status / 100 == 2 => {
-                            Tally::acknowledge(&tally.poked, &key)
-                        }
-                        Some(reply) if reply.status == 429 => {
-                            tally.throttled.fetch_add(1, Ordering::Relaxed);
-                            if let (Err(why), Ok(mut misshapen)) =
-                                (check_throttle(&reply), tally.misshapen.lock())
-                            {
-                                misshapen.push(why);
-                            }
-                        }
-                        Some(reply) => tally.other(reply.status),
-                        None => {
-                            tally.unanswered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    tally.count(post(node, &event), true, || {
+                        Tally::acknowledge(&tally.poked, &key)
+                    });
                 }
             });
         }
@@ -202,15 +202,9 @@ fn a_slow_domain_is_throttled_loses_nothing_and_recovers() {
                     n += 1;
                     let order = format!("o-{n}");
                     let event = order_placed(&order, "alice", &[("sku-1", 1, 100)]);
-                    match post(node, &event) {
-                        Some(reply) if reply.status / 100 == 2 => {
-                            tally.orders.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Some(reply) => tally.other(reply.status),
-                        None => {
-                            tally.unanswered.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
+                    tally.count(post(node, &event), false, || {
+                        tally.orders.fetch_add(1, Ordering::Relaxed);
+                    });
                 }
             });
         }

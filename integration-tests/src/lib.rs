@@ -66,6 +66,20 @@ pub fn sample_config() -> PathBuf {
     workspace().join("config").join("herald.toml")
 }
 
+/// Writes `dir/auth.toml`: the sample config with `[auth]` on and `tokens` (TOML
+/// `[[auth.tokens]]` tables) appended; returns its path.
+pub fn sample_config_with_auth(dir: &Path, tokens: &str) -> PathBuf {
+    let sample = std::fs::read_to_string(sample_config()).expect("sample config");
+    let enabled = sample.replacen("enabled = false", "enabled = true", 1);
+    assert_ne!(
+        enabled, sample,
+        "the sample config has an [auth] enabled key"
+    );
+    let path = dir.join("auth.toml");
+    std::fs::write(&path, format!("{enabled}\n{tokens}")).expect("config");
+    path
+}
+
 /// The command that runs `binary` as a test node: the sample config, a free port, its own
 /// data directory. Callers add the log filter and pipes they need.
 pub fn node_command(binary: &Path, data_dir: &Path) -> Command {

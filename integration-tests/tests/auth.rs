@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use herald_integration_tests::{
-    herald_binary, node_command_with, order_placed, run_command, sample_config, stock_added, Node,
-    Reply,
+    herald_binary, node_command_with, order_placed, run_command, sample_config_with_auth,
+    stock_added, Node, Reply,
 };
 
 const PUBLISHER: &str = "publisher-secret-8f2c1a9e77b4";
@@ -19,15 +19,8 @@ const ADMIN: &str = "admin-secret-6e5d4c3b2a19";
 fn auth_config(dir: &Path) -> PathBuf {
     let token_file = dir.join("orders-only.token");
     std::fs::write(&token_file, format!("{ORDERS_ONLY}\n")).expect("token file");
-    let sample = std::fs::read_to_string(sample_config()).expect("sample config");
-    let enabled = sample.replacen("enabled = false", "enabled = true", 1);
-    assert_ne!(
-        enabled, sample,
-        "the sample config has an [auth] enabled key"
-    );
-    let config = format!(
-        "{enabled}
-[[auth.tokens]]
+    let tokens = format!(
+        "[[auth.tokens]]
 name = \"publisher\"
 token_env = \"HERALD_TEST_PUBLISHER_TOKEN\"
 scopes = [\"publish\", \"query\"]
@@ -50,9 +43,7 @@ scopes = [\"admin\"]
 ",
         token_file.display()
     );
-    let path = dir.join("auth.toml");
-    std::fs::write(&path, config).expect("config");
-    path
+    sample_config_with_auth(dir, &tokens)
 }
 
 fn env() -> Vec<(&'static str, &'static str)> {

@@ -97,11 +97,8 @@ fn metrics_report_the_log_streams_domains_ingress_and_connections() {
 
 /// The sample config with auth on, a scraper token (`metrics`) and a reader (`query`).
 fn auth_config(dir: &Path) -> PathBuf {
-    let sample = std::fs::read_to_string(sample_config()).expect("sample config");
-    let enabled = sample.replacen("enabled = false", "enabled = true", 1);
-    let config = format!(
-        "{enabled}
-[[auth.tokens]]
+    let tokens = format!(
+        "[[auth.tokens]]
 name = \"scraper\"
 token = \"{SCRAPER}\"
 scopes = [\"metrics\"]
@@ -112,9 +109,7 @@ token = \"{READER}\"
 scopes = [\"query\"]
 "
     );
-    let path = dir.join("auth.toml");
-    std::fs::write(&path, config).expect("config");
-    path
+    sample_config_with_auth(dir, &tokens)
 }
 
 #[test]

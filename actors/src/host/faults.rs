@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use herald_runtime::deadletter::{self, InputRef, Parked};
 use herald_runtime::envelope::now_rfc3339;
-use herald_runtime::log::Record;
+use herald_runtime::log::{LogError, Record};
 use herald_runtime::HandleError;
 use tracing::{error, warn};
 
@@ -169,22 +169,18 @@ impl DomainHost {
             attempts: failures,
             parked_at: now_rfc3339(),
         };
-        let envelope = deadletter::parked_envelope(self.name(), &parked, input.traceparent.clone());
-        let stream = deadletter::stream(self.name());
-        match self.bus.append(&stream, record.offset, vec![envelope]) {
-            Ok(records) => {
+        let id = parked.input.dead_letter_id();
+        match self.park(parked, record.offset, input.traceparent.clone()) {
+            Ok(_) => {
                 warn!(
                     domain = self.name(),
-                    dead_letter = %parked.input.dead_letter_id(),
-                    key = %parked.input.key,
+                    dead_letter = %id,
+                    key = %input.partitionkey,
                     "input parked as a dead letter; later inputs with its key wait"
                 );
-                self.note_dead(&records);
-                self.holds.park(parked, Default::default());
                 self.cursor = record.offset;
                 self.retrying = None;
                 self.publish_positions();
-                self.publish_dead_letters();
                 Ok(())
             }
             Err(error) => {
@@ -197,6 +193,23 @@ impl DomainHost {
                 Err(Stall::Retry(STALL_RETRY))
             }
         }
+    }
+
+    /// Appends a `parked` record (with `consumed`) and holds its key; a key already held
+    /// by the same input keeps its queue. Answers the record's offset.
+    pub(super) fn park(
+        &mut self,
+        parked: Parked,
+        consumed: u64,
+        traceparent: Option<String>,
+    ) -> Result<u64, LogError> {
+        let envelope = deadletter::parked_envelope(self.name(), &parked, traceparent);
+        let stream = deadletter::stream(self.name());
+        let records = self.bus.append(&stream, consumed, vec![envelope])?;
+        self.note_dead(&records);
+        self.holds.park(parked, Default::default());
+        self.publish_dead_letters();
+        Ok(records.last().map_or(0, |record| record.offset))
     }
 
     /// Notes appended dead-letter records.

@@ -254,19 +254,11 @@ impl DomainHost {
             attempts: held.parked.attempts + 1,
             parked_at: now_rfc3339(),
         };
-        let envelope = deadletter::parked_envelope(self.name(), &parked, None);
-        let stream = deadletter::stream(self.name());
-        match self.bus.append(&stream, self.cursor, vec![envelope]) {
-            Ok(records) => {
-                warn!(domain = self.name(), dead_letter = %id, error = %parked.error, "retried dead letter failed again");
-                self.note_dead(&records);
-                self.holds.park(parked.clone(), Default::default());
-                self.publish_dead_letters();
-                ReleaseError::StillFailing {
-                    id,
-                    error: parked.error,
-                    sync_to: records.last().map_or(0, |record| record.offset),
-                }
+        let error = parked.error.clone();
+        match self.park(parked, self.cursor, None) {
+            Ok(sync_to) => {
+                warn!(domain = self.name(), dead_letter = %id, %error, "retried dead letter failed again");
+                ReleaseError::StillFailing { id, error, sync_to }
             }
             Err(error) => ReleaseError::Log(error.to_string()),
         }

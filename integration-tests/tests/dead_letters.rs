@@ -320,10 +320,12 @@ fn a_restart_loop_marks_the_domain_failed_and_the_others_go_on() {
         .expect("faulty listed");
     assert_eq!(faulty["status"], "failed", "{faulty}");
     assert!(faulty["failure"].as_str().is_some());
-    // It does not spin: the number of restarts stays at the limit.
+    // It does not spin: the number of restarts stays at the limit (the log lines arrive
+    // through a reader thread, so wait for them, then give a spin time to show).
+    let restarts = || node.logs().matches("starting it again").count();
+    eventually("the restarts are logged", || restarts() >= 3);
     std::thread::sleep(Duration::from_secs(1));
-    let restarts = node.logs().matches("starting it again").count();
-    assert_eq!(restarts, 3, "restarts logged: {restarts}");
+    assert_eq!(restarts(), 3, "restarts logged: {}", restarts());
     // The others go on.
     place_order(&node, "o-2", "sku-2");
     node.await_field("orders", "o-2", "status", &json!("awaiting_shipment"));
@@ -428,11 +430,16 @@ fn retries_wait_out_their_backoff_whatever_else_the_node_does() {
         dead_letter(&node, &format!("feeder-{failing}"))["attempts"],
         3
     );
-    let failures = node
-        .logs()
-        .lines()
-        .filter(|line| line.contains("handler failed") && line.contains("injected error on r #1"))
-        .count();
-    assert_eq!(failures, 3, "one failure logged per attempt");
+    // The node's output is collected by a reader thread: wait for the lines to arrive.
+    let failures = || {
+        node.logs()
+            .lines()
+            .filter(|line| {
+                line.contains("handler failed") && line.contains("injected error on r #1")
+            })
+            .count()
+    };
+    eventually("the three failures are logged", || failures() >= 3);
+    assert_eq!(failures(), 3, "one failure logged per attempt");
     await_handled(&node, "other", &(1..=n).collect::<Vec<_>>());
 }

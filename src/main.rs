@@ -12,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use herald_actors::node::NodeError;
 use herald_config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -79,7 +80,18 @@ fn main() -> ExitCode {
                 Err(error) => {
                     tracing::error!("{error:#}");
                     eprintln!("herald: {error:#}");
-                    ExitCode::FAILURE
+                    // What the operator must fix in the config (or the NATS it names) is a
+                    // config error; the rest is a failure at run time.
+                    let settings = error.chain().any(|cause| {
+                        matches!(
+                            cause.downcast_ref::<NodeError>(),
+                            Some(NodeError::Nats(_) | NodeError::Config(_))
+                        )
+                    });
+                    match settings {
+                        true => ExitCode::from(BAD_CONFIG),
+                        false => ExitCode::FAILURE,
+                    }
                 }
             }
         }

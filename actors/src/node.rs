@@ -1,6 +1,7 @@
 //! A node: the log, the bus, one host per enabled domain and the gateway, run until told
 //! to stop.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use herald_runtime::bus::Bus;
 use herald_runtime::catalog::{Catalog, CatalogError};
 use herald_runtime::hosted::DomainEntry;
 use herald_runtime::log::{self, EventLog, FileLog, FileLogOptions, LogError};
+use herald_runtime::nats::{BusStatus, JetStreamNodeLog, Nats};
 use herald_runtime::snapshot::{SnapshotError, SnapshotStore};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -22,6 +24,7 @@ use tracing::{error, info, warn};
 use crate::gateway::{
     self, Access, Connections, Gateway, GatewayState, HostHandle, Limits, Metrics, StopGateway,
 };
+use crate::networked;
 use crate::host::{Checkpoint, Drain, FaultPolicy, Health, HostArgs, SnapshotSettings};
 use crate::supervisor::{RestartPolicy, Supervisor};
 
@@ -53,9 +56,12 @@ pub enum NodeError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[source] std::io::Error),
-    /// The config asks for something this build does not do yet.
+    /// NATS cannot be used: credentials refused, server too old, no JetStream.
+    #[error(transparent)]
+    Nats(#[from] herald_runtime::nats::NatsError),
+    /// A setting cannot be used as given (a secret that cannot be read).
     #[error("{0}")]
-    NotBuilt(String),
+    Config(String),
     /// A domain did not become ready in time.
     #[error("domains not ready after {0:?}: {1}")]
     NotReady(Duration, String),
@@ -78,22 +84,43 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    if config.bus.kind == BusKind::Nats {
-        return Err(NodeError::NotBuilt(
-            "[bus] kind = \"nats\" (networked mode on NATS JetStream) is not built yet: its config is read and checked, the bus is the next step (docs/networked-mode.md); use kind = \"embedded\"".into(),
-        ));
-    }
     let known: Vec<&str> = registered.iter().map(|entry| entry.name).collect();
     let enabled = config.enabled_domains(&known);
     let catalog = Arc::new(Catalog::new(&registered, &enabled)?);
-    std::fs::create_dir_all(&config.node.data_dir).map_err(|source| NodeError::DataDir {
-        path: config.node.data_dir.clone(),
-        source,
-    })?;
-    let log = open_log(&config)?;
-    let bus = Arc::new(Bus::new(Arc::clone(&log)));
+    let storage = match config.bus.kind {
+        BusKind::Embedded => {
+            std::fs::create_dir_all(&config.node.data_dir).map_err(|source| {
+                NodeError::DataDir {
+                    path: config.node.data_dir.clone(),
+                    source,
+                }
+            })?;
+            let log = open_log(&config)?;
+            Storage {
+                buses: HashMap::new(),
+                shared: Some(Arc::new(Bus::new(Arc::clone(&log)))),
+                log,
+                store: Some(SnapshotStore::open(config.node.data_dir.join("snapshots"))?),
+                nats: None,
+            }
+        }
+        BusKind::Nats => {
+            let settings = networked::settings(&config)?;
+            let (nats, status) = networked::connect(settings, &listener).await?;
+            Storage {
+                buses: networked::buses(&nats, &registered, &enabled)?,
+                shared: None,
+                log: JetStreamNodeLog::new(Arc::clone(&nats), &known),
+                // Snapshots stay local files only in embedded mode; in networked mode a
+                // domain's state is rebuilt from JetStream on every start.
+                store: None,
+                nats: Some((nats, status)),
+            }
+        }
+    };
+    let log = Arc::clone(&storage.log);
     let snapshots = SnapshotSettings {
-        store: Some(SnapshotStore::open(config.node.data_dir.join("snapshots"))?),
+        store: storage.store.clone(),
         every: config.log.snapshot_every,
         interval: config.log.snapshot_interval,
     };
@@ -115,7 +142,7 @@ pub async fn run(
         let arbiter = Arbiter::new();
         let settings = config.domain_settings(entry.name);
         let entry = *entry;
-        let bus = Arc::clone(&bus);
+        let bus = storage.bus(entry.name)?;
         let snapshots = snapshots.clone();
         let factory = move |view| HostArgs {
             entry,
@@ -180,6 +207,7 @@ pub async fn run(
             max_header_bytes: config.http.max_header_bytes,
         },
         log: Arc::clone(&log),
+        nats: storage.nats.as_ref().map(|(_, status)| status.clone()),
         shutdown: tails_shutdown,
         access,
         connections: Arc::clone(&connections),
@@ -251,6 +279,27 @@ pub async fn run(
     }
     info!("node stopped");
     Ok(())
+}
+
+/// Where the node's streams live, and how hosts reach them.
+struct Storage {
+    /// The gateway's log: the embedded log, or the read view of JetStream.
+    log: Arc<dyn EventLog>,
+    /// Embedded: one bus for every domain.
+    shared: Option<Arc<Bus>>,
+    /// Networked: one bus per hosted domain, over its JetStream log.
+    buses: HashMap<&'static str, Arc<Bus>>,
+    store: Option<SnapshotStore>,
+    nats: Option<(Arc<Nats>, watch::Receiver<BusStatus>)>,
+}
+
+impl Storage {
+    fn bus(&self, domain: &str) -> Result<Arc<Bus>, NodeError> {
+        self.shared
+            .clone()
+            .or_else(|| self.buses.get(domain).cloned())
+            .ok_or_else(|| NodeError::Config(format!("no log was opened for domain \"{domain}\"")))
+    }
 }
 
 /// Opens the durable log under `<data_dir>/log`, as `[log]` says.

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::auth::{AuthConfig, Credential, Scope, TokenConfig};
 use crate::env::EnvOverrides;
 pub use crate::error::{ConfigError, Problem};
-pub use crate::nats::NatsConfig;
+pub use crate::nats::{NatsConfig, NatsCredentials};
 pub use crate::sections::{
     BusConfig, BusKind, DedupWindow, DomainSettings, DomainsConfig, FsyncPolicy, HttpConfig,
     LogConfig, LogFormat, NodeConfig, TelemetryConfig,

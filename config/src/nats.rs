@@ -226,6 +226,74 @@ impl NatsConfig {
     }
 }
 
+/// The credentials of `[bus.nats]`, secrets read.
+#[derive(Clone, PartialEq, Eq)]
+pub enum NatsCredentials {
+    /// None configured.
+    None,
+    /// User and password.
+    UserPassword {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// A token.
+    Token(String),
+    /// A `.creds` file.
+    CredsFile(PathBuf),
+}
+
+impl fmt::Debug for NatsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::UserPassword { user, .. } => write!(f, "UserPassword({user}, <redacted>)"),
+            Self::Token(_) => f.write_str("Token(<redacted>)"),
+            Self::CredsFile(path) => write!(f, "CredsFile({})", path.display()),
+        }
+    }
+}
+
+impl NatsConfig {
+    /// Reads the configured secret from its variable (through `env`), file or the config;
+    /// the error names the key and the variable or file that failed.
+    pub fn credentials(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<NatsCredentials, String> {
+        let secret = |key: &str,
+                      variable: &Option<String>,
+                      file: &Option<PathBuf>,
+                      inline: &Option<String>|
+         -> Result<Option<String>, String> {
+            if let Some(name) = variable {
+                return env(name).filter(|value| !value.is_empty()).map(Some).ok_or_else(|| {
+                    format!("bus.nats.{key}_env: the environment variable {name} is not set (or empty)")
+                });
+            }
+            if let Some(path) = file {
+                return std::fs::read_to_string(path)
+                    .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_owned()))
+                    .map_err(|error| format!("bus.nats.{key}_file: cannot read {}: {error}", path.display()));
+            }
+            Ok(inline.clone())
+        };
+        if let Some(path) = &self.creds_file {
+            return Ok(NatsCredentials::CredsFile(path.clone()));
+        }
+        if let Some(token) = secret("token", &self.token_env, &self.token_file, &self.token)? {
+            return Ok(NatsCredentials::Token(token));
+        }
+        if let Some(user) = &self.user {
+            let password = secret("password", &self.password_env, &self.password_file, &self.password)?
+                .unwrap_or_default();
+            return Ok(NatsCredentials::UserPassword {
+                user: user.clone(),
+                password,
+            });
+        }
+        Ok(NatsCredentials::None)
+    }
+}
+
 /// Whether `url` is `nats://` or `tls://` with a host and a port.
 fn check_url(url: &str) -> Result<(), &'static str> {
     let rest = url

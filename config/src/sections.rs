@@ -133,7 +133,7 @@ pub enum BusKind {
     /// In-process bus: every domain runs inside this node.
     #[default]
     Embedded,
-    /// NATS JetStream: nodes share streams through NATS (networked mode; not built yet).
+    /// NATS JetStream: nodes share streams through NATS (networked mode).
     Nats,
 }
 

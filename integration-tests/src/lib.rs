@@ -8,6 +8,7 @@
 //!   the `herald` binary as a command ([`herald`], [`run_node_to_exit`]), event builders, a
 //!   seeded [`Rng`] and a JSON [`diff`] for failure messages.
 //! - [`invariants`]: the example saga's invariants checked against a node's whole log.
+//! - [`nats`]: a real nats-server (found or installed) for networked-mode tests.
 //! - [`raw_http`]: one HTTP/1.1 connection on a plain socket, for connection-limit tests.
 //! - [`segments`]: the on-disk log and snapshot files, parsed by their documented framing so
 //!   tests can cut and corrupt exact records.
@@ -16,6 +17,7 @@
 //!   fingerprint of everything a node answers, for before/after comparisons.
 
 pub mod invariants;
+pub mod nats;
 pub mod raw_http;
 pub mod segments;
 pub mod sse;
@@ -226,6 +228,11 @@ impl Node {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Makes the node own `dir`: removed when the node is dropped.
+    pub fn own_dir(&mut self, dir: tempfile::TempDir) {
+        self._owned_dir = Some(dir);
     }
 
     /// The node's data directory.

@@ -13,6 +13,7 @@
 //! - [`catalog`]: the topology: every domain's types, schemas, ingress and subscriptions.
 //! - [`cloudevent`]: parsing CloudEvents JSON from clients into envelopes, with precise errors.
 //! - [`log`]: the event log: its interface, the durable segment-file log, and an in-memory one.
+//! - [`nats`]: networked mode: the streams on NATS JetStream, and the node's connection.
 //! - [`bus`]: appends to the log and wakes the domains subscribed to what was appended.
 //! - [`replay`]: rebuilding a domain's state from the log.
 //! - [`snapshot`]: a domain's state saved with the log positions it reflects.
@@ -29,6 +30,7 @@ pub mod event;
 pub mod hosted;
 pub mod ids;
 pub mod log;
+pub mod nats;
 pub mod outbox;
 pub mod replay;
 pub mod snapshot;

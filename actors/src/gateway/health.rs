@@ -18,6 +18,15 @@ pub async fn healthz() -> HttpResponse {
 /// Readiness: 200 when every hosted domain takes events, else 503 naming those still
 /// starting and those failed (with why).
 pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Problem> {
+    if let Some(reason) = state.nats_down() {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nats-unavailable",
+            "Not ready: NATS unavailable",
+            reason,
+        )
+        .retry_after(1));
+    }
     let health: BTreeMap<&str, Health> = state
         .hosts
         .iter()

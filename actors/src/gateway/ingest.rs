@@ -95,6 +95,9 @@ pub async fn post_events(
             }
         }
     }
+    if state.nats.is_some() {
+        networked_checks(&state, &groups)?;
+    }
     let (outcomes, sync_to) = dispatch(&state, mode, groups).await?;
     // Durable before acknowledged: the answer waits for the group commit.
     state
@@ -104,6 +107,31 @@ pub async fn post_events(
         .await
         .map_err(log_problem)?;
     Ok(respond(mode, outcomes))
+}
+
+/// What networked mode refuses before any domain is asked: NATS unreachable (503), and a
+/// batch across domains, which JetStream cannot append atomically (422).
+fn networked_checks(
+    state: &GatewayState,
+    groups: &BTreeMap<&'static str, Vec<(usize, Envelope)>>,
+) -> Result<(), Problem> {
+    if let Some(reason) = state.nats_down() {
+        return Err(crate::networked::nats_down(&reason));
+    }
+    if groups.len() > 1 {
+        let domains: Vec<&str> = groups.keys().copied().collect();
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "batch-spans-domains",
+            "Batch spans domains",
+            format!(
+                "the batch has events for domains {}; in networked mode a batch is atomic only within one domain's stream: send one batch per domain",
+                domains.join(", ")
+            ),
+        )
+        .with("domains", json!(domains)));
+    }
+    Ok(())
 }
 
 fn mode(request: &HttpRequest) -> Result<Mode, Problem> {

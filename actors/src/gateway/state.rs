@@ -8,6 +8,7 @@ use actix_web::http::StatusCode;
 use dashmap::DashMap;
 use herald_runtime::catalog::Catalog;
 use herald_runtime::log::EventLog;
+use herald_runtime::nats::BusStatus;
 use tokio::sync::watch;
 
 use super::admission::Admission;
@@ -51,6 +52,8 @@ pub struct GatewayState {
     pub limits: Limits,
     /// The event log, for the read API and for waiting on durability.
     pub log: Arc<dyn EventLog>,
+    /// Networked mode: whether NATS is reachable; `None` in embedded mode.
+    pub nats: Option<watch::Receiver<BusStatus>>,
     /// Turns true when the node shuts down, ending long-lived responses (tails).
     pub shutdown: watch::Receiver<bool>,
     /// The accepted tokens; `None` when `[auth]` is off.
@@ -62,6 +65,14 @@ pub struct GatewayState {
 }
 
 impl GatewayState {
+    /// Why NATS cannot be used now, in networked mode; `None` when it can (or embedded).
+    pub fn nats_down(&self) -> Option<String> {
+        match &*self.nats.as_ref()?.borrow() {
+            BusStatus::Up => None,
+            BusStatus::Down(reason) => Some(reason.clone()),
+        }
+    }
+
     /// The host of a domain a client named: 404 if no such domain, 503 if not here.
     pub fn host(&self, domain: &str) -> Result<HostHandle, Problem> {
         if self.catalog.description(domain).is_none() {

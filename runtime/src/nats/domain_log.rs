@@ -1,0 +1,548 @@
+//! One domain's log on JetStream, behind the same [`EventLog`] interface the host, replay
+//! and recovery use in embedded mode.
+//!
+//! Two position spaces, kept apart (ARCHITECTURE.md, "Networked mode"):
+//! - **inputs** are read from the domain's inbox stream: a record's `offset` is its inbox
+//!   sequence, and `consumed` of an own record is an inbox sequence, so `read_after`,
+//!   the host's cursor and the replay merge work unchanged;
+//! - **own records** (its stream and its dead-letter stream) carry `herald-own`, a counter
+//!   over both, as their `offset`: replay merges the two by it.
+//!
+//! Every append returns only once JetStream acknowledged it, so whatever is written is
+//! durable: the [`Durability`] watermark starts past any offset, and ticks once per inbox
+//! arrival, which is how the bus hears that there are inputs to read.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_nats::jetstream;
+use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+use super::connection::Nats;
+use super::streams::{self, Outgoing, Stored};
+use super::wire;
+use crate::deadletter;
+use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
+
+/// Where the watermark starts: past any offset either space reaches.
+const ALWAYS_DURABLE: u64 = 1 << 62;
+/// Inputs prefetched before the consumer waits for the host to take some.
+const PREFETCH: usize = 4096;
+/// Recent own events remembered for deduplication of client re-sends.
+const DEDUP_EVENTS: usize = 100_000;
+
+/// A domain's streams and inbox on JetStream.
+pub struct JetStreamDomainLog {
+    nats: Arc<Nats>,
+    domain: String,
+    dead: String,
+    own: Mutex<Own>,
+    inbox: Arc<Mutex<Inbox>>,
+    room: Arc<Notify>,
+    durability: Arc<Durability>,
+}
+
+#[derive(Default)]
+struct Own {
+    /// Last sequence of the domain's stream and of its dead-letter stream.
+    events_last: u64,
+    dead_last: u64,
+    /// The last `herald-own` given.
+    counter: u64,
+    /// An append's outcome is unknown: read the streams' ends again before the next use.
+    stale: bool,
+    recent: HashMap<u64, Arc<Record>>,
+    order: VecDeque<u64>,
+}
+
+impl Own {
+    fn remember(&mut self, record: &Arc<Record>) {
+        let key = identity(&record.envelope.source, &record.envelope.id);
+        if self.recent.insert(key, Arc::clone(record)).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > DEDUP_EVENTS {
+            if let Some(old) = self.order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    /// Prefetched inputs, contiguous by inbox sequence, each with the message to ack.
+    buffer: VecDeque<(Arc<Record>, Option<jetstream::Message>)>,
+    /// The inbox sequence the live consumer delivers next (0: no consumer).
+    next: u64,
+    /// The highest inbox sequence known to exist.
+    head: u64,
+    /// Bumped at each consumer (re)creation; a stale task's deliveries are dropped.
+    generation: u64,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn identity(source: &str, id: &str) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(source.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(id.as_bytes());
+    hasher.digest()
+}
+
+impl JetStreamDomainLog {
+    /// Opens `domain`'s log: provisions its streams and inbox (sourcing `inputs`: each
+    /// input stream with the types it subscribes to), and reads where its streams end.
+    pub fn open(
+        nats: Arc<Nats>,
+        domain: &str,
+        inputs: Vec<(String, Vec<String>)>,
+    ) -> Result<Arc<Self>, LogError> {
+        let dead = deadletter::stream(domain);
+        let context = nats.context().clone();
+        let settings = nats.settings().clone();
+        let name = domain.to_owned();
+        let dead_name = dead.clone();
+        nats.block("provisioning streams", async move {
+            streams::provision_own(&context, &settings, &name).await?;
+            streams::provision_own(&context, &settings, &dead_name).await?;
+            for (stream, _) in &inputs {
+                streams::provision_own(&context, &settings, stream).await?;
+            }
+            streams::provision_inbox(&context, &settings, &name, &inputs).await
+        })?;
+        let log = Arc::new(Self {
+            nats,
+            domain: domain.to_owned(),
+            dead,
+            own: Mutex::new(Own::default()),
+            inbox: Arc::default(),
+            room: Arc::new(Notify::new()),
+            durability: Arc::new(Durability::new(ALWAYS_DURABLE)),
+        });
+        let mut own = log.own.lock().unwrap_or_else(PoisonError::into_inner);
+        log.load_own(&mut own)?;
+        drop(own);
+        Ok(log)
+    }
+
+    fn js(&self, stream: &str) -> String {
+        streams::stream_name(&self.nats.settings().prefix, stream)
+    }
+
+    /// Reads where the own streams end, the own counter, and the recent events.
+    fn load_own(&self, own: &mut Own) -> Result<(), LogError> {
+        let context = self.nats.context().clone();
+        let events = self.js(&self.domain);
+        let dead = self.js(&self.dead);
+        let timeout = self.nats.settings().request_timeout;
+        let (events_last, dead_last, tail, dead_tail) =
+            self.nats.block("reading stream ends", async move {
+                let events_last = streams::last_sequence(&context, &events).await?;
+                let dead_last = streams::last_sequence(&context, &dead).await?;
+                let from = events_last.saturating_sub(DEDUP_EVENTS as u64 - 1);
+                let tail = streams::read_range(
+                    &context,
+                    &events,
+                    from,
+                    events_last,
+                    DEDUP_EVENTS,
+                    timeout,
+                )
+                .await?;
+                let dead_tail =
+                    streams::read_range(&context, &dead, dead_last, dead_last, 1, timeout).await?;
+                Ok((events_last, dead_last, tail, dead_tail))
+            })?;
+        own.events_last = events_last;
+        own.dead_last = dead_last;
+        own.counter = 0;
+        own.recent.clear();
+        own.order.clear();
+        for stored in tail.iter().chain(dead_tail.iter()) {
+            let record = Arc::new(self.decode_own(stored)?);
+            own.counter = own.counter.max(record.offset);
+            if record.envelope.stream == self.domain {
+                own.remember(&record);
+            }
+        }
+        own.stale = false;
+        debug!(domain = %self.domain, events_last, dead_last, counter = own.counter, "JetStream streams opened");
+        Ok(())
+    }
+
+    fn decode_own(&self, stored: &Stored) -> Result<Record, LogError> {
+        wire::record(&stored.headers, &stored.body, None).map_err(|error| {
+            LogError::Unavailable(format!(
+                "record {} of the streams of \"{}\": {error}",
+                stored.sequence, self.domain
+            ))
+        })
+    }
+
+    fn own_state(&self) -> Result<std::sync::MutexGuard<'_, Own>, LogError> {
+        let mut own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
+        if own.stale {
+            self.load_own(&mut own)?;
+        }
+        Ok(own)
+    }
+
+    /// Inputs after `after` read straight from the inbox (replay, a release, a rewind).
+    fn read_inbox(&self, after: u64, limit: usize) -> Result<Vec<Arc<Record>>, LogError> {
+        let context = self.nats.context().clone();
+        let name = streams::inbox_name(&self.nats.settings().prefix, &self.domain);
+        let timeout = self.nats.settings().request_timeout;
+        let stored = self.nats.block("reading inputs", async move {
+            let last = streams::last_sequence(&context, &name).await?;
+            streams::read_range(&context, &name, after + 1, last, limit, timeout).await
+        })?;
+        let mut records = Vec::with_capacity(stored.len());
+        for message in stored {
+            records.push(Arc::new(self.decode_input(&message.headers, &message.body, message.sequence)?));
+        }
+        if let Some(last) = records.last() {
+            let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            inbox.head = inbox.head.max(last.offset);
+        }
+        Ok(records)
+    }
+
+    fn decode_input(
+        &self,
+        headers: &async_nats::HeaderMap,
+        body: &[u8],
+        sequence: u64,
+    ) -> Result<Record, LogError> {
+        wire::record(headers, body, Some(sequence)).map_err(|error| {
+            LogError::Unavailable(format!(
+                "input {sequence} in the inbox of \"{}\": {error}",
+                self.domain
+            ))
+        })
+    }
+
+    /// Starts the live consumer at inbox sequence `start`, replacing any earlier one.
+    fn consume_from(&self, start: u64) -> Result<(), LogError> {
+        let context = self.nats.context().clone();
+        let prefix = self.nats.settings().prefix.clone();
+        let domain = self.domain.clone();
+        let consumer = self.nats.block("creating the inbox consumer", async move {
+            streams::durable_consumer(&context, &prefix, &domain, start).await
+        })?;
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = inbox.task.take() {
+            task.abort();
+        }
+        inbox.generation += 1;
+        inbox.buffer.clear();
+        inbox.next = start;
+        let generation = inbox.generation;
+        let shared = Arc::clone(&self.inbox);
+        let room = Arc::clone(&self.room);
+        let durability = Arc::clone(&self.durability);
+        let domain = self.domain.clone();
+        inbox.task = Some(self.nats.spawn(async move {
+            prefetch(consumer, shared, room, durability, generation, domain).await;
+        }));
+        Ok(())
+    }
+}
+
+/// Pulls inputs from the live consumer into the buffer and wakes the host.
+async fn prefetch(
+    consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+    inbox: Arc<Mutex<Inbox>>,
+    room: Arc<Notify>,
+    durability: Arc<Durability>,
+    generation: u64,
+    domain: String,
+) {
+    let mut messages = match consumer.stream().max_messages_per_batch(256).messages().await {
+        Ok(messages) => messages,
+        Err(error) => {
+            warn!(%domain, %error, "cannot consume the inbox; consumption resumes at the next read");
+            inbox.lock().unwrap_or_else(PoisonError::into_inner).next = 0;
+            return;
+        }
+    };
+    loop {
+        loop {
+            let full = inbox.lock().unwrap_or_else(PoisonError::into_inner).buffer.len() >= PREFETCH;
+            if !full {
+                break;
+            }
+            room.notified().await;
+        }
+        let message = match messages.next().await {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
+                debug!(%domain, %error, "inbox consumer hiccup");
+                continue;
+            }
+            None => break,
+        };
+        let Ok(sequence) = message.info().map(|info| info.stream_sequence) else {
+            continue;
+        };
+        let headers = message.headers.clone().unwrap_or_default();
+        let record = match wire::record(&headers, &message.payload, Some(sequence)) {
+            Ok(record) => Arc::new(record),
+            Err(error) => {
+                warn!(%domain, sequence, %error, "inbox message is not a Herald record");
+                continue;
+            }
+        };
+        {
+            let mut inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            if inbox.generation != generation {
+                return;
+            }
+            if sequence != inbox.next {
+                // A redelivery or a gap: start over from where the host is.
+                debug!(%domain, sequence, expected = inbox.next, "inbox out of step; re-reading");
+                inbox.next = 0;
+                break;
+            }
+            inbox.next = sequence + 1;
+            inbox.head = inbox.head.max(sequence);
+            inbox.buffer.push_back((record, Some(message)));
+        }
+        durability.advance(durability.durable() + 1);
+    }
+    durability.advance(durability.durable() + 1);
+}
+
+impl EventLog for JetStreamDomainLog {
+    fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
+        let mut own = self.own_state()?;
+        let total: usize = parts.iter().map(|part| part.events.len()).sum();
+        let mut rest = total as u32;
+        let appended_ms = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
+        )
+        .unwrap_or(0);
+        let prefix = self.nats.settings().prefix.clone();
+        let timeout = self.nats.settings().request_timeout;
+        let mut answered = Vec::with_capacity(parts.len());
+        for part in parts {
+            let dead = part.stream == self.dead;
+            if part.stream != self.domain && !dead {
+                return Err(LogError::Unavailable(format!(
+                    "the log of domain \"{}\" cannot append to stream \"{}\"",
+                    self.domain, part.stream
+                )));
+            }
+            let last = if dead { own.dead_last } else { own.events_last };
+            let mut records = Vec::with_capacity(part.events.len());
+            let mut outgoing = Vec::with_capacity(part.events.len());
+            for (index, mut envelope) in part.events.into_iter().enumerate() {
+                envelope.stream = part.stream.clone();
+                envelope.sequence = last + 1 + index as u64;
+                rest -= 1;
+                let offset = own.counter + 1 + records.len() as u64;
+                let record = Record {
+                    offset,
+                    consumed: part.consumed,
+                    appended_ms,
+                    group_rest: rest,
+                    envelope,
+                };
+                outgoing.push(Outgoing {
+                    subject: streams::subject(
+                        &prefix,
+                        &part.stream,
+                        &record.envelope.event_type,
+                        &record.envelope.partitionkey,
+                    ),
+                    headers: wire::headers(&record, offset),
+                    body: bytes::Bytes::from(record.envelope.data.clone()),
+                    msg_id: wire::msg_id(&part.stream, &record.envelope.source, &record.envelope.id),
+                });
+                records.push(Arc::new(record));
+            }
+            let client = self.nats.client().clone();
+            let name = self.js(&part.stream);
+            let appended = self.nats.block("an append", async move {
+                streams::append(&client, &name, last, outgoing, timeout).await
+            });
+            if let Err(error) = appended {
+                own.stale = true;
+                return Err(error);
+            }
+            if let Some(record) = records.last() {
+                own.counter = record.offset;
+                if dead {
+                    own.dead_last = record.envelope.sequence;
+                } else {
+                    own.events_last = record.envelope.sequence;
+                }
+            }
+            if !dead {
+                for record in &records {
+                    own.remember(record);
+                }
+            }
+            answered.push(records);
+        }
+        Ok(answered)
+    }
+
+    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
+        if stream != self.domain {
+            return None;
+        }
+        let own = self.own_state().ok()?;
+        own.recent
+            .get(&identity(source, id))
+            .filter(|record| record.envelope.source == source && record.envelope.id == id)
+            .cloned()
+    }
+
+    fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        limit: usize,
+        _: Visibility,
+    ) -> Result<Vec<Arc<Record>>, LogError> {
+        let last = {
+            // Errors surface here, not as an empty stream: replay must not mistake an
+            // unreachable NATS for a domain with no history.
+            let own = self.own_state()?;
+            match stream {
+                s if s == self.domain => own.events_last,
+                s if s == self.dead => own.dead_last,
+                _ => 0,
+            }
+        };
+        let context = self.nats.context().clone();
+        let name = self.js(stream);
+        let timeout = self.nats.settings().request_timeout;
+        let stored = self.nats.block("reading own records", async move {
+            streams::read_range(&context, &name, from, last, limit, timeout).await
+        })?;
+        stored
+            .iter()
+            .map(|stored| self.decode_own(stored).map(Arc::new))
+            .collect()
+    }
+
+    fn read_after(
+        &self,
+        offset: u64,
+        limit: usize,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<ReadBatch, LogError> {
+        let mut batch = ReadBatch {
+            records: Vec::new(),
+            scanned_to: offset,
+        };
+        let live = {
+            let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            // Inputs at or before `offset` are handled: acknowledge them (all at once).
+            let mut handled = None;
+            while inbox
+                .buffer
+                .front()
+                .is_some_and(|(record, _)| record.offset <= offset)
+            {
+                handled = inbox.buffer.pop_front().and_then(|(_, message)| message);
+            }
+            if let Some(message) = handled {
+                self.nats.spawn(async move {
+                    let _ = message.ack().await;
+                });
+                self.room.notify_one();
+            }
+            match inbox.buffer.front() {
+                Some((first, _)) if first.offset == offset + 1 => {
+                    for (record, _) in inbox.buffer.iter().take(limit) {
+                        batch.scanned_to = record.offset;
+                        if wanted(&record.envelope.event_type) {
+                            batch.records.push(Arc::clone(record));
+                        }
+                    }
+                    true
+                }
+                None if inbox.next == offset + 1 => true,
+                _ => false,
+            }
+        };
+        if live {
+            return Ok(batch);
+        }
+        // Not what the live consumer is at: read the inbox directly.
+        let records = self.read_inbox(offset, limit)?;
+        let forward = {
+            let inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            inbox.buffer.front().is_none_or(|(first, _)| first.offset > offset + 1)
+                && offset + 1 >= inbox.next
+        };
+        for record in &records {
+            batch.scanned_to = record.offset;
+            if wanted(&record.envelope.event_type) {
+                batch.records.push(Arc::clone(record));
+            }
+        }
+        if forward && records.len() < limit {
+            // The end of the inbox: consume live from here on.
+            self.consume_from(batch.scanned_to + 1)?;
+        }
+        Ok(batch)
+    }
+
+    fn head(&self) -> u64 {
+        self.inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .head
+    }
+
+    fn written(&self) -> u64 {
+        self.head()
+    }
+
+    fn streams(&self) -> Vec<(String, u64)> {
+        match self.own_state() {
+            Ok(own) => vec![
+                (self.domain.clone(), own.events_last),
+                (self.dead.clone(), own.dead_last),
+            ],
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The last sequence of `stream`: the domain's positions are not node-wide, so
+    /// `offset` is not used.
+    fn sequence_at(&self, stream: &str, _: u64) -> u64 {
+        match self.own_state() {
+            Ok(own) if stream == self.domain => own.events_last,
+            Ok(own) if stream == self.dead => own.dead_last,
+            _ => 0,
+        }
+    }
+
+    fn durability(&self) -> &Durability {
+        &self.durability
+    }
+}
+
+impl Drop for JetStreamDomainLog {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .task
+            .take()
+        {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Herald's streams on JetStream: names, subjects, provisioning, fenced appends and
+//! range reads.
+//!
+//! A Herald stream `S` is the JetStream stream `<prefix>-S`; its sequence *is* the Herald
+//! sequence, because only the domain's host writes it and every append is fenced on the
+//! last sequence it knows (`Nats-Expected-Last-Sequence`): a second writer is refused, so
+//! the numbering stays dense. An append of several records is one atomic batch.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::stream::{self, DiscardPolicy, Source, StorageType, SubjectTransform};
+use async_nats::{jetstream, HeaderMap};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::connection::NatsSettings;
+use super::wire;
+use crate::log::LogError;
+
+/// The most messages one atomic batch may hold (a server limit).
+pub const MAX_BATCH: usize = 1000;
+
+/// The JetStream stream holding Herald stream `stream`.
+pub fn stream_name(prefix: &str, stream: &str) -> String {
+    format!("{prefix}-{stream}")
+}
+
+/// The inbox stream of `domain`: every input it subscribes to, in the order it handles them.
+pub fn inbox_name(prefix: &str, domain: &str) -> String {
+    format!("{prefix}-in-{domain}")
+}
+
+/// The subject of an event of `event_type` with `partitionkey` in Herald stream `stream`.
+pub fn subject(prefix: &str, stream: &str, event_type: &str, partitionkey: &str) -> String {
+    let key = wire::key_token(partitionkey);
+    match stream.strip_prefix("deadletter-") {
+        Some(domain) => format!("{prefix}.dl.{domain}.{key}"),
+        None => {
+            let name = event_type
+                .strip_prefix(stream)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .unwrap_or(event_type);
+            format!("{prefix}.ev.{stream}.{}.{key}", wire::token(name))
+        }
+    }
+}
+
+/// The subjects of every event of `event_type` (`<domain>.<Name>`).
+pub fn type_filter(prefix: &str, event_type: &str) -> String {
+    let (domain, name) = event_type.split_once('.').unwrap_or((event_type, ""));
+    format!("{prefix}.ev.{domain}.{}.*", wire::token(name))
+}
+
+fn retention(settings: &NatsSettings, config: stream::Config) -> stream::Config {
+    stream::Config {
+        num_replicas: settings.replicas,
+        max_age: settings.max_age,
+        max_bytes: if settings.max_bytes == 0 {
+            -1
+        } else {
+            i64::try_from(settings.max_bytes).unwrap_or(i64::MAX)
+        },
+        duplicate_window: settings.duplicate_window,
+        storage: StorageType::File,
+        ..config
+    }
+}
+
+/// Creates (or checks) the JetStream streams of Herald stream `stream`.
+pub async fn provision_own(
+    context: &jetstream::Context,
+    settings: &NatsSettings,
+    stream: &str,
+) -> Result<(), LogError> {
+    let subjects = match stream.strip_prefix("deadletter-") {
+        Some(domain) => format!("{}.dl.{domain}.>", settings.prefix),
+        None => format!("{}.ev.{stream}.>", settings.prefix),
+    };
+    let config = retention(
+        settings,
+        stream::Config {
+            name: stream_name(&settings.prefix, stream),
+            subjects: vec![subjects],
+            // A full stream refuses appends rather than dropping history replay needs.
+            discard: DiscardPolicy::New,
+            allow_atomic_publish: true,
+            allow_direct: true,
+            ..Default::default()
+        },
+    );
+    create_or_update(context, config).await
+}
+
+/// Creates (or updates) `domain`'s inbox: one source per input stream, filtered to the
+/// types it subscribes to, so each origin's order is kept.
+pub async fn provision_inbox(
+    context: &jetstream::Context,
+    settings: &NatsSettings,
+    domain: &str,
+    inputs: &[(String, Vec<String>)],
+) -> Result<(), LogError> {
+    let sources = inputs
+        .iter()
+        .map(|(stream, types)| Source {
+            name: stream_name(&settings.prefix, stream),
+            subject_transforms: types
+                .iter()
+                .map(|event_type| {
+                    // A filter without a transform: the subject is kept as it is.
+                    SubjectTransform {
+                        source: type_filter(&settings.prefix, event_type),
+                        destination: String::new(),
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let config = retention(
+        settings,
+        stream::Config {
+            name: inbox_name(&settings.prefix, domain),
+            sources: Some(sources),
+            discard: DiscardPolicy::New,
+            allow_direct: true,
+            ..Default::default()
+        },
+    );
+    create_or_update(context, config).await
+}
+
+async fn create_or_update(
+    context: &jetstream::Context,
+    config: stream::Config,
+) -> Result<(), LogError> {
+    let name = config.name.clone();
+    match context.get_stream(&name).await {
+        Ok(mut existing) => {
+            let info = existing.info().await.map_err(|e| unavailable(&name, e))?;
+            if info.config.sources != config.sources || info.config.subjects != config.subjects {
+                context
+                    .update_stream(config)
+                    .await
+                    .map_err(|e| unavailable(&name, e))?;
+            }
+            Ok(())
+        }
+        Err(_) => context
+            .create_stream(config)
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(&name, e)),
+    }
+}
+
+fn unavailable(stream: &str, error: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(format!("JetStream stream {stream}: {error}"))
+}
+
+/// One message to append.
+pub struct Outgoing {
+    /// Its subject.
+    pub subject: String,
+    /// Its headers (CloudEvents and Herald's).
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+    /// Its `Nats-Msg-Id`.
+    pub msg_id: String,
+}
+
+static BATCH_IDS: AtomicU64 = AtomicU64::new(0);
+
+/// Appends `messages` to JetStream stream `name` as one unit, fenced on `expected_last`:
+/// stored whole at `expected_last + 1 ..`, or not at all.
+pub async fn append(
+    client: &async_nats::Client,
+    name: &str,
+    expected_last: u64,
+    mut messages: Vec<Outgoing>,
+    timeout: Duration,
+) -> Result<(), LogError> {
+    let count = messages.len();
+    if count == 0 {
+        return Ok(());
+    }
+    if count > MAX_BATCH {
+        return Err(LogError::Unavailable(format!(
+            "an append of {count} events to {name} exceeds JetStream's atomic batch limit of {MAX_BATCH}"
+        )));
+    }
+    if count == 1 {
+        let mut message = messages.remove(0);
+        message.headers.insert("Nats-Msg-Id", message.msg_id.as_str());
+        message.headers.insert(
+            "Nats-Expected-Last-Sequence",
+            expected_last.to_string().as_str(),
+        );
+        let reply = request(client, message, timeout, name).await?;
+        return check_ack(name, expected_last, 1, &reply);
+    }
+    let batch = format!(
+        "{}-{}",
+        std::process::id(),
+        BATCH_IDS.fetch_add(1, Ordering::Relaxed)
+    );
+    for (index, mut message) in messages.into_iter().enumerate() {
+        let position = index + 1;
+        message.headers.insert("Nats-Batch-Id", batch.as_str());
+        message
+            .headers
+            .insert("Nats-Batch-Sequence", position.to_string().as_str());
+        if position == 1 {
+            message.headers.insert(
+                "Nats-Expected-Last-Sequence",
+                expected_last.to_string().as_str(),
+            );
+            // The first message is acknowledged (flow control, and an early refusal).
+            let reply = request(client, message, timeout, name).await?;
+            if !reply.is_empty() {
+                check_ack(name, expected_last, 0, &reply)?;
+            }
+        } else if position == count {
+            message.headers.insert("Nats-Batch-Commit", "1");
+            let reply = request(client, message, timeout, name).await?;
+            return check_ack(name, expected_last, count as u64, &reply);
+        } else {
+            client
+                .publish_with_headers(message.subject, message.headers, message.body)
+                .await
+                .map_err(|error| unavailable(name, error))?;
+        }
+    }
+    Ok(())
+}
+
+async fn request(
+    client: &async_nats::Client,
+    message: Outgoing,
+    timeout: Duration,
+    name: &str,
+) -> Result<Bytes, LogError> {
+    let request = async_nats::Request::new()
+        .headers(message.headers)
+        .payload(message.body)
+        .timeout(Some(timeout));
+    client
+        .send_request(message.subject, request)
+        .await
+        .map(|reply| reply.payload)
+        .map_err(|error| LogError::Unavailable(format!("append to JetStream stream {name}: {error}; whether it was stored is unknown until the stream is read again")))
+}
+
+#[derive(serde::Deserialize)]
+struct Ack {
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(default)]
+    error: Option<AckError>,
+}
+
+#[derive(serde::Deserialize)]
+struct AckError {
+    #[serde(default)]
+    code: u64,
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
+/// Checks a publish reply: stored where expected, or why not. `count` 0 checks only for
+/// an error (a batch's first message).
+fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result<(), LogError> {
+    let ack: Ack = serde_json::from_slice(reply).map_err(|error| {
+        LogError::Unavailable(format!(
+            "JetStream stream {name} answered an append with something unreadable ({error}): {}",
+            String::from_utf8_lossy(reply)
+        ))
+    })?;
+    if let Some(error) = ack.error {
+        // 10071: wrong last sequence: someone else appended since this host's last append.
+        let who = if error.err_code == 10071 {
+            " (another writer appended to the stream: two nodes may host this domain)"
+        } else {
+            ""
+        };
+        return Err(LogError::Unavailable(format!(
+            "JetStream stream {name} refused an append after sequence {expected_last}: {} (code {}, {}){who}",
+            error.description, error.code, error.err_code
+        )));
+    }
+    if count == 0 {
+        return Ok(());
+    }
+    if ack.duplicate || ack.seq != expected_last + count {
+        return Err(LogError::Unavailable(format!(
+            "JetStream stream {name} stored an append at sequence {} (duplicate: {}), expected {}; the stream is read again",
+            ack.seq,
+            ack.duplicate,
+            expected_last + count
+        )));
+    }
+    Ok(())
+}
+
+/// A stored message: its stream sequence, headers and body.
+pub struct Stored {
+    /// Stream sequence.
+    pub sequence: u64,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+/// The last sequence of JetStream stream `name` (0 if empty or missing).
+pub async fn last_sequence(context: &jetstream::Context, name: &str) -> Result<u64, LogError> {
+    match context.get_stream(name).await {
+        Ok(mut stream) => stream
+            .info()
+            .await
+            .map(|info| info.state.last_sequence)
+            .map_err(|e| unavailable(name, e)),
+        Err(error) => {
+            // 10059: stream not found, which reads as empty.
+            if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) {
+                Ok(0)
+            } else {
+                Err(unavailable(name, error))
+            }
+        }
+    }
+}
+
+/// Up to `limit` messages of stream `name` from sequence `from` to `last`, in order,
+/// through an ordered consumer (one per call).
+pub async fn read_range(
+    context: &jetstream::Context,
+    name: &str,
+    from: u64,
+    last: u64,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<Stored>, LogError> {
+    let from = from.max(1);
+    if from > last || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let want = usize::try_from(last - from + 1)
+        .unwrap_or(usize::MAX)
+        .min(limit);
+    let stream = context
+        .get_stream(name)
+        .await
+        .map_err(|e| unavailable(name, e))?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(name, e))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| unavailable(name, e))?;
+    let mut out = Vec::with_capacity(want.min(4096));
+    while out.len() < want {
+        let next = tokio::time::timeout(timeout, messages.next())
+            .await
+            .map_err(|_| {
+                LogError::Unavailable(format!(
+                    "reading JetStream stream {name} from {from}: nothing arrived within {timeout:?}"
+                ))
+            })?;
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return Err(unavailable(name, error)),
+            None => break,
+        };
+        let sequence = message
+            .info()
+            .map(|info| info.stream_sequence)
+            .map_err(|e| unavailable(name, e))?;
+        if sequence > last {
+            break;
+        }
+        out.push(Stored {
+            sequence,
+            headers: message.headers.clone().unwrap_or_default(),
+            body: message.payload.clone(),
+        });
+        if sequence == last {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// (Re)creates `domain`'s durable consumer on its inbox, starting at `start`, acking all
+/// up to a position at once.
+pub async fn durable_consumer(
+    context: &jetstream::Context,
+    prefix: &str,
+    domain: &str,
+    start: u64,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, LogError> {
+    let name = inbox_name(prefix, domain);
+    let durable = format!("{prefix}-{domain}");
+    let stream = context
+        .get_stream(&name)
+        .await
+        .map_err(|e| unavailable(&name, e))?;
+    // Every host start decides where consumption resumes from its own streams; the
+    // server's ack state is only the record of how far it got.
+    let _ = stream.delete_consumer(&durable).await;
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start.max(1),
+            },
+            ack_policy: AckPolicy::All,
+            ack_wait: Duration::from_secs(60),
+            max_ack_pending: 8192,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(&name, e))
+}

@@ -24,9 +24,9 @@ use tracing::{error, info, warn};
 use crate::gateway::{
     self, Access, Connections, Gateway, GatewayState, HostHandle, Limits, Metrics, StopGateway,
 };
-use crate::networked;
 use crate::host::{Checkpoint, Drain, FaultPolicy, Health, HostArgs, SnapshotSettings};
 use crate::supervisor::{RestartPolicy, Supervisor};
+use crate::{networked, presence};
 
 /// Why a node could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +197,10 @@ pub async fn run(
         }
     };
     let connections = Connections::new(config.http.max_connections);
+    let address = listener.local_addr().map_err(NodeError::Http)?;
     let state = web::Data::new(GatewayState {
+        node: config.node.id.clone(),
+        address: format!("http://{address}"),
         catalog,
         hosts: Arc::clone(&hosts),
         limits: Limits {
@@ -207,16 +210,16 @@ pub async fn run(
             max_header_bytes: config.http.max_header_bytes,
         },
         log: Arc::clone(&log),
-        nats: storage.nats.as_ref().map(|(_, status)| status.clone()),
+        nats: storage.nats.as_ref().map(|(nats, _)| Arc::clone(nats)),
         shutdown: tails_shutdown,
         access,
         connections: Arc::clone(&connections),
         metrics: Arc::new(Metrics::default()),
     });
-    let address = listener.local_addr().map_err(NodeError::Http)?;
+    let serving_state = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
-            .app_data(state.clone())
+            .app_data(serving_state.clone())
             .wrap(actix_web::middleware::from_fn(gateway::guard))
             // Outermost: connection and header limits come before authentication.
             .wrap(actix_web::middleware::from_fn(gateway::limit))
@@ -243,6 +246,15 @@ pub async fn run(
     );
 
     let serving = tokio::spawn(server);
+    if let Some((nats, _)) = &storage.nats {
+        gateway::forward::serve(state.clone(), Arc::clone(nats), state.catalog.hosted());
+        presence::announce(
+            Arc::clone(nats),
+            config.node.id.clone(),
+            format!("http://{address}"),
+            Arc::clone(&hosts),
+        );
+    }
     tokio::pin!(shutdown);
     tokio::select! {
         ready = wait_until_ready(&hosts) => {
@@ -264,6 +276,9 @@ pub async fn run(
         () = &mut shutdown => {}
     }
     info!("shutting down: no new requests; draining domains");
+    if let Some((nats, _)) = &storage.nats {
+        presence::withdraw(nats, &config.node.id).await;
+    }
     // From here on a host that stops is meant to.
     supervising.abort();
     let _ = shutdown_tails.send(true);

@@ -258,7 +258,10 @@ impl fmt::Debug for NatsCredentials {
 impl NatsConfig {
     /// Reads the configured secret from its variable (through `env`), file or the config;
     /// the error names the key and the variable or file that failed.
-    pub fn credentials(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<NatsCredentials, String> {
+    pub fn credentials(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<NatsCredentials, String> {
         let secret = |key: &str,
                       variable: &Option<String>,
                       file: &Option<PathBuf>,
@@ -272,7 +275,12 @@ impl NatsConfig {
             if let Some(path) = file {
                 return std::fs::read_to_string(path)
                     .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_owned()))
-                    .map_err(|error| format!("bus.nats.{key}_file: cannot read {}: {error}", path.display()));
+                    .map_err(|error| {
+                        format!(
+                            "bus.nats.{key}_file: cannot read {}: {error}",
+                            path.display()
+                        )
+                    });
             }
             Ok(inline.clone())
         };
@@ -283,8 +291,13 @@ impl NatsConfig {
             return Ok(NatsCredentials::Token(token));
         }
         if let Some(user) = &self.user {
-            let password = secret("password", &self.password_env, &self.password_file, &self.password)?
-                .unwrap_or_default();
+            let password = secret(
+                "password",
+                &self.password_env,
+                &self.password_file,
+                &self.password,
+            )?
+            .unwrap_or_default();
             return Ok(NatsCredentials::UserPassword {
                 user: user.clone(),
                 password,

@@ -214,8 +214,21 @@ impl Catalog {
         Ok(Self { domains, types })
     }
 
-    /// Looks up a type a client wants to POST.
+    /// Looks up a type a client wants to POST to a domain hosted here.
     pub fn ingress_type(&self, type_name: &str) -> Result<&TypeEntry, TypeLookupError> {
+        let entry = self.ingress_type_anywhere(type_name)?;
+        if !entry.hosted {
+            return Err(TypeLookupError::NotHosted {
+                type_name: type_name.to_owned(),
+                domain: entry.domain.to_owned(),
+            });
+        }
+        Ok(entry)
+    }
+
+    /// Looks up a type a client wants to POST, wherever its domain is hosted (networked
+    /// mode forwards it to a node that hosts it).
+    pub fn ingress_type_anywhere(&self, type_name: &str) -> Result<&TypeEntry, TypeLookupError> {
         let Some(entry) = self.types.get(type_name) else {
             return Err(TypeLookupError::Unknown {
                 type_name: type_name.to_owned(),
@@ -231,12 +244,6 @@ impl Catalog {
                 type_name: type_name.to_owned(),
                 domain: entry.domain.to_owned(),
                 ingress,
-            });
-        }
-        if !entry.hosted {
-            return Err(TypeLookupError::NotHosted {
-                type_name: type_name.to_owned(),
-                domain: entry.domain.to_owned(),
             });
         }
         Ok(entry)

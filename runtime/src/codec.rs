@@ -19,6 +19,10 @@ pub enum FormatTag {
     StateV1 = 4,
     /// A domain snapshot with its dead-letter position and held keys (layout 2).
     SnapshotV2 = 5,
+    /// A request forwarded to the node hosting a domain (networked mode), layout 1.
+    ForwardRequestV1 = 6,
+    /// The hosting node's reply to a forwarded request, layout 1.
+    ForwardReplyV1 = 7,
 }
 
 impl FormatTag {
@@ -29,6 +33,8 @@ impl FormatTag {
             3 => Some(Self::SnapshotV1),
             4 => Some(Self::StateV1),
             5 => Some(Self::SnapshotV2),
+            6 => Some(Self::ForwardRequestV1),
+            7 => Some(Self::ForwardReplyV1),
             _ => None,
         }
     }

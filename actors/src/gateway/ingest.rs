@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 
 use super::admission::{self, Slot, Undelivered};
 use super::auth::Grant;
+use super::forward;
 use super::problem::Problem;
 use super::state::{GatewayState, HostHandle, Limits};
 use super::streams::log_problem;
@@ -35,10 +36,14 @@ pub const BATCH: &str = "application/cloudevents-batch+json";
 /// Binary mode: `ce-*` headers and the JSON `data` as the body.
 pub const BINARY: &str = "application/json";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+/// How a client sent its events: it decides the shape of the answer and of error pointers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    /// One event as CloudEvents JSON.
     Structured,
+    /// A JSON array of events.
     Batch,
+    /// One event as `ce-*` headers and a JSON body.
     Binary,
 }
 
@@ -64,10 +69,14 @@ pub async fn post_events(
     let mut groups: BTreeMap<&'static str, Vec<(usize, Envelope)>> = BTreeMap::new();
     for (index, event) in events.into_iter().enumerate() {
         let at = Locator::new(mode, index);
-        let entry = state
-            .catalog
-            .ingress_type(&event.envelope.event_type)
-            .map_err(|error| type_problem(error, &at))?;
+        // Networked mode takes a type whose domain is hosted elsewhere: it is forwarded.
+        let entry = match state.nats {
+            Some(_) => state
+                .catalog
+                .ingress_type_anywhere(&event.envelope.event_type),
+            None => state.catalog.ingress_type(&event.envelope.event_type),
+        }
+        .map_err(|error| type_problem(error, &at))?;
         entry.check_data(&event.data).map_err(|violation| {
             at.locate(
                 Problem::new(
@@ -95,8 +104,14 @@ pub async fn post_events(
             }
         }
     }
-    if state.nats.is_some() {
+    if let Some(nats) = &state.nats {
         networked_checks(&state, &groups)?;
+        if let Some((domain, group)) = groups.iter().next() {
+            if !state.hosts.contains_key(domain) {
+                let outcomes = forward_ingest(nats, mode, domain, group.clone()).await?;
+                return Ok(respond(mode, outcomes));
+            }
+        }
     }
     let (outcomes, sync_to) = dispatch(&state, mode, groups).await?;
     // Durable before acknowledged: the answer waits for the group commit.
@@ -107,6 +122,64 @@ pub async fn post_events(
         .await
         .map_err(log_problem)?;
     Ok(respond(mode, outcomes))
+}
+
+/// Ingests `group` into `domain` on this node, as for a forwarded request: admitted,
+/// validated, appended and durable, or refused.
+pub(crate) async fn ingest_here(
+    state: &GatewayState,
+    mode: Mode,
+    domain: &'static str,
+    group: Vec<(usize, Envelope)>,
+) -> Result<Outcomes, Problem> {
+    if let Some(reason) = state.nats_down() {
+        return Err(crate::networked::nats_down(&reason));
+    }
+    let mut groups = BTreeMap::new();
+    groups.insert(domain, group);
+    let (outcomes, sync_to) = dispatch(state, mode, groups).await?;
+    state
+        .log
+        .durability()
+        .wait(sync_to)
+        .await
+        .map_err(log_problem)?;
+    Ok(outcomes)
+}
+
+/// Sends `group` to the node hosting `domain` and reads back each event's outcome.
+async fn forward_ingest(
+    nats: &herald_runtime::nats::Nats,
+    mode: Mode,
+    domain: &str,
+    group: Vec<(usize, Envelope)>,
+) -> Result<Outcomes, Problem> {
+    let (indexes, envelopes): (Vec<usize>, Vec<Envelope>) = group.into_iter().unzip();
+    let request = forward::Request::Ingest {
+        mode,
+        events: envelopes.clone(),
+    };
+    match forward::ask(nats, domain, &request).await? {
+        forward::Reply::Ingested(results) if results.len() == envelopes.len() => {
+            let outcomes = results
+                .into_iter()
+                .map(|(new, position)| match new {
+                    true => Outcome::Accepted(position),
+                    false => Outcome::Duplicate(position),
+                })
+                .collect();
+            Ok(zip_outcomes(indexes, outcomes, envelopes))
+        }
+        forward::Reply::Problem {
+            status,
+            body,
+            retry_after,
+        } => Err(forward::relayed(status, &body, retry_after)),
+        _ => Err(forward::unexpected(
+            domain,
+            "an answer that does not match the events sent",
+        )),
+    }
 }
 
 /// What networked mode refuses before any domain is asked: NATS unreachable (503), and a
@@ -490,7 +563,8 @@ fn host_gone(domain: &str) -> Problem {
     .retry_after(1)
 }
 
-type Outcomes = Vec<(usize, Outcome, Envelope)>;
+/// Each event's request index, outcome and envelope.
+pub(crate) type Outcomes = Vec<(usize, Outcome, Envelope)>;
 
 /// One domain's part of a request: its host and its events with their request indexes.
 type Group = (&'static str, HostHandle, Vec<(usize, Envelope)>);

@@ -6,9 +6,11 @@
 
 mod admission;
 mod auth;
+mod cluster;
 mod deadletters;
+pub mod forward;
 mod health;
-mod ingest;
+pub mod ingest;
 mod limits;
 mod metrics;
 mod problem;
@@ -48,6 +50,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/domains/{domain}/queries/{name}")
                 .route(web::get().to(queries::query))
+                .default_service(web::to(problem::method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/cluster")
+                .route(web::get().to(cluster::cluster))
                 .default_service(web::to(problem::method_not_allowed)),
         )
         .service(

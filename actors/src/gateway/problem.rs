@@ -54,6 +54,11 @@ impl Problem {
         self
     }
 
+    /// The `Retry-After` it carries, in seconds.
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        self.retry_after
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

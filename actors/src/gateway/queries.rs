@@ -6,6 +6,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use herald_runtime::{Params, QueryError};
 
+use serde_json::Value;
+
+use super::forward;
 use super::problem::Problem;
 use super::state::GatewayState;
 use super::streams::log_problem;
@@ -80,19 +83,11 @@ pub async fn entity(
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let (domain, key) = path.into_inner();
-    let host = state.ready_host(&domain)?;
-    let entity = settled(&state, &domain, || host.view.entity(&key)).await?;
-    match entity {
-        Some(entity) => Ok(HttpResponse::Ok().json(entity)),
-        None => Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown-entity",
-            "Unknown entity",
-            format!("domain \"{domain}\" has no entity \"{key}\""),
-        )
-        .with("domain", domain)
-        .with("key", key)),
+    if let Some(nats) = remote(&state, &domain) {
+        let reply = forward::ask(nats, &domain, &forward::Request::Entity { key }).await?;
+        return Ok(HttpResponse::Ok().json(forward::answer(reply, &domain)?));
     }
+    Ok(HttpResponse::Ok().json(entity_here(&state, &domain, &key).await?))
 }
 
 /// `GET /v1/domains/{domain}/queries/{name}?param=value`.
@@ -102,10 +97,54 @@ pub async fn query(
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let (domain, name) = path.into_inner();
-    let host = state.ready_host(&domain)?;
-    let answer = settled(&state, &domain, || host.view.query(&name, &params)).await?;
+    let params = params.into_inner();
+    if let Some(nats) = remote(&state, &domain) {
+        let request = forward::Request::Query { name, params };
+        let reply = forward::ask(nats, &domain, &request).await?;
+        return Ok(HttpResponse::Ok().json(forward::answer(reply, &domain)?));
+    }
+    Ok(HttpResponse::Ok().json(query_here(&state, &domain, &name, &params).await?))
+}
+
+/// In networked mode, the NATS connection to forward on when `domain` is a known domain
+/// not hosted here.
+fn remote<'a>(state: &'a GatewayState, domain: &str) -> Option<&'a herald_runtime::nats::Nats> {
+    let nats = state.nats.as_deref()?;
+    let known = state.catalog.description(domain).is_some();
+    (known && !state.hosts.contains_key(domain)).then_some(nats)
+}
+
+/// An entity of a domain hosted here.
+pub(crate) async fn entity_here(
+    state: &GatewayState,
+    domain: &str,
+    key: &str,
+) -> Result<Value, Problem> {
+    let host = state.ready_host(domain)?;
+    let entity = settled(state, domain, || host.view.entity(key)).await?;
+    entity.ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown-entity",
+            "Unknown entity",
+            format!("domain \"{domain}\" has no entity \"{key}\""),
+        )
+        .with("domain", domain)
+        .with("key", key)
+    })
+}
+
+/// A named query of a domain hosted here.
+pub(crate) async fn query_here(
+    state: &GatewayState,
+    domain: &str,
+    name: &str,
+    params: &Params,
+) -> Result<Value, Problem> {
+    let host = state.ready_host(domain)?;
+    let answer = settled(state, domain, || host.view.query(name, params)).await?;
     match answer {
-        Ok(answer) => Ok(HttpResponse::Ok().json(answer)),
+        Ok(answer) => Ok(answer),
         Err(error @ QueryError::UnknownQuery { .. }) => Err(Problem::new(
             StatusCode::NOT_FOUND,
             "unknown-query",

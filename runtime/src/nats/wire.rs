@@ -69,7 +69,10 @@ pub fn token(text: &str) -> String {
 
 /// The per-key subject token: 16 hex digits of xxh3 of the partition key.
 pub fn key_token(partitionkey: &str) -> String {
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(partitionkey.as_bytes()))
+    format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(partitionkey.as_bytes())
+    )
 }
 
 /// `Nats-Msg-Id` of an event in a stream: derived from `source` and `id` (length-prefixed,
@@ -220,7 +223,10 @@ mod tests {
                 data: br#"{"order":"o-1"}"#.to_vec(),
                 partitionkey: "o-1".into(),
                 traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
-                extensions: vec![("region".into(), "eu".into()), ("tenant".into(), "t1".into())],
+                extensions: vec![
+                    ("region".into(), "eu".into()),
+                    ("tenant".into(), "t1".into()),
+                ],
                 cause: Some(Cause {
                     source: "/herald/payments".into(),
                     id: "c-1".into(),
@@ -239,10 +245,16 @@ mod tests {
     fn a_record_round_trips_through_headers_and_body() {
         let record = sample();
         let headers = headers(&record, 7);
-        assert_eq!(super::record(&headers, &record.envelope.data, None), Ok(record.clone()));
+        assert_eq!(
+            super::record(&headers, &record.envelope.data, None),
+            Ok(record.clone())
+        );
         let mut at_inbox = record.clone();
         at_inbox.offset = 42;
-        assert_eq!(super::record(&headers, &record.envelope.data, Some(42)), Ok(at_inbox));
+        assert_eq!(
+            super::record(&headers, &record.envelope.data, Some(42)),
+            Ok(at_inbox)
+        );
     }
 
     #[test]

@@ -1,0 +1,273 @@
+//! Forwarding between nodes in networked mode: a node that does not host a domain sends
+//! its ingress and queries to one that does, through NATS request-reply on
+//! `<prefix>.rpc.<domain>` (queue group `<prefix>-<domain>`, so one host answers), as
+//! bincode frames. The entry node has already checked the client (auth, limits, schema);
+//! the hosting node admits, validates and appends as for its own clients, so the single
+//! writer holds. Refusals travel as status and problem body and are rendered unchanged.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::web;
+use futures_util::StreamExt;
+use herald_runtime::codec::{self, FormatTag};
+use herald_runtime::nats::Nats;
+use herald_runtime::{Envelope, Params, Position};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::{debug, info, warn};
+
+use super::ingest::{self, Mode};
+use super::problem::Problem;
+use super::queries;
+use super::state::GatewayState;
+use crate::host::Outcome;
+
+/// What an entry node asks of a hosting node.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Ingress events for the domain, with the request's mode (for error pointers).
+    Ingest {
+        /// How the client sent them.
+        mode: Mode,
+        /// The events, checked against their schemas.
+        events: Vec<Envelope>,
+    },
+    /// `GET /v1/domains/{domain}/entities/{key}`.
+    Entity {
+        /// The key.
+        key: String,
+    },
+    /// `GET /v1/domains/{domain}/queries/{name}`.
+    Query {
+        /// The query's name.
+        name: String,
+        /// Its parameters.
+        params: Params,
+    },
+}
+
+/// What the hosting node answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    /// Each event's position, and whether it was new (`true`) or a duplicate.
+    Ingested(Vec<(bool, Position)>),
+    /// A query's answer, as JSON text.
+    Answer(Vec<u8>),
+    /// A refusal: HTTP status, problem body (JSON text), `Retry-After`.
+    Problem {
+        /// The status.
+        status: u16,
+        /// The problem+json body.
+        body: Vec<u8>,
+        /// Seconds to wait before retrying, if any.
+        retry_after: Option<u32>,
+    },
+}
+
+/// The subject domain `domain`'s hosts answer on.
+pub fn subject(prefix: &str, domain: &str) -> String {
+    format!("{prefix}.rpc.{domain}")
+}
+
+/// Sends `request` to a node hosting `domain`; a refusal comes back as the problem the
+/// hosting node answered, and no host (503) or no answer in time (504) as their own.
+pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, Problem> {
+    let frame = codec::encode(FormatTag::ForwardRequestV1, request).map_err(|error| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "forward-failed",
+            "Cannot forward",
+            format!("cannot encode the request for domain \"{domain}\": {error}"),
+        )
+    })?;
+    let settings = nats.settings();
+    let subject = subject(&settings.prefix, domain);
+    let client = nats.client().clone();
+    let timeout = settings.request_timeout;
+    let sent = nats.spawn(async move {
+        let request = async_nats::Request::new()
+            .payload(frame.into())
+            .timeout(Some(timeout));
+        client.send_request(subject, request).await
+    });
+    let answer = sent.await.map_err(|error| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "forward-failed",
+            "Cannot forward",
+            format!("forwarding to domain \"{domain}\" failed: {error}"),
+        )
+    })?;
+    let message = answer.map_err(|error| match error.kind() {
+        async_nats::RequestErrorKind::NoResponders => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "domain-not-hosted",
+            "Domain not hosted",
+            format!("no node hosts domain \"{domain}\" now; nothing was appended, retry later"),
+        )
+        .with("domain", domain)
+        .retry_after(1),
+        async_nats::RequestErrorKind::TimedOut => Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "domain-timeout",
+            "Domain did not answer in time",
+            format!("the node hosting domain \"{domain}\" did not answer within {timeout:?}; an event may or may not have been appended: re-sending it is safe (it is deduplicated by source and id)"),
+        )
+        .with("domain", domain)
+        .retry_after(1),
+        _ => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "nats-unavailable",
+            "NATS unavailable",
+            format!("cannot reach the node hosting domain \"{domain}\": {error}; retry shortly"),
+        )
+        .retry_after(1),
+    })?;
+    codec::decode(FormatTag::ForwardReplyV1, &message.payload).map_err(|error| {
+        Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "forward-failed",
+            "Bad answer from the hosting node",
+            format!("the node hosting domain \"{domain}\" answered a frame that does not decode: {error}; are both nodes the same version?"),
+        )
+    })
+}
+
+/// Turns a reply that should be a query's answer into it.
+pub fn answer(reply: Reply, domain: &str) -> Result<Value, Problem> {
+    match reply {
+        Reply::Answer(json) => {
+            serde_json::from_slice(&json).map_err(|error| unexpected(domain, &error.to_string()))
+        }
+        Reply::Problem {
+            status,
+            body,
+            retry_after,
+        } => Err(relayed(status, &body, retry_after)),
+        Reply::Ingested(_) => Err(unexpected(domain, "an ingest answer to a query")),
+    }
+}
+
+/// A problem answered by another node, rendered as it was.
+pub fn relayed(status: u16, body: &[u8], retry_after: Option<u32>) -> Problem {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut problem = Problem::new(status, "forwarded", "Refused by the hosting node", "");
+    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
+        for (key, value) in fields {
+            problem = problem.with(&key, value);
+        }
+    }
+    match retry_after {
+        Some(seconds) => problem.retry_after(seconds),
+        None => problem,
+    }
+}
+
+/// An answer of the wrong kind.
+pub fn unexpected(domain: &str, what: &str) -> Problem {
+    Problem::new(
+        StatusCode::BAD_GATEWAY,
+        "forward-failed",
+        "Bad answer from the hosting node",
+        format!("the node hosting domain \"{domain}\" answered {what}"),
+    )
+}
+
+fn problem_reply(problem: &Problem) -> Reply {
+    Reply::Problem {
+        status: problem.status().as_u16(),
+        body: problem.body().to_string().into_bytes(),
+        retry_after: problem.retry_after_seconds(),
+    }
+}
+
+/// Answers forwarded requests for every domain this node hosts, until the node stops.
+pub fn serve(state: web::Data<GatewayState>, nats: Arc<Nats>, domains: Vec<&'static str>) {
+    for domain in domains {
+        let state = state.clone();
+        let nats = Arc::clone(&nats);
+        actix_rt::spawn(async move {
+            let prefix = nats.settings().prefix.clone();
+            let subject = subject(&prefix, domain);
+            let subscribed = {
+                let client = nats.client().clone();
+                let subject = subject.clone();
+                let group = format!("{prefix}-{domain}");
+                nats.spawn(async move { client.queue_subscribe(subject, group).await })
+                    .await
+            };
+            let mut requests = match subscribed {
+                Ok(Ok(requests)) => requests,
+                Ok(Err(error)) => {
+                    warn!(domain, %error, "cannot answer forwarded requests");
+                    return;
+                }
+                Err(error) => {
+                    warn!(domain, %error, "cannot answer forwarded requests");
+                    return;
+                }
+            };
+            info!(domain, %subject, "answering forwarded requests");
+            while let Some(message) = requests.next().await {
+                let Some(reply_to) = message.reply.clone() else {
+                    continue;
+                };
+                let state = state.clone();
+                let client = nats.client().clone();
+                actix_rt::spawn(async move {
+                    let reply = handle(&state, domain, &message.payload).await;
+                    match codec::encode(FormatTag::ForwardReplyV1, &reply) {
+                        Ok(frame) => {
+                            if let Err(error) = client.publish(reply_to, frame.into()).await {
+                                debug!(domain, %error, "cannot send a forwarded reply");
+                            }
+                        }
+                        Err(error) => warn!(domain, %error, "cannot encode a forwarded reply"),
+                    }
+                });
+            }
+        });
+    }
+}
+
+async fn handle(state: &GatewayState, domain: &'static str, frame: &[u8]) -> Reply {
+    let request: Request = match codec::decode(FormatTag::ForwardRequestV1, frame) {
+        Ok(request) => request,
+        Err(error) => {
+            return problem_reply(&Problem::new(
+                StatusCode::BAD_REQUEST,
+                "forward-failed",
+                "Bad forwarded request",
+                format!("a forwarded request for domain \"{domain}\" does not decode: {error}; are both nodes the same version?"),
+            ))
+        }
+    };
+    match request {
+        Request::Ingest { mode, events } => {
+            let group = events.into_iter().enumerate().collect();
+            match ingest::ingest_here(state, mode, domain, group).await {
+                Ok(outcomes) => Reply::Ingested(
+                    outcomes
+                        .into_iter()
+                        .map(|(_, outcome, _)| match outcome {
+                            Outcome::Accepted(position) => (true, position),
+                            Outcome::Duplicate(position) => (false, position),
+                        })
+                        .collect(),
+                ),
+                Err(problem) => problem_reply(&problem),
+            }
+        }
+        Request::Entity { key } => match queries::entity_here(state, domain, &key).await {
+            Ok(value) => Reply::Answer(value.to_string().into_bytes()),
+            Err(problem) => problem_reply(&problem),
+        },
+        Request::Query { name, params } => {
+            match queries::query_here(state, domain, &name, &params).await {
+                Ok(value) => Reply::Answer(value.to_string().into_bytes()),
+                Err(problem) => problem_reply(&problem),
+            }
+        }
+    }
+}

@@ -25,7 +25,7 @@ use crate::gateway::{
     self, Access, Connections, Gateway, GatewayState, HostHandle, Limits, Metrics, StopGateway,
 };
 use crate::host::{Checkpoint, Drain, FaultPolicy, Health, HostArgs, SnapshotSettings};
-use crate::supervisor::{RestartPolicy, Supervisor};
+use crate::supervisor::{Outages, RestartPolicy, Supervisor};
 use crate::{networked, presence};
 
 /// Why a node could not start or stopped badly.
@@ -132,6 +132,10 @@ pub async fn run(
             limit: config.domains.restart_limit,
             window: config.domains.restart_window,
         },
+        storage
+            .nats
+            .as_ref()
+            .map(|(_, status)| Outages::new(status.clone())),
     );
     let mut arbiters = Vec::new();
     for entry in registered

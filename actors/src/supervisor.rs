@@ -8,12 +8,13 @@
 //! marked failed in `/readyz` and `GET /v1/domains`, and the rest of the node goes on.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use herald_runtime::nats::BusStatus;
+use tokio::sync::{mpsc, watch};
 use tracing::{error, warn};
 
 use crate::gateway::{Admission, HostHandle};
@@ -31,8 +32,55 @@ pub struct RestartPolicy {
     pub window: Duration,
 }
 
+/// How long after NATS comes back a host's stop is still blamed on the outage.
+const OUTAGE_GRACE: Duration = Duration::from_secs(30);
+
+/// Networked mode: whether NATS is reachable, and when it last came back. A host that
+/// stops because NATS is away is started again once it is back, and the stop does not
+/// count toward `restart_limit`: an outage is not a fault of the domain.
+#[derive(Clone)]
+pub struct Outages {
+    status: watch::Receiver<BusStatus>,
+    back_at: Arc<Mutex<Option<Instant>>>,
+}
+
+impl Outages {
+    /// Watches `status` (call inside the actix system).
+    pub fn new(status: watch::Receiver<BusStatus>) -> Self {
+        let back_at = Arc::new(Mutex::new(None));
+        let mut watching = status.clone();
+        let noted = Arc::clone(&back_at);
+        actix_rt::spawn(async move {
+            let mut was_up = *watching.borrow() == BusStatus::Up;
+            while watching.changed().await.is_ok() {
+                let up = *watching.borrow() == BusStatus::Up;
+                if up && !was_up {
+                    *noted.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+                }
+                was_up = up;
+            }
+        });
+        Self { status, back_at }
+    }
+
+    fn up(&self) -> bool {
+        *self.status.borrow() == BusStatus::Up
+    }
+
+    /// Whether a stop now is to be blamed on NATS: it is away, or came back only lately.
+    fn excuses(&self) -> bool {
+        !self.up()
+            || self
+                .back_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_some_and(|at| at.elapsed() < OUTAGE_GRACE)
+    }
+}
+
 /// The hosts of a node, and how to start each again.
 pub struct Supervisor {
+    outages: Option<Outages>,
     hosts: Arc<DashMap<&'static str, HostHandle>>,
     domains: HashMap<&'static str, (ArbiterHandle, HostFactory)>,
     policy: RestartPolicy,
@@ -46,10 +94,15 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// A supervisor publishing hosts into `hosts`.
-    pub fn new(hosts: Arc<DashMap<&'static str, HostHandle>>, policy: RestartPolicy) -> Self {
+    pub fn new(
+        hosts: Arc<DashMap<&'static str, HostHandle>>,
+        policy: RestartPolicy,
+        outages: Option<Outages>,
+    ) -> Self {
         let (stops, stopped) = mpsc::unbounded_channel();
         let (due, due_now) = mpsc::unbounded_channel();
         Self {
+            outages,
             hosts,
             domains: HashMap::new(),
             policy,
@@ -83,6 +136,7 @@ impl Supervisor {
             // As many ingress slots as mailbox places: a full host answers 429.
             None => Arc::new(Admission::new(args.mailbox_capacity)),
         };
+        let bus = Arc::clone(&args.bus);
         let host = DomainHost::new(args);
         let view = host.view();
         let addr = DomainHost::start_in_arbiter(arbiter, move |_| host);
@@ -92,6 +146,7 @@ impl Supervisor {
                 addr,
                 view,
                 admission,
+                bus,
             },
         );
     }
@@ -116,6 +171,20 @@ impl Supervisor {
         let Some(view) = self.hosts.get(name).map(|handle| handle.view.clone()) else {
             return;
         };
+        if let Some(outages) = self.outages.clone().filter(Outages::excuses) {
+            warn!(
+                domain = name,
+                "domain host stopped while NATS was away; starting it again once NATS is back (not counted toward restart_limit)"
+            );
+            let due = self.due.clone();
+            tokio::spawn(async move {
+                let mut status = outages.status.clone();
+                let _ = status.wait_for(|status| *status == BusStatus::Up).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = due.send(name);
+            });
+            return;
+        }
         let now = Instant::now();
         let window = self.policy.window;
         let history = self.restarts.entry(name).or_default();

@@ -29,6 +29,11 @@ impl Failures {
         self.0.entry(kind).or_default().push(what);
     }
 
+    /// Whether nothing failed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Panics listing every failure (the first five of each kind) under `context`.
     pub fn assert_none(&self, context: &str) {
         if self.0.is_empty() {

@@ -224,3 +224,81 @@ pub fn free_port() -> u16 {
         .map(|address| address.port())
         .expect("a free port")
 }
+
+/// A message as a plain NATS client sees it.
+#[derive(Debug, Clone)]
+pub struct PlainMessage {
+    /// Its subject.
+    pub subject: String,
+    /// Its headers, name and first value.
+    pub headers: Vec<(String, String)>,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+impl PlainMessage {
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Every message of JetStream stream `stream`, read by a plain async-nats client with an
+/// ordered consumer: what any NATS application sees of Herald's events.
+pub fn read_stream(url: &str, stream: &str) -> Vec<PlainMessage> {
+    use async_nats::jetstream::{self, consumer};
+    use futures_util::StreamExt;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.expect("connects to NATS");
+        let context = jetstream::new(client);
+        let mut handle = context.get_stream(stream).await.expect("the stream exists");
+        let last = handle
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .last_sequence;
+        let ordered = handle
+            .create_consumer(consumer::pull::OrderedConfig::default())
+            .await
+            .expect("an ordered consumer");
+        let mut messages = ordered.messages().await.expect("messages");
+        let mut read = Vec::new();
+        while (read.len() as u64) < last {
+            let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+                .await
+                .expect("a message within 10 s")
+                .expect("the stream goes on")
+                .expect("a message");
+            let headers = message
+                .headers
+                .iter()
+                .flat_map(|map| map.iter())
+                .map(|(name, values)| {
+                    let name: &str = name.as_ref();
+                    (
+                        name.to_owned(),
+                        values
+                            .first()
+                            .map(|v| v.as_str().to_owned())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            read.push(PlainMessage {
+                subject: message.subject.to_string(),
+                headers,
+                body: message.payload.to_vec(),
+            });
+        }
+        read
+    })
+}

@@ -1,6 +1,7 @@
 //! Networked mode on a real nats-server with JetStream: the saga across nodes, SIGKILL of a
 //! node under load, a NATS outage, and a plain NATS client reading Herald's events.
 
+use herald_integration_tests::invariants;
 use herald_integration_tests::nats::NatsServer;
 use herald_integration_tests::*;
 use serde_json::json;
@@ -157,4 +158,196 @@ fn a_domain_no_node_hosts_is_503_and_a_batch_across_domains_is_422() {
     );
     assert_eq!(mixed.json["domains"], json!(["orders", "payments"]));
     assert!(a.read_stream("orders").is_empty(), "nothing was appended");
+}
+
+/// Waits until the saga's invariants hold over every stream (read and queried through
+/// `node`), or fails with what does not hold after `timeout`.
+fn settled_invariants(node: &Node, timeout: std::time::Duration) -> invariants::Log {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let log = invariants::Log::read(node);
+        let mut failures = invariants::Failures::default();
+        invariants::check_all(node, &log, &mut failures);
+        if failures.is_empty() {
+            return log;
+        }
+        if std::time::Instant::now() > deadline {
+            failures.assert_none("after the saga settled");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn sigkill_of_the_node_hosting_inventory_and_payments_loses_nothing_and_repeats_nothing() {
+    let nats = NatsServer::start();
+    let a = nats.node("node-a", "orders,shipping,analytics");
+    let mut b = nats.node("node-b", "inventory,payments");
+    accepted(&a.publish(&stock_added("sku-a", 40)));
+    accepted(&a.publish(&stock_added("sku-b", 1_000)));
+    accepted(&a.publish(&credit_granted("alice", 1_000_000)));
+    accepted(&a.publish(&credit_granted("bob", 3_000)));
+
+    // A client keeps placing orders at A while B is killed and started again: orders
+    // are acknowledged by A (their stream is A's) and wait in B's inbox.
+    let orders: Vec<String> = (0..90).map(|i| format!("o-{i}")).collect();
+    let client = {
+        let base = a.base.clone();
+        let orders = orders.clone();
+        std::thread::spawn(move || {
+            let http = reqwest::blocking::Client::new();
+            for (i, order) in orders.iter().enumerate() {
+                let (customer, sku) = match i % 3 {
+                    0 => ("alice", "sku-a"),
+                    1 => ("bob", "sku-b"),
+                    _ => ("alice", "sku-b"),
+                };
+                let event = order_placed(order, customer, &[(sku, 2, 100)]);
+                let reply = http
+                    .post(format!("{base}/v1/events"))
+                    .header("content-type", "application/cloudevents+json")
+                    .body(event.to_string())
+                    .send()
+                    .expect("A answers");
+                assert_eq!(reply.status().as_u16(), 202, "order {order} at A");
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    b.kill();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // A fresh process with an empty data directory: its state comes from JetStream.
+    let b = nats.node("node-b", "inventory,payments");
+    client.join().expect("every order was acknowledged at A");
+
+    let log = settled_invariants(&a, std::time::Duration::from_secs(90));
+    let placed = log.of_type("orders.OrderPlaced").count();
+    assert_eq!(
+        placed,
+        orders.len(),
+        "every acknowledged order is in its stream once"
+    );
+    for order in &orders {
+        let decided = log.count("inventory.StockReserved", order)
+            + log.count("inventory.StockRejected", order);
+        assert_eq!(decided, 1, "order {order}: one stock decision");
+        let paid = log.count("payments.PaymentCaptured", order)
+            + log.count("payments.PaymentDeclined", order);
+        assert!(paid <= 1, "order {order}: at most one payment decision");
+    }
+    assert!(
+        log.of_type("inventory.StockRejected").count() > 0
+            && log.of_type("payments.PaymentDeclined").count() > 0,
+        "the workload exercises rejections and declines too"
+    );
+    // B answers for its domains the same as the streams say, through A too.
+    assert_eq!(
+        b.entity("payments", "alice"),
+        a.entity("payments", "alice"),
+        "one state, whichever node is asked"
+    );
+}
+
+#[test]
+fn a_nats_outage_is_503_then_recovered_with_nothing_lost() {
+    let mut nats = NatsServer::start();
+    let a = nats.node("node-a", "orders,shipping,analytics");
+    let b = nats.node("node-b", "inventory,payments");
+    accepted(&a.publish(&stock_added("sku-a", 100)));
+    accepted(&a.publish(&credit_granted("alice", 100_000)));
+    for i in 0..5 {
+        accepted(&a.publish(&order_placed(
+            &format!("o-{i}"),
+            "alice",
+            &[("sku-a", 1, 10)],
+        )));
+    }
+    a.await_field("orders", "o-4", "status", &json!("awaiting_shipment"));
+
+    nats.stop();
+    for node in [&a, &b] {
+        eventually("/readyz names NATS", || {
+            let ready = node.get("/readyz");
+            ready.status == 503 && ready.text.contains("NATS")
+        });
+    }
+    let refused = a.publish(&order_placed("o-late", "alice", &[("sku-a", 1, 10)]));
+    assert_eq!(refused.status, 503, "{}", refused.json);
+    assert_eq!(
+        refused.json["type"],
+        "https://herald.dev/problems/nats-unavailable"
+    );
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    // Local queries still answer: the views hold only acknowledged state.
+    assert_eq!(
+        a.entity("orders", "o-2").expect("o-2")["status"],
+        "awaiting_shipment"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(3));
+
+    nats.start_again();
+    a.await_ready(std::time::Duration::from_secs(60));
+    b.await_ready(std::time::Duration::from_secs(60));
+    accepted(&a.publish(&order_placed("o-after", "alice", &[("sku-a", 1, 10)])));
+    a.await_field("orders", "o-after", "status", &json!("awaiting_shipment"));
+    let log = settled_invariants(&a, std::time::Duration::from_secs(60));
+    assert_eq!(log.of_type("orders.OrderPlaced").count(), 6);
+    assert!(
+        !a.logs().contains("not restarting it"),
+        "an outage does not fail a domain"
+    );
+}
+
+#[test]
+fn a_plain_nats_client_reads_the_events_and_their_cloudevents_headers() {
+    let nats = NatsServer::start();
+    let a = nats.node("node-a", "orders,inventory,payments,shipping,analytics");
+    accepted(&a.publish(&stock_added("sku-a", 10)));
+    accepted(&a.publish(&credit_granted("alice", 10_000)));
+    let mut event = order_placed("o-1", "alice", &[("sku-a", 3, 500)]);
+    event["traceparent"] = json!("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    event["tenant"] = json!("acme");
+    accepted(&a.publish(&event));
+    a.await_field("orders", "o-1", "status", &json!("awaiting_shipment"));
+
+    let messages = herald_integration_tests::nats::read_stream(&nats.url(), "herald-orders");
+    let placed = &messages[0];
+    assert_eq!(
+        placed.subject,
+        format!(
+            "herald.ev.orders.OrderPlaced.{}",
+            placed.subject.rsplit('.').next().unwrap_or("")
+        )
+    );
+    assert_eq!(placed.header("ce-type"), Some("orders.OrderPlaced"));
+    assert_eq!(
+        placed.header("ce-id").map(str::to_owned),
+        event["id"].as_str().map(str::to_owned)
+    );
+    assert_eq!(placed.header("ce-source"), Some("/tests/client"));
+    assert_eq!(placed.header("ce-specversion"), Some("1.0"));
+    assert_eq!(placed.header("ce-subject"), Some("o-1"));
+    assert_eq!(placed.header("ce-partitionkey"), Some("o-1"));
+    assert_eq!(placed.header("ce-tenant"), Some("acme"));
+    assert_eq!(
+        placed.header("traceparent"),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    assert!(placed.header("ce-time").is_some_and(|t| t.contains('T')));
+    assert_eq!(placed.header("content-type"), Some("application/json"));
+    assert!(placed.header("Nats-Msg-Id").is_some(), "deduplication id");
+    let body: serde_json::Value = serde_json::from_slice(&placed.body).expect("JSON body");
+    assert_eq!(body, event["data"]);
+    // A reaction carries its cause.
+    let reserved = herald_integration_tests::nats::read_stream(&nats.url(), "herald-inventory");
+    let reaction = reserved
+        .iter()
+        .find(|m| m.header("ce-type") == Some("inventory.StockReserved"))
+        .expect("a StockReserved");
+    assert_eq!(reaction.header("ce-causestream"), Some("orders"));
+    assert_eq!(
+        reaction.header("ce-causeid").map(str::to_owned),
+        event["id"].as_str().map(str::to_owned)
+    );
 }

@@ -66,14 +66,15 @@ type DomainFamily<'a> = (&'a str, &'a str, &'a str, &'a dyn Fn(&HostHandle) -> u
 
 fn render(state: &GatewayState) -> String {
     let mut out = Exposition::default();
-    let head = state.log.head();
-
-    out.family(
-        "herald_log_head_offset",
-        "gauge",
-        "Node-wide offset of the last durable record in the event log.",
-    );
-    out.sample("herald_log_head_offset", &[], head);
+    // Networked mode has no node-wide offset: JetStream orders each stream on its own.
+    if state.nats.is_none() {
+        out.family(
+            "herald_log_head_offset",
+            "gauge",
+            "Node-wide offset of the last durable record in the event log.",
+        );
+        out.sample("herald_log_head_offset", &[], state.log.head());
+    }
 
     out.family(
         "herald_stream_events_total",
@@ -100,8 +101,8 @@ fn render(state: &GatewayState) -> String {
         (
             "herald_domain_lag_records",
             "gauge",
-            "Durable log records a domain has not read yet (head offset minus its cursor).",
-            &|host| head.saturating_sub(host.view.cursor()),
+            "Inputs a domain has not handled yet (the head of its inputs minus its cursor).",
+            &|host| host.bus.log().head().saturating_sub(host.view.cursor()),
         ),
         (
             "herald_domain_ready",

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::http::StatusCode;
 use dashmap::DashMap;
+use herald_runtime::bus::Bus;
 use herald_runtime::catalog::Catalog;
 use herald_runtime::log::EventLog;
 use herald_runtime::nats::{BusStatus, Nats};
@@ -27,6 +28,8 @@ pub struct HostHandle {
     pub view: DomainView,
     /// The host's ingress slots: a full set answers 429.
     pub admission: Arc<Admission>,
+    /// The bus the host consumes from: its inputs' head, for lag.
+    pub bus: Arc<Bus>,
 }
 
 /// Request limits, from `[http]`.

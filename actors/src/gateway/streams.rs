@@ -61,7 +61,9 @@ pub async fn list_streams(state: web::Data<GatewayState>) -> HttpResponse {
             })
         })
         .collect();
-    HttpResponse::Ok().json(json!({ "streams": streams, "head": log.head() }))
+    // Networked mode has no node-wide offset: `head` is null there.
+    let head = state.nats.is_none().then(|| log.head());
+    HttpResponse::Ok().json(json!({ "streams": streams, "head": head }))
 }
 
 /// `GET /v1/streams/{stream}/events?from=SEQ&limit=N`: a page of events, in order.

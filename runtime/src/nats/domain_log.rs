@@ -27,7 +27,7 @@ use crate::deadletter;
 use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
 
 /// Where the watermark starts: past any offset either space reaches.
-const ALWAYS_DURABLE: u64 = 1 << 62;
+pub(super) const ALWAYS_DURABLE: u64 = 1 << 62;
 /// Inputs prefetched before the consumer waits for the host to take some.
 const PREFETCH: usize = 4096;
 /// Recent own events remembered for deduplication of client re-sends.
@@ -125,6 +125,15 @@ impl JetStreamDomainLog {
         let mut own = log.own.lock().unwrap_or_else(PoisonError::into_inner);
         log.load_own(&mut own)?;
         drop(own);
+        let context = log.nats.context().clone();
+        let inbox = streams::inbox_name(&log.nats.settings().prefix, domain);
+        let head = log.nats.block("reading the inbox's end", async move {
+            streams::last_sequence(&context, &inbox).await
+        })?;
+        log.inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .head = head;
         Ok(log)
     }
 
@@ -293,7 +302,10 @@ async fn prefetch(
         let message = match messages.next().await {
             Some(Ok(message)) => message,
             Some(Err(error)) => {
-                debug!(%domain, %error, "inbox consumer hiccup");
+                // Missed heartbeats and the like while NATS is away: the stream resumes
+                // by itself once it is back.
+                debug!(%domain, %error, "inbox consumer interrupted; waiting");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 continue;
             }
             None => break,
@@ -325,6 +337,13 @@ async fn prefetch(
             inbox.buffer.push_back((record, Some(message)));
         }
         durability.advance(durability.durable() + 1);
+    }
+    // The consumer ended: the next read starts a new one where the host is.
+    {
+        let mut inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        if inbox.generation == generation {
+            inbox.next = 0;
+        }
     }
     durability.advance(durability.durable() + 1);
 }

@@ -2,7 +2,8 @@
 //! reading pages and tails of them. Appends go through the domains' own logs.
 //!
 //! JetStream has no node-wide order, so `head` is a tick: it advances a few times a second
-//! and tails wake on it to look for new events.
+//! and tails wake on it to look for new events. It starts past any position, because
+//! whatever a domain appended was acknowledged by JetStream: it is durable already.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ impl JetStreamNodeLog {
             .iter()
             .flat_map(|domain| [(*domain).to_owned(), deadletter::stream(domain)])
             .collect();
-        let durability = Arc::new(Durability::new(1));
+        let durability = Arc::new(Durability::new(super::domain_log::ALWAYS_DURABLE));
         let ticking = Arc::downgrade(&durability);
         nats.spawn(async move {
             let mut interval = tokio::time::interval(TICK);

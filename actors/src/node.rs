@@ -16,15 +16,17 @@ use herald_runtime::bus::Bus;
 use herald_runtime::catalog::{Catalog, CatalogError};
 use herald_runtime::hosted::DomainEntry;
 use herald_runtime::log::{self, EventLog, FileLog, FileLogOptions, LogError};
-use herald_runtime::nats::{BusStatus, JetStreamNodeLog, Nats};
-use herald_runtime::snapshot::{SnapshotError, SnapshotStore};
+use herald_runtime::nats::{BusStatus, JetStreamNodeLog, Nats, ObjectSnapshots};
+use herald_runtime::snapshot::{FileSnapshots, SnapshotError};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::gateway::{
     self, Access, Connections, Gateway, GatewayState, HostHandle, Limits, Metrics, StopGateway,
 };
-use crate::host::{Checkpoint, Drain, FaultPolicy, Health, HostArgs, SnapshotSettings};
+use crate::host::{
+    Checkpoint, Drain, FaultPolicy, Health, HostArgs, SharedStore, SnapshotSettings,
+};
 use crate::supervisor::{Outages, RestartPolicy, Supervisor};
 use crate::{networked, presence};
 
@@ -100,7 +102,9 @@ pub async fn run(
                 buses: HashMap::new(),
                 shared: Some(Arc::new(Bus::new(Arc::clone(&log)))),
                 log,
-                store: Some(SnapshotStore::open(config.node.data_dir.join("snapshots"))?),
+                store: Some(Arc::new(FileSnapshots::open(
+                    config.node.data_dir.join("snapshots"),
+                )?)),
                 nats: None,
             }
         }
@@ -111,9 +115,7 @@ pub async fn run(
                 buses: networked::buses(&nats, &registered, &enabled)?,
                 shared: None,
                 log: JetStreamNodeLog::new(Arc::clone(&nats), &known),
-                // Snapshots stay local files only in embedded mode; in networked mode a
-                // domain's state is rebuilt from JetStream on every start.
-                store: None,
+                store: Some(Arc::new(ObjectSnapshots::open(Arc::clone(&nats))?)),
                 nats: Some((nats, status)),
             }
         }
@@ -308,7 +310,7 @@ struct Storage {
     shared: Option<Arc<Bus>>,
     /// Networked: one bus per hosted domain, over its JetStream log.
     buses: HashMap<&'static str, Arc<Bus>>,
-    store: Option<SnapshotStore>,
+    store: Option<SharedStore>,
     nats: Option<(Arc<Nats>, watch::Receiver<BusStatus>)>,
 }
 

@@ -182,7 +182,9 @@ fn settled_invariants(node: &Node, timeout: std::time::Duration) -> invariants::
 fn sigkill_of_the_node_hosting_inventory_and_payments_loses_nothing_and_repeats_nothing() {
     let nats = NatsServer::start();
     let a = nats.node("node-a", "orders,shipping,analytics");
-    let mut b = nats.node("node-b", "inventory,payments");
+    // Snapshots often, so the restarted node starts from one in the object store.
+    let snapshots = [("HERALD_LOG__SNAPSHOT_EVERY", "10")];
+    let mut b = nats.node_with("node-b", "inventory,payments", &snapshots);
     accepted(&a.publish(&stock_added("sku-a", 40)));
     accepted(&a.publish(&stock_added("sku-b", 1_000)));
     accepted(&a.publish(&credit_granted("alice", 1_000_000)));
@@ -218,7 +220,12 @@ fn sigkill_of_the_node_hosting_inventory_and_payments_loses_nothing_and_repeats_
     b.kill();
     std::thread::sleep(std::time::Duration::from_secs(3));
     // A fresh process with an empty data directory: its state comes from JetStream.
-    let b = nats.node("node-b", "inventory,payments");
+    let b = nats.node_with("node-b", "inventory,payments", &snapshots);
+    assert!(
+        b.logs().contains("state loaded from a snapshot"),
+        "the restarted node loads its state from the object store; logs:\n{}",
+        b.logs_tail(40)
+    );
     client.join().expect("every order was acknowledged at A");
 
     let log = settled_invariants(&a, std::time::Duration::from_secs(90));

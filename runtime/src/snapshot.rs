@@ -56,24 +56,69 @@ pub enum SnapshotError {
         /// The codec's reason.
         message: String,
     },
+    /// The store could not take or give the snapshot.
+    #[error("snapshot store ({location}): {message}")]
+    Store {
+        /// Where the snapshot goes.
+        location: String,
+        /// What failed.
+        message: String,
+    },
 }
 
-/// A snapshot file that could not be used, and why.
+/// A snapshot that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unusable {
-    /// The file.
-    pub path: PathBuf,
+    /// Where it is: a file, or an object.
+    pub location: String,
     /// What is wrong with it.
     pub reason: String,
 }
 
+/// Where a node keeps its domains' snapshots: files in embedded mode, the JetStream object
+/// store in networked mode (`crate::nats::ObjectSnapshots`).
+pub trait SnapshotStore: Send + Sync + 'static {
+    /// Saves `snapshot` atomically (a crash leaves the old one or the new one); answers
+    /// where it went. Blocking.
+    fn save(&self, snapshot: &Snapshot) -> Result<String, SnapshotError>;
+    /// The newest snapshot of `domain` that reads back whole and that `usable` accepts,
+    /// and the newer ones passed over. Blocking.
+    fn latest(
+        &self,
+        domain: &str,
+        usable: &dyn Fn(&Snapshot) -> Result<(), String>,
+    ) -> (Option<Snapshot>, Vec<Unusable>);
+    /// Moves a snapshot passed over out of the way, so it is not taken again once the log
+    /// grows past it; answers where it went.
+    fn set_aside(&self, unusable: &Unusable) -> Option<String>;
+}
+
 /// The snapshots directory of a node.
 #[derive(Debug, Clone)]
-pub struct SnapshotStore {
+pub struct FileSnapshots {
     dir: PathBuf,
 }
 
-impl SnapshotStore {
+impl SnapshotStore for FileSnapshots {
+    fn save(&self, snapshot: &Snapshot) -> Result<String, SnapshotError> {
+        FileSnapshots::save(self, snapshot).map(|path| path.display().to_string())
+    }
+
+    fn latest(
+        &self,
+        domain: &str,
+        usable: &dyn Fn(&Snapshot) -> Result<(), String>,
+    ) -> (Option<Snapshot>, Vec<Unusable>) {
+        FileSnapshots::latest(self, domain, usable)
+    }
+
+    fn set_aside(&self, unusable: &Unusable) -> Option<String> {
+        let aside = format!("{}.unusable", unusable.location);
+        fs::rename(&unusable.location, &aside).ok().map(|()| aside)
+    }
+}
+
+impl FileSnapshots {
     /// The store in `dir`, created if missing.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, SnapshotError> {
         let dir = dir.into();
@@ -143,7 +188,10 @@ impl SnapshotStore {
                 Ok(snapshot)
             }) {
                 Ok(snapshot) => return (Some(snapshot), passed_over),
-                Err(reason) => passed_over.push(Unusable { path, reason }),
+                Err(reason) => passed_over.push(Unusable {
+                    location: path.display().to_string(),
+                    reason,
+                }),
             }
         }
         (None, passed_over)
@@ -214,7 +262,7 @@ mod tests {
     #[test]
     fn the_newest_whole_snapshot_wins_and_two_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SnapshotStore::open(dir.path()).unwrap();
+        let store = FileSnapshots::open(dir.path()).unwrap();
         for offset in [10, 20, 30] {
             store.save(&snapshot(offset)).unwrap();
         }

@@ -15,7 +15,6 @@ mod view;
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -34,7 +33,7 @@ pub use faults::FaultPolicy;
 pub(crate) use messages::Wake;
 pub use messages::{Checkpoint, Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare};
 pub use release::{Release, ReleaseAction, ReleaseError, ReleaseOutcome};
-pub use snapshots::SnapshotSettings;
+pub use snapshots::{SharedStore, SnapshotSettings};
 pub use view::{DeadLetter, DomainView, Health, PENDING};
 
 use snapshots::Snapshots;
@@ -499,7 +498,7 @@ impl Subscriber for HostWaker {
 impl DomainHost {
     /// Starts a snapshot of the current state: the returned job writes it once the log
     /// holds everything it reflects. `None` when snapshots are off or the state is unsaved.
-    fn snapshot_job(&mut self) -> Option<impl Future<Output = Result<PathBuf, String>>> {
+    fn snapshot_job(&mut self) -> Option<impl Future<Output = Result<String, String>>> {
         let store = self.snapshots.store().cloned()?;
         let state = match self.view.read().save_state() {
             Ok(state) => state,
@@ -529,10 +528,10 @@ impl DomainHost {
         })
     }
 
-    fn snapshot_written(&mut self, written: Result<PathBuf, String>) {
+    fn snapshot_written(&mut self, written: Result<String, String>) {
         self.snapshots.finished();
         match written {
-            Ok(path) => debug!(domain = self.name(), path = %path.display(), "snapshot written"),
+            Ok(location) => debug!(domain = self.name(), %location, "snapshot written"),
             Err(error) => {
                 warn!(domain = self.name(), %error, "snapshot not written; the next one will try again")
             }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use herald_runtime::deadletter;
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::log::EventLog;
 use herald_runtime::replay::{self, Start};
@@ -113,18 +114,27 @@ impl DomainHost {
     fn usable_snapshot(&self, log: &dyn EventLog) -> Option<Arc<Snapshot>> {
         let store = self.snapshots.store()?;
         let name = self.name();
-        let head = log.head();
-        let own_last = log.sequence_at(name, head);
+        let dead = deadletter::stream(name);
+        // Each position against the end of its own sequence: inputs, own stream, dead
+        // letters (in networked mode they are different streams, with no common offset).
+        let inputs = log.head();
+        let own_last = log.sequence_at(name, log.written());
+        let dead_last = log.sequence_at(&dead, log.written());
         let (found, passed_over) = store.latest(name, &|snapshot| {
-            if snapshot.offset > head {
+            if snapshot.cursor > inputs {
                 Err(format!(
-                    "it reflects log offset {} but the log ends at {head}",
-                    snapshot.offset
+                    "it reflects inputs up to {} but the inputs end at {inputs}",
+                    snapshot.cursor
                 ))
             } else if snapshot.own_sequence > own_last {
                 Err(format!(
                     "it reflects {name}#{} but the stream ends at #{own_last}",
                     snapshot.own_sequence
+                ))
+            } else if snapshot.dead_sequence > dead_last {
+                Err(format!(
+                    "it reflects {dead}#{} but the stream ends at #{dead_last}",
+                    snapshot.dead_sequence
                 ))
             } else {
                 Ok(())
@@ -133,13 +143,12 @@ impl DomainHost {
         for unusable in passed_over {
             // Moved aside, not left in place: a snapshot ahead of the log (after a repair or
             // a lost tail) would otherwise look usable again once the log grows past it.
-            let aside = std::path::PathBuf::from(format!("{}.unusable", unusable.path.display()));
-            let moved = std::fs::rename(&unusable.path, &aside).is_ok();
+            let moved = store.set_aside(&unusable);
             warn!(
                 domain = name,
-                file = %unusable.path.display(),
+                snapshot = %unusable.location,
                 reason = %unusable.reason,
-                moved_to = %if moved { aside.display().to_string() } else { "-".into() },
+                moved_to = %moved.unwrap_or_else(|| "-".into()),
                 "snapshot ignored; using an older one or replaying from the beginning"
             );
         }

@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 
 use herald_runtime::snapshot::{Snapshot, SnapshotStore};
 
+/// A node's snapshot store, shared by its hosts.
+pub type SharedStore = Arc<dyn SnapshotStore>;
+
 /// Snapshot settings of one host, from `[log]`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SnapshotSettings {
     /// Where snapshots go; `None` turns them off.
-    pub store: Option<SnapshotStore>,
+    pub store: Option<SharedStore>,
     /// Snapshot after this many events handled or applied; 0 = never by count.
     pub every: u64,
     /// Snapshot at least this often while the state changes; zero = never by time.
@@ -39,7 +42,7 @@ impl Snapshots {
         }
     }
 
-    pub(crate) fn store(&self) -> Option<&SnapshotStore> {
+    pub(crate) fn store(&self) -> Option<&SharedStore> {
         self.settings.store.as_ref()
     }
 

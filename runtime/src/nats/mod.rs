@@ -8,9 +8,11 @@
 mod connection;
 mod domain_log;
 mod node_log;
+mod snapshots;
 pub mod streams;
 pub mod wire;
 
 pub use connection::{BusStatus, Nats, NatsAuth, NatsError, NatsSettings, MIN_SERVER};
 pub use domain_log::JetStreamDomainLog;
 pub use node_log::JetStreamNodeLog;
+pub use snapshots::ObjectSnapshots;

@@ -1,0 +1,163 @@
+//! Snapshots in networked mode: one object per domain in the JetStream object store
+//! `<prefix>-snapshots`. The object store chunks large states (a KV value is bounded by
+//! the server's `max_payload`), checks a SHA-256 digest on read, and replaces an object
+//! only once the new one is whole, so one object per domain is enough.
+
+use std::sync::Arc;
+
+use async_nats::jetstream::object_store;
+use tokio::io::AsyncReadExt as _;
+
+use super::connection::Nats;
+use crate::codec::{self, FormatTag};
+use crate::log::LogError;
+use crate::snapshot::{Snapshot, SnapshotError, SnapshotStore, Unusable};
+
+/// The domains' snapshots in the JetStream object store.
+pub struct ObjectSnapshots {
+    nats: Arc<Nats>,
+    bucket: String,
+}
+
+impl ObjectSnapshots {
+    /// Opens (creating if needed) the bucket `<prefix>-snapshots`.
+    pub fn open(nats: Arc<Nats>) -> Result<Self, LogError> {
+        let bucket = format!("{}-snapshots", nats.settings().prefix);
+        let context = nats.context().clone();
+        let name = bucket.clone();
+        let replicas = nats.settings().replicas;
+        nats.block("opening the snapshots bucket", async move {
+            if context.get_object_store(&name).await.is_ok() {
+                return Ok(());
+            }
+            context
+                .create_object_store(object_store::Config {
+                    bucket: name.clone(),
+                    description: Some("Herald domain snapshots".into()),
+                    num_replicas: replicas,
+                    ..Default::default()
+                })
+                .await
+                .map(|_| ())
+                .map_err(|error| LogError::Unavailable(format!("object store {name}: {error}")))
+        })?;
+        Ok(Self { nats, bucket })
+    }
+
+    fn location(&self, domain: &str) -> String {
+        format!("object {}/{domain}", self.bucket)
+    }
+
+    fn store(
+        &self,
+    ) -> impl std::future::Future<Output = Result<object_store::ObjectStore, LogError>> {
+        let context = self.nats.context().clone();
+        let bucket = self.bucket.clone();
+        async move {
+            context
+                .get_object_store(&bucket)
+                .await
+                .map_err(|error| LogError::Unavailable(format!("object store {bucket}: {error}")))
+        }
+    }
+
+    /// Reads the object of `domain`: `None` if there is none.
+    fn read(&self, domain: &str) -> Result<Option<Vec<u8>>, LogError> {
+        let store = self.store();
+        let name = domain.to_owned();
+        self.nats.block("reading a snapshot", async move {
+            let store = store.await?;
+            let mut object = match store.get(&name).await {
+                Ok(object) => object,
+                Err(error) if error.kind() == object_store::GetErrorKind::NotFound => {
+                    return Ok(None)
+                }
+                Err(error) => {
+                    return Err(LogError::Unavailable(format!("snapshot {name}: {error}")))
+                }
+            };
+            let mut bytes = Vec::new();
+            object
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|error| LogError::Unavailable(format!("snapshot {name}: {error}")))?;
+            Ok(Some(bytes))
+        })
+    }
+}
+
+impl SnapshotStore for ObjectSnapshots {
+    fn save(&self, snapshot: &Snapshot) -> Result<String, SnapshotError> {
+        let bytes = codec::encode(FormatTag::SnapshotV2, snapshot).map_err(|error| {
+            SnapshotError::Encode {
+                domain: snapshot.domain.clone(),
+                message: error.to_string(),
+            }
+        })?;
+        let store = self.store();
+        let name = snapshot.domain.clone();
+        let location = self.location(&snapshot.domain);
+        self.nats
+            .block("writing a snapshot", async move {
+                let store = store.await?;
+                store
+                    .put(name.as_str(), &mut bytes.as_slice())
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| LogError::Unavailable(error.to_string()))
+            })
+            .map_err(|error| SnapshotError::Store {
+                location: location.clone(),
+                message: error.to_string(),
+            })?;
+        Ok(location)
+    }
+
+    fn latest(
+        &self,
+        domain: &str,
+        usable: &dyn Fn(&Snapshot) -> Result<(), String>,
+    ) -> (Option<Snapshot>, Vec<Unusable>) {
+        let location = self.location(domain);
+        let unusable = |reason: String| Unusable {
+            location: location.clone(),
+            reason,
+        };
+        let bytes = match self.read(domain) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return (None, Vec::new()),
+            Err(error) => return (None, vec![unusable(error.to_string())]),
+        };
+        let checked = codec::decode::<Snapshot>(FormatTag::SnapshotV2, &bytes)
+            .map_err(|error| error.to_string())
+            .and_then(|snapshot| {
+                if snapshot.domain != domain {
+                    return Err(format!(
+                        "it holds domain \"{}\", not \"{domain}\"",
+                        snapshot.domain
+                    ));
+                }
+                usable(&snapshot)?;
+                Ok(snapshot)
+            });
+        match checked {
+            Ok(snapshot) => (Some(snapshot), Vec::new()),
+            Err(reason) => (None, vec![unusable(reason)]),
+        }
+    }
+
+    fn set_aside(&self, unusable: &Unusable) -> Option<String> {
+        let domain = unusable.location.rsplit('/').next()?.to_owned();
+        let store = self.store();
+        self.nats
+            .block("deleting a snapshot", async move {
+                store
+                    .await?
+                    .delete(&domain)
+                    .await
+                    .map_err(|error| LogError::Unavailable(error.to_string()))
+            })
+            .ok()
+            .map(|()| "deleted".to_owned())
+    }
+}

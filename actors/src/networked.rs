@@ -18,6 +18,7 @@ use tracing::info;
 
 use crate::gateway::Problem;
 use crate::node::NodeError;
+use crate::presence;
 
 /// The NATS settings of `config`, secrets read from their variables or files.
 pub fn settings(config: &Config) -> Result<NatsSettings, NodeError> {
@@ -80,6 +81,9 @@ pub async fn connect(
         .map_err(NodeError::Http)?
         .run()
     };
+    if let Ok(address) = listener.local_addr() {
+        info!(%address, "herald node listening; answering 503 until NATS is reached");
+    }
     let handle = stand_in.handle();
     let serving = tokio::spawn(stand_in);
     let connected = Nats::connect(settings, status).await;
@@ -89,13 +93,37 @@ pub async fn connect(
     Ok((Arc::clone(&nats), nats.status()))
 }
 
+/// Refuses to host a domain a live node already hosts: in networked mode each domain has
+/// one writer (a second one would be refused at its first append, and its state would
+/// drift). Entries of this node's own id are its previous life (a restart after a kill).
+pub async fn check_single_host(
+    nats: &Nats,
+    node: &str,
+    enabled: &[String],
+) -> Result<(), NodeError> {
+    let members = presence::members(nats)
+        .await
+        .map_err(|error| NodeError::Config(format!("cannot read the presence bucket: {error}")))?;
+    for member in members.iter().filter(|member| member.id != node) {
+        if let Some(domain) = enabled.iter().find(|d| member.domains.contains_key(*d)) {
+            return Err(NodeError::Config(format!(
+                "domain \"{domain}\" is already hosted by node \"{}\" ({}): in networked mode a domain runs on exactly one node; stop that node (its entry expires {:?} after it stops) or remove \"{domain}\" from [domains] enabled here",
+                member.id,
+                member.http,
+                presence::PRESENCE_TTL
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// 503 for a request that needs NATS while it cannot be reached.
 pub fn nats_down(reason: &str) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "nats-unavailable",
         "NATS unavailable",
-        format!("{reason}; nothing was appended, retry shortly"),
+        format!("{reason}; retry shortly (nothing was appended)"),
     )
     .retry_after(1)
 }

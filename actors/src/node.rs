@@ -111,6 +111,7 @@ pub async fn run(
         BusKind::Nats => {
             let settings = networked::settings(&config)?;
             let (nats, status) = networked::connect(settings, &listener).await?;
+            networked::check_single_host(&nats, &config.node.id, &enabled).await?;
             Storage {
                 buses: networked::buses(&nats, &registered, &enabled)?,
                 shared: None,
@@ -282,7 +283,7 @@ pub async fn run(
         () = &mut shutdown => {}
     }
     info!("shutting down: no new requests; draining domains");
-    if let Some((nats, _)) = &storage.nats {
+    if let Some((nats, _)) = storage.nats.as_ref().filter(|(nats, _)| nats.is_up()) {
         presence::withdraw(nats, &config.node.id).await;
     }
     // From here on a host that stops is meant to.
@@ -294,7 +295,10 @@ pub async fn run(
         Err(error) => warn!(%error, "http server task ended abnormally"),
     }
     drain(&hosts).await;
-    checkpoint(&hosts).await;
+    // Snapshots only save replay time: with NATS away there is nowhere to put them.
+    if storage.nats.as_ref().is_none_or(|(nats, _)| nats.is_up()) {
+        checkpoint(&hosts).await;
+    }
     for arbiter in arbiters {
         arbiter.stop();
     }

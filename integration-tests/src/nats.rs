@@ -79,6 +79,8 @@ pub struct NatsServer {
     /// Its client port on 127.0.0.1.
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Extra server configuration (an `authorization` block, say).
+    extra: String,
 }
 
 impl NatsServer {
@@ -86,12 +88,17 @@ impl NatsServer {
     /// connections. Every write is synced (`sync_interval: always`), as a test of
     /// durability across a server restart needs.
     pub fn start() -> NatsServer {
-        let port = free_port();
+        Self::start_on(free_port(), "")
+    }
+
+    /// Starts a server on `port` with `extra` appended to its configuration.
+    pub fn start_on(port: u16, extra: &str) -> NatsServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = NatsServer {
             child: None,
             port,
             dir,
+            extra: extra.to_owned(),
         };
         server.launch();
         server
@@ -108,9 +115,10 @@ impl NatsServer {
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n",
+                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n{}\n",
                 self.port,
-                store.display().to_string()
+                store.display().to_string(),
+                self.extra
             ),
         )
         .expect("nats config");
@@ -189,18 +197,23 @@ impl NatsServer {
 
     /// Like [`NatsServer::node_with`], returning once the node reports its address.
     pub fn launch_node(&self, id: &str, domains: &str, env: &[(&str, &str)]) -> Node {
-        let url = self.url();
-        let mut all: Vec<(&str, &str)> = vec![
-            ("HERALD_BUS__NATS__SERVERS", url.as_str()),
-            ("HERALD_NODE__ID", id),
-            ("HERALD_DOMAINS__ENABLED", domains),
-        ];
-        all.extend_from_slice(env);
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut node = Node::launch_with_config(&nats_config(), data_dir.path(), &all);
-        node.own_dir(data_dir);
-        node
+        launch_node_at(&self.url(), id, domains, env)
     }
+}
+
+/// Starts a herald node in networked mode on the NATS at `url` (which may not be up yet),
+/// returning once it reports its address.
+pub fn launch_node_at(url: &str, id: &str, domains: &str, env: &[(&str, &str)]) -> Node {
+    let mut all: Vec<(&str, &str)> = vec![
+        ("HERALD_BUS__NATS__SERVERS", url),
+        ("HERALD_NODE__ID", id),
+        ("HERALD_DOMAINS__ENABLED", domains),
+    ];
+    all.extend_from_slice(env);
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut node = Node::launch_with_config(&nats_config(), data_dir.path(), &all);
+    node.own_dir(data_dir);
+    node
 }
 
 impl Drop for NatsServer {

@@ -358,3 +358,120 @@ fn a_plain_nats_client_reads_the_events_and_their_cloudevents_headers() {
         event["id"].as_str().map(str::to_owned)
     );
 }
+
+#[test]
+fn a_node_waits_for_nats_at_start_and_says_so() {
+    let port = herald_integration_tests::nats::free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let node = herald_integration_tests::nats::launch_node_at(&url, "early", "orders", &[]);
+    eventually("/readyz names the unreachable NATS", || {
+        let ready = node.get("/readyz");
+        ready.status == 503 && ready.text.contains("NATS unreachable") && ready.text.contains(&url)
+    });
+    assert_eq!(node.get("/healthz").status, 200, "alive while waiting");
+    let refused = node.publish(&order_placed("o-1", "alice", &[("sku-a", 1, 5)]));
+    assert_eq!(refused.status, 503, "{}", refused.json);
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    eventually("the node logs each retry", || {
+        node.logs().contains("cannot connect to NATS; retrying")
+    });
+
+    let _nats = NatsServer::start_on(port, "");
+    node.await_ready(std::time::Duration::from_secs(60));
+    accepted(&node.publish(&order_placed("o-1", "alice", &[("sku-a", 1, 5)])));
+}
+
+#[test]
+fn a_wrong_credential_is_a_clear_error_and_a_right_one_connects() {
+    let nats = NatsServer::start_on(
+        herald_integration_tests::nats::free_port(),
+        "authorization { token: \"right-token-0123456789\" }",
+    );
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let url = nats.url();
+    let wrong = run_node_to_exit(
+        data_dir.path(),
+        &[
+            ("HERALD_BUS__KIND", "nats"),
+            ("HERALD_BUS__NATS__SERVERS", &url),
+            ("HERALD_BUS__NATS__TOKEN_ENV", "TEST_NATS_TOKEN"),
+            ("TEST_NATS_TOKEN", "wrong-token-0123456789"),
+        ],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(wrong.status, Some(2), "{}", wrong.output());
+    assert!(
+        wrong
+            .output()
+            .contains("refused the credentials of [bus.nats]"),
+        "{}",
+        wrong.output()
+    );
+    assert!(
+        !wrong.output().contains("wrong-token"),
+        "the secret is never printed"
+    );
+
+    let missing = run_node_to_exit(
+        data_dir.path(),
+        &[
+            ("HERALD_BUS__KIND", "nats"),
+            ("HERALD_BUS__NATS__SERVERS", &url),
+            ("HERALD_BUS__NATS__TOKEN_ENV", "TEST_NATS_TOKEN_UNSET"),
+        ],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(missing.status, Some(2), "{}", missing.output());
+    assert!(
+        missing.output().contains("bus.nats.token_env")
+            && missing.output().contains("TEST_NATS_TOKEN_UNSET"),
+        "{}",
+        missing.output()
+    );
+
+    let right = nats.node_with(
+        "authorized",
+        "orders",
+        &[
+            ("HERALD_BUS__NATS__TOKEN_ENV", "TEST_NATS_TOKEN"),
+            ("TEST_NATS_TOKEN", "right-token-0123456789"),
+        ],
+    );
+    accepted(&right.publish(&order_placed("o-1", "alice", &[("sku-a", 1, 5)])));
+}
+
+#[test]
+fn a_second_node_hosting_a_domain_is_refused_and_a_clean_stop_leaves_the_cluster() {
+    let nats = NatsServer::start();
+    let mut first = nats.node("first", "inventory");
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let url = nats.url();
+    let second = run_node_to_exit(
+        data_dir.path(),
+        &[
+            ("HERALD_BUS__KIND", "nats"),
+            ("HERALD_BUS__NATS__SERVERS", &url),
+            ("HERALD_NODE__ID", "second"),
+            ("HERALD_DOMAINS__ENABLED", "inventory,payments"),
+        ],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(second.status, Some(2), "{}", second.output());
+    assert!(
+        second
+            .output()
+            .contains("domain \"inventory\" is already hosted by node \"first\""),
+        "{}",
+        second.output()
+    );
+
+    let watcher = nats.node("watcher", "orders");
+    eventually("both nodes are listed", || members(&watcher).len() == 2);
+    first.stop();
+    assert!(!first.logs().contains("panic"), "{}", first.logs_tail(30));
+    assert_eq!(
+        members(&watcher),
+        vec![("watcher".to_owned(), vec!["orders".to_owned()])],
+        "a stopped node withdraws at once"
+    );
+}

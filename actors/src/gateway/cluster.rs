@@ -15,6 +15,9 @@ use crate::presence::{self, Member};
 pub async fn cluster(state: web::Data<GatewayState>) -> Result<HttpResponse, Problem> {
     let (mode, members) = match &state.nats {
         Some(nats) => {
+            if let Some(reason) = state.nats_down() {
+                return Err(crate::networked::nats_down(&reason));
+            }
             let members = presence::members(nats).await.map_err(|error| {
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,

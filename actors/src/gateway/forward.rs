@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use futures_util::StreamExt;
 use herald_runtime::codec::{self, FormatTag};
-use herald_runtime::nats::Nats;
+use herald_runtime::nats::{BusStatus, Nats};
 use herald_runtime::{Envelope, Params, Position};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -81,6 +81,9 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
             format!("cannot encode the request for domain \"{domain}\": {error}"),
         )
     })?;
+    if let BusStatus::Down(reason) = &*nats.status().borrow() {
+        return Err(crate::networked::nats_down(reason));
+    }
     let settings = nats.settings();
     let subject = subject(&settings.prefix, domain);
     let client = nats.client().clone();
@@ -104,7 +107,7 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
             StatusCode::SERVICE_UNAVAILABLE,
             "domain-not-hosted",
             "Domain not hosted",
-            format!("no node hosts domain \"{domain}\" now; nothing was appended, retry later"),
+            format!("no node hosts domain \"{domain}\" now; retry later (nothing was appended)"),
         )
         .with("domain", domain)
         .retry_after(1),
@@ -185,42 +188,50 @@ fn problem_reply(problem: &Problem) -> Reply {
 /// Answers forwarded requests for every domain this node hosts, until the node stops.
 pub fn serve(state: web::Data<GatewayState>, nats: Arc<Nats>, domains: Vec<&'static str>) {
     for domain in domains {
+        let prefix = nats.settings().prefix.clone();
+        let subject = subject(&prefix, domain);
+        // The subscription lives on the NATS thread, whose runtime outlives the node's:
+        // dropped anywhere else at shutdown, it would need a runtime that is gone.
+        let (requests, mut incoming) = tokio::sync::mpsc::channel::<async_nats::Message>(1024);
+        {
+            let client = nats.client().clone();
+            let subject = subject.clone();
+            let group = format!("{prefix}-{domain}");
+            nats.spawn(async move {
+                let mut subscription = match client.queue_subscribe(subject, group).await {
+                    Ok(subscription) => subscription,
+                    Err(error) => {
+                        warn!(domain, %error, "cannot answer forwarded requests");
+                        return;
+                    }
+                };
+                while let Some(message) = subscription.next().await {
+                    if requests.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
         let state = state.clone();
         let nats = Arc::clone(&nats);
         actix_rt::spawn(async move {
-            let prefix = nats.settings().prefix.clone();
-            let subject = subject(&prefix, domain);
-            let subscribed = {
-                let client = nats.client().clone();
-                let subject = subject.clone();
-                let group = format!("{prefix}-{domain}");
-                nats.spawn(async move { client.queue_subscribe(subject, group).await })
-                    .await
-            };
-            let mut requests = match subscribed {
-                Ok(Ok(requests)) => requests,
-                Ok(Err(error)) => {
-                    warn!(domain, %error, "cannot answer forwarded requests");
-                    return;
-                }
-                Err(error) => {
-                    warn!(domain, %error, "cannot answer forwarded requests");
-                    return;
-                }
-            };
             info!(domain, %subject, "answering forwarded requests");
-            while let Some(message) = requests.next().await {
+            while let Some(message) = incoming.recv().await {
                 let Some(reply_to) = message.reply.clone() else {
                     continue;
                 };
                 let state = state.clone();
-                let client = nats.client().clone();
+                let nats = Arc::clone(&nats);
                 actix_rt::spawn(async move {
                     let reply = handle(&state, domain, &message.payload).await;
                     match codec::encode(FormatTag::ForwardReplyV1, &reply) {
                         Ok(frame) => {
-                            if let Err(error) = client.publish(reply_to, frame.into()).await {
-                                debug!(domain, %error, "cannot send a forwarded reply");
+                            let client = nats.client().clone();
+                            let sent = nats
+                                .spawn(async move { client.publish(reply_to, frame.into()).await })
+                                .await;
+                            if !matches!(sent, Ok(Ok(()))) {
+                                debug!(domain, "cannot send a forwarded reply");
                             }
                         }
                         Err(error) => warn!(domain, %error, "cannot encode a forwarded reply"),

@@ -302,7 +302,12 @@ async fn options(
                         info!("NATS connection up");
                         events.send_replace(BusStatus::Up);
                     }
-                    Event::Disconnected | Event::Closed => {
+                    Event::Closed => {
+                        info!("NATS connection closed");
+                        events
+                            .send_replace(BusStatus::Down("the NATS connection is closed".into()));
+                    }
+                    Event::Disconnected => {
                         warn!(servers = %servers, "lost the connection to NATS; reconnecting");
                         events.send_replace(BusStatus::Down(format!(
                             "NATS unreachable at {servers}: connection lost, reconnecting"

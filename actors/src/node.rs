@@ -275,7 +275,7 @@ pub async fn run(
                 .map(|host| *host.key())
                 .collect();
             match failed.is_empty() {
-                true => info!(head = log.head(), "every domain has caught up with the log; ready"),
+                true => info!("every domain has caught up with its inputs; ready"),
                 false => error!(failed = %failed.join(", "), "some domains failed; the others are ready"),
             }
             shutdown.await;

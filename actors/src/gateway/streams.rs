@@ -46,7 +46,10 @@ pub async fn list_streams(state: web::Data<GatewayState>) -> HttpResponse {
                 .into_iter()
                 .filter_map(|domain| {
                     let host = state.hosts.get(domain)?;
-                    let consumed = log.sequence_at(&stream, host.view.cursor());
+                    // Read after `last_sequence`: more may have become durable since.
+                    let consumed = log
+                        .sequence_at(&stream, host.view.cursor())
+                        .min(last_sequence);
                     Some(json!({
                         "domain": domain,
                         "consumed": consumed,

@@ -7,6 +7,7 @@
 //! is left (see `recovery.rs`).
 
 mod faults;
+mod group;
 mod messages;
 mod recovery;
 mod release;
@@ -87,6 +88,9 @@ pub struct DomainHost {
     snapshots: Snapshots,
     /// A snapshot is due; taken at the end of the current message.
     snapshot_pending: bool,
+    /// Ingress staged into the state, to append together (see `group.rs`).
+    group: Vec<group::Waiting>,
+    group_events: usize,
     on_stop: Option<tokio::sync::mpsc::UnboundedSender<&'static str>>,
 }
 
@@ -126,6 +130,8 @@ impl DomainHost {
             mailbox_capacity: args.mailbox_capacity,
             snapshots: Snapshots::new(args.snapshots),
             snapshot_pending: false,
+            group: Vec::new(),
+            group_events: 0,
             on_stop: args.on_stop,
         }
     }
@@ -393,6 +399,9 @@ impl DomainHost {
     /// from the log. False if that failed: the host then stops at the end of the message,
     /// and the supervisor starts a new one, which recovers from the files.
     fn restore(&mut self) -> bool {
+        // The group's staged events are in the state but not yet in the log: append them
+        // first, so the rebuild keeps them (and their clients get their answers).
+        self.flush_ingress();
         let rebuilt = self.rebuild();
         self.publish_positions();
         match rebuilt {
@@ -499,6 +508,8 @@ impl DomainHost {
     /// Starts a snapshot of the current state: the returned job writes it once the log
     /// holds everything it reflects. `None` when snapshots are off or the state is unsaved.
     fn snapshot_job(&mut self) -> Option<impl Future<Output = Result<String, String>>> {
+        // A snapshot must not hold staged events the log does not have yet.
+        self.flush_ingress();
         let store = self.snapshots.store().cloned()?;
         let state = match self.view.read().save_state() {
             Ok(state) => state,
@@ -567,6 +578,7 @@ impl Actor for DomainHost {
             // A domain that changed and went quiet is still snapshotted within the interval.
             ctx.run_interval(interval, |host, ctx| {
                 if host.snapshots.due_by_time() {
+                    host.flush_ingress();
                     host.snapshot_pending = true;
                     host.after_step(ctx);
                 }
@@ -618,6 +630,7 @@ impl Handler<Wake> for DomainHost {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.wake_pending.store(false, Ordering::Release);
+        self.flush_ingress();
         if !self.view.is_ready() {
             // Not recovered (or a rebuild failed): consuming now would build on bad state.
             return;
@@ -656,6 +669,7 @@ impl Handler<Drain> for DomainHost {
     type Result = u64;
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> u64 {
+        self.flush_ingress();
         let mut total = 0;
         while self.view.is_ready() && !self.waiting_to_retry() {
             let pulled = self.pull(PULL_BATCH);
@@ -672,6 +686,7 @@ impl Handler<Checkpoint> for DomainHost {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: Checkpoint, _: &mut Self::Context) -> Self::Result {
+        self.flush_ingress();
         let job = if self.snapshots.unsaved() {
             self.snapshot_job()
         } else {
@@ -691,6 +706,7 @@ impl Handler<Ingest> for DomainHost {
     type Result = Result<Committed, IngestError>;
 
     fn handle(&mut self, ingest: Ingest, ctx: &mut Self::Context) -> Self::Result {
+        self.flush_ingress();
         self.ready_check()?;
         let staged = self.stage(ingest.events)?;
         let committed = self.commit(staged);
@@ -703,6 +719,7 @@ impl Handler<Prepare> for DomainHost {
     type Result = Result<Part, IngestError>;
 
     fn handle(&mut self, prepare: Prepare, ctx: &mut Self::Context) -> Self::Result {
+        self.flush_ingress();
         self.ready_check()?;
         let mut staged = self.stage(prepare.events)?;
         let part = Part {

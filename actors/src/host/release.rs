@@ -269,6 +269,7 @@ impl Handler<Release> for DomainHost {
     type Result = Result<ReleaseOutcome, ReleaseError>;
 
     fn handle(&mut self, release: Release, ctx: &mut Self::Context) -> Self::Result {
+        self.flush_ingress();
         if !self.view.is_ready() {
             return Err(ReleaseError::NotReady(self.name().to_owned()));
         }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::{bail, Context as _, Result};
 use clap::Parser;
-use herald_integration_tests::{node_command, workspace};
+use herald_integration_tests::{node_command_with, workspace};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -63,6 +63,10 @@ struct Cli {
     /// Print JSON instead of markdown tables.
     #[arg(long)]
     json: bool,
+    /// Networked mode instead: batched ingest of a node on NATS JetStream against raw
+    /// async-nats JetStream publishing of the same events to the same server.
+    #[arg(long)]
+    networked: bool,
 }
 
 // ---- scenarios: what each request is ----
@@ -229,9 +233,14 @@ impl Drop for KillOnDrop {
 
 impl Herald {
     fn start(binary: &Path) -> Result<Herald> {
+        Self::start_with(binary, &herald_integration_tests::sample_config(), &[])
+    }
+
+    fn start_with(binary: &Path, config: &Path, env: &[(&str, &str)]) -> Result<Herald> {
         let data_dir = tempfile::tempdir().context("creating a data directory")?;
-        let child = node_command(binary, data_dir.path())
+        let child = node_command_with(binary, config, data_dir.path())
             .env("RUST_LOG", "warn,herald_actors::node=info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}; build it first", binary.display()))?;
@@ -576,6 +585,9 @@ fn main() -> Result<()> {
         .herald
         .clone()
         .unwrap_or_else(|| workspace().join("target/release/herald"));
+    if cli.networked {
+        return networked(&binary, &cli);
+    }
     let baseline = start_baseline()?;
     await_ok(baseline, &entity_path(0))?;
     let herald = Herald::start(&binary)?;
@@ -599,4 +611,137 @@ fn main() -> Result<()> {
         print!("{}", report.markdown());
     }
     Ok(())
+}
+
+// ---- networked mode: Herald on JetStream against raw JetStream publishing ----
+
+/// Batched ingest of a node in networked mode against raw async-nats publishing of the
+/// same events (same headers, same stream settings) to the same nats-server.
+fn networked(binary: &Path, cli: &Cli) -> Result<()> {
+    let nats = herald_integration_tests::nats::NatsServer::start_default_sync();
+    let url = nats.url();
+    eprintln!("loadgen: raw async-nats JetStream publishing ...");
+    raw_publish(&url, cli.connections, cli.warmup)?;
+    let baseline = raw_publish(&url, cli.connections, cli.seconds)?;
+    eprintln!("loadgen: herald on NATS, batches over HTTP ...");
+    let herald = Herald::start_with(
+        binary,
+        &herald_integration_tests::nats::nats_config(),
+        &[
+            ("HERALD_BUS__NATS__SERVERS", url.as_str()),
+            ("HERALD_DOMAINS__ENABLED", "inventory"),
+            ("HERALD_NODE__ID", "loadgen"),
+        ],
+    )?;
+    let stats = measure(herald.address, Scenario::Batch, cli)?;
+    let mut comparison = Comparison::new(Scenario::Batch, baseline, stats);
+    comparison.description = format!(
+        "batches of {BATCH} inventory.StockAdded over HTTP to a node on NATS JetStream; baseline: the same events published raw with async-nats ({BATCH} acks in flight per connection)"
+    );
+    let report = Report {
+        cores: cores(),
+        connections: cli.connections,
+        seconds: cli.seconds,
+        warmup_seconds: cli.warmup,
+        scenarios: vec![comparison],
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.markdown());
+    }
+    Ok(())
+}
+
+/// Publishes batches of [`BATCH`] events from `connections` tasks for `seconds`, each
+/// batch's acks awaited together; a batch counts as one request.
+fn raw_publish(url: &str, connections: usize, seconds: u64) -> Result<Stats> {
+    use async_nats::jetstream::{self, stream};
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores())
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let tally = runtime.block_on(async {
+        let client = async_nats::connect(url).await?;
+        let context = jetstream::new(client);
+        context
+            .get_or_create_stream(stream::Config {
+                name: "loadgen-raw".into(),
+                subjects: vec!["loadgen.ev.>".into()],
+                discard: stream::DiscardPolicy::New,
+                allow_atomic_publish: true,
+                allow_direct: true,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await?;
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..connections {
+            let context = context.clone();
+            tasks.spawn(async move {
+                let mut tally = Tally::default();
+                while Instant::now() < deadline {
+                    let begun = Instant::now();
+                    let mut acks = Vec::with_capacity(BATCH as usize);
+                    let mut failed = None;
+                    for _ in 0..BATCH {
+                        let (subject, headers, body) = raw_message();
+                        match context.publish_with_headers(subject, headers, body).await {
+                            Ok(ack) => acks.push(ack),
+                            Err(error) => failed = Some(error.to_string()),
+                        }
+                    }
+                    for ack in acks {
+                        if let Err(error) = ack.await {
+                            failed = Some(error.to_string());
+                        }
+                    }
+                    match failed {
+                        None => {
+                            tally.successes += 1;
+                            tally.latencies.push(begun.elapsed());
+                        }
+                        Some(error) => tally.error(error),
+                    }
+                }
+                tally
+            });
+        }
+        let mut tally = Tally::default();
+        while let Some(done) = tasks.join_next().await {
+            tally.merge(done?);
+        }
+        anyhow::Ok(tally)
+    })?;
+    Ok(Stats::new(Scenario::Batch, tally, started.elapsed()))
+}
+
+/// One event as Herald writes it to JetStream: the same `data`, `ce-*` headers and
+/// `Nats-Msg-Id`.
+fn raw_message() -> (String, async_nats::HeaderMap, Bytes) {
+    let event = stock_added();
+    let text = |key: &str| event[key].as_str().unwrap_or("").to_owned();
+    let mut headers = async_nats::HeaderMap::new();
+    for (header, key) in [
+        ("ce-id", "id"),
+        ("ce-source", "source"),
+        ("ce-specversion", "specversion"),
+        ("ce-type", "type"),
+        ("ce-subject", "subject"),
+        ("ce-time", "time"),
+        ("ce-partitionkey", "subject"),
+        ("content-type", "datacontenttype"),
+        ("traceparent", "traceparent"),
+    ] {
+        headers.insert(header, text(key).as_str());
+    }
+    headers.insert(
+        "Nats-Msg-Id",
+        format!("{}/{}", text("source"), text("id")).as_str(),
+    );
+    let subject = format!("loadgen.ev.inventory.StockAdded.{}", text("subject"));
+    (subject, headers, Bytes::from(event["data"].to_string()))
 }

@@ -405,9 +405,11 @@ impl EventLog for JetStreamDomainLog {
             }
             let client = self.nats.client().clone();
             let name = self.js(&part.stream);
+            let started = std::time::Instant::now();
             let appended = self.nats.block("an append", async move {
                 streams::append(&client, &name, last, outgoing, timeout).await
             });
+            debug!(domain = %self.domain, events = records.len(), elapsed_us = started.elapsed().as_micros() as u64, "append");
             if let Err(error) = appended {
                 own.stale = true;
                 return Err(error);

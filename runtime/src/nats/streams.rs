@@ -210,21 +210,21 @@ pub async fn append(
     );
     for (index, mut message) in messages.into_iter().enumerate() {
         let position = index + 1;
+        message
+            .headers
+            .insert("Nats-Msg-Id", message.msg_id.as_str());
         message.headers.insert("Nats-Batch-Id", batch.as_str());
         message
             .headers
             .insert("Nats-Batch-Sequence", position.to_string().as_str());
         if position == 1 {
+            // Checked when the batch commits: a refused fence abandons the whole batch.
             message.headers.insert(
                 "Nats-Expected-Last-Sequence",
                 expected_last.to_string().as_str(),
             );
-            // The first message is acknowledged (flow control, and an early refusal).
-            let reply = request(client, message, timeout, name).await?;
-            if !reply.is_empty() {
-                check_ack(name, expected_last, 0, &reply)?;
-            }
-        } else if position == count {
+        }
+        if position == count {
             message.headers.insert("Nats-Batch-Commit", "1");
             let reply = request(client, message, timeout, name).await?;
             return check_ack(name, expected_last, count as u64, &reply);
@@ -275,8 +275,7 @@ struct AckError {
     description: String,
 }
 
-/// Checks a publish reply: stored where expected, or why not. `count` 0 checks only for
-/// an error (a batch's first message).
+/// Checks a publish reply: stored where expected, or why not.
 fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result<(), LogError> {
     let ack: Ack = serde_json::from_slice(reply).map_err(|error| {
         LogError::Unavailable(format!(
@@ -295,9 +294,6 @@ fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result
             "JetStream stream {name} refused an append after sequence {expected_last}: {} (code {}, {}){who}",
             error.description, error.code, error.err_code
         )));
-    }
-    if count == 0 {
-        return Ok(());
     }
     if ack.duplicate || ack.seq != expected_last + count {
         return Err(LogError::Unavailable(format!(

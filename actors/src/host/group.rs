@@ -1,0 +1,138 @@
+//! Group commit of ingress: requests that reach the host while it is busy are validated
+//! one by one as they come (each against the state the ones before it left), then appended
+//! together in one write, and each is answered with its own outcome.
+//!
+//! One append per group instead of one per request is what lets a domain keep up with
+//! many clients: the embedded log syncs once per group, and JetStream takes a group as
+//! one atomic batch, which costs the server a few milliseconds however small it is.
+//!
+//! Staged-but-unappended events live only in the state, so anything else the host does
+//! (handling an input, a release, a snapshot, a rebuild after a refusal) appends the group
+//! first: the log and the state never disagree about what came before.
+
+use actix::prelude::*;
+use herald_runtime::Envelope;
+use tokio::sync::oneshot;
+
+use super::{Committed, DomainHost, IngestError, Staged};
+use crate::gateway::Slot;
+
+/// Most events one group appends: JetStream's limit for an atomic batch.
+pub(crate) const GROUP_MAX: usize = 1000;
+
+/// A request staged into the state, waiting for its group's append.
+pub(crate) struct Waiting {
+    staged: Staged,
+    count: usize,
+    reply: oneshot::Sender<Result<Committed, IngestError>>,
+    /// Held until the answer: the domain's ingress bound covers waiting requests too.
+    _slot: Slot,
+}
+
+/// Appends the waiting group; sent to itself when the first request of a group is staged,
+/// so it runs once the requests already in the mailbox are staged too.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct FlushIngress;
+
+impl DomainHost {
+    /// Stages `events` into the group, or answers at once (not ready, refused, or every
+    /// event a duplicate).
+    pub(crate) fn enqueue_ingest(
+        &mut self,
+        events: Vec<Envelope>,
+        slot: Slot,
+        reply: oneshot::Sender<Result<Committed, IngestError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Err(error) = self.ready_check() {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        // A resend of an event still in the group is found in the log only once the group
+        // is appended; so is the group's room.
+        let resends = events.iter().any(|event| self.in_group(event));
+        if resends || self.group_events + events.len() > GROUP_MAX {
+            self.flush_ingress();
+        }
+        match self.stage(events) {
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                self.after_step(ctx);
+            }
+            Ok(staged) if staged.appends.is_empty() => {
+                let _ = reply.send(self.finish(staged, Ok(Vec::new())));
+                self.after_step(ctx);
+            }
+            Ok(staged) => {
+                if self.group.is_empty() {
+                    ctx.notify(FlushIngress);
+                }
+                let count = staged.appends.len();
+                self.group_events += count;
+                self.group.push(Waiting {
+                    staged,
+                    count,
+                    reply,
+                    _slot: slot,
+                });
+            }
+        }
+    }
+
+    fn in_group(&self, event: &Envelope) -> bool {
+        self.group.iter().any(|waiting| {
+            waiting
+                .staged
+                .appends
+                .iter()
+                .any(|staged| staged.source == event.source && staged.id == event.id)
+        })
+    }
+
+    /// Appends every waiting request in one write and answers each; on failure every one
+    /// is refused and the state goes back to the log's.
+    pub(crate) fn flush_ingress(&mut self) {
+        if self.group.is_empty() {
+            return;
+        }
+        let mut group = std::mem::take(&mut self.group);
+        self.group_events = 0;
+        let appends: Vec<Envelope> = group
+            .iter_mut()
+            .flat_map(|waiting| std::mem::take(&mut waiting.staged.appends))
+            .collect();
+        match self.bus.append(self.entry.name, self.cursor, appends) {
+            Ok(records) => {
+                let mut rest = records.as_slice();
+                for waiting in group {
+                    let (mine, after) = rest.split_at(waiting.count.min(rest.len()));
+                    rest = after;
+                    let answer = self.finish(waiting.staged, Ok(mine.to_vec()));
+                    let _ = waiting.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let mut waiting = group.into_iter();
+                if let Some(first) = waiting.next() {
+                    // `finish` puts the state back to the log's, once for the whole group.
+                    let answer = self.finish(first.staged, Err(message.clone()));
+                    let _ = first.reply.send(answer);
+                }
+                for other in waiting {
+                    let _ = other.reply.send(Err(IngestError::Log(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+impl Handler<FlushIngress> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushIngress, ctx: &mut Self::Context) {
+        self.flush_ingress();
+        self.after_step(ctx);
+    }
+}

@@ -253,15 +253,15 @@ pub async fn run(
     );
 
     let serving = tokio::spawn(server);
-    if let Some((nats, _)) = &storage.nats {
+    let announced = storage.nats.as_ref().map(|(nats, _)| {
         gateway::forward::serve(state.clone(), Arc::clone(nats), state.catalog.hosted());
         presence::announce(
             Arc::clone(nats),
             config.node.id.clone(),
             format!("http://{address}"),
             Arc::clone(&hosts),
-        );
-    }
+        )
+    });
     tokio::pin!(shutdown);
     tokio::select! {
         ready = wait_until_ready(&hosts) => {
@@ -283,9 +283,6 @@ pub async fn run(
         () = &mut shutdown => {}
     }
     info!("shutting down: no new requests; draining domains");
-    if let Some((nats, _)) = storage.nats.as_ref().filter(|(nats, _)| nats.is_up()) {
-        presence::withdraw(nats, &config.node.id).await;
-    }
     // From here on a host that stops is meant to.
     supervising.abort();
     let _ = shutdown_tails.send(true);
@@ -298,6 +295,11 @@ pub async fn run(
     // Snapshots only save replay time: with NATS away there is nowhere to put them.
     if storage.nats.as_ref().is_none_or(|(nats, _)| nats.is_up()) {
         checkpoint(&hosts).await;
+    }
+    if let (Some((nats, _)), Some(withdrawn)) = (&storage.nats, &announced) {
+        if nats.is_up() {
+            presence::withdraw(nats, &config.node.id, withdrawn).await;
+        }
     }
     for arbiter in arbiters {
         arbiter.stop();

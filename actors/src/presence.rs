@@ -3,6 +3,7 @@
 //! [`PRESENCE_TTL`], so a killed node drops out by itself and a stopped one deletes its own.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,18 +62,26 @@ async fn store(nats: &Nats) -> Result<kv::Store, String> {
     .map_err(|error| error.to_string())?
 }
 
-/// Puts this node's entry every [`HEARTBEAT`] until the node stops.
+/// Stops the announcements of [`announce`] once set.
+pub type Withdrawn = Arc<AtomicBool>;
+
+/// Puts this node's entry every [`HEARTBEAT`] until `withdrawn` is set.
 pub fn announce(
     nats: Arc<Nats>,
     id: String,
     http: String,
     hosts: Arc<DashMap<&'static str, HostHandle>>,
-) {
+) -> Withdrawn {
+    let withdrawn = Withdrawn::default();
+    let stop = Arc::clone(&withdrawn);
     actix_rt::spawn(async move {
         let mut interval = tokio::time::interval(HEARTBEAT);
         let key = wire::token(&id);
         loop {
             interval.tick().await;
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
             let member = Member {
                 id: id.clone(),
                 http: http.clone(),
@@ -105,10 +114,13 @@ pub fn announce(
             }
         }
     });
+    withdrawn
 }
 
-/// Removes this node's entry (a clean stop).
-pub async fn withdraw(nats: &Nats, id: &str) {
+/// Stops announcing and removes this node's entry (a clean stop, once its domains are
+/// drained: until then it still hosts them).
+pub async fn withdraw(nats: &Nats, id: &str, withdrawn: &Withdrawn) {
+    withdrawn.store(true, Ordering::Release);
     let key = wire::token(id);
     if let Ok(store) = store(nats).await {
         let deleted = nats.spawn(async move { store.delete(key).await }).await;

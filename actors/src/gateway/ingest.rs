@@ -527,7 +527,7 @@ fn ingest_problem(error: IngestError, domain: &str, mode: Mode, indexes: &[usize
             StatusCode::SERVICE_UNAVAILABLE,
             "log-unavailable",
             "Event log unavailable",
-            format!("domain \"{domain}\": {message}; nothing was appended, retry later"),
+            format!("domain \"{domain}\": {message}; the events may or may not have been appended: resend them (a resend is recognised by source and id)"),
         )
         .retry_after(1),
         IngestError::NotReady(_) => Problem::new(

@@ -54,6 +54,12 @@ impl DomainHost {
         let resends = events.iter().any(|event| self.in_group(event));
         if resends || self.group_events + events.len() > GROUP_MAX {
             self.flush_ingress();
+            // The flush may have failed and left the host unable to go on.
+            if let Err(error) = self.ready_check().and(self.usable()) {
+                let _ = reply.send(Err(error));
+                self.after_step(ctx);
+                return;
+            }
         }
         match self.stage(events) {
             Err(error) => {
@@ -98,6 +104,13 @@ impl DomainHost {
         }
         let mut group = std::mem::take(&mut self.group);
         self.group_events = 0;
+        if let Err(error) = self.usable() {
+            // A host that could not rebuild its state appends nothing more.
+            for waiting in group {
+                let _ = waiting.reply.send(Err(error.clone()));
+            }
+            return;
+        }
         let appends: Vec<Envelope> = group
             .iter_mut()
             .flat_map(|waiting| std::mem::take(&mut waiting.staged.appends))
@@ -113,6 +126,9 @@ impl DomainHost {
                 }
             }
             Err(error) => {
+                if let herald_runtime::log::LogError::Fenced { .. } = error {
+                    self.fenced(&error);
+                }
                 let message = error.to_string();
                 let mut waiting = group.into_iter();
                 if let Some(first) = waiting.next() {
@@ -124,6 +140,16 @@ impl DomainHost {
                     let _ = other.reply.send(Err(IngestError::Log(message.clone())));
                 }
             }
+        }
+    }
+}
+
+impl DomainHost {
+    /// Refuses work once a rebuild failed or another writer took the domain's streams.
+    fn usable(&self) -> Result<(), IngestError> {
+        match self.broken || self.fenced {
+            true => Err(IngestError::NotReady(self.name().to_owned())),
+            false => Ok(()),
         }
     }
 }

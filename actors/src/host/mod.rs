@@ -24,7 +24,7 @@ use herald_runtime::bus::{Bus, Subscriber};
 use herald_runtime::deadletter::Holds;
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
-use herald_runtime::log::{Part, Record};
+use herald_runtime::log::{LogError, Part, Record};
 use herald_runtime::replay::{self, Start};
 use herald_runtime::snapshot::Snapshot;
 use herald_runtime::{Envelope, Position};
@@ -82,6 +82,8 @@ pub struct DomainHost {
     blocked: bool,
     /// A rebuild failed: the host stops at the end of the message.
     broken: bool,
+    /// Another writer appended to the domain's streams: this host appends nothing more.
+    fenced: bool,
     faults: FaultPolicy,
     wake_pending: Arc<AtomicBool>,
     mailbox_capacity: usize,
@@ -125,6 +127,7 @@ impl DomainHost {
             retrying: None,
             blocked: false,
             broken: false,
+            fenced: false,
             faults: args.faults,
             wake_pending: Arc::new(AtomicBool::new(false)),
             mailbox_capacity: args.mailbox_capacity,
@@ -146,8 +149,21 @@ impl DomainHost {
     }
 
     fn publish_positions(&self) {
+        if !self.group.is_empty() {
+            // Staged events not yet appended are in the state: queries must keep waiting.
+            return;
+        }
         self.view
             .set_positions(self.cursor, self.cursor.max(self.own_offset));
+    }
+
+    /// Another writer appended to this domain's stream: this host stops consuming and the
+    /// domain is marked failed, until an operator resolves which node hosts it.
+    fn fenced(&mut self, error: &LogError) {
+        error!(domain = self.name(), %error, "another node writes this domain's streams; this host stops consuming");
+        self.blocked = true;
+        self.fenced = true;
+        self.view.set_failure(Some(error.to_string()));
     }
 
     /// Replaces the state with one rebuilt from the last snapshot plus the log, up to the
@@ -284,11 +300,30 @@ impl DomainHost {
                 error!(domain = self.name(), %error, input_offset = record.offset, "cannot append reactions; the input will be handled again");
                 view.mark_pending();
                 drop(domain);
+                if let LogError::Fenced { .. } = error {
+                    self.fenced(&error);
+                }
                 // The handler may have changed read-model state for an input whose
-                // reaction is not logged: go back to what the log says.
+                // reaction is not logged: go back to what the log says. An append whose
+                // answer was lost may have landed all the same (networked mode): then the
+                // input is handled, and handling it again would repeat its reactions.
                 self.cursor = record.offset - 1;
+                let landed = replay::replay_limit(self.bus.log(), self.entry.name)
+                    .is_ok_and(|limit| limit != u64::MAX && limit >= record.offset);
+                if landed {
+                    warn!(
+                        domain = self.name(),
+                        input_offset = record.offset,
+                        "the reactions were appended after all; the input is handled"
+                    );
+                    self.cursor = record.offset;
+                }
                 self.restore();
-                Err(Stall::Retry(STALL_RETRY))
+                match (landed, self.blocked) {
+                    (_, true) => Err(Stall::Blocked),
+                    (true, false) => Ok(()),
+                    (false, false) => Err(Stall::Retry(STALL_RETRY)),
+                }
             }
         }
     }
@@ -425,7 +460,7 @@ impl DomainHost {
     }
 
     fn ready_check(&self) -> Result<(), IngestError> {
-        if self.view.is_ready() {
+        if self.view.is_ready() && !self.fenced {
             Ok(())
         } else {
             Err(IngestError::NotReady(self.name().to_owned()))

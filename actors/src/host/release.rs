@@ -274,7 +274,7 @@ impl Handler<Release> for DomainHost {
             return Err(ReleaseError::NotReady(self.name().to_owned()));
         }
         let outcome = self.release(&release.id, release.action);
-        if self.blocked && self.holds.len() < self.faults.max_parked_keys {
+        if self.blocked && !self.fenced && self.holds.len() < self.faults.max_parked_keys {
             // A domain stopped by too many held keys may consume again.
             self.blocked = false;
             self.view.set_failure(None);

@@ -103,6 +103,15 @@ pub enum LogError {
         /// The log directory.
         dir: PathBuf,
     },
+    /// Another writer appended to a stream this log's owner writes alone (networked mode:
+    /// two nodes host one domain). The owner must stop writing.
+    #[error("another writer appended to {stream}: {reason}; two nodes may host this domain: stop one of them")]
+    Fenced {
+        /// The stream.
+        stream: String,
+        /// The server's refusal.
+        reason: String,
+    },
     /// One record would exceed the frame limit.
     #[error(
         "a record of {size} bytes exceeds the log's limit of {max} bytes; nothing was appended"

@@ -32,6 +32,8 @@ pub(super) const ALWAYS_DURABLE: u64 = 1 << 62;
 const PREFETCH: usize = 4096;
 /// Recent own events remembered for deduplication of client re-sends.
 const DEDUP_EVENTS: usize = 100_000;
+/// Events read per call when loading them at start.
+const TAIL_PAGE: usize = 10_000;
 
 /// A domain's streams and inbox on JetStream.
 pub struct JetStreamDomainLog {
@@ -147,24 +149,32 @@ impl JetStreamDomainLog {
         let events = self.js(&self.domain);
         let dead = self.js(&self.dead);
         let timeout = self.nats.settings().request_timeout;
-        let (events_last, dead_last, tail, dead_tail) =
+        let (events_last, dead_last, dead_tail) = {
+            let context = context.clone();
+            let events = events.clone();
             self.nats.block("reading stream ends", async move {
                 let events_last = streams::last_sequence(&context, &events).await?;
                 let dead_last = streams::last_sequence(&context, &dead).await?;
-                let from = events_last.saturating_sub(DEDUP_EVENTS as u64 - 1);
-                let tail = streams::read_range(
-                    &context,
-                    &events,
-                    from,
-                    events_last,
-                    DEDUP_EVENTS,
-                    timeout,
-                )
-                .await?;
                 let dead_tail =
                     streams::read_range(&context, &dead, dead_last, dead_last, 1, timeout).await?;
-                Ok((events_last, dead_last, tail, dead_tail))
+                Ok((events_last, dead_last, dead_tail))
+            })?
+        };
+        // The recent events, a page per call, so each call stays within its time bound.
+        let mut tail = Vec::new();
+        let mut from = events_last.saturating_sub(DEDUP_EVENTS as u64 - 1).max(1);
+        while from <= events_last {
+            let context = context.clone();
+            let events = events.clone();
+            let page = self.nats.block("reading recent events", async move {
+                streams::read_range(&context, &events, from, events_last, TAIL_PAGE, timeout).await
             })?;
+            match page.last() {
+                Some(last) => from = last.sequence + 1,
+                None => break,
+            }
+            tail.extend(page);
+        }
         own.events_last = events_last;
         own.dead_last = dead_last;
         own.counter = 0;
@@ -282,7 +292,13 @@ async fn prefetch(
         Ok(messages) => messages,
         Err(error) => {
             warn!(%domain, %error, "cannot consume the inbox; consumption resumes at the next read");
-            inbox.lock().unwrap_or_else(PoisonError::into_inner).next = 0;
+            let mut state = inbox.lock().unwrap_or_else(PoisonError::into_inner);
+            if state.generation == generation {
+                state.next = 0;
+            }
+            drop(state);
+            // Wake the host, whose next read starts a consumer again.
+            durability.advance(durability.durable() + 1);
             return;
         }
     };
@@ -403,17 +419,27 @@ impl EventLog for JetStreamDomainLog {
                 });
                 records.push(Arc::new(record));
             }
-            let client = self.nats.client().clone();
             let name = self.js(&part.stream);
             let started = std::time::Instant::now();
-            let appended = self.nats.block("an append", async move {
-                streams::append(&client, &name, last, outgoing, timeout).await
-            });
-            debug!(domain = %self.domain, events = records.len(), elapsed_us = started.elapsed().as_micros() as u64, "append");
-            if let Err(error) = appended {
-                own.stale = true;
-                return Err(error);
+            // More than one atomic batch holds is appended as several: a crash between
+            // them is a torn append, which recovery completes (the missing reactions).
+            let mut expected = last;
+            let mut outgoing = outgoing.into_iter().peekable();
+            while outgoing.peek().is_some() {
+                let chunk: Vec<Outgoing> = outgoing.by_ref().take(streams::MAX_BATCH).collect();
+                let count = chunk.len() as u64;
+                let client = self.nats.client().clone();
+                let name = name.clone();
+                let appended = self.nats.block("an append", async move {
+                    streams::append(&client, &name, expected, chunk, timeout).await
+                });
+                if let Err(error) = appended {
+                    own.stale = true;
+                    return Err(error);
+                }
+                expected += count;
             }
+            debug!(domain = %self.domain, events = records.len(), elapsed_us = started.elapsed().as_micros() as u64, "append");
             if let Some(record) = records.last() {
                 own.counter = record.offset;
                 if dead {
@@ -560,13 +586,16 @@ impl EventLog for JetStreamDomainLog {
         }
     }
 
-    /// The last sequence of `stream`: the domain's positions are not node-wide, so
-    /// `offset` is not used.
+    /// The last sequence of `stream` (`u64::MAX` while it cannot be known): the domain's
+    /// positions are not node-wide, so `offset` is not used.
     fn sequence_at(&self, stream: &str, _: u64) -> u64 {
         match self.own_state() {
             Ok(own) if stream == self.domain => own.events_last,
             Ok(own) if stream == self.dead => own.dead_last,
-            _ => 0,
+            Ok(_) => 0,
+            // Unknown while NATS cannot be asked: never 0, which would read as "empty" and
+            // make a snapshot look ahead or replay stop short; a read after it fails.
+            Err(_) => u64::MAX,
         }
     }
 

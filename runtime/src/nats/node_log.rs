@@ -50,7 +50,16 @@ impl JetStreamNodeLog {
         })
     }
 
+    /// Fails at once while NATS is away, so no gateway worker waits on it.
+    fn reachable(&self) -> Result<(), LogError> {
+        match self.nats.is_up() {
+            true => Ok(()),
+            false => Err(LogError::Unavailable("NATS is unreachable".into())),
+        }
+    }
+
     fn last(&self, stream: &str) -> Result<u64, LogError> {
+        self.reachable()?;
         let context = self.nats.context().clone();
         let name = streams::stream_name(&self.nats.settings().prefix, stream);
         self.nats.block("reading a stream's end", async move {
@@ -79,6 +88,7 @@ impl EventLog for JetStreamNodeLog {
         limit: usize,
         _: Visibility,
     ) -> Result<Vec<Arc<Record>>, LogError> {
+        self.reachable()?;
         let context = self.nats.context().clone();
         let name = streams::stream_name(&self.nats.settings().prefix, stream);
         let timeout = self.nats.settings().request_timeout;

@@ -126,7 +126,11 @@ impl SnapshotStore for ObjectSnapshots {
         let bytes = match self.read(domain) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return (None, Vec::new()),
-            Err(error) => return (None, vec![unusable(error.to_string())]),
+            Err(error) => {
+                // Not read is not unusable: the snapshot stays for the next start.
+                tracing::warn!(domain, %error, "cannot read the snapshot; replaying from the beginning");
+                return (None, Vec::new());
+            }
         };
         let checked = codec::decode::<Snapshot>(FormatTag::SnapshotV2, &bytes)
             .map_err(|error| error.to_string())

@@ -139,7 +139,28 @@ async fn create_or_update(
     match context.get_stream(&name).await {
         Ok(mut existing) => {
             let info = existing.info().await.map_err(|e| unavailable(&name, e))?;
-            if info.config.sources != config.sources || info.config.subjects != config.subjects {
+            let mut config = config;
+            // A source that is new or changed (a subscription added or dropped) starts
+            // now: the server would otherwise copy the input stream's whole history into
+            // the inbox again, and the domain would handle it twice.
+            if let (Some(wanted), Some(had)) =
+                (config.sources.as_mut(), info.config.sources.as_ref())
+            {
+                for source in wanted.iter_mut() {
+                    match had.iter().find(|old| {
+                        old.name == source.name
+                            && old.subject_transforms == source.subject_transforms
+                    }) {
+                        Some(old) => *source = old.clone(),
+                        None => source.start_time = Some(time::OffsetDateTime::now_utc()),
+                    }
+                }
+            }
+            let differs = info.config.sources != config.sources
+                || info.config.subjects != config.subjects
+                || info.config.allow_atomic_publish != config.allow_atomic_publish
+                || info.config.discard != config.discard;
+            if differs {
                 context
                     .update_stream(config)
                     .await
@@ -172,6 +193,12 @@ pub struct Outgoing {
 }
 
 static BATCH_IDS: AtomicU64 = AtomicU64::new(0);
+static STARTED: std::sync::LazyLock<u128> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or(0)
+});
 
 /// Appends `messages` to JetStream stream `name` as one unit, fenced on `expected_last`:
 /// stored whole at `expected_last + 1 ..`, or not at all.
@@ -188,7 +215,7 @@ pub async fn append(
     }
     if count > MAX_BATCH {
         return Err(LogError::Unavailable(format!(
-            "an append of {count} events to {name} exceeds JetStream's atomic batch limit of {MAX_BATCH}"
+            "an append of {count} events to {name} exceeds JetStream's atomic batch limit of {MAX_BATCH}; split it"
         )));
     }
     if count == 1 {
@@ -203,9 +230,12 @@ pub async fn append(
         let reply = request(client, message, timeout, name).await?;
         return check_ack(name, expected_last, 1, &reply);
     }
+    // Unique across restarts too (a PID repeats in containers): an abandoned batch of an
+    // earlier process must never be mistaken for this one.
     let batch = format!(
-        "{}-{}",
+        "{}-{}-{}",
         std::process::id(),
+        *STARTED,
         BATCH_IDS.fetch_add(1, Ordering::Relaxed)
     );
     for (index, mut message) in messages.into_iter().enumerate() {
@@ -285,13 +315,17 @@ fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result
     })?;
     if let Some(error) = ack.error {
         // 10071: wrong last sequence: someone else appended since this host's last append.
-        let who = if error.err_code == 10071 {
-            " (another writer appended to the stream: two nodes may host this domain)"
-        } else {
-            ""
-        };
+        if error.err_code == 10071 {
+            return Err(LogError::Fenced {
+                stream: name.to_owned(),
+                reason: format!(
+                    "expected last sequence {expected_last}, the server says {}",
+                    error.description
+                ),
+            });
+        }
         return Err(LogError::Unavailable(format!(
-            "JetStream stream {name} refused an append after sequence {expected_last}: {} (code {}, {}){who}",
+            "JetStream stream {name} refused an append after sequence {expected_last}: {} (code {}, {})",
             error.description, error.code, error.err_code
         )));
     }
@@ -318,17 +352,23 @@ pub struct Stored {
 
 /// The last sequence of JetStream stream `name` (0 if empty or missing).
 pub async fn last_sequence(context: &jetstream::Context, name: &str) -> Result<u64, LogError> {
+    bounds(context, name).await.map(|(_, last)| last)
+}
+
+/// The first sequence JetStream still holds and the last one it gave, of stream `name`
+/// ((1, 0) if missing). Messages before the first expired under `max_age` or `max_bytes`.
+pub async fn bounds(context: &jetstream::Context, name: &str) -> Result<(u64, u64), LogError> {
     match context.get_stream(name).await {
         Ok(mut stream) => stream
             .info()
             .await
-            .map(|info| info.state.last_sequence)
+            .map(|info| (info.state.first_sequence, info.state.last_sequence))
             .map_err(|e| unavailable(name, e)),
         Err(error) => {
             // 10059: stream not found, which reads as empty.
             if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
             {
-                Ok(0)
+                Ok((1, 0))
             } else {
                 Err(unavailable(name, error))
             }
@@ -346,8 +386,13 @@ pub async fn read_range(
     limit: usize,
     timeout: Duration,
 ) -> Result<Vec<Stored>, LogError> {
-    let from = from.max(1);
-    if from > last || limit == 0 {
+    if from.max(1) > last || limit == 0 {
+        return Ok(Vec::new());
+    }
+    // Expired messages are never delivered: read from the first one JetStream holds.
+    let (first, _) = bounds(context, name).await?;
+    let from = from.max(first).max(1);
+    if from > last {
         return Ok(Vec::new());
     }
     let want = usize::try_from(last - from + 1)
@@ -427,7 +472,9 @@ pub async fn durable_consumer(
                 start_sequence: start.max(1),
             },
             ack_policy: AckPolicy::All,
-            ack_wait: Duration::from_secs(60),
+            // Never redelivered in practice: the host re-creates the consumer where it is
+            // at every start, and acks each input once its cursor passed it.
+            ack_wait: Duration::from_secs(3600),
             max_ack_pending: 8192,
             ..Default::default()
         })

@@ -113,15 +113,25 @@ pub async fn post_events(
             }
         }
     }
-    let (outcomes, sync_to) = dispatch(&state, mode, groups).await?;
-    // Durable before acknowledged: the answer waits for the group commit.
+    let outcomes = dispatch_durable(&state, mode, groups).await?;
+    Ok(respond(mode, outcomes))
+}
+
+/// Dispatches to the hosts, then waits until what they appended is durable: an answer is
+/// never sent for events a crash could still take back.
+async fn dispatch_durable(
+    state: &GatewayState,
+    mode: Mode,
+    groups: BTreeMap<&'static str, Vec<(usize, Envelope)>>,
+) -> Result<Outcomes, Problem> {
+    let (outcomes, sync_to) = dispatch(state, mode, groups).await?;
     state
         .log
         .durability()
         .wait(sync_to)
         .await
         .map_err(log_problem)?;
-    Ok(respond(mode, outcomes))
+    Ok(outcomes)
 }
 
 /// Ingests `group` into `domain` on this node, as for a forwarded request: admitted,
@@ -135,16 +145,7 @@ pub(crate) async fn ingest_here(
     if let Some(reason) = state.nats_down() {
         return Err(crate::networked::nats_down(&reason));
     }
-    let mut groups = BTreeMap::new();
-    groups.insert(domain, group);
-    let (outcomes, sync_to) = dispatch(state, mode, groups).await?;
-    state
-        .log
-        .durability()
-        .wait(sync_to)
-        .await
-        .map_err(log_problem)?;
-    Ok(outcomes)
+    dispatch_durable(state, mode, BTreeMap::from([(domain, group)])).await
 }
 
 /// Sends `group` to the node hosting `domain` and reads back each event's outcome.

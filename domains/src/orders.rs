@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
+use herald_runtime::{Domain, HandleError, Incoming, Outbox, Partitioning, Rejection};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -167,6 +167,11 @@ impl Domain for Orders {
 
     fn ingress() -> &'static [&'static str] {
         &[OrderPlaced::TYPE, OrderCancelled::TYPE]
+    }
+
+    // Every input is a saga event about one order, keyed by the order id; no decision spans orders.
+    fn partitioning() -> Partitioning {
+        Partitioning::ByKey { inputs: &[] }
     }
 
     fn validate(&self, proposed: &OrdersEvent) -> Result<(), Rejection> {

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
+use herald_runtime::{Domain, HandleError, Incoming, Outbox, Partitioning, Rejection};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -112,6 +112,11 @@ impl Domain for Shipping {
 
     fn ingress() -> &'static [&'static str] {
         &[ShipmentDispatched::TYPE, ShipmentDelivered::TYPE]
+    }
+
+    // Every input is about one order, keyed by the order id; a shipment never depends on another.
+    fn partitioning() -> Partitioning {
+        Partitioning::ByKey { inputs: &[] }
     }
 
     fn validate(&self, proposed: &ShippingEvent) -> Result<(), Rejection> {

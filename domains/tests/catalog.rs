@@ -169,3 +169,109 @@ fn the_other_ingress_schemas_know_their_fields() {
         );
     }
 }
+
+#[test]
+fn orders_and_shipping_are_partitioned_by_key_and_the_others_are_whole() {
+    let topology = catalog().to_json();
+    let partitioned: Vec<(String, bool)> = topology["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap_or("").to_owned(),
+                d["partitioned"].as_bool().expect("partitioned"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        partitioned,
+        [
+            ("analytics".to_owned(), false),
+            ("inventory".to_owned(), false),
+            ("orders".to_owned(), true),
+            ("payments".to_owned(), false),
+            ("shipping".to_owned(), true),
+        ]
+    );
+    let orders = topology["domains"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["name"] == "orders"))
+        .expect("orders");
+    assert_eq!(
+        orders["input_keys"]["inventory.StockReserved"],
+        json!("partitionkey")
+    );
+}
+
+/// A domain keyed by a type it does not consume.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Misdeclared;
+
+herald_runtime::events! {
+    /// Nothing of note.
+    pub enum MisdeclaredEvent in "misdeclared" {
+        Noted keyed by id,
+    }
+}
+
+/// A thing happened.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Noted {
+    /// Its id.
+    pub id: String,
+}
+
+impl herald_runtime::Domain for Misdeclared {
+    const NAME: &'static str = "misdeclared";
+    type Event = MisdeclaredEvent;
+
+    fn subscriptions() -> &'static [&'static str] {
+        &["orders.OrderPlaced"]
+    }
+
+    fn ingress() -> &'static [&'static str] {
+        &[]
+    }
+
+    fn partitioning() -> herald_runtime::Partitioning {
+        herald_runtime::Partitioning::ByKey {
+            inputs: &[(
+                "payments.PaymentCaptured",
+                herald_runtime::InputKey::Broadcast,
+            )],
+        }
+    }
+
+    fn validate(&self, _: &MisdeclaredEvent) -> Result<(), herald_runtime::Rejection> {
+        Ok(())
+    }
+
+    fn handle(
+        &mut self,
+        _: &herald_runtime::Incoming<'_>,
+        _: &mut herald_runtime::Outbox<MisdeclaredEvent>,
+    ) -> Result<(), herald_runtime::HandleError> {
+        Ok(())
+    }
+
+    fn apply(&mut self, _: &MisdeclaredEvent) {}
+
+    fn entity(&self, _: &str) -> Option<Value> {
+        None
+    }
+}
+
+#[test]
+fn a_key_for_an_input_the_domain_does_not_consume_is_a_wiring_error() {
+    let mut entries = all();
+    entries.push(herald_runtime::DomainEntry::of::<Misdeclared>());
+    let error = Catalog::new(&entries, &[]).err().expect("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("\"misdeclared\"")
+            && text.contains("\"payments.PaymentCaptured\"")
+            && text.contains("orders.OrderPlaced"),
+        "{text}"
+    );
+}

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::domain::Domain;
 use crate::event::{Event, EventType};
 use crate::hosted::DomainEntry;
+use crate::partition::Partitioning;
 
 /// What a domain declares about itself.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct DomainDescription {
     pub subscriptions: Vec<&'static str>,
     /// Named queries it answers.
     pub queries: Vec<&'static str>,
+    /// How its state divides over keys.
+    pub partitioning: Partitioning,
 }
 
 impl DomainDescription {
@@ -37,6 +40,7 @@ impl DomainDescription {
             ingress: D::ingress().to_vec(),
             subscriptions: D::subscriptions().to_vec(),
             queries: D::queries().to_vec(),
+            partitioning: D::partitioning(),
         }
     }
 }
@@ -74,6 +78,16 @@ pub enum CatalogError {
         type_name: String,
         /// What is wrong with it.
         why: &'static str,
+    },
+    /// A partitioned domain says how it keys a type it does not consume.
+    #[error("domain \"{domain}\" says how it keys input \"{type_name}\", which it does not subscribe to; subscriptions are: {}", subscriptions.join(", "))]
+    BadInputKey {
+        /// The domain.
+        domain: String,
+        /// The listed type.
+        type_name: String,
+        /// What it does subscribe to.
+        subscriptions: Vec<String>,
     },
     /// A type's JSON Schema does not compile.
     #[error("the JSON Schema of \"{type_name}\" does not compile: {message}")]
@@ -196,6 +210,22 @@ impl Catalog {
             domains.push((description, hosted));
         }
         for (description, _) in &domains {
+            if let Partitioning::ByKey { inputs } = description.partitioning {
+                if let Some((type_name, _)) = inputs
+                    .iter()
+                    .find(|(name, _)| !description.subscriptions.contains(name))
+                {
+                    return Err(CatalogError::BadInputKey {
+                        domain: description.name.to_owned(),
+                        type_name: (*type_name).to_owned(),
+                        subscriptions: description
+                            .subscriptions
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    });
+                }
+            }
             for subscription in &description.subscriptions {
                 let why = match types.get(subscription) {
                     None => "no registered domain owns",
@@ -321,6 +351,12 @@ impl Catalog {
                     "ingress": d.ingress,
                     "subscriptions": d.subscriptions,
                     "queries": d.queries,
+                    "partitioned": d.partitioning.by_key(),
+                    "input_keys": d
+                        .subscriptions
+                        .iter()
+                        .filter_map(|t| d.partitioning.input_key(t).map(|key| (*t, key.name())))
+                        .collect::<BTreeMap<&str, &str>>(),
                 })
             })
             .collect();

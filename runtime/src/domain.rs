@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::event::Event;
 use crate::outbox::{Incoming, Outbox};
+use crate::partition::Partitioning;
 
 /// Query parameters, from the URL's query string.
 pub type Params = BTreeMap<String, String>;
@@ -28,6 +29,12 @@ pub trait Domain:
     /// Names of the queries [`Domain::query`] answers, listed in the topology.
     fn queries() -> &'static [&'static str] {
         &[]
+    }
+    /// How the state divides over keys. The default, [`Partitioning::Whole`], is always
+    /// correct; declare [`Partitioning::ByKey`] only when no decision spans keys, so the
+    /// domain can be spread over partitions.
+    fn partitioning() -> Partitioning {
+        Partitioning::Whole
     }
     /// Decides whether a client's proposed ingress event is acceptable in the current state.
     fn validate(&self, proposed: &Self::Event) -> Result<(), Rejection>;

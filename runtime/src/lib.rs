@@ -15,6 +15,7 @@
 //! - [`log`]: the event log: its interface, the durable segment-file log, and an in-memory one.
 //! - [`nats`]: networked mode: the streams on NATS JetStream, and the node's connection.
 //! - [`bus`]: appends to the log and wakes the domains subscribed to what was appended.
+//! - [`partition`]: how a domain's state divides over keys, and which partition a key is in.
 //! - [`replay`]: rebuilding a domain's state from the log.
 //! - [`snapshot`]: a domain's state saved with the log positions it reflects.
 //! - [`testing`]: given/when/then for testing a domain without a node.
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod log;
 pub mod nats;
 pub mod outbox;
+pub mod partition;
 pub mod replay;
 pub mod snapshot;
 pub mod testing;
@@ -41,6 +43,7 @@ pub use envelope::{Cause, Envelope, Position};
 pub use event::{DataError, Event, EventType};
 pub use hosted::DomainEntry;
 pub use outbox::{Incoming, Outbox};
+pub use partition::{InputKey, Partitioning};
 
 /// Re-exported so the [`events!`] macro works in crates that do not name these themselves.
 #[doc(hidden)]

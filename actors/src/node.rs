@@ -89,6 +89,7 @@ pub async fn run(
     let known: Vec<&str> = registered.iter().map(|entry| entry.name).collect();
     let enabled = config.enabled_domains(&known);
     let catalog = Arc::new(Catalog::new(&registered, &enabled)?);
+    check_partitions(&config, &catalog, &enabled)?;
     let storage = match config.bus.kind {
         BusKind::Embedded => {
             std::fs::create_dir_all(&config.node.data_dir).map_err(|source| {
@@ -305,6 +306,43 @@ pub async fn run(
         arbiter.stop();
     }
     info!("node stopped");
+    Ok(())
+}
+
+/// Refuses partition counts the node cannot honour: more than one for a domain whose state
+/// spans keys, and (until docs/partitions.md lands) more than one in networked mode.
+fn check_partitions(
+    config: &Config,
+    catalog: &Catalog,
+    enabled: &[String],
+) -> Result<(), NodeError> {
+    for name in enabled {
+        let Some(description) = catalog.description(name) else {
+            continue;
+        };
+        let own = config
+            .domain
+            .get(name.as_str())
+            .and_then(|settings| settings.partitions);
+        if !description.partitioning.by_key() {
+            if let Some(partitions) = own.filter(|p| *p > 1) {
+                return Err(NodeError::Config(format!(
+                    "domain.{name}.partitions = {partitions}: domain \"{name}\" keeps state across keys (its Domain::partitioning is Whole), so it runs as one partition; remove the setting"
+                )));
+            }
+            continue;
+        }
+        let partitions = config.partitions(name);
+        if partitions > 1 && config.bus.kind == BusKind::Nats {
+            let key = match own {
+                Some(_) => format!("domain.{name}.partitions"),
+                None => "domains.partitions".to_owned(),
+            };
+            return Err(NodeError::Config(format!(
+                "{key} = {partitions}: spreading domain \"{name}\" over partitions is not built yet (docs/partitions.md); use 1"
+            )));
+        }
+    }
     Ok(())
 }
 

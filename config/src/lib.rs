@@ -159,4 +159,13 @@ impl Config {
     pub fn domain_settings(&self, name: &str) -> DomainSettings {
         self.domain.get(name).copied().unwrap_or_default()
     }
+
+    /// The partitions of domain `name` if it is keyed by key: its own setting, else
+    /// `[domains] partitions`.
+    pub fn partitions(&self, name: &str) -> u32 {
+        self.domain
+            .get(name)
+            .and_then(|settings| settings.partitions)
+            .unwrap_or(self.domains.partitions)
+    }
 }

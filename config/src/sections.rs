@@ -317,7 +317,18 @@ pub struct DomainsConfig {
     /// The window `restart_limit` counts restarts in; default 60 s.
     #[serde(default = "default_restart_window", with = "crate::duration")]
     pub restart_window: Duration,
+    /// Partitions of a domain keyed by key (`Partitioning::ByKey`) without its own
+    /// `[domain.<name>] partitions`; 1 to 256. Networked mode only.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
 }
+
+fn default_partitions() -> u32 {
+    1
+}
+
+/// The most partitions a domain may have.
+pub const MAX_PARTITIONS: u32 = 256;
 
 fn default_restart_limit() -> u32 {
     5
@@ -333,6 +344,7 @@ impl Default for DomainsConfig {
             enabled: Vec::new(),
             restart_limit: default_restart_limit(),
             restart_window: default_restart_window(),
+            partitions: default_partitions(),
         }
     }
 }
@@ -359,6 +371,10 @@ pub struct DomainSettings {
     /// consuming (failed) until an operator retries or skips a dead letter.
     #[serde(default = "default_max_parked_keys")]
     pub max_parked_keys: usize,
+    /// Partitions of this domain (networked mode; only for a domain keyed by key);
+    /// `[domains] partitions` when absent.
+    #[serde(default)]
+    pub partitions: Option<u32>,
 }
 
 fn default_mailbox_capacity() -> usize {
@@ -389,6 +405,7 @@ impl Default for DomainSettings {
             retry_backoff: default_retry_backoff(),
             retry_backoff_max: default_retry_backoff_max(),
             max_parked_keys: default_max_parked_keys(),
+            partitions: None,
         }
     }
 }

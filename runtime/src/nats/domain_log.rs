@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use super::connection::Nats;
-use super::streams::{self, Outgoing, Stored};
+use super::streams::{self, Outgoing};
 use super::wire;
 use crate::deadletter;
 use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
@@ -156,7 +156,8 @@ impl JetStreamDomainLog {
                 let events_last = streams::last_sequence(&context, &events).await?;
                 let dead_last = streams::last_sequence(&context, &dead).await?;
                 let dead_tail =
-                    streams::read_range(&context, &dead, dead_last, dead_last, 1, timeout).await?;
+                    streams::read_range(&context, &dead, dead_last, Some(dead_last), 1, timeout)
+                        .await?;
                 Ok((events_last, dead_last, dead_tail))
             })?
         };
@@ -167,7 +168,15 @@ impl JetStreamDomainLog {
             let context = context.clone();
             let events = events.clone();
             let page = self.nats.block("reading recent events", async move {
-                streams::read_range(&context, &events, from, events_last, TAIL_PAGE, timeout).await
+                streams::read_range(
+                    &context,
+                    &events,
+                    from,
+                    Some(events_last),
+                    TAIL_PAGE,
+                    timeout,
+                )
+                .await
             })?;
             match page.last() {
                 Some(last) => from = last.sequence + 1,
@@ -180,25 +189,17 @@ impl JetStreamDomainLog {
         own.counter = 0;
         own.recent.clear();
         own.order.clear();
-        for stored in tail.iter().chain(dead_tail.iter()) {
-            let record = Arc::new(self.decode_own(stored)?);
+        let tail = streams::own_records(&tail, &self.domain)?;
+        let dead_tail = streams::own_records(&dead_tail, &self.dead)?;
+        for record in tail.iter().chain(dead_tail.iter()) {
             own.counter = own.counter.max(record.offset);
             if record.envelope.stream == self.domain {
-                own.remember(&record);
+                own.remember(record);
             }
         }
         own.stale = false;
         debug!(domain = %self.domain, events_last, dead_last, counter = own.counter, "JetStream streams opened");
         Ok(())
-    }
-
-    fn decode_own(&self, stored: &Stored) -> Result<Record, LogError> {
-        wire::record(&stored.headers, &stored.body, None).map_err(|error| {
-            LogError::Unavailable(format!(
-                "record {} of the streams of \"{}\": {error}",
-                stored.sequence, self.domain
-            ))
-        })
     }
 
     fn own_state(&self) -> Result<std::sync::MutexGuard<'_, Own>, LogError> {
@@ -215,8 +216,7 @@ impl JetStreamDomainLog {
         let name = streams::inbox_name(&self.nats.settings().prefix, &self.domain);
         let timeout = self.nats.settings().request_timeout;
         let stored = self.nats.block("reading inputs", async move {
-            let last = streams::last_sequence(&context, &name).await?;
-            streams::read_range(&context, &name, after + 1, last, limit, timeout).await
+            streams::read_range(&context, &name, after + 1, None, limit, timeout).await
         })?;
         let mut records = Vec::with_capacity(stored.len());
         for message in stored {
@@ -490,12 +490,9 @@ impl EventLog for JetStreamDomainLog {
         let name = self.js(stream);
         let timeout = self.nats.settings().request_timeout;
         let stored = self.nats.block("reading own records", async move {
-            streams::read_range(&context, &name, from, last, limit, timeout).await
+            streams::read_range(&context, &name, from, Some(last), limit, timeout).await
         })?;
-        stored
-            .iter()
-            .map(|stored| self.decode_own(stored).map(Arc::new))
-            .collect()
+        streams::own_records(&stored, stream)
     }
 
     fn read_after(

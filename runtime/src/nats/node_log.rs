@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use super::connection::Nats;
 use super::streams;
-use super::wire;
 use crate::deadletter;
 use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
 
@@ -93,22 +92,9 @@ impl EventLog for JetStreamNodeLog {
         let name = streams::stream_name(&self.nats.settings().prefix, stream);
         let timeout = self.nats.settings().request_timeout;
         let stored = self.nats.block("reading a stream", async move {
-            let last = streams::last_sequence(&context, &name).await?;
-            streams::read_range(&context, &name, from, last, limit, timeout).await
+            streams::read_range(&context, &name, from, None, limit, timeout).await
         })?;
-        stored
-            .iter()
-            .map(|stored| {
-                wire::record(&stored.headers, &stored.body, None)
-                    .map(Arc::new)
-                    .map_err(|error| {
-                        LogError::Unavailable(format!(
-                            "event {stream}#{}: {error}",
-                            stored.sequence
-                        ))
-                    })
-            })
-            .collect()
+        streams::own_records(&stored, stream)
     }
 
     fn read_after(

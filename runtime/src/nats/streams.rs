@@ -17,7 +17,9 @@ use futures_util::StreamExt;
 
 use super::connection::NatsSettings;
 use super::wire;
-use crate::log::LogError;
+use std::sync::Arc;
+
+use crate::log::{LogError, Record};
 
 /// The most messages one atomic batch may hold (a server limit).
 pub const MAX_BATCH: usize = 1000;
@@ -352,56 +354,49 @@ pub struct Stored {
 
 /// The last sequence of JetStream stream `name` (0 if empty or missing).
 pub async fn last_sequence(context: &jetstream::Context, name: &str) -> Result<u64, LogError> {
-    bounds(context, name).await.map(|(_, last)| last)
-}
-
-/// The first sequence JetStream still holds and the last one it gave, of stream `name`
-/// ((1, 0) if missing). Messages before the first expired under `max_age` or `max_bytes`.
-pub async fn bounds(context: &jetstream::Context, name: &str) -> Result<(u64, u64), LogError> {
     match context.get_stream(name).await {
-        Ok(mut stream) => stream
-            .info()
-            .await
-            .map(|info| (info.state.first_sequence, info.state.last_sequence))
-            .map_err(|e| unavailable(name, e)),
-        Err(error) => {
-            // 10059: stream not found, which reads as empty.
-            if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
-            {
-                Ok((1, 0))
-            } else {
-                Err(unavailable(name, error))
-            }
-        }
+        // Looking the stream up fetches its info: no second request.
+        Ok(stream) => Ok(stream.cached_info().state.last_sequence),
+        // A stream not created yet reads as empty.
+        Err(error) if not_found(&error) => Ok(0),
+        Err(error) => Err(unavailable(name, error)),
     }
 }
 
-/// Up to `limit` messages of stream `name` from sequence `from` to `last`, in order,
-/// through an ordered consumer (one per call).
+/// Whether a lookup failed because the stream does not exist (JetStream error 10059).
+fn not_found(error: &jetstream::context::GetStreamError) -> bool {
+    matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
+/// Up to `limit` messages of stream `name` from sequence `from` to `last` (`None`: the
+/// stream's end now), in order, through an ordered consumer (one per call).
 pub async fn read_range(
     context: &jetstream::Context,
     name: &str,
     from: u64,
-    last: u64,
+    last: Option<u64>,
     limit: usize,
     timeout: Duration,
 ) -> Result<Vec<Stored>, LogError> {
-    if from.max(1) > last || limit == 0 {
+    if last.is_some_and(|last| from.max(1) > last) || limit == 0 {
         return Ok(Vec::new());
     }
-    // Expired messages are never delivered: read from the first one JetStream holds.
-    let (first, _) = bounds(context, name).await?;
-    let from = from.max(first).max(1);
+    // One lookup gives both ends: expired messages are never delivered, so reading starts
+    // at the first one JetStream holds.
+    let stream = match context.get_stream(name).await {
+        Ok(stream) => stream,
+        Err(error) if not_found(&error) => return Ok(Vec::new()),
+        Err(error) => return Err(unavailable(name, error)),
+    };
+    let state = &stream.cached_info().state;
+    let last = last.unwrap_or(state.last_sequence);
+    let from = from.max(state.first_sequence).max(1);
     if from > last {
         return Ok(Vec::new());
     }
     let want = usize::try_from(last - from + 1)
         .unwrap_or(usize::MAX)
         .min(limit);
-    let stream = context
-        .get_stream(name)
-        .await
-        .map_err(|e| unavailable(name, e))?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
             deliver_policy: DeliverPolicy::ByStartSequence {
@@ -480,4 +475,19 @@ pub async fn durable_consumer(
         })
         .await
         .map_err(|e| unavailable(&name, e))
+}
+
+/// Herald's own records from stored messages (`offset` from `herald-own`); an error names
+/// the message.
+pub fn own_records(stored: &[Stored], stream: &str) -> Result<Vec<Arc<Record>>, LogError> {
+    stored
+        .iter()
+        .map(|message| {
+            wire::record(&message.headers, &message.body, None)
+                .map(Arc::new)
+                .map_err(|error| {
+                    LogError::Unavailable(format!("record {stream}#{}: {error}", message.sequence))
+                })
+        })
+        .collect()
 }

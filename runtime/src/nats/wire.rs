@@ -9,6 +9,7 @@
 use async_nats::HeaderMap;
 use uuid::Uuid;
 
+use crate::cloudevent::is_attribute;
 use crate::envelope::{Cause, Envelope, Position};
 use crate::log::Record;
 
@@ -31,21 +32,6 @@ const H_OWN: &str = "herald-own";
 const H_CONSUMED: &str = "herald-consumed";
 const H_GROUP_REST: &str = "herald-group-rest";
 const H_APPENDED: &str = "herald-appended";
-
-/// Headers every CloudEvents attribute maps to, so extensions never shadow them.
-const RESERVED: &[&str] = &[
-    "id",
-    "source",
-    "specversion",
-    "type",
-    "subject",
-    "time",
-    "partitionkey",
-    "causesource",
-    "causeid",
-    "causestream",
-    "causesequence",
-];
 
 /// A message that is not a Herald record: names the header and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,7 +88,9 @@ pub fn headers(record: &Record, own: u64) -> HeaderMap {
         headers.insert(TRACEPARENT, traceparent.as_str());
     }
     for (name, value) in &envelope.extensions {
-        if !RESERVED.contains(&name.as_str()) {
+        // Extensions never carry an attribute's name (the parser refuses them), but a
+        // record must not let one shadow the attribute's own header.
+        if !is_attribute(name) {
             headers.insert(format!("ce-{name}").as_str(), value.as_str());
         }
     }
@@ -161,7 +149,7 @@ pub fn record(headers: &HeaderMap, body: &[u8], offset: Option<u64>) -> Result<R
         let Some(extension) = name.strip_prefix("ce-") else {
             continue;
         };
-        if RESERVED.contains(&extension) {
+        if is_attribute(extension) {
             continue;
         }
         if let Some(value) = values.first() {

@@ -1,6 +1,6 @@
 //! A node in networked mode: the NATS settings from `[bus.nats]`, the connection (while it
 //! cannot be made, a stand-in server answers `/readyz` and every request with 503 naming
-//! NATS), and one bus per hosted domain over its JetStream log.
+//! NATS), and the JetStream streams of the domains it enables.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -9,16 +9,15 @@ use std::sync::Arc;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use herald_config::{Config, NatsCredentials};
-use herald_runtime::bus::Bus;
 use herald_runtime::hosted::DomainEntry;
-use herald_runtime::nats::{BusStatus, JetStreamDomainLog, Nats, NatsAuth, NatsSettings};
+use herald_runtime::nats::{layout, BusStatus, Input, LayoutError, Nats, NatsAuth, NatsSettings};
+use herald_runtime::partition::{InputKey, Layout};
 use serde_json::json;
 use tokio::sync::watch;
 use tracing::info;
 
 use crate::gateway::Problem;
 use crate::node::NodeError;
-use crate::presence;
 
 /// The NATS settings of `config`, secrets read from their variables or files.
 pub fn settings(config: &Config) -> Result<NatsSettings, NodeError> {
@@ -44,6 +43,7 @@ pub fn settings(config: &Config) -> Result<NatsSettings, NodeError> {
         duplicate_window: nats.duplicate_window,
         request_timeout: nats.request_timeout,
         node: config.node.id.clone(),
+        lease: nats.lease,
     })
 }
 
@@ -93,30 +93,6 @@ pub async fn connect(
     Ok((Arc::clone(&nats), nats.status()))
 }
 
-/// Refuses to host a domain a live node already hosts: in networked mode each domain has
-/// one writer (a second one would be refused at its first append, and its state would
-/// drift). Entries of this node's own id are its previous life (a restart after a kill).
-pub async fn check_single_host(
-    nats: &Nats,
-    node: &str,
-    enabled: &[String],
-) -> Result<(), NodeError> {
-    let members = presence::members(nats)
-        .await
-        .map_err(|error| NodeError::Config(format!("cannot read the presence bucket: {error}")))?;
-    for member in members.iter().filter(|member| member.id != node) {
-        if let Some(domain) = enabled.iter().find(|d| member.domains.contains_key(*d)) {
-            return Err(NodeError::Config(format!(
-                "domain \"{domain}\" is already hosted by node \"{}\" ({}): in networked mode a domain runs on exactly one node; stop that node (its entry expires {:?} after it stops) or remove \"{domain}\" from [domains] enabled here",
-                member.id,
-                member.http,
-                presence::PRESENCE_TTL
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// 503 for a request that needs NATS while it cannot be reached.
 pub fn nats_down(reason: &str) -> Problem {
     Problem::new(
@@ -128,14 +104,16 @@ pub fn nats_down(reason: &str) -> Problem {
     .retry_after(1)
 }
 
-/// One bus per domain in `enabled`, each over the domain's JetStream log, whose inbox
-/// sources the streams of the types it subscribes to.
-pub fn buses(
+/// Creates (or checks) the streams of every domain in `enabled`, for all its partitions:
+/// its own streams, its inputs' streams and its inbox (or router and partition inboxes).
+/// A domain whose streams were laid out with another partition count is refused.
+pub async fn provision(
     nats: &Arc<Nats>,
+    layout: &Arc<Layout>,
     registered: &[DomainEntry],
     enabled: &[String],
-) -> Result<HashMap<&'static str, Arc<Bus>>, NodeError> {
-    let owners: HashMap<&str, &str> = registered
+) -> Result<(), NodeError> {
+    let owners: HashMap<&str, &'static str> = registered
         .iter()
         .flat_map(|entry| {
             let description = entry.describe();
@@ -146,24 +124,48 @@ pub fn buses(
                 .collect::<Vec<_>>()
         })
         .collect();
-    let mut buses = HashMap::new();
     for entry in registered
         .iter()
         .filter(|entry| enabled.iter().any(|name| name == entry.name))
     {
-        let mut inputs: Vec<(String, Vec<String>)> = Vec::new();
-        for subscribed in entry.describe().subscriptions {
-            let Some(owner) = owners.get(subscribed) else {
+        let description = entry.describe();
+        let mut inputs: Vec<Input> = Vec::new();
+        for subscribed in &description.subscriptions {
+            let Some(origin) = owners.get(subscribed) else {
                 continue;
             };
-            match inputs.iter_mut().find(|(stream, _)| stream == owner) {
-                Some((_, types)) => types.push(subscribed.to_owned()),
-                None => inputs.push(((*owner).to_owned(), vec![subscribed.to_owned()])),
+            let key = description
+                .partitioning
+                .input_key(subscribed)
+                .unwrap_or(InputKey::PartitionKey);
+            match inputs.iter_mut().find(|input| input.origin == *origin) {
+                Some(input) => input.types.push(((*subscribed).to_owned(), key)),
+                None => inputs.push(Input {
+                    origin,
+                    types: vec![((*subscribed).to_owned(), key)],
+                }),
             }
         }
-        let log = JetStreamDomainLog::open(Arc::clone(nats), entry.name, inputs)?;
-        info!(domain = entry.name, "JetStream streams and inbox ready");
-        buses.insert(entry.name, Arc::new(Bus::new(log)));
+        let context = nats.context().clone();
+        let settings = nats.settings().clone();
+        let shared = Arc::clone(layout);
+        let domain = entry.name;
+        nats.spawn(async move {
+            layout::provision(&context, &settings, &shared, domain, &inputs).await
+        })
+        .await
+        .map_err(|error| {
+            NodeError::Config(format!("provisioning the streams of \"{domain}\": {error}"))
+        })?
+        .map_err(|error| match error {
+            LayoutError::Mismatch(message) => NodeError::Config(message),
+            LayoutError::Log(error) => NodeError::Log(error),
+        })?;
+        info!(
+            domain = entry.name,
+            partitions = layout.partitions(entry.name),
+            "JetStream streams and inboxes ready"
+        );
     }
-    Ok(buses)
+    Ok(())
 }

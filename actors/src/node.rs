@@ -1,7 +1,6 @@
 //! A node: the log, the bus, one host per enabled domain and the gateway, run until told
 //! to stop.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -17,6 +16,7 @@ use herald_runtime::catalog::{Catalog, CatalogError};
 use herald_runtime::hosted::DomainEntry;
 use herald_runtime::log::{self, EventLog, FileLog, FileLogOptions, LogError};
 use herald_runtime::nats::{BusStatus, JetStreamNodeLog, Nats, ObjectSnapshots};
+use herald_runtime::partition::Layout;
 use herald_runtime::snapshot::{FileSnapshots, SnapshotError};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -27,8 +27,9 @@ use crate::gateway::{
 use crate::host::{
     Checkpoint, Drain, FaultPolicy, Health, HostArgs, SharedStore, SnapshotSettings,
 };
+use crate::networked;
+use crate::ownership::{self, Bucket, Factory, Member, Ownership};
 use crate::supervisor::{Outages, RestartPolicy, Supervisor};
-use crate::{networked, presence};
 
 /// Why a node could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,15 @@ pub async fn run(
     let enabled = config.enabled_domains(&known);
     let catalog = Arc::new(Catalog::new(&registered, &enabled)?);
     check_partitions(&config, &catalog, &enabled)?;
+    // Embedded mode runs every domain whole: one node, one log.
+    let layout = Arc::new(Layout::new(registered.iter().map(|entry| {
+        let by_key = entry.describe().partitioning.by_key();
+        let partitions = match config.bus.kind {
+            BusKind::Nats if by_key => config.partitions(entry.name),
+            _ => 1,
+        };
+        (entry.name, partitions)
+    })));
     let storage = match config.bus.kind {
         BusKind::Embedded => {
             std::fs::create_dir_all(&config.node.data_dir).map_err(|source| {
@@ -100,25 +110,29 @@ pub async fn run(
             })?;
             let log = open_log(&config)?;
             Storage {
-                buses: HashMap::new(),
                 shared: Some(Arc::new(Bus::new(Arc::clone(&log)))),
                 log,
                 store: Some(Arc::new(FileSnapshots::open(
                     config.node.data_dir.join("snapshots"),
                 )?)),
                 nats: None,
+                owners: None,
             }
         }
         BusKind::Nats => {
             let settings = networked::settings(&config)?;
             let (nats, status) = networked::connect(settings, &listener).await?;
-            networked::check_single_host(&nats, &config.node.id, &enabled).await?;
+            let owners = Bucket::open(Arc::clone(&nats))
+                .await
+                .map_err(NodeError::Config)?;
+            networked::provision(&nats, &layout, &registered, &enabled).await?;
+            let streams: Vec<&str> = layout.all_streams().collect();
             Storage {
-                buses: networked::buses(&nats, &registered, &enabled)?,
                 shared: None,
-                log: JetStreamNodeLog::new(Arc::clone(&nats), &known),
+                log: JetStreamNodeLog::new(Arc::clone(&nats), &streams),
                 store: Some(Arc::new(ObjectSnapshots::open(Arc::clone(&nats))?)),
                 nats: Some((nats, status)),
+                owners: Some(owners),
             }
         }
     };
@@ -141,34 +155,55 @@ pub async fn run(
             .as_ref()
             .map(|(_, status)| Outages::new(status.clone())),
     );
+    let factory: Factory = {
+        let config = config.clone();
+        let layout = Arc::clone(&layout);
+        let registered = registered.clone();
+        Arc::new(move |stream: &'static str, bus: Arc<Bus>| {
+            let (domain, partition) = layout.locate(stream).unwrap_or((stream, 0));
+            let partitions = layout.partitions(domain);
+            let entry = registered
+                .iter()
+                .find(|entry| entry.name == domain)
+                .copied()
+                .expect("streams come from the layout of registered domains");
+            let settings = config.domain_settings(domain);
+            let snapshots = snapshots.clone();
+            Box::new(move |view| HostArgs {
+                entry,
+                stream,
+                partition: (partitions > 1).then_some((partition, partitions)),
+                bus: Arc::clone(&bus),
+                mailbox_capacity: settings.mailbox_capacity,
+                snapshots: snapshots.clone(),
+                faults: FaultPolicy {
+                    attempts: settings.retry_attempts,
+                    backoff: settings.retry_backoff,
+                    backoff_max: settings.retry_backoff_max,
+                    max_parked_keys: settings.max_parked_keys,
+                },
+                view,
+                on_stop: None,
+            })
+        })
+    };
     let mut arbiters = Vec::new();
-    for entry in registered
-        .iter()
-        .filter(|entry| enabled.iter().any(|name| name == entry.name))
-    {
-        // One thread per domain: domains consume at their own pace, in parallel.
-        let arbiter = Arbiter::new();
-        let settings = config.domain_settings(entry.name);
-        let entry = *entry;
-        let bus = storage.bus(entry.name)?;
-        let snapshots = snapshots.clone();
-        let factory = move |view| HostArgs {
-            entry,
-            bus: Arc::clone(&bus),
-            mailbox_capacity: settings.mailbox_capacity,
-            snapshots: snapshots.clone(),
-            faults: FaultPolicy {
-                attempts: settings.retry_attempts,
-                backoff: settings.retry_backoff,
-                backoff_max: settings.retry_backoff_max,
-                max_parked_keys: settings.max_parked_keys,
-            },
-            view,
-            on_stop: None,
-        };
-        supervisor.start(entry.name, arbiter.handle(), Box::new(factory));
-        arbiters.push(arbiter);
+    if let Some(bus) = &storage.shared {
+        for entry in registered
+            .iter()
+            .filter(|entry| enabled.iter().any(|name| name == entry.name))
+        {
+            // One thread per domain: domains consume at their own pace, in parallel.
+            let arbiter = Arbiter::new();
+            supervisor.start(
+                entry.name,
+                arbiter.handle(),
+                factory(entry.name, Arc::clone(bus)),
+            );
+            arbiters.push(arbiter);
+        }
     }
+    let hosting = supervisor.hosting();
     let supervising = tokio::spawn(supervisor.run());
 
     // Serve while the domains recover: /readyz says when they have caught up.
@@ -210,6 +245,9 @@ pub async fn run(
         node: config.node.id.clone(),
         address: format!("http://{address}"),
         catalog,
+        layout: Arc::clone(&layout),
+        owners: storage.owners.clone(),
+        claimed: Arc::new(std::sync::atomic::AtomicBool::new(storage.owners.is_none())),
         hosts: Arc::clone(&hosts),
         limits: Limits {
             max_body_bytes: config.http.max_body_bytes,
@@ -254,18 +292,39 @@ pub async fn run(
     );
 
     let serving = tokio::spawn(server);
-    let announced = storage.nats.as_ref().map(|(nats, _)| {
-        gateway::forward::serve(state.clone(), Arc::clone(nats), state.catalog.hosted());
-        presence::announce(
-            Arc::clone(nats),
-            config.node.id.clone(),
-            format!("http://{address}"),
-            Arc::clone(&hosts),
-        )
-    });
+    let mut ownership = match (&storage.nats, &storage.owners) {
+        (Some((nats, _)), Some(owners)) => Some(ownership::start(Ownership {
+            bucket: owners.clone(),
+            nats: Arc::clone(nats),
+            layout: Arc::clone(&layout),
+            enabled: state.catalog.hosted(),
+            member: Member {
+                id: config.node.id.clone(),
+                http: format!("http://{address}"),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                domains: Default::default(),
+                enabled: enabled.clone(),
+            },
+            hosts: Arc::clone(&hosts),
+            hosting,
+            factory,
+            gateway: state.clone(),
+            ignore_lease: cfg!(feature = "fault-injection")
+                && std::env::var_os("HERALD_FAULT_IGNORE_LEASE").is_some(),
+        })),
+        _ => None,
+    };
     tokio::pin!(shutdown);
+    let first_round = async {
+        if let Some(ownership) = ownership.as_mut() {
+            ownership.first_round().await;
+        }
+        state
+            .claimed
+            .store(true, std::sync::atomic::Ordering::Release);
+    };
     tokio::select! {
-        ready = wait_until_ready(&hosts) => {
+        ready = async { first_round.await; wait_until_ready(&hosts).await } => {
             if let Err(error) = ready {
                 let _ = gateway.send(StopGateway).await;
                 return Err(error);
@@ -284,23 +343,26 @@ pub async fn run(
         () = &mut shutdown => {}
     }
     info!("shutting down: no new requests; draining domains");
-    // From here on a host that stops is meant to.
-    supervising.abort();
     let _ = shutdown_tails.send(true);
     let _ = gateway.send(StopGateway).await;
     match serving.await {
         Ok(result) => result.map_err(NodeError::Http)?,
         Err(error) => warn!(%error, "http server task ended abnormally"),
     }
+    // Networked: hand every held stream to the other nodes (drained and snapshotted), then
+    // leave the cluster. With NATS away there is nothing to hand over through; the leases
+    // run out by themselves.
+    if let (Some(ownership), Some((nats, _))) = (ownership.as_mut(), &storage.nats) {
+        if nats.is_up() {
+            ownership.stop().await;
+        }
+    }
+    // From here on a host that stops is meant to.
+    supervising.abort();
     drain(&hosts).await;
     // Snapshots only save replay time: with NATS away there is nowhere to put them.
     if storage.nats.as_ref().is_none_or(|(nats, _)| nats.is_up()) {
         checkpoint(&hosts).await;
-    }
-    if let (Some((nats, _)), Some(withdrawn)) = (&storage.nats, &announced) {
-        if nats.is_up() {
-            presence::withdraw(nats, &config.node.id, withdrawn).await;
-        }
     }
     for arbiter in arbiters {
         arbiter.stop();
@@ -310,7 +372,7 @@ pub async fn run(
 }
 
 /// Refuses partition counts the node cannot honour: more than one for a domain whose state
-/// spans keys, and (until docs/partitions.md lands) more than one in networked mode.
+/// spans keys.
 fn check_partitions(
     config: &Config,
     catalog: &Catalog,
@@ -324,22 +386,9 @@ fn check_partitions(
             .domain
             .get(name.as_str())
             .and_then(|settings| settings.partitions);
-        if !description.partitioning.by_key() {
-            if let Some(partitions) = own.filter(|p| *p > 1) {
-                return Err(NodeError::Config(format!(
-                    "domain.{name}.partitions = {partitions}: domain \"{name}\" keeps state across keys (its Domain::partitioning is Whole), so it runs as one partition; remove the setting"
-                )));
-            }
-            continue;
-        }
-        let partitions = config.partitions(name);
-        if partitions > 1 && config.bus.kind == BusKind::Nats {
-            let key = match own {
-                Some(_) => format!("domain.{name}.partitions"),
-                None => "domains.partitions".to_owned(),
-            };
+        if let Some(partitions) = own.filter(|p| *p > 1 && !description.partitioning.by_key()) {
             return Err(NodeError::Config(format!(
-                "{key} = {partitions}: spreading domain \"{name}\" over partitions is not built yet (docs/partitions.md); use 1"
+                "domain.{name}.partitions = {partitions}: domain \"{name}\" keeps state across keys (its Domain::partitioning is Whole), so it runs as one partition; remove the setting"
             )));
         }
     }
@@ -350,21 +399,13 @@ fn check_partitions(
 struct Storage {
     /// The gateway's log: the embedded log, or the read view of JetStream.
     log: Arc<dyn EventLog>,
-    /// Embedded: one bus for every domain.
+    /// Embedded: one bus for every domain (networked: each stream's host gets its own bus
+    /// over its JetStream log when this node wins the stream's lease).
     shared: Option<Arc<Bus>>,
-    /// Networked: one bus per hosted domain, over its JetStream log.
-    buses: HashMap<&'static str, Arc<Bus>>,
     store: Option<SharedStore>,
     nats: Option<(Arc<Nats>, watch::Receiver<BusStatus>)>,
-}
-
-impl Storage {
-    fn bus(&self, domain: &str) -> Result<Arc<Bus>, NodeError> {
-        self.shared
-            .clone()
-            .or_else(|| self.buses.get(domain).cloned())
-            .ok_or_else(|| NodeError::Config(format!("no log was opened for domain \"{domain}\"")))
-    }
+    /// Networked: the members and owners bucket.
+    owners: Option<Bucket>,
 }
 
 /// Opens the durable log under `<data_dir>/log`, as `[log]` says.

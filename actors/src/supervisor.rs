@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use dashmap::DashMap;
 use herald_runtime::nats::BusStatus;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, warn};
 
 use crate::gateway::{Admission, HostHandle};
-use crate::host::{DomainHost, DomainView, HostArgs};
+use crate::host::{Checkpoint, DomainHost, DomainView, Drain, HostArgs, Retire};
 
 /// Makes the arguments of a new host for one domain, given the view to publish to.
 pub type HostFactory = Box<dyn Fn(Option<DomainView>) -> HostArgs + Send>;
@@ -78,6 +78,43 @@ impl Outages {
     }
 }
 
+/// Starts and stops hosts while the supervisor runs: networked mode does as the node wins
+/// and loses partitions.
+#[derive(Clone)]
+pub struct Hosting {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+enum Command {
+    Start(&'static str, HostFactory),
+    Stop {
+        name: &'static str,
+        hand_off: bool,
+        done: oneshot::Sender<()>,
+    },
+}
+
+impl Hosting {
+    /// Starts a host for `name` on a thread of its own.
+    pub fn start(&self, name: &'static str, factory: HostFactory) {
+        let _ = self.commands.send(Command::Start(name, factory));
+    }
+
+    /// Stops `name`'s host for good (it is not started again). With `hand_off`, it first
+    /// handles what is waiting and writes a snapshot, so its next owner replays little.
+    pub async fn stop(&self, name: &'static str, hand_off: bool) {
+        let (done, stopped) = oneshot::channel();
+        let stop = Command::Stop {
+            name,
+            hand_off,
+            done,
+        };
+        if self.commands.send(stop).is_ok() {
+            let _ = stopped.await;
+        }
+    }
+}
+
 /// The hosts of a node, and how to start each again.
 pub struct Supervisor {
     outages: Option<Outages>,
@@ -90,6 +127,10 @@ pub struct Supervisor {
     /// Restarts whose backoff is over.
     due: mpsc::UnboundedSender<&'static str>,
     due_now: mpsc::UnboundedReceiver<&'static str>,
+    commands: mpsc::UnboundedSender<Command>,
+    commanded: mpsc::UnboundedReceiver<Command>,
+    /// Threads of hosts started by [`Hosting`], stopped with them.
+    threads: HashMap<&'static str, Arbiter>,
 }
 
 impl Supervisor {
@@ -101,7 +142,11 @@ impl Supervisor {
     ) -> Self {
         let (stops, stopped) = mpsc::unbounded_channel();
         let (due, due_now) = mpsc::unbounded_channel();
+        let (commands, commanded) = mpsc::unbounded_channel();
         Self {
+            commands,
+            commanded,
+            threads: HashMap::new(),
             outages,
             hosts,
             domains: HashMap::new(),
@@ -111,6 +156,13 @@ impl Supervisor {
             stopped,
             due,
             due_now,
+        }
+    }
+
+    /// A handle that starts and stops hosts while [`Supervisor::run`] runs.
+    pub fn hosting(&self) -> Hosting {
+        Hosting {
+            commands: self.commands.clone(),
         }
     }
 
@@ -156,6 +208,7 @@ impl Supervisor {
         loop {
             tokio::select! {
                 Some(name) = self.stopped.recv() => self.stopped_host(name),
+                Some(command) = self.commanded.recv() => self.command(command),
                 Some(name) = self.due_now.recv() => {
                     let view = self.hosts.get(name).map(|handle| handle.view.clone());
                     if let (Some((arbiter, factory)), Some(view)) = (self.domains.get(name), view) {
@@ -167,10 +220,57 @@ impl Supervisor {
         }
     }
 
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Start(name, factory) => {
+                let arbiter = Arbiter::new();
+                self.spawn(name, &arbiter.handle(), &factory, None);
+                self.domains.insert(name, (arbiter.handle(), factory));
+                if let Some(old) = self.threads.insert(name, arbiter) {
+                    old.stop();
+                }
+            }
+            Command::Stop {
+                name,
+                hand_off,
+                done,
+            } => {
+                // Not started again from here on, whatever way it stops.
+                self.domains.remove(name);
+                self.restarts.remove(name);
+                let thread = self.threads.remove(name);
+                let Some((_, host)) = self.hosts.remove(name) else {
+                    let _ = done.send(());
+                    return;
+                };
+                tokio::spawn(async move {
+                    if hand_off {
+                        let _ = host.addr.send(Drain).await;
+                        let _ = host.addr.send(Checkpoint).await;
+                    }
+                    let _ = host.addr.send(Retire).await;
+                    for _ in 0..500 {
+                        if !host.addr.connected() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    if let Some(thread) = thread {
+                        thread.stop();
+                    }
+                    let _ = done.send(());
+                });
+            }
+        }
+    }
+
     fn stopped_host(&mut self, name: &'static str) {
         let Some(view) = self.hosts.get(name).map(|handle| handle.view.clone()) else {
             return;
         };
+        if !self.domains.contains_key(name) {
+            return;
+        }
         if let Some(outages) = self.outages.clone().filter(Outages::excuses) {
             warn!(
                 domain = name,

@@ -54,6 +54,10 @@ pub struct NatsConfig {
     /// How long forwarding and JetStream API calls may take.
     #[serde(default = "default_request_timeout", with = "crate::duration")]
     pub request_timeout: Duration,
+    /// How long a node owns a partition without renewing; 3s to 60s, the same on every
+    /// node. A killed node's partitions move after about this long.
+    #[serde(default = "default_lease", with = "crate::duration")]
+    pub lease: Duration,
 }
 
 fn default_servers() -> Vec<String> {
@@ -76,6 +80,10 @@ fn default_request_timeout() -> Duration {
     Duration::from_secs(5)
 }
 
+fn default_lease() -> Duration {
+    Duration::from_secs(6)
+}
+
 impl Default for NatsConfig {
     fn default() -> Self {
         Self {
@@ -94,6 +102,7 @@ impl Default for NatsConfig {
             max_bytes: 0,
             duplicate_window: default_duplicate_window(),
             request_timeout: default_request_timeout(),
+            lease: default_lease(),
         }
     }
 }
@@ -118,6 +127,7 @@ impl fmt::Debug for NatsConfig {
             .field("max_bytes", &self.max_bytes)
             .field("duplicate_window", &self.duplicate_window)
             .field("request_timeout", &self.request_timeout)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -214,6 +224,15 @@ impl NatsConfig {
                 format!(
                     "{:?} is longer than max_age ({:?}); a stream cannot recognise resends of messages it no longer keeps",
                     self.duplicate_window, self.max_age
+                ),
+            ));
+        }
+        if !(Duration::from_secs(3)..=Duration::from_secs(60)).contains(&self.lease) {
+            problems.push(Problem::new(
+                "bus.nats.lease",
+                format!(
+                    "{:?} is not allowed; give 3s to 60s (shorter moves partitions sooner after a crash, and also on a brief NATS hiccup)",
+                    self.lease
                 ),
             ));
         }

@@ -361,3 +361,33 @@ pub fn read_stream(url: &str, stream: &str) -> Vec<PlainMessage> {
         read
     })
 }
+
+/// One stream's owner as `GET /v1/cluster` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The stream (`orders-p3`, or the domain's name).
+    pub stream: String,
+    /// The owning node, if any.
+    pub node: Option<String>,
+    /// Its status there (`ready`, `starting`, `unowned`, …).
+    pub status: String,
+}
+
+/// The owners of `domain`'s streams, in partition order, as `node` sees them.
+pub fn owners(node: &Node, domain: &str) -> Vec<Owner> {
+    let cluster = node.get("/v1/cluster");
+    assert_eq!(cluster.status, 200, "{}", cluster.text);
+    cluster.json["partitions"][domain]["owners"]
+        .as_array()
+        .map(|owners| {
+            owners
+                .iter()
+                .map(|owner| Owner {
+                    stream: owner["stream"].as_str().unwrap_or_default().to_owned(),
+                    node: owner["node"].as_str().map(str::to_owned),
+                    status: owner["status"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

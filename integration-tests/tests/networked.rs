@@ -2,7 +2,7 @@
 //! node under load, a NATS outage, and a plain NATS client reading Herald's events.
 
 use herald_integration_tests::invariants;
-use herald_integration_tests::nats::NatsServer;
+use herald_integration_tests::nats::{owners, NatsServer};
 use herald_integration_tests::*;
 use serde_json::json;
 
@@ -100,23 +100,22 @@ fn the_saga_runs_across_three_nodes_entering_at_one_and_queried_at_another() {
     assert_eq!(a.summary()["revenue"], 1_500);
 
     // Every node lists the three nodes and what each hosts.
+    // Each node refreshes its entry once a second.
+    let expected = vec![
+        ("node-a".to_owned(), vec!["orders".to_owned()]),
+        (
+            "node-b".to_owned(),
+            vec!["inventory".to_owned(), "payments".to_owned()],
+        ),
+        (
+            "node-c".to_owned(),
+            vec!["analytics".to_owned(), "shipping".to_owned()],
+        ),
+    ];
     for node in [&a, &b, &c] {
-        eventually("the cluster view lists three nodes", || {
-            members(node).len() == 3
-        });
-        assert_eq!(
-            members(node),
-            vec![
-                ("node-a".to_owned(), vec!["orders".to_owned()]),
-                (
-                    "node-b".to_owned(),
-                    vec!["inventory".to_owned(), "payments".to_owned()]
-                ),
-                (
-                    "node-c".to_owned(),
-                    vec!["analytics".to_owned(), "shipping".to_owned()]
-                ),
-            ]
+        eventually(
+            "the cluster view lists three nodes and what each hosts",
+            || members(node) == expected,
         );
     }
     // Each stream holds each event once, whichever node it entered at.
@@ -496,40 +495,59 @@ fn a_wrong_credential_is_a_clear_error_and_a_right_one_connects() {
 }
 
 #[test]
-fn a_second_node_hosting_a_domain_is_refused_and_a_clean_stop_leaves_the_cluster() {
+fn a_second_node_enabling_a_domain_stands_by_and_takes_over_at_a_clean_stop() {
     let _serial = serial();
     let nats = NatsServer::start();
-    let mut first = nats.node("first", "inventory");
-    let data_dir = tempfile::tempdir().expect("temp dir");
-    let url = nats.url();
-    let second = run_node_to_exit(
-        data_dir.path(),
-        &[
-            ("HERALD_BUS__KIND", "nats"),
-            ("HERALD_BUS__NATS__SERVERS", &url),
-            ("HERALD_NODE__ID", "second"),
-            ("HERALD_DOMAINS__ENABLED", "inventory,payments"),
-        ],
-        std::time::Duration::from_secs(60),
-    );
-    assert_eq!(second.status, Some(2), "{}", second.output());
-    assert!(
-        second
-            .output()
-            .contains("domain \"inventory\" is already hosted by node \"first\""),
-        "{}",
-        second.output()
-    );
-
+    let first = nats.node("first", "inventory");
+    accepted(&first.publish(&stock_added("sku-1", 10)));
+    let second = nats.node("second", "inventory,payments");
     let watcher = nats.node("watcher", "orders");
-    eventually("both nodes are listed", || members(&watcher).len() == 2);
-    first.stop();
-    assert!(!first.logs().contains("panic"), "{}", first.logs_tail(30));
+    // One owner for inventory, whichever node it settles on; the other stands by.
+    let owner_of_inventory = || {
+        let listed = owners(&watcher, "inventory");
+        (listed.len() == 1 && listed[0].status == "ready")
+            .then(|| listed[0].node.clone())
+            .flatten()
+    };
+    eventually("inventory has one ready owner", || {
+        owner_of_inventory().is_some() && members(&watcher).len() == 3
+    });
+    let owner = owner_of_inventory().expect("an owner");
+    let (mut leaving, staying) = match owner.as_str() {
+        "first" => (first, second),
+        _ => (second, first),
+    };
+    // The domain answers wherever it runs, with its state.
     assert_eq!(
-        members(&watcher),
-        vec![("watcher".to_owned(), vec!["orders".to_owned()])],
+        watcher.entity("inventory", "sku-1").expect("sku-1")["available"],
+        10
+    );
+    leaving.stop();
+    assert!(
+        !leaving.logs().contains("panic"),
+        "{}",
+        leaving.logs_tail(30)
+    );
+    let stayed = staying.pid();
+    eventually("the standby owns inventory after the clean stop", || {
+        owner_of_inventory().is_some_and(|node| node != owner)
+    });
+    assert!(
+        members(&watcher).iter().all(|(id, _)| id != &owner),
         "a stopped node withdraws at once"
     );
+    assert_eq!(
+        watcher.entity("inventory", "sku-1").expect("sku-1")["available"],
+        10,
+        "the new owner rebuilt the state (process {stayed})"
+    );
+    accepted(&watcher.publish(&stock_added("sku-2", 5)));
+    let skus: Vec<String> = watcher
+        .read_stream("inventory")
+        .iter()
+        .map(|event| event["subject"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(skus, ["sku-1", "sku-2"]);
 }
 
 #[test]
@@ -557,47 +575,105 @@ fn a_server_older_than_2_12_is_refused_with_what_to_install() {
     );
 }
 
-#[test]
-fn a_paused_node_that_comes_back_to_a_domain_another_node_took_over_cannot_append() {
-    let _serial = serial();
+/// Node a owns inventory, is paused past its lease while node b (standing by) takes
+/// inventory over and appends, then resumes with a request for inventory waiting. `ignore_lease` turns on the
+/// fault hook that keeps a acting as owner past its lease: then only JetStream's
+/// expected-sequence fence stands between it and the stream.
+fn stale_owner(ignore_lease: bool) {
     let nats = NatsServer::start();
     let watcher = nats.node("watcher", "orders");
-    let a = nats.node("a", "inventory");
-    accepted(&a.publish(&stock_added("sku-1", 1)));
-    // Paused past its presence entry's life: to the cluster, node a is gone.
-    a.signal("STOP");
-    eventually("node a drops out of the cluster view", || {
-        members(&watcher).iter().all(|(id, _)| id != "a")
+    let hook: &[(&str, &str)] = match ignore_lease {
+        true => &[("HERALD_FAULT_IGNORE_LEASE", "1")],
+        false => &[],
+    };
+    let first = nats.node_with("n1", "inventory", hook);
+    accepted(&first.publish(&stock_added("sku-1", 1)));
+    let second = nats.node_with("n2", "inventory", hook);
+    let ready_owner = || {
+        owners(&watcher, "inventory")
+            .first()
+            .filter(|owner| owner.status == "ready")
+            .and_then(|owner| owner.node.clone())
+    };
+    eventually("inventory settles on one ready owner", || {
+        ready_owner().is_some() && members(&watcher).len() == 3
     });
-    let b = nats.node("b", "inventory");
+    // Past any hand-off the join started (one ownership round a second).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    eventually("inventory has a ready owner", || ready_owner().is_some());
+    // a: the owner, to be paused; b: the node that takes over.
+    let (a, b) = match ready_owner().as_deref() {
+        Some("n1") => (first, second),
+        _ => (second, first),
+    };
+    let b_id = if ready_owner().as_deref() == Some("n1") {
+        "n2"
+    } else {
+        "n1"
+    };
+    a.signal("STOP");
+    eventually("b owns inventory once a's lease ran out", || {
+        ready_owner().as_deref() == Some(b_id)
+    });
     accepted(&b.publish(&stock_added("sku-2", 2)));
     a.signal("CONT");
 
-    // Node a still believes it hosts inventory; JetStream's fence refuses its append.
+    // a's host may still be there: its append must not land.
     let stale = a.publish(&stock_added("sku-3", 3));
-    assert_eq!(stale.status, 503, "{}", stale.json);
-    eventually("node a marks inventory failed", || {
-        let ready = a.get("/readyz");
-        ready.status == 503 && ready.text.contains("another writer appended")
-    });
-    let again = a.publish(&stock_added("sku-4", 4));
+    let skus = || -> Vec<String> {
+        watcher
+            .read_stream("inventory")
+            .iter()
+            .map(|event| event["subject"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    match stale.status {
+        // Forwarded to b: a had already learned it lost the lease.
+        202 => assert_eq!(skus(), ["sku-1", "sku-2", "sku-3"]),
+        503 => assert_eq!(skus(), ["sku-1", "sku-2"], "{}", stale.json),
+        other => panic!("unexpected {other}: {}", stale.json),
+    }
+    if ignore_lease {
+        assert_eq!(stale.status, 503, "{}", stale.json);
+        eventually("a's append was refused by JetStream's fence", || {
+            a.logs().contains("wrong last sequence") || a.logs().contains("expected last sequence")
+        });
+    } else {
+        eventually("a learns it lost the lease and stops its host", || {
+            a.logs().contains("lease lost")
+        });
+        // From then on a forwards inventory to its owner.
+        accepted(&a.publish(&stock_added("sku-4", 4)));
+        let stored = skus();
+        assert!(
+            stored.ends_with(&["sku-4".to_owned()])
+                && !stored[..stored.len() - 1].contains(&"sku-4".to_owned()),
+            "{stored:?}"
+        );
+    }
+    let stored = skus();
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
     assert_eq!(
-        again.status, 503,
-        "a fenced host takes nothing more: {}",
-        again.json
-    );
-    let skus: Vec<String> = watcher
-        .read_stream("inventory")
-        .iter()
-        .map(|event| event["subject"].as_str().unwrap_or("").to_owned())
-        .collect();
-    assert_eq!(
-        skus,
-        ["sku-1", "sku-2"],
-        "only the live host's appends are stored"
+        unique.len(),
+        stored.len(),
+        "nothing stored twice: {stored:?}"
     );
     assert_eq!(
         b.entity("inventory", "sku-2").expect("sku-2")["available"],
         2
     );
+}
+
+#[test]
+fn a_stale_owner_paused_past_its_lease_cannot_append() {
+    let _serial = serial();
+    stale_owner(false);
+}
+
+#[test]
+fn a_stale_owner_that_ignores_its_lease_is_refused_by_the_jetstream_fence() {
+    let _serial = serial();
+    stale_owner(true);
 }

@@ -299,6 +299,11 @@ impl Catalog {
             .find(|d| d.name == domain)
     }
 
+    /// The names of every known domain.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.domains.iter().map(|(d, _)| d.name).collect()
+    }
+
     /// The names of the domains this node hosts.
     pub fn hosted(&self) -> Vec<&'static str> {
         self.domains

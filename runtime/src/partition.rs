@@ -93,6 +93,68 @@ pub fn stream(domain: &str, partition: u32, partitions: u32) -> String {
     }
 }
 
+/// How many partitions each known domain has, and the names of their streams: what every
+/// node needs to route a key, whichever domains it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    domains: std::collections::BTreeMap<&'static str, Vec<&'static str>>,
+}
+
+impl Layout {
+    /// The layout of `domains`, each with its partition count (0 reads as 1).
+    pub fn new(domains: impl IntoIterator<Item = (&'static str, u32)>) -> Self {
+        let domains = domains
+            .into_iter()
+            .map(|(domain, partitions)| {
+                let streams = match partitions {
+                    0 | 1 => vec![domain],
+                    // Interned once per node: hosts, routes and metrics key by stream name,
+                    // and partitions are bounded (`MAX_PARTITIONS` per domain).
+                    _ => (0..partitions)
+                        .map(|p| &*Box::leak(stream(domain, p, partitions).into_boxed_str()))
+                        .collect(),
+                };
+                (domain, streams)
+            })
+            .collect();
+        Self { domains }
+    }
+
+    /// The partition count of `domain` (1 if unknown).
+    pub fn partitions(&self, domain: &str) -> u32 {
+        self.domains
+            .get(domain)
+            .map_or(1, |streams| streams.len() as u32)
+    }
+
+    /// The streams of `domain`'s partitions, in partition order.
+    pub fn streams(&self, domain: &str) -> &[&'static str] {
+        self.domains.get(domain).map_or(&[], Vec::as_slice)
+    }
+
+    /// The stream of the partition holding `key` of `domain`.
+    pub fn stream_for(&self, domain: &str, key: &str) -> Option<&'static str> {
+        let streams = self.domains.get(domain)?;
+        Some(streams[of(key, streams.len() as u32) as usize])
+    }
+
+    /// The domain and partition of Herald stream `stream` (a domain's own stream name when
+    /// it has one partition).
+    pub fn locate(&self, stream: &str) -> Option<(&'static str, u32)> {
+        self.domains.iter().find_map(|(domain, streams)| {
+            streams
+                .iter()
+                .position(|s| *s == stream)
+                .map(|p| (*domain, p as u32))
+        })
+    }
+
+    /// Every stream of every domain.
+    pub fn all_streams(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.domains.values().flatten().copied()
+    }
+}
+
 /// Who should own each partition of `domain`: partition `p` goes to the member ranked
 /// highest for it (xxh3 of domain, `p` and member id) that still has room, where room is
 /// ⌈P/N⌉ for at most P mod N members and ⌊P/N⌋ for the others. Every node computes the
@@ -247,5 +309,19 @@ mod tests {
             by_key.input_key("payments.PaymentCaptured"),
             Some(InputKey::PartitionKey)
         );
+    }
+
+    #[test]
+    fn a_layout_routes_keys_to_partition_streams_and_back() {
+        let layout = Layout::new([("orders", 6), ("inventory", 1)]);
+        assert_eq!(layout.streams("inventory"), ["inventory"]);
+        assert_eq!(layout.streams("orders").len(), 6);
+        let stream = layout.stream_for("orders", "o-1").unwrap();
+        assert_eq!(stream, format!("orders-p{}", of("o-1", 6)));
+        assert_eq!(layout.locate(stream), Some(("orders", of("o-1", 6))));
+        assert_eq!(layout.locate("inventory"), Some(("inventory", 0)));
+        assert_eq!(layout.stream_for("inventory", "x"), Some("inventory"));
+        assert_eq!(layout.locate("nope"), None);
+        assert_eq!(layout.all_streams().count(), 7);
     }
 }

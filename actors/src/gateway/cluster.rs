@@ -1,73 +1,109 @@
-//! `GET /v1/cluster`: the live nodes and the domains each hosts (networked mode: from the
-//! presence bucket; embedded mode: this node alone).
+//! `GET /v1/cluster`: the live nodes, the nodes hosting each domain, and which node owns
+//! each stream (networked mode: from the owners bucket; embedded mode: this node alone).
 
 use std::collections::BTreeMap;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::problem::Problem;
 use super::state::GatewayState;
-use crate::presence::{self, Member};
+use crate::ownership::{Member, Scan};
 
-/// Lists the nodes and, for every known domain, the nodes hosting it.
+/// Lists the nodes, each domain's hosting nodes, and each domain's partitions and owners.
 pub async fn cluster(state: web::Data<GatewayState>) -> Result<HttpResponse, Problem> {
-    let (mode, members) = match &state.nats {
-        Some(nats) => {
+    let here = || Member {
+        id: state.node.clone(),
+        http: state.address.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        domains: state
+            .hosts
+            .iter()
+            .map(|host| {
+                (
+                    (*host.key()).to_owned(),
+                    host.view.health().status().to_owned(),
+                )
+            })
+            .collect(),
+        enabled: state
+            .catalog
+            .hosted()
+            .iter()
+            .map(|d| (*d).to_owned())
+            .collect(),
+    };
+    let (mode, scan) = match &state.owners {
+        Some(owners) => {
             if let Some(reason) = state.nats_down() {
                 return Err(crate::networked::nats_down(&reason));
             }
-            let members = presence::members(nats).await.map_err(|error| {
+            let scan = owners.scan().await.map_err(|error| {
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "nats-unavailable",
                     "NATS unavailable",
-                    format!("cannot read the cluster's presence bucket: {error}; retry shortly"),
+                    format!("cannot read the cluster's owners bucket: {error}; retry shortly"),
                 )
                 .retry_after(1)
             })?;
-            ("nats", members)
+            ("nats", scan)
         }
         None => {
-            let here = Member {
-                id: state.node.clone(),
-                http: state.address.clone(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                domains: state
-                    .hosts
-                    .iter()
-                    .map(|host| {
-                        (
-                            (*host.key()).to_owned(),
-                            host.view.health().status().to_owned(),
-                        )
-                    })
-                    .collect(),
-            };
-            ("embedded", vec![here])
+            let member = here();
+            let mut scan = Scan::default();
+            for stream in member.domains.keys() {
+                let claim = crate::ownership::Claim {
+                    node: member.id.clone(),
+                    since: 0,
+                };
+                scan.claims.insert(stream.clone(), (claim, 0));
+            }
+            scan.members.insert(member.id.clone(), member);
+            ("embedded", scan)
         }
     };
-    let mut domains: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let Some(listed) = state.catalog.to_json()["domains"].as_array() {
-        for domain in listed {
-            if let Some(name) = domain["name"].as_str() {
-                domains.insert(name.to_owned(), Vec::new());
+    let mut domains: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut partitions: BTreeMap<&str, Value> = BTreeMap::new();
+    for domain in state.catalog.names() {
+        let mut hosts = Vec::new();
+        let mut owners = Vec::new();
+        for (partition, stream) in state.layout.streams(domain).iter().enumerate() {
+            let owner = scan.claims.get(*stream).map(|(claim, _)| claim);
+            let node = owner.map(|claim| claim.node.clone());
+            let status = node
+                .as_ref()
+                .and_then(|node| scan.members.get(node))
+                .and_then(|member| member.domains.get(*stream))
+                .cloned()
+                .unwrap_or_else(|| "unowned".to_owned());
+            if let Some(node) = &node {
+                if !hosts.contains(node) {
+                    hosts.push(node.clone());
+                }
             }
+            owners.push(json!({
+                "partition": partition,
+                "stream": stream,
+                "node": node,
+                "since": owner.map(|claim| claim.since),
+                "status": status,
+            }));
         }
+        hosts.sort();
+        domains.insert(domain, hosts);
+        partitions.insert(
+            domain,
+            json!({"count": state.layout.partitions(domain), "owners": owners}),
+        );
     }
-    for member in &members {
-        for domain in member.domains.keys() {
-            domains
-                .entry(domain.clone())
-                .or_default()
-                .push(member.id.clone());
-        }
-    }
+    let nodes: Vec<&Member> = scan.members.values().collect();
     Ok(HttpResponse::Ok().json(json!({
         "mode": mode,
         "node": state.node,
-        "nodes": members,
+        "nodes": nodes,
         "domains": domains,
+        "partitions": partitions,
     })))
 }

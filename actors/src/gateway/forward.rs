@@ -1,7 +1,9 @@
-//! Forwarding between nodes in networked mode: a node that does not host a domain sends
-//! its ingress and queries to one that does, through NATS request-reply on
-//! `<prefix>.rpc.<domain>` (queue group `<prefix>-<domain>`, so one host answers), as
-//! bincode frames. The entry node has already checked the client (auth, limits, schema);
+//! Forwarding between nodes in networked mode: a node that does not own a stream (a domain,
+//! or one partition of it) sends its ingress and queries to the one that does, through
+//! NATS request-reply on `<prefix>.rpc.<stream>` (queue group `<prefix>-<stream>`, so one
+//! owner answers while a hand-off briefly overlaps), as bincode frames. While a stream has
+//! no owner (it is moving), the request is asked again with backoff, within
+//! `request_timeout`. The entry node has already checked the client (auth, limits, schema);
 //! the hosting node admits, validates and appends as for its own clients, so the single
 //! writer holds. Refusals travel as status and problem body and are rendered unchanged.
 
@@ -65,13 +67,14 @@ pub enum Reply {
     },
 }
 
-/// The subject domain `domain`'s hosts answer on.
-pub fn subject(prefix: &str, domain: &str) -> String {
-    format!("{prefix}.rpc.{domain}")
+/// The subject stream `stream`'s owner answers on.
+pub fn subject(prefix: &str, stream: &str) -> String {
+    format!("{prefix}.rpc.{stream}")
 }
 
-/// Sends `request` to a node hosting `domain`; a refusal comes back as the problem the
-/// hosting node answered, and no host (503) or no answer in time (504) as their own.
+/// Sends `request` to the node owning `domain` (a stream: the domain's, or one of its
+/// partitions'); a refusal comes back as the problem the owner answered, and no owner
+/// (503, once retries ran out) or no answer in time (504) as their own.
 pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, Problem> {
     let frame = codec::encode(FormatTag::ForwardRequestV1, request).map_err(|error| {
         Problem::new(
@@ -89,10 +92,26 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
     let client = nats.client().clone();
     let timeout = settings.request_timeout;
     let sent = nats.spawn(async move {
-        let request = async_nats::Request::new()
-            .payload(frame.into())
-            .timeout(Some(timeout));
-        client.send_request(subject, request).await
+        // No responders: the stream is between owners (a hand-off, a failover); ask again
+        // with backoff while there is time.
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            let request = async_nats::Request::new()
+                .payload(frame.clone().into())
+                .timeout(Some(timeout));
+            let answer = client.send_request(subject.clone(), request).await;
+            match answer {
+                Err(error)
+                    if error.kind() == async_nats::RequestErrorKind::NoResponders
+                        && started.elapsed() + pause < timeout =>
+                {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                answer => return answer,
+            }
+        }
     });
     let answer = sent.await.map_err(|error| {
         Problem::new(
@@ -107,7 +126,7 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
             StatusCode::SERVICE_UNAVAILABLE,
             "domain-not-hosted",
             "Domain not hosted",
-            format!("no node hosts domain \"{domain}\" now; retry later (nothing was appended)"),
+            format!("no node hosts \"{domain}\" now (none enables it, or it is moving between nodes); retry later (nothing was appended)"),
         )
         .with("domain", domain)
         .retry_after(1),
@@ -185,61 +204,70 @@ fn problem_reply(problem: &Problem) -> Reply {
     }
 }
 
-/// Answers forwarded requests for every domain this node hosts, until the node stops.
-pub fn serve(state: web::Data<GatewayState>, nats: Arc<Nats>, domains: Vec<&'static str>) {
-    for domain in domains {
-        let prefix = nats.settings().prefix.clone();
-        let subject = subject(&prefix, domain);
-        // The subscription lives on the NATS thread, whose runtime outlives the node's:
-        // dropped anywhere else at shutdown, it would need a runtime that is gone.
-        let (requests, mut incoming) = tokio::sync::mpsc::channel::<async_nats::Message>(1024);
-        {
-            let client = nats.client().clone();
-            let subject = subject.clone();
-            let group = format!("{prefix}-{domain}");
-            nats.spawn(async move {
-                let mut subscription = match client.queue_subscribe(subject, group).await {
-                    Ok(subscription) => subscription,
-                    Err(error) => {
-                        warn!(domain, %error, "cannot answer forwarded requests");
-                        return;
+/// Answers forwarded requests for one stream while it is held; dropping it unsubscribes.
+pub struct Serving {
+    subscription: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.subscription.abort();
+    }
+}
+
+/// Answers forwarded requests for `stream`, hosted here, until the returned [`Serving`]
+/// is dropped.
+pub fn serve(state: web::Data<GatewayState>, nats: Arc<Nats>, stream: &'static str) -> Serving {
+    let prefix = nats.settings().prefix.clone();
+    let subject = subject(&prefix, stream);
+    // The subscription lives on the NATS thread, whose runtime outlives the node's:
+    // dropped anywhere else at shutdown, it would need a runtime that is gone.
+    let (requests, mut incoming) = tokio::sync::mpsc::channel::<async_nats::Message>(1024);
+    let subscription = {
+        let client = nats.client().clone();
+        let subject = subject.clone();
+        let group = format!("{prefix}-{stream}");
+        nats.spawn(async move {
+            let mut subscription = match client.queue_subscribe(subject, group).await {
+                Ok(subscription) => subscription,
+                Err(error) => {
+                    warn!(stream, %error, "cannot answer forwarded requests");
+                    return;
+                }
+            };
+            while let Some(message) = subscription.next().await {
+                if requests.send(message).await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    actix_rt::spawn(async move {
+        info!(stream, %subject, "answering forwarded requests");
+        while let Some(message) = incoming.recv().await {
+            let Some(reply_to) = message.reply.clone() else {
+                continue;
+            };
+            let state = state.clone();
+            let nats = Arc::clone(&nats);
+            actix_rt::spawn(async move {
+                let reply = handle(&state, stream, &message.payload).await;
+                match codec::encode(FormatTag::ForwardReplyV1, &reply) {
+                    Ok(frame) => {
+                        let client = nats.client().clone();
+                        let sent = nats
+                            .spawn(async move { client.publish(reply_to, frame.into()).await })
+                            .await;
+                        if !matches!(sent, Ok(Ok(()))) {
+                            debug!(stream, "cannot send a forwarded reply");
+                        }
                     }
-                };
-                while let Some(message) = subscription.next().await {
-                    if requests.send(message).await.is_err() {
-                        return;
-                    }
+                    Err(error) => warn!(stream, %error, "cannot encode a forwarded reply"),
                 }
             });
         }
-        let state = state.clone();
-        let nats = Arc::clone(&nats);
-        actix_rt::spawn(async move {
-            info!(domain, %subject, "answering forwarded requests");
-            while let Some(message) = incoming.recv().await {
-                let Some(reply_to) = message.reply.clone() else {
-                    continue;
-                };
-                let state = state.clone();
-                let nats = Arc::clone(&nats);
-                actix_rt::spawn(async move {
-                    let reply = handle(&state, domain, &message.payload).await;
-                    match codec::encode(FormatTag::ForwardReplyV1, &reply) {
-                        Ok(frame) => {
-                            let client = nats.client().clone();
-                            let sent = nats
-                                .spawn(async move { client.publish(reply_to, frame.into()).await })
-                                .await;
-                            if !matches!(sent, Ok(Ok(()))) {
-                                debug!(domain, "cannot send a forwarded reply");
-                            }
-                        }
-                        Err(error) => warn!(domain, %error, "cannot encode a forwarded reply"),
-                    }
-                });
-            }
-        });
-    }
+    });
+    Serving { subscription }
 }
 
 async fn handle(state: &GatewayState, domain: &'static str, frame: &[u8]) -> Reply {

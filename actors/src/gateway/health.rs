@@ -27,6 +27,15 @@ pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Prob
         )
         .retry_after(1));
     }
+    if !state.claimed.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            "claiming this node's streams from the cluster; retry shortly",
+        )
+        .retry_after(1));
+    }
     let health: BTreeMap<&str, Health> = state
         .hosts
         .iter()

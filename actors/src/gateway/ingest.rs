@@ -7,7 +7,7 @@
 //! and committed only when all accepted it. A domain whose ingress slots are all taken
 //! (see `admission.rs`) answers 429 before anything is sent to any domain.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpMessage as _;
@@ -88,15 +88,20 @@ pub async fn post_events(
                 &format!("data{}", violation.pointer),
             )
         })?;
+        let stream = route(&state, entry.domain, &event.envelope, &at)?;
         groups
-            .entry(entry.domain)
+            .entry(stream)
             .or_default()
             .push((index, event.envelope));
     }
     let grant = request.extensions().get::<Grant>().cloned();
     if let Some(grant) = grant {
         // The token may publish, but perhaps not to every domain this request reaches.
-        for (domain, events) in &groups {
+        for (stream, events) in &groups {
+            let domain = state
+                .layout
+                .locate(stream)
+                .map_or(*stream, |(domain, _)| domain);
             if !grant.allows(Scope::Publish, Some(domain)) {
                 let index = events.first().map_or(0, |(index, _)| *index);
                 return Err(Locator::new(mode, index)
@@ -115,6 +120,37 @@ pub async fn post_events(
     }
     let outcomes = dispatch_durable(&state, mode, groups).await?;
     Ok(respond(mode, outcomes))
+}
+
+/// The stream an ingress event of `domain` goes to: the domain's, or, for a domain spread
+/// over partitions, the one its key falls in. There the key is the subject, and a
+/// `partitionkey` naming another key is refused: one entity's events could otherwise sit
+/// in two partitions and be consumed out of order.
+fn route(
+    state: &GatewayState,
+    domain: &'static str,
+    envelope: &Envelope,
+    at: &Locator,
+) -> Result<&'static str, Problem> {
+    if state.layout.partitions(domain) > 1 && envelope.partitionkey != envelope.subject {
+        return Err(at.locate(
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "partitionkey-not-subject",
+                "partitionkey must equal subject",
+                format!(
+                    "domain \"{domain}\" is spread over partitions by subject, so an event's partitionkey must be its subject (\"{}\") or absent; it is \"{}\"",
+                    envelope.subject, envelope.partitionkey
+                ),
+            )
+            .with("domain", domain),
+            "partitionkey",
+        ));
+    }
+    Ok(state
+        .layout
+        .stream_for(domain, &envelope.subject)
+        .unwrap_or(domain))
 }
 
 /// Dispatches to the hosts, then waits until what they appended is durable: an answer is
@@ -192,8 +228,35 @@ fn networked_checks(
     if let Some(reason) = state.nats_down() {
         return Err(crate::networked::nats_down(&reason));
     }
+    let domains: BTreeSet<&str> = groups
+        .keys()
+        .map(|stream| {
+            state
+                .layout
+                .locate(stream)
+                .map_or(*stream, |(domain, _)| domain)
+        })
+        .collect();
+    if groups.len() > 1 && domains.len() == 1 {
+        let indexes: BTreeMap<&str, Vec<usize>> = groups
+            .iter()
+            .map(|(stream, events)| (*stream, events.iter().map(|(index, _)| *index).collect()))
+            .collect();
+        let domain = domains.iter().next().copied().unwrap_or_default();
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "batch-spans-partitions",
+            "Batch spans partitions",
+            format!(
+                "the batch has events for {} partitions of domain \"{domain}\"; a batch is atomic only within one partition's stream: send one batch per group listed in \"groups\" (event indexes by partition)",
+                groups.len()
+            ),
+        )
+        .with("domain", domain)
+        .with("groups", json!(indexes)));
+    }
     if groups.len() > 1 {
-        let domains: Vec<&str> = groups.keys().copied().collect();
+        let domains: Vec<&str> = domains.into_iter().collect();
         return Err(Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "batch-spans-domains",

@@ -62,7 +62,17 @@ pub async fn list_domains(state: web::Data<GatewayState>) -> HttpResponse {
             let Some(name) = domain.get("name").and_then(|n| n.as_str()) else {
                 continue;
             };
-            let health = state.hosts.get(name).map(|host| host.view.health());
+            // A partitioned domain reads as its partitions hosted here: the worst of them.
+            let health = state
+                .layout
+                .streams(name)
+                .iter()
+                .filter_map(|stream| state.hosts.get(*stream).map(|host| host.view.health()))
+                .max_by_key(|health| match health {
+                    Health::Failed(_) => 2,
+                    Health::Starting => 1,
+                    _ => 0,
+                });
             let (status, reason) = match health {
                 Some(Health::Failed(reason)) => ("failed", Some(reason)),
                 Some(health) => (health.status(), None),
@@ -77,20 +87,25 @@ pub async fn list_domains(state: web::Data<GatewayState>) -> HttpResponse {
     HttpResponse::Ok().json(topology)
 }
 
-/// `GET /v1/domains/{domain}/entities/{key}`.
+/// `GET /v1/domains/{domain}/entities/{key}`: answered by the stream the key falls in.
 pub async fn entity(
     path: web::Path<(String, String)>,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let (domain, key) = path.into_inner();
-    if let Some(nats) = remote(&state, &domain) {
-        let reply = forward::ask(nats, &domain, &forward::Request::Entity { key }).await?;
-        return Ok(HttpResponse::Ok().json(forward::answer(reply, &domain)?));
+    let stream = state
+        .layout
+        .stream_for(&domain, &key)
+        .map_or(domain.clone(), str::to_owned);
+    if let Some(nats) = remote(&state, &stream) {
+        let reply = forward::ask(nats, &stream, &forward::Request::Entity { key }).await?;
+        return Ok(HttpResponse::Ok().json(forward::answer(reply, &stream)?));
     }
-    Ok(HttpResponse::Ok().json(entity_here(&state, &domain, &key).await?))
+    Ok(HttpResponse::Ok().json(entity_here(&state, &stream, &key).await?))
 }
 
-/// `GET /v1/domains/{domain}/queries/{name}?param=value`.
+/// `GET /v1/domains/{domain}/queries/{name}?param=value`. A domain spread over partitions
+/// is asked in every partition; the answer lists each partition's (`stream`, `answer`).
 pub async fn query(
     path: web::Path<(String, String)>,
     params: web::Query<Params>,
@@ -98,20 +113,47 @@ pub async fn query(
 ) -> Result<HttpResponse, Problem> {
     let (domain, name) = path.into_inner();
     let params = params.into_inner();
-    if let Some(nats) = remote(&state, &domain) {
-        let request = forward::Request::Query { name, params };
-        let reply = forward::ask(nats, &domain, &request).await?;
-        return Ok(HttpResponse::Ok().json(forward::answer(reply, &domain)?));
+    let streams = state.layout.streams(&domain).to_vec();
+    if streams.len() > 1 {
+        let asked = streams
+            .iter()
+            .map(|stream| query_stream(&state, stream, &name, &params));
+        let mut partitions = Vec::with_capacity(streams.len());
+        for (stream, answer) in streams
+            .iter()
+            .zip(futures_util::future::join_all(asked).await)
+        {
+            partitions.push(serde_json::json!({"stream": stream, "answer": answer?}));
+        }
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "partitions": partitions })));
     }
-    Ok(HttpResponse::Ok().json(query_here(&state, &domain, &name, &params).await?))
+    Ok(HttpResponse::Ok().json(query_stream(&state, &domain, &name, &params).await?))
 }
 
-/// In networked mode, the NATS connection to forward on when `domain` is a known domain
+/// A named query of one stream, here or at its owner.
+async fn query_stream(
+    state: &GatewayState,
+    stream: &str,
+    name: &str,
+    params: &Params,
+) -> Result<Value, Problem> {
+    if let Some(nats) = remote(state, stream) {
+        let request = forward::Request::Query {
+            name: name.to_owned(),
+            params: params.clone(),
+        };
+        let reply = forward::ask(nats, stream, &request).await?;
+        return forward::answer(reply, stream);
+    }
+    query_here(state, stream, name, params).await
+}
+
+/// In networked mode, the NATS connection to forward on when `stream` is a known stream
 /// not hosted here.
-fn remote<'a>(state: &'a GatewayState, domain: &str) -> Option<&'a herald_runtime::nats::Nats> {
+fn remote<'a>(state: &'a GatewayState, stream: &str) -> Option<&'a herald_runtime::nats::Nats> {
     let nats = state.nats.as_deref()?;
-    let known = state.catalog.description(domain).is_some();
-    (known && !state.hosts.contains_key(domain)).then_some(nats)
+    let known = state.layout.locate(stream).is_some();
+    (known && !state.hosts.contains_key(stream)).then_some(nats)
 }
 
 /// An entity of a domain hosted here.

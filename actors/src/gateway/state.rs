@@ -10,6 +10,7 @@ use herald_runtime::bus::Bus;
 use herald_runtime::catalog::Catalog;
 use herald_runtime::log::EventLog;
 use herald_runtime::nats::{BusStatus, Nats};
+use herald_runtime::partition::Layout;
 use tokio::sync::watch;
 
 use super::admission::Admission;
@@ -18,6 +19,7 @@ use super::limits::Connections;
 use super::metrics::Metrics;
 use super::problem::Problem;
 use crate::host::{DomainHost, DomainView, Health};
+use crate::ownership::Bucket;
 
 /// How the gateway reaches one hosted domain.
 #[derive(Clone)]
@@ -53,7 +55,15 @@ pub struct GatewayState {
     pub address: String,
     /// The checked topology.
     pub catalog: Arc<Catalog>,
-    /// Domain name to host; a dashmap so hosts can be replaced while serving.
+    /// Each domain's partitions and their streams (one each in embedded mode).
+    pub layout: Arc<Layout>,
+    /// Networked mode: the bucket of members and owners, for `/v1/cluster`.
+    pub owners: Option<Bucket>,
+    /// Whether the node has claimed its streams once (always, in embedded mode): until
+    /// then `/readyz` says it is not ready.
+    pub claimed: Arc<std::sync::atomic::AtomicBool>,
+    /// Stream (a domain's, or a partition's) to host; a dashmap so hosts can come and go
+    /// while serving.
     pub hosts: Arc<DashMap<&'static str, HostHandle>>,
     /// Request limits.
     pub limits: Limits,
@@ -80,10 +90,11 @@ impl GatewayState {
         }
     }
 
-    /// The host of a domain a client named: 404 if no such domain, 503 if not here.
+    /// The host of a stream a client named (a domain's, or a partition's such as
+    /// `orders-p3`): 404 if there is no such stream, 503 if not here.
     pub fn host(&self, domain: &str) -> Result<HostHandle, Problem> {
-        if self.catalog.description(domain).is_none() {
-            let mut known: Vec<&str> = self.hosts.iter().map(|h| *h.key()).collect();
+        if self.layout.locate(domain).is_none() {
+            let mut known: Vec<&str> = self.layout.all_streams().collect();
             known.sort_unstable();
             return Err(Problem::new(
                 StatusCode::NOT_FOUND,

@@ -115,7 +115,7 @@ impl DomainHost {
             .iter_mut()
             .flat_map(|waiting| std::mem::take(&mut waiting.staged.appends))
             .collect();
-        match self.bus.append(self.entry.name, self.cursor, appends) {
+        match self.bus.append(self.stream, self.cursor, appends) {
             Ok(records) => {
                 let mut rest = records.as_slice();
                 for waiting in group {

@@ -112,3 +112,9 @@ pub struct Drain;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Checkpoint;
+
+/// Tells the host to stop: its partition moves to another node (sent after [`Drain`] and
+/// [`Checkpoint`], so the next owner has little to replay).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;

@@ -32,7 +32,9 @@ use tracing::{debug, error, info, warn};
 
 pub use faults::FaultPolicy;
 pub(crate) use messages::Wake;
-pub use messages::{Checkpoint, Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare};
+pub use messages::{
+    Checkpoint, Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare, Retire,
+};
 pub use release::{Release, ReleaseAction, ReleaseError, ReleaseOutcome};
 pub use snapshots::{SharedStore, SnapshotSettings};
 pub use view::{DeadLetter, DomainView, Health, PENDING};
@@ -46,6 +48,10 @@ const PULL_BATCH: usize = 256;
 pub struct HostArgs {
     /// The domain to host.
     pub entry: DomainEntry,
+    /// The stream it writes: the domain's name, or one partition's (`orders-p3`).
+    pub stream: &'static str,
+    /// Its partition and the domain's partition count, when it has several.
+    pub partition: Option<(u32, u32)>,
     /// The bus its stream and inputs live on.
     pub bus: Arc<Bus>,
     /// Bound of its mailbox; the gateway admits no more ingress than this (429 beyond).
@@ -64,6 +70,8 @@ pub struct HostArgs {
 /// The actor hosting one domain.
 pub struct DomainHost {
     entry: DomainEntry,
+    stream: &'static str,
+    partition: Option<(u32, u32)>,
     bus: Arc<Bus>,
     view: DomainView,
     subscriptions: Arc<HashSet<String>>,
@@ -117,6 +125,8 @@ impl DomainHost {
         Self {
             view,
             entry: args.entry,
+            stream: args.stream,
+            partition: args.partition,
             bus: args.bus,
             subscriptions: Arc::new(subscriptions),
             cursor: 0,
@@ -144,8 +154,10 @@ impl DomainHost {
         self.view.clone()
     }
 
+    /// The stream this host writes (its domain's name unless partitioned): what it is
+    /// known by in logs, the gateway's directory, snapshots and dead letters.
     fn name(&self) -> &'static str {
-        self.entry.name
+        self.stream
     }
 
     fn publish_positions(&self) {
@@ -157,13 +169,40 @@ impl DomainHost {
             .set_positions(self.cursor, self.cursor.max(self.own_offset));
     }
 
-    /// Another writer appended to this domain's stream: this host stops consuming and the
-    /// domain is marked failed, until an operator resolves which node hosts it.
+    /// Another writer appended to this stream, or this node's lease on it ran out: the
+    /// host appends nothing more and stops; whether it starts again is for the node's
+    /// ownership of the stream to decide (it is started again, rebuilt from the streams,
+    /// only while this node still holds the lease).
     fn fenced(&mut self, error: &LogError) {
-        error!(domain = self.name(), %error, "another node writes this domain's streams; this host stops consuming");
+        error!(domain = self.name(), %error, "this node may no longer write this stream; the host stops");
         self.blocked = true;
         self.fenced = true;
-        self.view.set_failure(Some(error.to_string()));
+        self.broken = true;
+    }
+
+    /// A partition's reactions must stay in it: each one's key must fall in this
+    /// partition, or two partitions could write one key. Their ids are derived from the
+    /// partition's stream, so partitions handling one broadcast input emit distinct ids.
+    fn place_reactions(&self, emitted: &mut [Envelope]) -> Result<(), faults::Failure> {
+        let Some((partition, partitions)) = self.partition else {
+            return Ok(());
+        };
+        for (index, event) in emitted.iter_mut().enumerate() {
+            let lands = herald_runtime::partition::of(&event.partitionkey, partitions);
+            if lands != partition {
+                return Err(faults::Failure {
+                    message: format!(
+                        "the handler emitted {} with key \"{}\", which belongs to partition {lands}, not to this one ({partition} of {partitions}); a partitioned domain may only emit events for keys of the partition handling the input",
+                        event.event_type, event.partitionkey
+                    ),
+                    panicked: false,
+                });
+            }
+            if let Some(cause) = &event.cause {
+                event.id = herald_runtime::ids::derived_id(self.stream, cause, index);
+            }
+        }
+        Ok(())
     }
 
     /// Replaces the state with one rebuilt from the last snapshot plus the log, up to the
@@ -274,7 +313,9 @@ impl DomainHost {
         }
         let view = self.view.clone();
         let mut domain = view.write();
-        let emitted = match faults::guarded(|| domain.handle(input, &now_rfc3339())) {
+        let placed = faults::guarded(|| domain.handle(input, &now_rfc3339()))
+            .and_then(|mut emitted| self.place_reactions(&mut emitted).map(|()| emitted));
+        let emitted = match placed {
             Ok(emitted) => emitted,
             Err(failure) => {
                 // Marked while the lock is held: no query reads what the failed handler left.
@@ -288,7 +329,7 @@ impl DomainHost {
             self.cursor = record.offset;
             return Ok(());
         }
-        match self.bus.append(self.entry.name, record.offset, emitted) {
+        match self.bus.append(self.stream, record.offset, emitted) {
             Ok(records) => {
                 apply_all(domain.as_mut(), &records);
                 self.cursor = record.offset;
@@ -308,7 +349,7 @@ impl DomainHost {
                 // answer was lost may have landed all the same (networked mode): then the
                 // input is handled, and handling it again would repeat its reactions.
                 self.cursor = record.offset - 1;
-                let landed = replay::replay_limit(self.bus.log(), self.entry.name)
+                let landed = replay::replay_limit(self.bus.log(), self.stream)
                     .is_ok_and(|limit| limit != u64::MAX && limit >= record.offset);
                 if landed {
                     warn!(
@@ -344,7 +385,7 @@ impl DomainHost {
         let mut admitted_any = false;
         for (index, event) in events.into_iter().enumerate() {
             // Deduplication runs before validation: a resent event is not a conflict.
-            if let Some(original) = log.find(self.entry.name, &event.source, &event.id) {
+            if let Some(original) = log.find(self.stream, &event.source, &event.id) {
                 staged.sync_to = staged.sync_to.max(original.offset);
                 staged
                     .slots
@@ -391,7 +432,7 @@ impl DomainHost {
         let records = if appends.is_empty() {
             Ok(Vec::new())
         } else {
-            self.bus.append(self.entry.name, self.cursor, appends)
+            self.bus.append(self.stream, self.cursor, appends)
         };
         self.finish(staged, records.map_err(|error| error.to_string()))
     }
@@ -655,7 +696,7 @@ impl Drop for DomainHost {
         // node hears of every end and decides whether to start the domain again.
         self.view.set_ready(false);
         if let Some(on_stop) = self.on_stop.take() {
-            let _ = on_stop.send(self.entry.name);
+            let _ = on_stop.send(self.stream);
         }
     }
 }
@@ -734,6 +775,15 @@ impl Handler<Checkpoint> for DomainHost {
             ),
             None => Box::pin(actix::fut::ready(())),
         }
+    }
+}
+
+impl Handler<Retire> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        self.flush_ingress();
+        ctx.stop();
     }
 }
 

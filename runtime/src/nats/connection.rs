@@ -73,6 +73,8 @@ pub struct NatsSettings {
     pub request_timeout: Duration,
     /// This node's id, as the client's connection name.
     pub node: String,
+    /// How long a partition's owner holds it without renewing.
+    pub lease: Duration,
 }
 
 /// Whether the node can reach NATS now.

@@ -21,7 +21,8 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use super::connection::Nats;
-use super::streams::{self, Outgoing};
+use super::lease::Lease;
+use super::streams::{self, Outgoing, Placement};
 use super::wire;
 use crate::deadletter;
 use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
@@ -38,8 +39,11 @@ const TAIL_PAGE: usize = 10_000;
 /// A domain's streams and inbox on JetStream.
 pub struct JetStreamDomainLog {
     nats: Arc<Nats>,
-    domain: String,
+    /// The Herald stream this log writes (the domain's name, or a partition's).
+    stream: String,
     dead: String,
+    place: Placement,
+    lease: Option<Arc<Lease>>,
     own: Mutex<Own>,
     inbox: Arc<Mutex<Inbox>>,
     room: Arc<Notify>,
@@ -95,30 +99,21 @@ fn identity(source: &str, id: &str) -> u64 {
 }
 
 impl JetStreamDomainLog {
-    /// Opens `domain`'s log: provisions its streams and inbox (sourcing `inputs`: each
-    /// input stream with the types it subscribes to), and reads where its streams end.
+    /// Opens the log of Herald stream `stream` at `place` (a domain, or one partition of
+    /// it), whose streams and inbox `layout::provision` created, and reads where they end.
+    /// With a `lease`, appends are refused once it is no longer valid.
     pub fn open(
         nats: Arc<Nats>,
-        domain: &str,
-        inputs: Vec<(String, Vec<String>)>,
+        stream: &str,
+        place: Placement,
+        lease: Option<Arc<Lease>>,
     ) -> Result<Arc<Self>, LogError> {
-        let dead = deadletter::stream(domain);
-        let context = nats.context().clone();
-        let settings = nats.settings().clone();
-        let name = domain.to_owned();
-        let dead_name = dead.clone();
-        nats.block("provisioning streams", async move {
-            streams::provision_own(&context, &settings, &name).await?;
-            streams::provision_own(&context, &settings, &dead_name).await?;
-            for (stream, _) in &inputs {
-                streams::provision_own(&context, &settings, stream).await?;
-            }
-            streams::provision_inbox(&context, &settings, &name, &inputs).await
-        })?;
         let log = Arc::new(Self {
             nats,
-            domain: domain.to_owned(),
-            dead,
+            stream: stream.to_owned(),
+            dead: deadletter::stream(stream),
+            place,
+            lease,
             own: Mutex::new(Own::default()),
             inbox: Arc::default(),
             room: Arc::new(Notify::new()),
@@ -128,7 +123,7 @@ impl JetStreamDomainLog {
         log.load_own(&mut own)?;
         drop(own);
         let context = log.nats.context().clone();
-        let inbox = streams::inbox_name(&log.nats.settings().prefix, domain);
+        let inbox = streams::inbox_name(&log.nats.settings().prefix, stream);
         let head = log.nats.block("reading the inbox's end", async move {
             streams::last_sequence(&context, &inbox).await
         })?;
@@ -146,7 +141,7 @@ impl JetStreamDomainLog {
     /// Reads where the own streams end, the own counter, and the recent events.
     fn load_own(&self, own: &mut Own) -> Result<(), LogError> {
         let context = self.nats.context().clone();
-        let events = self.js(&self.domain);
+        let events = self.js(&self.stream);
         let dead = self.js(&self.dead);
         let timeout = self.nats.settings().request_timeout;
         let (events_last, dead_last, dead_tail) = {
@@ -189,16 +184,16 @@ impl JetStreamDomainLog {
         own.counter = 0;
         own.recent.clear();
         own.order.clear();
-        let tail = streams::own_records(&tail, &self.domain)?;
+        let tail = streams::own_records(&tail, &self.stream)?;
         let dead_tail = streams::own_records(&dead_tail, &self.dead)?;
         for record in tail.iter().chain(dead_tail.iter()) {
             own.counter = own.counter.max(record.offset);
-            if record.envelope.stream == self.domain {
+            if record.envelope.stream == self.stream {
                 own.remember(record);
             }
         }
         own.stale = false;
-        debug!(domain = %self.domain, events_last, dead_last, counter = own.counter, "JetStream streams opened");
+        debug!(domain = %self.stream, events_last, dead_last, counter = own.counter, "JetStream streams opened");
         Ok(())
     }
 
@@ -213,7 +208,7 @@ impl JetStreamDomainLog {
     /// Inputs after `after` read straight from the inbox (replay, a release, a rewind).
     fn read_inbox(&self, after: u64, limit: usize) -> Result<Vec<Arc<Record>>, LogError> {
         let context = self.nats.context().clone();
-        let name = streams::inbox_name(&self.nats.settings().prefix, &self.domain);
+        let name = streams::inbox_name(&self.nats.settings().prefix, &self.stream);
         let timeout = self.nats.settings().request_timeout;
         let stored = self.nats.block("reading inputs", async move {
             streams::read_range(&context, &name, after + 1, None, limit, timeout).await
@@ -242,7 +237,7 @@ impl JetStreamDomainLog {
         wire::record(headers, body, Some(sequence)).map_err(|error| {
             LogError::Unavailable(format!(
                 "input {sequence} in the inbox of \"{}\": {error}",
-                self.domain
+                self.stream
             ))
         })
     }
@@ -251,9 +246,9 @@ impl JetStreamDomainLog {
     fn consume_from(&self, start: u64) -> Result<(), LogError> {
         let context = self.nats.context().clone();
         let prefix = self.nats.settings().prefix.clone();
-        let domain = self.domain.clone();
+        let stream = self.stream.clone();
         let consumer = self.nats.block("creating the inbox consumer", async move {
-            streams::durable_consumer(&context, &prefix, &domain, start).await
+            streams::durable_consumer(&context, &prefix, &stream, start).await
         })?;
         let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(task) = inbox.task.take() {
@@ -266,7 +261,7 @@ impl JetStreamDomainLog {
         let shared = Arc::clone(&self.inbox);
         let room = Arc::clone(&self.room);
         let durability = Arc::clone(&self.durability);
-        let domain = self.domain.clone();
+        let domain = self.stream.clone();
         inbox.task = Some(self.nats.spawn(async move {
             prefetch(consumer, shared, room, durability, generation, domain).await;
         }));
@@ -366,6 +361,12 @@ async fn prefetch(
 
 impl EventLog for JetStreamDomainLog {
     fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
+        if self.lease.as_ref().is_some_and(|lease| !lease.valid()) {
+            return Err(LogError::Fenced {
+                stream: self.stream.clone(),
+                reason: "this node's lease on it has run out (another node may own it now)".into(),
+            });
+        }
         let mut own = self.own_state()?;
         let total: usize = parts.iter().map(|part| part.events.len()).sum();
         let mut rest = total as u32;
@@ -381,10 +382,10 @@ impl EventLog for JetStreamDomainLog {
         let mut answered = Vec::with_capacity(parts.len());
         for part in parts {
             let dead = part.stream == self.dead;
-            if part.stream != self.domain && !dead {
+            if part.stream != self.stream && !dead {
                 return Err(LogError::Unavailable(format!(
                     "the log of domain \"{}\" cannot append to stream \"{}\"",
-                    self.domain, part.stream
+                    self.stream, part.stream
                 )));
             }
             let last = if dead { own.dead_last } else { own.events_last };
@@ -405,7 +406,8 @@ impl EventLog for JetStreamDomainLog {
                 outgoing.push(Outgoing {
                     subject: streams::subject(
                         &prefix,
-                        &part.stream,
+                        &self.place,
+                        dead,
                         &record.envelope.event_type,
                         &record.envelope.partitionkey,
                     ),
@@ -439,7 +441,7 @@ impl EventLog for JetStreamDomainLog {
                 }
                 expected += count;
             }
-            debug!(domain = %self.domain, events = records.len(), elapsed_us = started.elapsed().as_micros() as u64, "append");
+            debug!(domain = %self.stream, events = records.len(), elapsed_us = started.elapsed().as_micros() as u64, "append");
             if let Some(record) = records.last() {
                 own.counter = record.offset;
                 if dead {
@@ -459,7 +461,7 @@ impl EventLog for JetStreamDomainLog {
     }
 
     fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
-        if stream != self.domain {
+        if stream != self.stream {
             return None;
         }
         let own = self.own_state().ok()?;
@@ -481,7 +483,7 @@ impl EventLog for JetStreamDomainLog {
             // unreachable NATS for a domain with no history.
             let own = self.own_state()?;
             match stream {
-                s if s == self.domain => own.events_last,
+                s if s == self.stream => own.events_last,
                 s if s == self.dead => own.dead_last,
                 _ => 0,
             }
@@ -576,7 +578,7 @@ impl EventLog for JetStreamDomainLog {
     fn streams(&self) -> Vec<(String, u64)> {
         match self.own_state() {
             Ok(own) => vec![
-                (self.domain.clone(), own.events_last),
+                (self.stream.clone(), own.events_last),
                 (self.dead.clone(), own.dead_last),
             ],
             Err(_) => Vec::new(),
@@ -587,7 +589,7 @@ impl EventLog for JetStreamDomainLog {
     /// positions are not node-wide, so `offset` is not used.
     fn sequence_at(&self, stream: &str, _: u64) -> u64 {
         match self.own_state() {
-            Ok(own) if stream == self.domain => own.events_last,
+            Ok(own) if stream == self.stream => own.events_last,
             Ok(own) if stream == self.dead => own.dead_last,
             Ok(_) => 0,
             // Unknown while NATS cannot be asked: never 0, which would read as "empty" and

@@ -7,6 +7,8 @@
 
 mod connection;
 mod domain_log;
+pub mod layout;
+mod lease;
 mod node_log;
 mod snapshots;
 pub mod streams;
@@ -14,5 +16,8 @@ pub mod wire;
 
 pub use connection::{BusStatus, Nats, NatsAuth, NatsError, NatsSettings, MIN_SERVER};
 pub use domain_log::JetStreamDomainLog;
+pub use layout::{Input, LayoutError};
+pub use lease::Lease;
 pub use node_log::JetStreamNodeLog;
 pub use snapshots::ObjectSnapshots;
+pub use streams::Placement;

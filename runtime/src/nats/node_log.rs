@@ -24,11 +24,12 @@ pub struct JetStreamNodeLog {
 }
 
 impl JetStreamNodeLog {
-    /// A view of the streams of `domains` (each domain's stream and dead-letter stream).
-    pub fn new(nats: Arc<Nats>, domains: &[&str]) -> Arc<Self> {
-        let streams = domains
+    /// A view of `streams` (every domain's or partition's stream; with their dead-letter
+    /// streams).
+    pub fn new(nats: Arc<Nats>, streams: &[&str]) -> Arc<Self> {
+        let streams = streams
             .iter()
-            .flat_map(|domain| [(*domain).to_owned(), deadletter::stream(domain)])
+            .flat_map(|stream| [(*stream).to_owned(), deadletter::stream(stream)])
             .collect();
         let durability = Arc::new(Durability::new(super::domain_log::ALWAYS_DURABLE));
         let ticking = Arc::downgrade(&durability);

@@ -29,30 +29,68 @@ pub fn stream_name(prefix: &str, stream: &str) -> String {
     format!("{prefix}-{stream}")
 }
 
-/// The inbox stream of `domain`: every input it subscribes to, in the order it handles them.
-pub fn inbox_name(prefix: &str, domain: &str) -> String {
-    format!("{prefix}-in-{domain}")
+/// The inbox stream of Herald stream `stream`'s host: every input it handles, in order
+/// (for a partitioned domain, also the name of its router, by the domain's name).
+pub fn inbox_name(prefix: &str, stream: &str) -> String {
+    format!("{prefix}-in-{stream}")
 }
 
-/// The subject of an event of `event_type` with `partitionkey` in Herald stream `stream`.
-pub fn subject(prefix: &str, stream: &str, event_type: &str, partitionkey: &str) -> String {
-    let key = wire::key_token(partitionkey);
-    match stream.strip_prefix("deadletter-") {
-        Some(domain) => format!("{prefix}.dl.{domain}.{key}"),
-        None => {
-            let name = event_type
-                .strip_prefix(stream)
-                .and_then(|rest| rest.strip_prefix('.'))
-                .unwrap_or(event_type);
-            format!("{prefix}.ev.{stream}.{}.{key}", wire::token(name))
-        }
+/// Where a Herald stream sits among the subjects: its domain, and its partition when the
+/// domain has several (the subjects then end in `.p<partition>`, which keeps partition
+/// streams disjoint and leaves the first five tokens as they are for outside readers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The domain.
+    pub domain: String,
+    /// The partition, for a domain with more than one.
+    pub partition: Option<u32>,
+}
+
+impl Placement {
+    fn suffix(&self) -> String {
+        self.partition.map(|p| format!(".p{p}")).unwrap_or_default()
     }
 }
 
-/// The subjects of every event of `event_type` (`<domain>.<Name>`).
-pub fn type_filter(prefix: &str, event_type: &str) -> String {
+/// The subject of an event of `event_type` with `partitionkey` in the stream at `place`
+/// (its dead-letter stream when `dead`).
+pub fn subject(
+    prefix: &str,
+    place: &Placement,
+    dead: bool,
+    event_type: &str,
+    partitionkey: &str,
+) -> String {
+    let key = wire::key_token(partitionkey);
+    let domain = &place.domain;
+    let suffix = place.suffix();
+    if dead {
+        return format!("{prefix}.dl.{domain}.{key}{suffix}");
+    }
+    let name = event_type
+        .strip_prefix(domain.as_str())
+        .and_then(|rest| rest.strip_prefix('.'))
+        .unwrap_or(event_type);
+    format!("{prefix}.ev.{domain}.{}.{key}{suffix}", wire::token(name))
+}
+
+/// The subjects of the stream at `place` (its dead-letter stream when `dead`).
+pub fn own_subjects(prefix: &str, place: &Placement, dead: bool) -> String {
+    let domain = &place.domain;
+    match (dead, place.partition) {
+        (false, None) => format!("{prefix}.ev.{domain}.>"),
+        (true, None) => format!("{prefix}.dl.{domain}.>"),
+        (false, Some(p)) => format!("{prefix}.ev.{domain}.*.*.p{p}"),
+        (true, Some(p)) => format!("{prefix}.dl.{domain}.*.p{p}"),
+    }
+}
+
+/// The subjects of every event of `event_type` (`<domain>.<Name>`) in one of its domain's
+/// streams (`partitioned`: a partition stream, whose subjects have one more token).
+pub fn type_filter(prefix: &str, event_type: &str, partitioned: bool) -> String {
     let (domain, name) = event_type.split_once('.').unwrap_or((event_type, ""));
-    format!("{prefix}.ev.{domain}.{}.*", wire::token(name))
+    let tail = if partitioned { ".*.*" } else { ".*" };
+    format!("{prefix}.ev.{domain}.{}{tail}", wire::token(name))
 }
 
 fn retention(settings: &NatsSettings, config: stream::Config) -> stream::Config {
@@ -70,20 +108,17 @@ fn retention(settings: &NatsSettings, config: stream::Config) -> stream::Config 
     }
 }
 
-/// Creates (or checks) the JetStream streams of Herald stream `stream`.
+/// Creates (or checks) JetStream stream `name` on `subjects`, written by one host.
 pub async fn provision_own(
     context: &jetstream::Context,
     settings: &NatsSettings,
-    stream: &str,
+    name: String,
+    subjects: String,
 ) -> Result<(), LogError> {
-    let subjects = match stream.strip_prefix("deadletter-") {
-        Some(domain) => format!("{}.dl.{domain}.>", settings.prefix),
-        None => format!("{}.ev.{stream}.>", settings.prefix),
-    };
     let config = retention(
         settings,
         stream::Config {
-            name: stream_name(&settings.prefix, stream),
+            name,
             subjects: vec![subjects],
             // A full stream refuses appends rather than dropping history replay needs.
             discard: DiscardPolicy::New,
@@ -95,35 +130,18 @@ pub async fn provision_own(
     create_or_update(context, config).await
 }
 
-/// Creates (or updates) `domain`'s inbox: one source per input stream, filtered to the
-/// types it subscribes to, so each origin's order is kept.
+/// Creates (or updates) inbox stream `name`, made only of `sources` (each keeps its
+/// origin's order).
 pub async fn provision_inbox(
     context: &jetstream::Context,
     settings: &NatsSettings,
-    domain: &str,
-    inputs: &[(String, Vec<String>)],
+    name: String,
+    sources: Vec<Source>,
 ) -> Result<(), LogError> {
-    let sources = inputs
-        .iter()
-        .map(|(stream, types)| Source {
-            name: stream_name(&settings.prefix, stream),
-            subject_transforms: types
-                .iter()
-                .map(|event_type| {
-                    // A filter without a transform: the subject is kept as it is.
-                    SubjectTransform {
-                        source: type_filter(&settings.prefix, event_type),
-                        destination: String::new(),
-                    }
-                })
-                .collect(),
-            ..Default::default()
-        })
-        .collect();
     let config = retention(
         settings,
         stream::Config {
-            name: inbox_name(&settings.prefix, domain),
+            name,
             sources: Some(sources),
             discard: DiscardPolicy::New,
             allow_direct: true,
@@ -131,6 +149,22 @@ pub async fn provision_inbox(
         },
     );
     create_or_update(context, config).await
+}
+
+/// A source of `origin` (a JetStream stream name) through `filters`: each a subject
+/// filter and where it writes the subject (empty: kept as it is).
+pub fn source(origin: String, filters: Vec<(String, String)>) -> Source {
+    Source {
+        name: origin,
+        subject_transforms: filters
+            .into_iter()
+            .map(|(source, destination)| SubjectTransform {
+                source,
+                destination,
+            })
+            .collect(),
+        ..Default::default()
+    }
 }
 
 async fn create_or_update(
@@ -363,6 +397,15 @@ pub async fn last_sequence(context: &jetstream::Context, name: &str) -> Result<u
     }
 }
 
+/// Whether JetStream stream `name` exists.
+pub async fn exists(context: &jetstream::Context, name: String) -> Result<bool, LogError> {
+    match context.get_stream(&name).await {
+        Ok(_) => Ok(true),
+        Err(error) if not_found(&error) => Ok(false),
+        Err(error) => Err(unavailable(&name, error)),
+    }
+}
+
 /// Whether a lookup failed because the stream does not exist (JetStream error 10059).
 fn not_found(error: &jetstream::context::GetStreamError) -> bool {
     matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
@@ -443,16 +486,16 @@ pub async fn read_range(
     Ok(out)
 }
 
-/// (Re)creates `domain`'s durable consumer on its inbox, starting at `start`, acking all
-/// up to a position at once.
+/// (Re)creates the durable consumer of Herald stream `stream` on its inbox, starting at
+/// `start`, acking all up to a position at once.
 pub async fn durable_consumer(
     context: &jetstream::Context,
     prefix: &str,
-    domain: &str,
+    stream: &str,
     start: u64,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, LogError> {
-    let name = inbox_name(prefix, domain);
-    let durable = format!("{prefix}-{domain}");
+    let name = inbox_name(prefix, stream);
+    let durable = format!("{prefix}-{stream}");
     let stream = context
         .get_stream(&name)
         .await

@@ -137,8 +137,10 @@ impl Saga {
                     .create();
                 let wanted = |event_type: &str| member.subscribes_to(event_type);
                 let upto = replay_limit(&self.log, member.description.name).expect("limit");
+                let stream = fresh.name();
                 let replayed = rebuild(
                     fresh.as_mut(),
+                    stream,
                     &self.log,
                     &wanted,
                     Start::default(),

@@ -163,8 +163,17 @@ fn rebuild_all(log: &dyn EventLog) -> u64 {
             .collect();
         let wanted = |t: &str| subscriptions.contains(t);
         let upto = replay_limit(log, entry.name).expect("limit");
-        let replayed =
-            rebuild(domain.as_mut(), log, &wanted, Start::default(), upto, TIME).expect("rebuilds");
+        let stream = domain.name();
+        let replayed = rebuild(
+            domain.as_mut(),
+            stream,
+            log,
+            &wanted,
+            Start::default(),
+            upto,
+            TIME,
+        )
+        .expect("rebuilds");
         handled += replayed.handled + replayed.applied;
         let mut cursor = replayed.cursor;
         loop {

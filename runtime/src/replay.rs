@@ -117,20 +117,22 @@ pub fn read_at(log: &dyn EventLog, offset: u64) -> Result<Option<Arc<Record>>, L
     Ok(batch.records.into_iter().find(|r| r.offset == offset))
 }
 
-/// Replays the log into `domain`, which must hold the state `start` describes.
+/// Replays the log into `domain`, whose own stream is `stream` (its name, or a
+/// partition's), and which must hold the state `start` describes.
 ///
 /// Applies every own event after `start.own_sequence` and handles the inputs (records
 /// whose type `subscribed` accepts) after `start.cursor` up to offset `upto`. `time` stamps
 /// reactions that turn out to be missing.
 pub fn rebuild(
     domain: &mut dyn HostedDomain,
+    stream: &str,
     log: &dyn EventLog,
     subscribed: &dyn Fn(&str) -> bool,
     start: Start,
     upto: u64,
     time: &str,
 ) -> Result<Replayed, ReplayError> {
-    let name = domain.name();
+    let name = stream;
     let log_error = |source| ReplayError::Log {
         domain: name.to_owned(),
         source,
@@ -192,7 +194,7 @@ pub fn rebuild(
             for member in group.iter().filter(|r| r.consumed == upto) {
                 logged_at_limit.insert(member.envelope.id.clone());
             }
-            replay_dead_letter(domain, log, &record, group, &mut replayed)?;
+            replay_dead_letter(domain, name, log, &record, group, &mut replayed)?;
         } else {
             let Some(input) = inputs.pop() else { break };
             let key = &input.envelope.partitionkey;
@@ -271,12 +273,12 @@ fn parked_in_place(
 /// Replays one dead-letter record, with the rest of its append (`group`).
 fn replay_dead_letter(
     domain: &mut dyn HostedDomain,
+    name: &str,
     log: &dyn EventLog,
     record: &Record,
     group: Vec<Arc<Record>>,
     replayed: &mut Replayed,
 ) -> Result<(), ReplayError> {
-    let name = domain.name();
     let undecodable = |error: deadletter::DeadLetterError| ReplayError::Undecodable {
         domain: name.to_owned(),
         stream: error.stream,
@@ -289,14 +291,14 @@ fn replay_dead_letter(
         DeadLetterRecord::Parked(parked) => {
             // Parked in place (its key is held already) or a failed retry: details only.
             replayed.holds.park(parked, VecDeque::new());
-            return replay_group_rest(domain, group, replayed);
+            return replay_group_rest(domain, name, group, replayed);
         }
         DeadLetterRecord::Retried(released) => (released, true),
         DeadLetterRecord::Skipped(released) => (released, false),
     };
     let (released, retried) = released;
     let Some(held) = replayed.holds.release(&released.input.key) else {
-        return replay_group_rest(domain, group, replayed);
+        return replay_group_rest(domain, name, group, replayed);
     };
     let mut items: VecDeque<u64> = held.waiting;
     if retried {
@@ -346,10 +348,10 @@ fn replay_dead_letter(
 /// Applies the domain's own events among the rest of an append.
 fn replay_group_rest(
     domain: &mut dyn HostedDomain,
+    name: &str,
     group: Vec<Arc<Record>>,
     replayed: &mut Replayed,
 ) -> Result<(), ReplayError> {
-    let name = domain.name();
     for member in group {
         if member.envelope.stream == name {
             apply_own_event(domain, &member, replayed)?;

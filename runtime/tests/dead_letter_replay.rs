@@ -96,7 +96,8 @@ fn subscribed(event_type: &str) -> bool {
 fn replay(log: &MemoryLog, start: Start) -> (Box<dyn HostedDomain>, Replayed) {
     let mut domain = DomainEntry::of::<Recorder>().create();
     let upto = replay_limit(log, "rec").unwrap();
-    let replayed = rebuild(domain.as_mut(), log, &subscribed, start, upto, "t").unwrap();
+    let stream = domain.name();
+    let replayed = rebuild(domain.as_mut(), stream, log, &subscribed, start, upto, "t").unwrap();
     (domain, replayed)
 }
 
@@ -192,7 +193,17 @@ fn a_parked_input_holds_its_key_and_a_release_lets_the_queue_through_in_order() 
         holds: positions.holds,
     };
     let upto = replay_limit(&log, "rec").unwrap();
-    let resumed = rebuild(from_snapshot.as_mut(), &log, &subscribed, start, upto, "t").unwrap();
+    let stream = from_snapshot.name();
+    let resumed = rebuild(
+        from_snapshot.as_mut(),
+        stream,
+        &log,
+        &subscribed,
+        start,
+        upto,
+        "t",
+    )
+    .unwrap();
     assert_eq!(order(from_snapshot.as_ref()), expected);
     assert!(resumed.holds.is_empty());
 }

@@ -141,8 +141,10 @@ fn react(log: &MemoryLog, domain: &mut dyn HostedDomain, input_offset: u64, keep
 fn recover(log: &MemoryLog) -> (Box<dyn HostedDomain>, u64, Replayed) {
     let mut recovered = echo();
     let upto = replay_limit(log, "echo").unwrap();
+    let stream = recovered.name();
     let replayed = rebuild(
         recovered.as_mut(),
+        stream,
         log,
         &subscribed,
         Start::default(),
@@ -214,8 +216,10 @@ fn a_rebuild_from_snapshot_positions_equals_one_from_the_beginning() {
     }
     let upto = replay_limit(&log, "echo").unwrap();
     let mut full = echo();
+    let stream = full.name();
     rebuild(
         full.as_mut(),
+        stream,
         &log,
         &subscribed,
         Start::default(),
@@ -226,7 +230,17 @@ fn a_rebuild_from_snapshot_positions_equals_one_from_the_beginning() {
     let (state, start) = snapshot.unwrap();
     let mut from_snapshot = echo();
     from_snapshot.load_state(&state).unwrap();
-    let replayed = rebuild(from_snapshot.as_mut(), &log, &subscribed, start, upto, TIME).unwrap();
+    let stream = from_snapshot.name();
+    let replayed = rebuild(
+        from_snapshot.as_mut(),
+        stream,
+        &log,
+        &subscribed,
+        start,
+        upto,
+        TIME,
+    )
+    .unwrap();
     assert_eq!(replayed.handled, 2);
     assert_eq!(full.entity("x"), live.entity("x"));
     assert_eq!(from_snapshot.entity("x"), live.entity("x"));

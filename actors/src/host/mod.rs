@@ -226,6 +226,7 @@ impl DomainHost {
         let subscriptions = Arc::clone(&self.subscriptions);
         let replayed = replay::rebuild(
             fresh.as_mut(),
+            self.stream,
             self.bus.log(),
             &|event_type: &str| subscriptions.contains(event_type),
             start,

@@ -53,6 +53,7 @@ impl DomainHost {
         let subscriptions = Arc::clone(&self.subscriptions);
         let replayed = replay::rebuild(
             fresh.as_mut(),
+            name,
             log.as_ref(),
             &|event_type: &str| subscriptions.contains(event_type),
             start,

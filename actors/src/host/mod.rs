@@ -181,13 +181,13 @@ impl DomainHost {
     }
 
     /// A partition's reactions must stay in it: each one's key must fall in this
-    /// partition, or two partitions could write one key. Their ids are derived from the
-    /// partition's stream, so partitions handling one broadcast input emit distinct ids.
-    fn place_reactions(&self, emitted: &mut [Envelope]) -> Result<(), faults::Failure> {
+    /// partition, or two partitions could write one key. (Their ids stay derived from the
+    /// domain and the cause, as replay derives them when it completes a torn append.)
+    fn place_reactions(&self, emitted: &[Envelope]) -> Result<(), faults::Failure> {
         let Some((partition, partitions)) = self.partition else {
             return Ok(());
         };
-        for (index, event) in emitted.iter_mut().enumerate() {
+        for event in emitted {
             let lands = herald_runtime::partition::of(&event.partitionkey, partitions);
             if lands != partition {
                 return Err(faults::Failure {
@@ -197,9 +197,6 @@ impl DomainHost {
                     ),
                     panicked: false,
                 });
-            }
-            if let Some(cause) = &event.cause {
-                event.id = herald_runtime::ids::derived_id(self.stream, cause, index);
             }
         }
         Ok(())
@@ -315,7 +312,7 @@ impl DomainHost {
         let view = self.view.clone();
         let mut domain = view.write();
         let placed = faults::guarded(|| domain.handle(input, &now_rfc3339()))
-            .and_then(|mut emitted| self.place_reactions(&mut emitted).map(|()| emitted));
+            .and_then(|emitted| self.place_reactions(&emitted).map(|()| emitted));
         let emitted = match placed {
             Ok(emitted) => emitted,
             Err(failure) => {

@@ -236,13 +236,20 @@ impl Ownership {
             }
         }
 
-        // Hand one stream off to where it belongs, if a node joined.
-        let moving = held.keys().copied().find(|stream| {
-            belongs
-                .get(stream)
-                .is_some_and(|owner| owner.as_deref().is_some_and(|o| o != self.member.id))
-        });
-        if let Some(stream) = moving {
+        // Hand streams off to where they belong (a node joined): one per domain per
+        // round, so a domain never has several partitions between owners at once.
+        let mut moving: Vec<&'static str> = Vec::new();
+        for domain in &self.enabled {
+            let away = self.layout.streams(domain).iter().copied().find(|stream| {
+                held.contains_key(stream)
+                    && belongs
+                        .get(stream)
+                        .and_then(Option::as_deref)
+                        .is_some_and(|owner| owner != self.member.id)
+            });
+            moving.extend(away);
+        }
+        for stream in moving {
             if let Some(hold) = held.remove(stream) {
                 self.hand_off(stream, hold).await;
             }

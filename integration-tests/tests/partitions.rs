@@ -475,6 +475,9 @@ fn a_stale_partition_owner_paused_past_its_lease_cannot_append() {
         n1.signal("CONT");
         pending.join().expect("request")
     });
+    // n1's server closes the connections that idled through the pause; let it, so the
+    // pooled client does not reuse one.
+    std::thread::sleep(Duration::from_secs(1));
     let stored: Vec<String> = n2
         .read_stream(&stream)
         .iter()
@@ -493,4 +496,44 @@ fn a_stale_partition_owner_paused_past_its_lease_cannot_append() {
     for key in &keys[..2] {
         n1.await_field("orders", key, "status", &json!("awaiting_shipment"));
     }
+}
+
+#[test]
+fn a_partition_count_or_lease_other_than_the_clusters_is_refused_naming_both() {
+    let _serial = serial();
+    let nats = NatsServer::start();
+    let mut first = nats.node("n1", "orders");
+    first.stop();
+    let url = nats.url();
+    let attempt = |env: &[(&str, &str)]| {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut all = vec![
+            ("HERALD_BUS__KIND", "nats"),
+            ("HERALD_BUS__NATS__SERVERS", url.as_str()),
+            ("HERALD_NODE__ID", "n2"),
+            ("HERALD_DOMAINS__ENABLED", "orders"),
+        ];
+        all.extend_from_slice(env);
+        run_node_to_exit(data_dir.path(), &all, Duration::from_secs(60))
+    };
+    let repartitioned = attempt(&[("HERALD_DOMAINS__PARTITIONS", "6")]);
+    assert_eq!(repartitioned.status, Some(2), "{}", repartitioned.output());
+    assert!(
+        repartitioned
+            .output()
+            .contains("configured with 6 partition(s)")
+            && repartitioned
+                .output()
+                .contains("laid out with 1 partition(s)"),
+        "{}",
+        repartitioned.output()
+    );
+    let other_lease = attempt(&[("HERALD_BUS__NATS__LEASE", "9s")]);
+    assert_eq!(other_lease.status, Some(2), "{}", other_lease.output());
+    assert!(
+        other_lease.output().contains("lease is 9s here")
+            && other_lease.output().contains("made with 6s"),
+        "{}",
+        other_lease.output()
+    );
 }

@@ -178,7 +178,7 @@ fn the_nats_sample_validates_and_bad_servers_are_named() {
 }
 
 #[test]
-fn partitions_are_refused_where_they_cannot_be_honoured() {
+fn partitions_are_refused_for_a_domain_whose_state_spans_keys() {
     let embedded = sample_config();
     let whole = herald(
         &["run", "--config", embedded.to_str().expect("utf-8 path")],
@@ -192,20 +192,5 @@ fn partitions_are_refused_where_they_cannot_be_honoured() {
         whole.stderr.contains("domain.inventory.partitions = 4") && whole.stderr.contains("Whole"),
         "{}",
         whole.stderr
-    );
-    let nats = workspace().join("config").join("nats.toml");
-    let networked = herald(
-        &["run", "--config", nats.to_str().expect("utf-8 path")],
-        &[
-            ("HERALD_DOMAINS__PARTITIONS", "6"),
-            ("HERALD_HTTP__BIND", "127.0.0.1:0"),
-        ],
-    );
-    assert_eq!(networked.status, Some(2), "{}", networked.stderr);
-    assert!(
-        networked.stderr.contains("domains.partitions = 6")
-            && networked.stderr.contains("not built yet"),
-        "{}",
-        networked.stderr
     );
 }

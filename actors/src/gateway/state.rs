@@ -147,7 +147,7 @@ pub fn not_hosted(domain: &str) -> Problem {
         StatusCode::SERVICE_UNAVAILABLE,
         "domain-not-hosted",
         "Domain not hosted here",
-        format!("domain \"{domain}\" is not enabled on this node; add it to [domains] enabled"),
+        format!("domain \"{domain}\" is not hosted on this node (it is not in [domains] enabled here, or another node owns it now); retry, or send it to a node that enables it"),
     )
     .with("domain", domain)
 }

@@ -353,8 +353,9 @@ pub async fn run(
     // leave the cluster. With NATS away there is nothing to hand over through; the leases
     // run out by themselves.
     if let (Some(ownership), Some((nats, _))) = (ownership.as_mut(), &storage.nats) {
-        if nats.is_up() {
-            ownership.stop().await;
+        match nats.is_up() {
+            true => ownership.stop().await,
+            false => ownership.abandon(),
         }
     }
     // From here on a host that stops is meant to.

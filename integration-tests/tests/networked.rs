@@ -512,7 +512,14 @@ fn a_second_node_enabling_a_domain_stands_by_and_takes_over_at_a_clean_stop() {
     eventually("inventory has one ready owner", || {
         owner_of_inventory().is_some() && members(&watcher).len() == 3
     });
-    let owner = owner_of_inventory().expect("an owner");
+    // Past any hand-off the second node's join started (one ownership round a second).
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let mut owner = None;
+    eventually("inventory has a ready owner", || {
+        owner = owner_of_inventory();
+        owner.is_some()
+    });
+    let owner = owner.expect("an owner");
     let (mut leaving, staying) = match owner.as_str() {
         "first" => (first, second),
         _ => (second, first),

@@ -97,9 +97,11 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
         let started = std::time::Instant::now();
         let mut pause = std::time::Duration::from_millis(100);
         loop {
+            // Each attempt gets what is left of the one timeout.
+            let left = timeout.saturating_sub(started.elapsed());
             let request = async_nats::Request::new()
                 .payload(frame.clone().into())
-                .timeout(Some(timeout));
+                .timeout(Some(left.max(std::time::Duration::from_millis(100))));
             let answer = client.send_request(subject.clone(), request).await;
             match answer {
                 Err(error)

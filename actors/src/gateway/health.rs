@@ -36,10 +36,14 @@ pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Prob
         )
         .retry_after(1));
     }
+    // A host whose lease ran out (NATS away past it) cannot take events until renewed.
     let health: BTreeMap<&str, Health> = state
         .hosts
         .iter()
-        .map(|host| (*host.key(), host.view.health()))
+        .map(|host| match host.bus.log().writable() {
+            true => (*host.key(), host.view.health()),
+            false => (*host.key(), Health::Starting),
+        })
         .collect();
     let domains: BTreeMap<&str, &str> = health
         .iter()

@@ -96,6 +96,11 @@ impl OwnershipHandle {
         let _ = self.settled.wait_for(|done| *done).await;
     }
 
+    /// Stops the loop without handing anything over (NATS is away): the leases run out.
+    pub fn abandon(&mut self) {
+        self.stop = None;
+    }
+
     /// Hands every held stream off (drained and snapshotted hosts, deleted leases) and
     /// withdraws the node.
     pub async fn stop(&mut self) {
@@ -121,14 +126,18 @@ async fn run(
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                if let Err(error) = this.tick(&mut held, &mut free_since).await {
-                    warn!(%error, "ownership round failed; held leases run out unless renewed in time");
+                match this.tick(&mut held, &mut free_since).await {
+                    Ok(()) => {
+                        let _ = settled.send(true);
+                    }
+                    Err(error) => warn!(%error, "ownership round failed; held leases run out unless renewed in time"),
                 }
-                let _ = settled.send(true);
             }
             done = &mut stopping => {
-                this.release_all(&mut held).await;
+                // Asked to stop: hand everything over. Dropped (NATS away at shutdown):
+                // stop at once; the leases run out by themselves.
                 if let Ok(done) = done {
+                    this.release_all(&mut held).await;
                     let _ = done.send(());
                 }
                 return;
@@ -187,16 +196,28 @@ impl Ownership {
         // Renew what is held; drop what was lost.
         let mut lost = Vec::new();
         for (stream, hold) in held.iter_mut() {
-            let ours = scan.claims.get(*stream).is_some_and(|(claim, revision)| {
-                claim.node == self.member.id && *revision == hold.revision
-            });
-            let renewed = match ours {
-                true => {
-                    self.bucket
-                        .renew(stream, &hold.claim, hold.revision)
-                        .await?
+            let renewed = match scan.claims.get(*stream) {
+                // This node's claim from this acquisition, at whatever revision the last
+                // renewal left it (its answer may have been lost).
+                Some((claim, revision))
+                    if claim.node == self.member.id && claim.since == hold.claim.since =>
+                {
+                    self.bucket.renew(stream, &hold.claim, *revision).await?
                 }
-                false => None,
+                // It ran out (NATS away past the lease) and nobody took it: claimed again,
+                // the host kept. Had another node written meanwhile, JetStream's fence
+                // would refuse this host's next append and it would rebuild.
+                None => {
+                    let again = self.bucket.claim(stream, &hold.claim).await?;
+                    if again.is_some() {
+                        info!(
+                            stream,
+                            "lease ran out with nobody else claiming it; claimed again"
+                        );
+                    }
+                    again
+                }
+                Some(_) => None,
             };
             match renewed {
                 Some(revision) => {

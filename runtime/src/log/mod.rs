@@ -206,4 +206,10 @@ pub trait EventLog: Send + Sync + 'static {
     fn sequence_at(&self, stream: &str, offset: u64) -> u64;
     /// Waits for records to become durable, and tells listeners when they do.
     fn durability(&self) -> &Durability;
+
+    /// Whether an append may be tried now: networked mode says no once this node's lease
+    /// on the stream has run out (always yes in embedded mode).
+    fn writable(&self) -> bool {
+        true
+    }
 }

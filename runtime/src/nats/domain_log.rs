@@ -361,7 +361,7 @@ async fn prefetch(
 
 impl EventLog for JetStreamDomainLog {
     fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
-        if self.lease.as_ref().is_some_and(|lease| !lease.valid()) {
+        if !self.writable() {
             return Err(LogError::Fenced {
                 stream: self.stream.clone(),
                 reason: "this node's lease on it has run out (another node may own it now)".into(),
@@ -600,6 +600,10 @@ impl EventLog for JetStreamDomainLog {
 
     fn durability(&self) -> &Durability {
         &self.durability
+    }
+
+    fn writable(&self) -> bool {
+        self.lease.as_ref().is_none_or(|lease| lease.valid())
     }
 }
 

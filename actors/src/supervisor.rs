@@ -86,7 +86,7 @@ pub struct Hosting {
 }
 
 enum Command {
-    Start(&'static str, HostFactory),
+    Start(&'static str, HostFactory, oneshot::Sender<()>),
     Stop {
         name: &'static str,
         hand_off: bool,
@@ -95,9 +95,17 @@ enum Command {
 }
 
 impl Hosting {
-    /// Starts a host for `name` on a thread of its own.
-    pub fn start(&self, name: &'static str, factory: HostFactory) {
-        let _ = self.commands.send(Command::Start(name, factory));
+    /// Starts a host for `name` on a thread of its own; returns once the gateway can
+    /// reach it (it may still be recovering).
+    pub async fn start(&self, name: &'static str, factory: HostFactory) {
+        let (done, started) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Start(name, factory, done))
+            .is_ok()
+        {
+            let _ = started.await;
+        }
     }
 
     /// Stops `name`'s host for good (it is not started again). With `hand_off`, it first
@@ -122,8 +130,8 @@ pub struct Supervisor {
     domains: HashMap<&'static str, (ArbiterHandle, HostFactory)>,
     policy: RestartPolicy,
     restarts: HashMap<&'static str, VecDeque<Instant>>,
-    stops: mpsc::UnboundedSender<&'static str>,
-    stopped: mpsc::UnboundedReceiver<&'static str>,
+    stops: mpsc::UnboundedSender<(&'static str, u64)>,
+    stopped: mpsc::UnboundedReceiver<(&'static str, u64)>,
     /// Restarts whose backoff is over.
     due: mpsc::UnboundedSender<&'static str>,
     due_now: mpsc::UnboundedReceiver<&'static str>,
@@ -179,8 +187,10 @@ impl Supervisor {
         factory: &HostFactory,
         view: Option<DomainView>,
     ) {
+        static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let started = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut args = factory(view);
-        args.on_stop = Some(self.stops.clone());
+        args.on_stop = Some((self.stops.clone(), started));
         // A restarted host keeps its ingress slots: requests queued at the old one still
         // hold theirs until they are answered.
         let admission = match self.hosts.get(name) {
@@ -199,6 +209,7 @@ impl Supervisor {
                 view,
                 admission,
                 bus,
+                started,
             },
         );
     }
@@ -207,7 +218,7 @@ impl Supervisor {
     pub async fn run(mut self) {
         loop {
             tokio::select! {
-                Some(name) = self.stopped.recv() => self.stopped_host(name),
+                Some((name, started)) = self.stopped.recv() => self.stopped_host(name, started),
                 Some(command) = self.commanded.recv() => self.command(command),
                 Some(name) = self.due_now.recv() => {
                     let view = self.hosts.get(name).map(|handle| handle.view.clone());
@@ -222,13 +233,14 @@ impl Supervisor {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Start(name, factory) => {
+            Command::Start(name, factory, done) => {
                 let arbiter = Arbiter::new();
                 self.spawn(name, &arbiter.handle(), &factory, None);
                 self.domains.insert(name, (arbiter.handle(), factory));
                 if let Some(old) = self.threads.insert(name, arbiter) {
                     old.stop();
                 }
+                let _ = done.send(());
             }
             Command::Stop {
                 name,
@@ -264,8 +276,14 @@ impl Supervisor {
         }
     }
 
-    fn stopped_host(&mut self, name: &'static str) {
-        let Some(view) = self.hosts.get(name).map(|handle| handle.view.clone()) else {
+    fn stopped_host(&mut self, name: &'static str, started: u64) {
+        // A host stopped for good, or one already replaced (its signal came late).
+        let Some(view) = self
+            .hosts
+            .get(name)
+            .filter(|handle| handle.started == started)
+            .map(|handle| handle.view.clone())
+        else {
             return;
         };
         if !self.domains.contains_key(name) {

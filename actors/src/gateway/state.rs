@@ -32,6 +32,9 @@ pub struct HostHandle {
     pub admission: Arc<Admission>,
     /// The bus the host consumes from: its inputs' head, for lag.
     pub bus: Arc<Bus>,
+    /// Which start of a host this is (node-wide count), so a late stop signal of an
+    /// earlier host for the same stream is not taken for this one's.
+    pub started: u64,
 }
 
 /// Request limits, from `[http]`.

@@ -63,8 +63,9 @@ pub struct HostArgs {
     /// The view to publish to: a restarted host keeps its predecessor's, so the gateway's
     /// handle stays valid. `None` makes a new one.
     pub view: Option<DomainView>,
-    /// Told when the host's actor ends, so the node can restart it.
-    pub on_stop: Option<tokio::sync::mpsc::UnboundedSender<&'static str>>,
+    /// Told when the host's actor ends, with the host's start number, so the node can
+    /// restart it (and tell a late signal of an earlier host from its replacement's).
+    pub on_stop: Option<(tokio::sync::mpsc::UnboundedSender<(&'static str, u64)>, u64)>,
 }
 
 /// The actor hosting one domain.
@@ -101,7 +102,7 @@ pub struct DomainHost {
     /// Ingress staged into the state, to append together (see `group.rs`).
     group: Vec<group::Waiting>,
     group_events: usize,
-    on_stop: Option<tokio::sync::mpsc::UnboundedSender<&'static str>>,
+    on_stop: Option<(tokio::sync::mpsc::UnboundedSender<(&'static str, u64)>, u64)>,
 }
 
 impl DomainHost {
@@ -693,8 +694,8 @@ impl Drop for DomainHost {
         // Also runs when a panic unwinds out of the actor (then `stopped` does not): the
         // node hears of every end and decides whether to start the domain again.
         self.view.set_ready(false);
-        if let Some(on_stop) = self.on_stop.take() {
-            let _ = on_stop.send(self.stream);
+        if let Some((on_stop, started)) = self.on_stop.take() {
+            let _ = on_stop.send((self.stream, started));
         }
     }
 }

@@ -379,7 +379,8 @@ impl Ownership {
             }
         };
         self.hosting
-            .start(stream, (self.factory)(stream, Arc::new(Bus::new(log))));
+            .start(stream, (self.factory)(stream, Arc::new(Bus::new(log))))
+            .await;
         Some(forward::serve(
             self.gateway.clone(),
             Arc::clone(&self.nats),

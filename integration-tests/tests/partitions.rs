@@ -313,6 +313,17 @@ fn the_saga_runs_on_partitions_over_three_nodes_entering_at_one_and_queried_at_o
             "every node agrees on the owners"
         );
     }
+    // Each node's metrics name the partitions it owns, by domain and partition.
+    for (node, id) in nodes.iter().zip(members) {
+        let metrics = node.get("/metrics").text;
+        for owner in owners(node, "orders") {
+            let partition = &owner.stream["orders-p".len()..];
+            let sample =
+                format!("herald_domain_ready{{domain=\"orders\",partition=\"{partition}\"}} 1");
+            let here = owner.node.as_deref() == Some(id);
+            assert_eq!(metrics.contains(&sample), here, "{sample} on {id}");
+        }
+    }
 }
 
 #[test]

@@ -141,10 +141,25 @@ fn render(state: &GatewayState) -> String {
             &|host| host.admission.refused(),
         ),
     ];
+    // A partition's samples say its domain and partition; a whole domain's, its name.
+    let labels: Vec<Vec<(&str, String)>> = hosts
+        .iter()
+        .map(|(stream, _)| match state.layout.locate(stream) {
+            Some((domain, partition)) if state.layout.partitions(domain) > 1 => vec![
+                ("domain", domain.to_owned()),
+                ("partition", partition.to_string()),
+            ],
+            _ => vec![("domain", (*stream).to_owned())],
+        })
+        .collect();
     for (name, kind, help, value) in per_domain {
         out.family(name, kind, help);
-        for (domain, host) in &hosts {
-            out.sample(name, &[("domain", domain)], value(host));
+        for ((_, host), labels) in hosts.iter().zip(&labels) {
+            let labels: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(key, value)| (*key, value.as_str()))
+                .collect();
+            out.sample(name, &labels, value(host));
         }
     }
 

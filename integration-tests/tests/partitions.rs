@@ -27,6 +27,22 @@ fn start(nats: &NatsServer, id: &str) -> Node {
     nats.node_with(id, ALL, &[("HERALD_DOMAINS__PARTITIONS", "6")])
 }
 
+/// Nodes n1, n2 and n3, once every stream is ready where it belongs.
+fn three_settled(nats: &NatsServer) -> Vec<Node> {
+    let nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| start(nats, id))
+        .collect();
+    await_settled(&nodes[0], &["n1", "n2", "n3"], Duration::from_secs(60));
+    nodes
+}
+
+/// Stock and credit enough for every order a test places.
+fn stock_and_credit(node: &Node) {
+    accepted(&node.publish(&stock_added("sku-a", 1_000_000)));
+    accepted(&node.publish(&credit_granted("alice", 1_000_000_000)));
+}
+
 fn count(domain: &str) -> u32 {
     match domain {
         "orders" | "shipping" => PARTITIONS,
@@ -227,8 +243,7 @@ fn the_saga_runs_on_partitions_over_three_nodes_entering_at_one_and_queried_at_o
     await_settled(&nodes[0], &members, Duration::from_secs(60));
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
 
-    accepted(&n1.publish(&stock_added("sku-a", 1_000)));
-    accepted(&n1.publish(&credit_granted("alice", 1_000_000)));
+    stock_and_credit(n1);
     let mut orders: Vec<String> = (1..=18).map(|n| format!("o-{n}")).collect();
     for id in &orders {
         accepted(&n1.publish(&order(id)));
@@ -330,13 +345,8 @@ fn the_saga_runs_on_partitions_over_three_nodes_entering_at_one_and_queried_at_o
 fn sigkill_of_a_node_under_load_moves_its_partitions_and_loses_nothing() {
     let _serial = serial();
     let nats = NatsServer::start();
-    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|id| start(&nats, id))
-        .collect();
-    await_settled(&nodes[0], &["n1", "n2", "n3"], Duration::from_secs(60));
-    accepted(&nodes[0].publish(&stock_added("sku-a", 1_000_000)));
-    accepted(&nodes[0].publish(&credit_granted("alice", 1_000_000_000)));
+    let mut nodes = three_settled(&nats);
+    stock_and_credit(&nodes[0]);
     let killed_streams: Vec<String> = DOMAINS
         .iter()
         .flat_map(|domain| owners(&nodes[0], domain))
@@ -394,13 +404,8 @@ fn sigkill_of_a_node_under_load_moves_its_partitions_and_loses_nothing() {
 fn a_fourth_node_joining_takes_its_share_of_partitions_with_no_loss() {
     let _serial = serial();
     let nats = NatsServer::start();
-    let nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|id| start(&nats, id))
-        .collect();
-    await_settled(&nodes[0], &["n1", "n2", "n3"], Duration::from_secs(60));
-    accepted(&nodes[0].publish(&stock_added("sku-a", 1_000_000)));
-    accepted(&nodes[0].publish(&credit_granted("alice", 1_000_000_000)));
+    let nodes = three_settled(&nats);
+    stock_and_credit(&nodes[0]);
 
     let stop = AtomicBool::new(false);
     let (joined_in, (orders, statuses), n4) = std::thread::scope(|scope| {
@@ -435,14 +440,9 @@ fn a_fourth_node_joining_takes_its_share_of_partitions_with_no_loss() {
 fn a_stale_partition_owner_paused_past_its_lease_cannot_append() {
     let _serial = serial();
     let nats = NatsServer::start();
-    let nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|id| start(&nats, id))
-        .collect();
-    await_settled(&nodes[0], &["n1", "n2", "n3"], Duration::from_secs(60));
+    let nodes = three_settled(&nats);
     let (n1, n2) = (&nodes[0], &nodes[1]);
-    accepted(&n2.publish(&stock_added("sku-a", 1_000)));
-    accepted(&n2.publish(&credit_granted("alice", 1_000_000)));
+    stock_and_credit(n2);
     let stream = owners(n2, "orders")
         .into_iter()
         .find(|owner| owner.node.as_deref() == Some("n1"))

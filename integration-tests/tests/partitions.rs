@@ -178,15 +178,26 @@ fn keep_ordering(node: &Node, prefix: &str, stop: &AtomicBool) -> (Vec<String>, 
     (placed, statuses)
 }
 
+/// Waits until `domain`'s entity `id` has one of `statuses`.
+fn await_status(node: &Node, domain: &str, id: &str, statuses: &[&str]) {
+    let reached = eventually_value(|| {
+        let entity = node.entity(domain, id).unwrap_or(Value::Null);
+        statuses
+            .iter()
+            .any(|status| entity["status"] == *status)
+            .then_some(())
+    });
+    assert!(
+        reached.is_some(),
+        "{domain}/{id} never reached {statuses:?}"
+    );
+}
+
 /// The saga's invariants for `orders`: each stored exactly once, each with one stock
 /// reservation, one payment and one shipment, all in the right partition, ids unique.
 fn assert_saga_whole(node: &Node, orders: &[String]) {
     for id in orders {
-        let reached = eventually_value(|| {
-            let status = node.entity("orders", id).unwrap_or(Value::Null)["status"].clone();
-            (status == "awaiting_shipment" || status == "delivered").then_some(())
-        });
-        assert!(reached.is_some(), "order {id} never got past its saga");
+        await_status(node, "orders", id, &["awaiting_shipment", "delivered"]);
     }
     let placed = per_subject(node, "orders", "orders.OrderPlaced");
     let wanted: BTreeMap<String, usize> = orders.iter().map(|id| (id.clone(), 1)).collect();
@@ -205,11 +216,7 @@ fn assert_saga_whole(node: &Node, orders: &[String]) {
         }
     }
     for id in orders {
-        let shipped = eventually_value(|| {
-            let status = node.entity("shipping", id).unwrap_or(Value::Null)["status"].clone();
-            (status == "scheduled" || status == "delivered").then_some(())
-        });
-        assert!(shipped.is_some(), "order {id} never got a shipment");
+        await_status(node, "shipping", id, &["scheduled", "delivered"]);
     }
     let reserved = per_subject(node, "inventory", "inventory.StockReserved");
     let captured = per_subject(node, "payments", "payments.PaymentCaptured");

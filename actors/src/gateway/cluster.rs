@@ -17,16 +17,7 @@ pub async fn cluster(state: web::Data<GatewayState>) -> Result<HttpResponse, Pro
         id: state.node.clone(),
         http: state.address.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        domains: state
-            .hosts
-            .iter()
-            .map(|host| {
-                (
-                    (*host.key()).to_owned(),
-                    host.view.health().status().to_owned(),
-                )
-            })
-            .collect(),
+        domains: crate::ownership::hosted(&state.hosts),
         enabled: state
             .catalog
             .hosted()

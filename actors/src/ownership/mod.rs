@@ -146,6 +146,21 @@ async fn run(
     }
 }
 
+/// The streams `hosts` holds, each with its one-word status: what a member entry says.
+pub fn hosted(
+    hosts: &DashMap<&'static str, HostHandle>,
+) -> std::collections::BTreeMap<String, String> {
+    hosts
+        .iter()
+        .map(|host| {
+            (
+                (*host.key()).to_owned(),
+                host.view.health().status().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,16 +185,7 @@ impl Ownership {
 
     /// Puts this node's entry, with the streams it hosts now.
     async fn announce(&mut self) -> Result<(), String> {
-        self.member.domains = self
-            .hosts
-            .iter()
-            .map(|host| {
-                (
-                    (*host.key()).to_owned(),
-                    host.view.health().status().to_owned(),
-                )
-            })
-            .collect();
+        self.member.domains = hosted(&self.hosts);
         self.bucket.put_member(&self.member).await
     }
 

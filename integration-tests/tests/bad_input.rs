@@ -210,8 +210,8 @@ fn cases() -> Vec<Case> {
         case(
             "plain json without ce headers",
             good().to_string(),
-            415,
-            "not accepted",
+            400,
+            "no ce-specversion header; to send the whole event as JSON, use content type application/cloudevents+json",
         )
         .as_("application/json"),
         case("batch not an array", good().to_string(), 400, "JSON array").as_(BATCH),
@@ -340,7 +340,130 @@ fn unknown_routes_domains_entities_and_queries_are_404_problems() {
         let text = reply.json["detail"].as_str().unwrap_or_default();
         assert!(text.contains(detail), "{path}: {text}");
     }
-    let reply = node.get("/v1/events");
-    assert_eq!(reply.status, 405);
-    assert!(reply.content_type.starts_with("application/problem+json"));
+    // A 405 says, in `Allow`, which method the path takes (RFC 9110).
+    for (method, path, allow) in [
+        ("GET", "/v1/events", "POST"),
+        ("DELETE", "/v1/domains", "GET"),
+        ("PUT", "/v1/domains/orders/entities/o-1", "GET"),
+        ("GET", "/v1/deadletters/orders/x/retry", "POST"),
+        ("POST", "/metrics", "GET"),
+    ] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let response = node
+            .client()
+            .request(method.clone(), format!("{}{path}", node.base))
+            .send()
+            .expect("the node answers");
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        let allowed = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap_or(""));
+        assert_eq!(allowed, Some(allow), "{method} {path}: Allow header");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.as_bytes().to_vec());
+        assert!(
+            content_type.is_some_and(|c| c.starts_with(b"application/problem+json")),
+            "{method} {path}"
+        );
+    }
+}
+
+/// Binary mode (`ce-*` headers) takes and refuses exactly what structured mode does.
+#[test]
+fn binary_mode_follows_the_structured_rules() {
+    let node = Node::start();
+    let post = |headers: &[(&str, &str)]| {
+        node.post_with(
+            "/v1/events",
+            "application/json",
+            headers,
+            json!({"sku": "sku-bin", "quantity": 1}).to_string(),
+        )
+    };
+    let base = |id: &'static str, subject: &'static str| {
+        vec![
+            ("ce-specversion", "1.0"),
+            ("ce-id", id),
+            ("ce-source", "/bin-test"),
+            ("ce-type", "inventory.StockAdded"),
+            ("ce-subject", subject),
+        ]
+    };
+    let with = |mut headers: Vec<(&'static str, &'static str)>,
+                extra: &[(&'static str, &'static str)]| {
+        headers.extend_from_slice(extra);
+        headers
+    };
+    let mut failures = Vec::new();
+    for (name, headers, status, attribute, detail) in [
+        (
+            "datacontenttype not JSON",
+            with(
+                base("b-1", "sku-bin"),
+                &[("ce-datacontenttype", "text/xml")],
+            ),
+            400,
+            "datacontenttype",
+            "text/xml",
+        ),
+        (
+            "non-ASCII header value",
+            with(base("b-2", "sku-bin"), &[("ce-tenant", "café")]),
+            400,
+            "tenant",
+            "percent-encoded",
+        ),
+        (
+            "percent-encoding that is not UTF-8",
+            base("b-3", "sku%FF"),
+            400,
+            "subject",
+            "not UTF-8",
+        ),
+        (
+            "header sent twice",
+            with(base("b-4", "sku-bin"), &[("ce-id", "b-5")]),
+            400,
+            "id",
+            "more than once",
+        ),
+    ] {
+        let reply = post(&headers);
+        let detail_text = reply.json["detail"].as_str().unwrap_or_default();
+        if reply.status != status
+            || reply.json["attribute"] != attribute
+            || !detail_text.contains(detail)
+            || !reply.content_type.starts_with("application/problem+json")
+        {
+            failures.push(format!("{name}: {} {}", reply.status, reply.json));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "binary mode answers:\n{}",
+        failures.join("\n")
+    );
+    assert_eq!(
+        node.entity("inventory", "sku-bin"),
+        None,
+        "a refused event was applied"
+    );
+
+    // What structured mode takes, binary mode takes: a JSON datacontenttype, and
+    // percent-encoded UTF-8 (the CloudEvents HTTP binding), decoded.
+    let reply = post(&with(
+        base("b-6", "sku-bin"),
+        &[
+            ("ce-datacontenttype", "application/json; charset=utf-8"),
+            ("ce-tenant", "caf%C3%A9"),
+        ],
+    ));
+    assert_eq!(reply.status, 202, "{}", reply.json);
+    let stored = node.read_stream("inventory");
+    let last = stored.last().expect("the inventory stream holds the event");
+    assert_eq!(last["id"], "b-6");
+    assert_eq!(last["tenant"], "café", "{last}");
 }

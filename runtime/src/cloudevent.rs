@@ -60,6 +60,21 @@ pub enum EventError {
     /// `source` names Herald itself, which only Herald's domains may.
     #[error("source \"{0}\" is reserved: sources starting with \"/herald/\" belong to Herald's own domains; use your producer's own URI")]
     ReservedSource(String),
+    /// A binary-mode `ce-*` header holds bytes that are not visible ASCII, or its
+    /// percent-encoding does not decode to UTF-8.
+    #[error("header \"{header}\" must be visible ASCII, with other characters percent-encoded as UTF-8 (CloudEvents HTTP binding), found {found}")]
+    HeaderNotText {
+        /// The header, as `ce-<attribute>`.
+        header: String,
+        /// What was found instead.
+        found: &'static str,
+    },
+    /// A binary-mode `ce-*` header was sent more than once.
+    #[error("header \"{header}\" is sent more than once; an attribute has one value")]
+    RepeatedHeader {
+        /// The header, as `ce-<attribute>`.
+        header: String,
+    },
     /// An extension attribute's name or value is not allowed.
     #[error("extension attribute \"{attribute}\": {why}")]
     Extension {
@@ -75,6 +90,9 @@ impl EventError {
     pub fn attribute(&self) -> Option<&str> {
         match self {
             Self::NotAnObject { .. } => None,
+            Self::HeaderNotText { header, .. } | Self::RepeatedHeader { header } => {
+                Some(header.strip_prefix("ce-").unwrap_or(header))
+            }
             Self::Missing { attribute }
             | Self::Empty { attribute }
             | Self::WrongType { attribute, .. }
@@ -233,6 +251,8 @@ fn common(attrs: &impl Attributes) -> Result<Common, EventError> {
     let event_type = required(attrs, "type")?;
     let subject = required(attrs, "subject")?;
     let time = check_time(optional(attrs, "time")?)?;
+    // One rule in both modes: data is JSON, whatever spelling says otherwise.
+    check_content_type(optional(attrs, "datacontenttype")?)?;
     let partitionkey = match optional(attrs, "partitionkey")? {
         Some(key) if key.is_empty() => {
             return Err(EventError::Empty {
@@ -281,7 +301,6 @@ pub fn parse_structured(value: Value) -> Result<ParsedEvent, EventError> {
         });
     };
     let common = common(&object)?;
-    check_content_type(optional(&object, "datacontenttype")?)?;
     if object.contains_key("data_base64") {
         return Err(EventError::Base64Data);
     }
@@ -317,23 +336,57 @@ pub fn parse_structured(value: Value) -> Result<ParsedEvent, EventError> {
 pub struct BinaryHeaders(Map<String, Value>);
 
 impl BinaryHeaders {
-    /// Collects the `ce-*` headers (names lowercased, prefix removed).
-    pub fn new<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let map = headers
-            .into_iter()
-            .filter_map(|(name, value)| {
-                let name = name.to_ascii_lowercase();
-                name.strip_prefix("ce-")
-                    .map(|attr| (attr.to_owned(), Value::String(value.to_owned())))
-            })
-            .collect();
-        Self(map)
+    /// Collects the `ce-*` headers (names lowercased, prefix removed, values
+    /// percent-decoded as the CloudEvents HTTP binding says). A value that is not visible
+    /// ASCII, or decodes to something other than UTF-8, or a header sent twice, is an
+    /// error rather than dropped: structured mode would have taken or refused the same
+    /// attribute, never silently lost it.
+    pub fn new<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> Result<Self, EventError> {
+        let mut map = Map::new();
+        for (name, raw) in headers {
+            let name = name.to_ascii_lowercase();
+            let Some(attribute) = name.strip_prefix("ce-") else {
+                continue;
+            };
+            let value = header_text(&name, raw)?;
+            if map
+                .insert(attribute.to_owned(), Value::String(value))
+                .is_some()
+            {
+                return Err(EventError::RepeatedHeader { header: name });
+            }
+        }
+        Ok(Self(map))
     }
 
     /// Whether the request is in binary mode at all.
     pub fn is_binary(&self) -> bool {
         self.0.contains_key("specversion")
     }
+}
+
+/// A `ce-*` header's value as text: visible ASCII (and spaces), percent-decoded as UTF-8.
+fn header_text(header: &str, raw: &[u8]) -> Result<String, EventError> {
+    let not_text = |found| EventError::HeaderNotText {
+        header: header.to_owned(),
+        found,
+    };
+    if let Some(&byte) = raw
+        .iter()
+        .find(|&&b| !(b == b' ' || b == b'\t' || b.is_ascii_graphic()))
+    {
+        return Err(not_text(if byte.is_ascii() {
+            "a control character"
+        } else {
+            "a byte that is not ASCII"
+        }));
+    }
+    percent_encoding::percent_decode(raw)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| not_text("a percent-encoding that is not UTF-8"))
 }
 
 impl Attributes for BinaryHeaders {
@@ -472,24 +525,67 @@ mod tests {
 
     #[test]
     fn binary_mode_reads_ce_headers() {
-        let headers = BinaryHeaders::new([
+        let headers = binary([
             ("ce-specversion", "1.0"),
             ("CE-ID", "e-2"),
             ("ce-source", "/shop"),
             ("ce-type", "inventory.StockAdded"),
             ("ce-subject", "sku-1"),
             ("content-type", "application/json"),
-        ]);
+        ])
+        .unwrap();
         assert!(headers.is_binary());
         let parsed = parse_binary(&headers, json!({"sku": "sku-1", "quantity": 3})).unwrap();
         assert_eq!(parsed.envelope.id, "e-2");
         assert_eq!(parsed.envelope.event_type, "inventory.StockAdded");
-        let headers = BinaryHeaders::new([("ce-specversion", "1.0"), ("ce-id", "e-2")]);
+        let headers = binary([("ce-specversion", "1.0"), ("ce-id", "e-2")]).unwrap();
         assert_eq!(
             parse_binary(&headers, json!({})).map(|_| ()),
             Err(EventError::Missing {
                 attribute: "source".into()
             })
         );
+    }
+
+    fn binary<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<BinaryHeaders, EventError> {
+        BinaryHeaders::new(
+            headers
+                .into_iter()
+                .map(|(name, value)| (name, value.as_bytes())),
+        )
+    }
+
+    #[test]
+    fn binary_mode_follows_structured_rules() {
+        let base = [
+            ("ce-specversion", "1.0"),
+            ("ce-id", "e-3"),
+            ("ce-source", "/shop"),
+            ("ce-type", "inventory.StockAdded"),
+        ];
+        let parse = |extra: &[(&'static str, &'static str)]| {
+            let headers = binary(base.iter().chain(extra).copied())?;
+            parse_binary(&headers, json!({})).map(|event| event.envelope)
+        };
+        // Percent-encoded UTF-8 is decoded, as the HTTP binding says.
+        let envelope = parse(&[("ce-subject", "caf%C3%A9")]).unwrap();
+        assert_eq!(envelope.subject, "café");
+        let refused = |extra: &[(&'static str, &'static str)], attribute: &str| {
+            let error = parse(extra).unwrap_err();
+            assert_eq!(error.attribute(), Some(attribute), "{error}");
+        };
+        refused(
+            &[("ce-subject", "s"), ("ce-datacontenttype", "text/xml")],
+            "datacontenttype",
+        );
+        refused(&[("ce-subject", "caf%C3")], "subject");
+        refused(&[("ce-subject", "s"), ("ce-subject", "t")], "subject");
+        let raw = BinaryHeaders::new([("ce-subject", "café".as_bytes())]);
+        assert!(matches!(
+            raw,
+            Err(EventError::HeaderNotText { ref header, .. }) if header == "ce-subject"
+        ));
     }
 }

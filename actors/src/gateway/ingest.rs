@@ -287,6 +287,19 @@ fn mode(request: &HttpRequest) -> Result<Mode, Problem> {
         STRUCTURED => Ok(Mode::Structured),
         BATCH => Ok(Mode::Batch),
         BINARY if request.headers().contains_key("ce-specversion") => Ok(Mode::Binary),
+        // The type is accepted; what is missing is binary mode's headers.
+        BINARY => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "missing-binary-headers",
+            "Binary mode needs ce-* headers",
+            format!(
+                "content type {BINARY} is binary mode: the event's attributes go in ce-* headers \
+                 (ce-specversion, ce-id, ce-source, ce-type, ce-subject) and only its data in the \
+                 body, but this request has no ce-specversion header; to send the whole event as \
+                 JSON, use content type {STRUCTURED}"
+            ),
+        )
+        .with("header", "ce-specversion")),
         _ => Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -357,12 +370,14 @@ fn parse(
             .map(|event| vec![event])
             .map_err(|error| event_problem(error, &Locator::new(mode, 0))),
         Mode::Binary => {
+            let at = Locator::new(mode, 0);
             let headers = BinaryHeaders::new(
                 request
                     .headers()
                     .iter()
-                    .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))),
-            );
+                    .map(|(name, value)| (name.as_str(), value.as_bytes())),
+            )
+            .map_err(|error| event_problem(error, &at))?;
             cloudevent::parse_binary(&headers, json)
                 .map(|event| vec![event])
                 .map_err(|error| event_problem(error, &Locator::new(mode, 0)))
@@ -499,6 +514,8 @@ fn event_problem(error: EventError, at: &Locator) -> Problem {
             EventError::Time(_) => "invalid-time",
             EventError::ReservedSource(_) => "reserved-source",
             EventError::Extension { .. } => "invalid-extension",
+            EventError::HeaderNotText { .. } => "invalid-header",
+            EventError::RepeatedHeader { .. } => "repeated-header",
         },
         "Invalid CloudEvent",
         error.to_string(),

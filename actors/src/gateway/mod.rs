@@ -20,6 +20,7 @@ mod streams;
 
 use actix::prelude::*;
 use actix_web::dev::ServerHandle;
+use actix_web::http::Method;
 use actix_web::web;
 
 pub use admission::{Admission, Slot};
@@ -35,67 +36,67 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/v1/events")
                 .route(web::post().to(ingest::post_events))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::POST)),
         )
         .service(
             web::resource("/v1/domains")
                 .route(web::get().to(queries::list_domains))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/domains/{domain}/entities/{key}")
                 .route(web::get().to(queries::entity))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/domains/{domain}/queries/{name}")
                 .route(web::get().to(queries::query))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/cluster")
                 .route(web::get().to(cluster::cluster))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/streams")
                 .route(web::get().to(streams::list_streams))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/streams/{stream}/events")
                 .route(web::get().to(streams::events))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/streams/{stream}/tail")
                 .route(web::get().to(streams::tail))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/deadletters")
                 .route(web::get().to(deadletters::counts))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/deadletters/{domain}")
                 .route(web::get().to(deadletters::list))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .service(
             web::resource("/v1/deadletters/{domain}/{id}/retry")
                 .route(web::post().to(deadletters::retry))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::POST)),
         )
         .service(
             web::resource("/v1/deadletters/{domain}/{id}/skip")
                 .route(web::post().to(deadletters::skip))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::POST)),
         )
         .service(
             web::resource("/metrics")
                 .route(web::get().to(metrics::metrics))
-                .default_service(web::to(problem::method_not_allowed)),
+                .default_service(problem::allow_only(Method::GET)),
         )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))

@@ -130,12 +130,61 @@ pub async fn not_found(request: actix_web::HttpRequest) -> Problem {
     )
 }
 
-/// Answers a known path asked with a method it does not take.
-pub async fn method_not_allowed(request: actix_web::HttpRequest) -> Problem {
+/// The answer for a known path asked with a method it does not take: 405 naming the
+/// method it does take, in `Allow` too (RFC 9110 requires it on a 405).
+pub fn allow_only(allowed: Method) -> actix_web::Route {
+    actix_web::web::to(move |request: actix_web::HttpRequest| {
+        let allowed = allowed.clone();
+        async move {
+            let mut response = Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                format!(
+                    "{} does not take {}; use {allowed}",
+                    request.path(),
+                    request.method()
+                ),
+            )
+            .with("allow", allowed.as_str())
+            .error_response();
+            // A method's name is a token, always a valid header value.
+            if let Ok(value) = header::HeaderValue::from_str(allowed.as_str()) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+    })
+}
+
+/// 409 `id-conflict`: an event under a `source` and `id` that already name a different
+/// event (a resend must be the same event, `time` aside). `request_index` maps an index in
+/// the host's group to the client's request.
+pub fn id_conflict(
+    conflict: &crate::host::IdConflict,
+    request_index: impl Fn(usize) -> usize,
+) -> Problem {
+    let (original, place) = match &conflict.original {
+        crate::host::Original::Logged(position) => (
+            serde_json::json!({"stream": position.stream, "sequence": position.sequence}),
+            format!("the event at {}#{}", position.stream, position.sequence),
+        ),
+        crate::host::Original::Earlier(index) => (
+            serde_json::json!({"index": request_index(*index)}),
+            format!("event {} of this batch", request_index(*index)),
+        ),
+    };
     Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
-        format!("{} does not take {}", request.path(), request.method()),
+        StatusCode::CONFLICT,
+        "id-conflict",
+        "Source and id already name another event",
+        format!(
+            "source \"{}\" and id \"{}\" already name {place}, which differs in {}; a resend must be the same event (only time may differ), so give a new event a new id; nothing was appended",
+            conflict.event_source,
+            conflict.id,
+            conflict.differs.join(", ")
+        ),
     )
+    .with("original", original)
+    .with("differs", conflict.differs.clone())
 }

@@ -1,6 +1,6 @@
 //! RFC 9457 problem details: every 4xx and 5xx the gateway sends is one of these.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{Map, Value};
 

@@ -250,7 +250,12 @@ pub async fn run(
         claimed: Arc::new(std::sync::atomic::AtomicBool::new(storage.owners.is_none())),
         hosts: Arc::clone(&hosts),
         limits: Limits {
-            max_body_bytes: config.http.max_body_bytes,
+            body: gateway::BodyLimits::new(
+                config.http.max_body_bytes,
+                config.http.body_timeout,
+                config.http.body_min_rate,
+                config.http.bodies_in_flight_bytes,
+            ),
             max_batch_events: config.http.max_batch_events,
             max_event_bytes: config.http.max_event_bytes,
             max_header_bytes: config.http.max_header_bytes,
@@ -277,6 +282,9 @@ pub async fn run(
     .max_connections(config.http.max_connections + REFUSAL_HEADROOM)
     // The node handles signals itself, so it can drain domains after HTTP stops.
     .disable_signals()
+    // A client that closes its socket is gone: end its response (an SSE tail) at once and
+    // free its connection slot, rather than at the next keepalive write.
+    .h1_allow_half_closed(false)
     .shutdown_timeout(30);
     if let Some(workers) = config.http.workers {
         server = server.workers(workers);

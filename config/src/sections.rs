@@ -66,7 +66,37 @@ pub struct HttpConfig {
     /// Most client connections open at once; further ones are answered 503 and closed.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Longest wait for the next piece of a request body, and the grace before
+    /// `body_min_rate` applies; a body slower than that is answered 408. 1 s to 10 min.
+    #[serde(default = "default_body_timeout", with = "crate::duration")]
+    pub body_timeout: Duration,
+    /// Slowest average rate, in bytes per second, at which a request body may arrive once
+    /// `body_timeout` has passed; 0 turns the rate check off.
+    #[serde(default = "default_body_min_rate")]
+    pub body_min_rate: usize,
+    /// Most bytes of request bodies held at once, over all requests; a body that would go
+    /// past it is answered 503 with Retry-After. At least `max_body_bytes`.
+    #[serde(default = "default_bodies_in_flight_bytes")]
+    pub bodies_in_flight_bytes: usize,
 }
+
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_body_min_rate() -> usize {
+    1024
+}
+
+fn default_bodies_in_flight_bytes() -> usize {
+    64 * 1024 * 1024
+}
+
+/// Shortest allowed `http.body_timeout`.
+pub(crate) const MIN_BODY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Longest allowed `http.body_timeout`.
+pub(crate) const MAX_BODY_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn default_bind() -> String {
     "127.0.0.1:8080".to_owned()
@@ -110,6 +140,9 @@ impl Default for HttpConfig {
             max_event_bytes: default_max_event_bytes(),
             max_header_bytes: default_max_header_bytes(),
             max_connections: default_max_connections(),
+            body_timeout: default_body_timeout(),
+            body_min_rate: default_body_min_rate(),
+            bodies_in_flight_bytes: default_bodies_in_flight_bytes(),
         }
     }
 }
@@ -160,6 +193,18 @@ pub struct LogConfig {
     /// default 60 s.
     #[serde(default = "default_snapshot_interval", with = "crate::duration")]
     pub snapshot_interval: Duration,
+    /// Bytes of the newest records kept in memory for readers near the head (subscribers,
+    /// tails); default 64 MiB, at least 1 MiB. Counted by size, so large events cannot
+    /// grow it.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: usize,
+}
+
+/// Smallest allowed `log.cache_bytes`: 1 MiB.
+pub(crate) const MIN_CACHE_BYTES: usize = 1024 * 1024;
+
+fn default_cache_bytes() -> usize {
+    64 * 1024 * 1024
 }
 
 /// Smallest allowed `log.segment_bytes`: 4 KiB.
@@ -192,6 +237,7 @@ impl Default for LogConfig {
             dedup_window: default_dedup_window(),
             snapshot_every: default_snapshot_every(),
             snapshot_interval: default_snapshot_interval(),
+            cache_bytes: default_cache_bytes(),
         }
     }
 }

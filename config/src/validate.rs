@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use crate::error::Problem;
 use crate::sections::{
-    MAX_HEADER_BYTES, MAX_PARTITIONS, MAX_SEGMENT_BYTES, MIN_HEADER_BYTES, MIN_SEGMENT_BYTES,
+    MAX_BODY_TIMEOUT, MAX_HEADER_BYTES, MAX_PARTITIONS, MAX_SEGMENT_BYTES, MIN_BODY_TIMEOUT,
+    MIN_CACHE_BYTES, MIN_HEADER_BYTES, MIN_SEGMENT_BYTES,
 };
 use crate::Config;
 
@@ -106,6 +107,34 @@ impl Config {
             ));
         }
 
+        let body_timeout = self.http.body_timeout;
+        if !(MIN_BODY_TIMEOUT..=MAX_BODY_TIMEOUT).contains(&body_timeout) {
+            problems.push(Problem::new(
+                "http.body_timeout",
+                format!(
+                    "{} is not allowed; use a duration from \"1s\" to \"10m\"",
+                    crate::duration::format(body_timeout)
+                ),
+            ));
+        }
+        if self.http.bodies_in_flight_bytes < self.http.max_body_bytes {
+            problems.push(Problem::new(
+                "http.bodies_in_flight_bytes",
+                format!(
+                    "{} is not allowed; use at least http.max_body_bytes ({}), or no body could ever be read whole",
+                    self.http.bodies_in_flight_bytes, self.http.max_body_bytes
+                ),
+            ));
+        }
+        if self.log.cache_bytes < MIN_CACHE_BYTES {
+            problems.push(Problem::new(
+                "log.cache_bytes",
+                format!(
+                    "{} is not allowed; use at least {MIN_CACHE_BYTES} (1 MiB)",
+                    self.log.cache_bytes
+                ),
+            ));
+        }
         let segment_bytes = self.log.segment_bytes;
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&segment_bytes) {
             problems.push(Problem::new(

@@ -190,7 +190,7 @@ fn parse_errors_name_key_source_and_allowed_values() {
         "[http]\nbind = \"127.0.0.1:8080\"\nbogus = 1\n",
         &[],
         Expected::Parse(&[
-            "http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections (in ",
+            "http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections, body_timeout, body_min_rate, bodies_in_flight_bytes (in ",
             ".toml)",
         ]),
     );
@@ -202,7 +202,7 @@ fn parse_errors_name_key_source_and_allowed_values() {
     check(
         "[log]\nsegment = 1\n",
         &[],
-        Expected::Parse(&["log.segment: unknown key; [log] allows: fsync, segment_bytes, dedup_window, snapshot_every, snapshot_interval (in "]),
+        Expected::Parse(&["log.segment: unknown key; [log] allows: fsync, segment_bytes, dedup_window, snapshot_every, snapshot_interval, cache_bytes (in "]),
     );
     check(
         "[domain.orders]\ncapacity = 1\n",
@@ -214,7 +214,7 @@ fn parse_errors_name_key_source_and_allowed_values() {
     check(
         "",
         &[("HERALD_HTTP__BOGUS", "1")],
-        Expected::Parse(&["http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections (in environment variable HERALD_HTTP__BOGUS)"]),
+        Expected::Parse(&["http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections, body_timeout, body_min_rate, bodies_in_flight_bytes (in environment variable HERALD_HTTP__BOGUS)"]),
     );
     check(
         "[http]\nmax_body_bytes = \"big\"\n",

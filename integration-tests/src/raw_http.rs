@@ -58,6 +58,48 @@ impl RawConnection {
         self.read_response()
     }
 
+    /// Sends raw bytes (a head, or part of a body) and reads nothing.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.reader.get_mut().write_all(bytes)
+    }
+
+    /// A second handle on the socket, to keep writing from another thread while this one
+    /// waits for the answer.
+    pub fn writer(&self) -> io::Result<TcpStream> {
+        self.reader.get_ref().try_clone()
+    }
+
+    /// Reads one answer to what was sent with [`RawConnection::send`].
+    pub fn read_answer(&mut self) -> io::Result<RawResponse> {
+        self.read_response()
+    }
+
+    /// Reads the status line and headers of a streamed answer (an SSE tail), leaving its
+    /// body unread.
+    pub fn read_head(&mut self) -> io::Result<(u16, Vec<String>)> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed mid-head",
+                ));
+            }
+            let line = line.trim_end().to_owned();
+            if line.is_empty() {
+                break;
+            }
+            lines.push(line);
+        }
+        let status = lines
+            .first()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        Ok((status, lines))
+    }
+
     fn read_response(&mut self) -> io::Result<RawResponse> {
         let mut status_line = String::new();
         if self.reader.read_line(&mut status_line)? == 0 {

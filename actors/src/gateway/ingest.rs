@@ -54,7 +54,13 @@ pub async fn post_events(
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let mode = mode(&request)?;
-    let body = read_body(&request, payload, state.limits.max_body_bytes).await?;
+    let body = body::read(
+        &request,
+        payload,
+        &state.limits.body,
+        state.shutdown.clone(),
+    )
+    .await?;
     let json: Value = serde_json::from_slice(&body).map_err(|error| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -311,47 +317,6 @@ fn mode(request: &HttpRequest) -> Result<Mode, Problem> {
         )
         .with("accepted", json!([STRUCTURED, BATCH, BINARY]))),
     }
-}
-
-fn too_large(limit: usize) -> Problem {
-    Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body-too-large",
-        "Request body too large",
-        format!("the body is over the limit of {limit} bytes ([http] max_body_bytes); split it into smaller batches"),
-    )
-    .with("limit", limit)
-}
-
-async fn read_body(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::BytesMut, Problem> {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large(limit));
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|error| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable-body",
-                "Unreadable body",
-                format!("the request body could not be read: {error}"),
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large(limit));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 fn parse(

@@ -6,6 +6,7 @@
 
 mod admission;
 mod auth;
+mod body;
 mod cluster;
 mod deadletters;
 pub mod forward;
@@ -19,12 +20,14 @@ mod state;
 mod streams;
 
 use actix::prelude::*;
-use actix_web::dev::ServerHandle;
+use actix_web::body::{BoxBody, EitherBody};
+use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::web;
 
 pub use admission::{Admission, Slot};
-pub use auth::{guard, Access, Grant};
+pub use auth::{Access, Grant};
+pub use body::BodyLimits;
 pub use limits::{limit, Connections};
 pub use metrics::{Metrics, PROMETHEUS_TEXT};
 pub use problem::{Problem, PROBLEM_JSON};

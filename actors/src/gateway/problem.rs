@@ -16,6 +16,7 @@ pub struct Problem {
     detail: String,
     extensions: Map<String, Value>,
     retry_after: Option<u32>,
+    close: bool,
 }
 
 impl Problem {
@@ -33,6 +34,7 @@ impl Problem {
             detail: detail.into(),
             extensions: Map::new(),
             retry_after: None,
+            close: false,
         }
     }
 
@@ -51,6 +53,13 @@ impl Problem {
     /// Asks the client to retry after this many seconds.
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Closes the connection after the answer: what is left of the request cannot be
+    /// trusted to end (a body that stalled).
+    pub fn closing(mut self) -> Self {
+        self.close = true;
         self
     }
 
@@ -103,6 +112,9 @@ impl ResponseError for Problem {
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if let Some(seconds) = self.retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if self.close {
+            response.force_close();
         }
         response.body(self.body().to_string())
     }

@@ -38,10 +38,10 @@ pub struct HostHandle {
 }
 
 /// Request limits, from `[http]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Limits {
-    /// Largest request body taken.
-    pub max_body_bytes: usize,
+    /// How request bodies are read: size, budget, timeout and rate.
+    pub body: super::body::BodyLimits,
     /// Most events in one batch.
     pub max_batch_events: usize,
     /// Largest single event (its JSON as sent; binary mode: the body).

@@ -1,0 +1,203 @@
+//! Reading a request body: its size limit, the node-wide budget of body bytes in memory,
+//! and how slowly it may arrive.
+//!
+//! Headers have actix-http's own timeout; a body has none. Without one, a client that
+//! declares a large body and then trickles it (or stops) holds its connection, its worker
+//! slot and a `max_connections` slot forever. So each read waits at most `body_timeout`
+//! for the next piece, and once that grace has passed the body must keep an average of
+//! `body_min_rate` bytes per second (Kestrel's `MinRequestBodyDataRate` works alike). A
+//! body too slow is 408 with `Connection: close`; a node shutting down drops it (503).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::problem::Problem;
+
+/// How bodies are read: the limits from `[http]` and the shared budget.
+#[derive(Clone)]
+pub struct BodyLimits {
+    /// Largest body taken (`max_body_bytes`).
+    pub max_bytes: usize,
+    /// Longest wait for the next piece, and the grace before `min_rate` applies.
+    pub timeout: Duration,
+    /// Slowest average rate after the grace, in bytes per second; 0 = no rate check.
+    pub min_rate: usize,
+    /// Body bytes held at once over all requests (`bodies_in_flight_bytes`).
+    pub budget: Arc<Semaphore>,
+}
+
+impl BodyLimits {
+    /// Limits with a fresh budget of `in_flight_bytes`.
+    pub fn new(
+        max_bytes: usize,
+        timeout: Duration,
+        min_rate: usize,
+        in_flight_bytes: usize,
+    ) -> Self {
+        Self {
+            max_bytes,
+            timeout,
+            min_rate,
+            budget: Arc::new(Semaphore::new(in_flight_bytes.min(Semaphore::MAX_PERMITS))),
+        }
+    }
+}
+
+/// A body read whole, holding its share of the budget until dropped.
+pub struct Body {
+    bytes: web::BytesMut,
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Reads the whole body within `limits`, or answers 413, 408, 503 or 400.
+pub async fn read(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limits: &BodyLimits,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Body, Problem> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limits.max_bytes) {
+        return Err(too_large(limits.max_bytes));
+    }
+    // A declared length is reserved whole up front, so a body that cannot fit is refused
+    // before a byte of it is read; a chunked one reserves as it arrives.
+    let mut held = match declared {
+        Some(length) => Some(reserve(limits, length)?),
+        None => None,
+    };
+    let mut reserved = declared.unwrap_or(0);
+    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limits.max_bytes));
+    let started = Instant::now();
+    let mut last_piece = started;
+    loop {
+        let deadline = deadline(limits, started, last_piece, bytes.len());
+        let next = tokio::select! {
+            next = payload.next() => next,
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(too_slow(limits, bytes.len(), declared, started.elapsed()));
+            }
+            _ = shutdown.wait_for(|stopping| *stopping) => return Err(shutting_down()),
+        };
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(|error| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable-body",
+                "Unreadable body",
+                format!("the request body could not be read: {error}"),
+            )
+        })?;
+        last_piece = Instant::now();
+        let length = bytes.len() + chunk.len();
+        if length > limits.max_bytes {
+            return Err(too_large(limits.max_bytes));
+        }
+        if length > reserved {
+            let more = reserve(limits, length - reserved)?;
+            match held.as_mut() {
+                Some(permit) => permit.merge(more),
+                None => held = Some(more),
+            }
+            reserved = length;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Body { bytes, _held: held })
+}
+
+/// When the body must have sent more: `timeout` after its last piece, and (past the
+/// grace) when its average rate would fall under `min_rate`.
+fn deadline(
+    limits: &BodyLimits,
+    started: Instant,
+    last_piece: Instant,
+    received: usize,
+) -> Instant {
+    let idle = last_piece + limits.timeout;
+    if limits.min_rate == 0 {
+        return idle;
+    }
+    // The average since `started + timeout` stays at or above `min_rate` until the time
+    // it would take to receive what came so far at exactly that rate.
+    let earned = Duration::from_secs_f64(received as f64 / limits.min_rate as f64);
+    idle.min(started + limits.timeout + earned)
+}
+
+fn reserve(limits: &BodyLimits, bytes: usize) -> Result<OwnedSemaphorePermit, Problem> {
+    let wanted = u32::try_from(bytes).unwrap_or(u32::MAX);
+    Arc::clone(&limits.budget)
+        .try_acquire_many_owned(wanted)
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bodies-in-flight",
+                "Too many request bodies in memory",
+                format!(
+                    "the node holds as many request body bytes as it takes at once ([http] bodies_in_flight_bytes); this body ({bytes} bytes so far) does not fit now: retry shortly"
+                ),
+            )
+            .retry_after(1)
+        })
+}
+
+fn too_large(limit: usize) -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "Request body too large",
+        format!("the body is over the limit of {limit} bytes ([http] max_body_bytes); split it into smaller batches"),
+    )
+    .with("limit", limit)
+}
+
+fn too_slow(
+    limits: &BodyLimits,
+    received: usize,
+    declared: Option<usize>,
+    elapsed: Duration,
+) -> Problem {
+    let of = declared.map_or(String::new(), |length| format!(" of {length}"));
+    Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body-timeout",
+        "Request body too slow",
+        format!(
+            "the request body arrived too slowly: {received}{of} bytes in {:.1} s; the node waits at most {} s for each piece of a body and, after that, needs at least {} bytes per second ([http] body_timeout, body_min_rate); send the body without pauses",
+            elapsed.as_secs_f64(),
+            limits.timeout.as_secs_f64(),
+            limits.min_rate,
+        ),
+    )
+    .with("received", received)
+    .closing()
+}
+
+fn shutting_down() -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting-down",
+        "Node shutting down",
+        "the node is shutting down and dropped this request before its body was whole; nothing was appended: send it again, to this node once it is back or to another",
+    )
+    .retry_after(1)
+    .closing()
+}

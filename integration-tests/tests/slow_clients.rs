@@ -1,0 +1,200 @@
+//! Slow and vanishing clients cannot hold a node's connections or memory: a body that
+//! trickles or stalls is answered 408 and closed, bodies in memory are bounded node-wide,
+//! shutdown drops a stalled body at once, and a closed SSE tail frees its slot at once.
+
+use std::io::{Read, Write};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use herald_integration_tests::raw_http::RawConnection;
+use herald_integration_tests::*;
+
+/// A POST head declaring `length` body bytes, with the first `sent` of them.
+fn partial_post(length: usize, sent: usize) -> Vec<u8> {
+    let mut bytes = format!(
+        "POST /v1/events HTTP/1.1\r\nhost: test\r\ncontent-type: application/cloudevents+json\r\ncontent-length: {length}\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend(std::iter::repeat_n(b' ', sent));
+    bytes
+}
+
+fn open(node: &Node) -> RawConnection {
+    RawConnection::open(&node.base).expect("connect")
+}
+
+fn assert_timed_out(answer: &raw_http::RawResponse, what: &str) {
+    assert_eq!(answer.status, 408, "{what}: {answer:?}");
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/problem+json")),
+        "{what}: {answer:?}"
+    );
+    assert_eq!(answer.header("connection"), Some("close"), "{what}");
+    let detail = answer.json()["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(detail.contains("body_timeout"), "{what}: {detail}");
+}
+
+#[test]
+fn trickled_and_stalled_bodies_are_answered_408_and_free_their_connections() {
+    let node = Node::start_with(&[
+        ("HERALD_HTTP__BODY_TIMEOUT", "2s"),
+        ("HERALD_HTTP__MAX_CONNECTIONS", "4"),
+    ]);
+    let started = Instant::now();
+    // Two clients trickle a byte every 200 ms (5 B/s, under the 1024 B/s minimum but never
+    // idle for body_timeout); one stops after 10 bytes. Together they hold every slot the
+    // fixture's own connection leaves.
+    let mut trickling = Vec::new();
+    for _ in 0..2 {
+        let mut connection = open(&node);
+        connection.send(&partial_post(100_000, 10)).expect("send");
+        let mut writer = connection.writer().expect("clone");
+        thread::spawn(move || {
+            while writer.write_all(b" ").is_ok() {
+                thread::sleep(Duration::from_millis(200));
+            }
+        });
+        trickling.push(connection);
+    }
+    let mut stalled = open(&node);
+    stalled.send(&partial_post(100_000, 10)).expect("send");
+
+    for (index, connection) in trickling.iter_mut().enumerate() {
+        let answer = connection
+            .read_answer()
+            .expect("a trickled body is answered");
+        assert_timed_out(&answer, &format!("trickling client {index}"));
+        assert!(
+            connection.closed_by_server(Duration::from_secs(5)),
+            "trickling client {index}: connection left open"
+        );
+    }
+    let answer = stalled.read_answer().expect("a stalled body is answered");
+    assert_timed_out(&answer, "stalled client");
+    assert!(stalled.closed_by_server(Duration::from_secs(5)));
+    // Under a minute, whatever the machine: before the fix they were held for good.
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // Their slots are free: new clients are served, and nothing was appended.
+    let mut fresh = open(&node);
+    let answer = fresh.get("/v1/domains", &[]).expect("an answer");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(node.read_stream("inventory").is_empty());
+    node.accept(&stock_added("sku-after-slow", 1));
+}
+
+#[test]
+fn request_bodies_in_memory_are_bounded_node_wide() {
+    // The budget is one whole body: a second one that does not fit is told to come back.
+    let node = Node::start_with(&[
+        ("HERALD_HTTP__BODY_TIMEOUT", "3s"),
+        ("HERALD_HTTP__BODIES_IN_FLIGHT_BYTES", "1048576"),
+    ]);
+    let mut hog = open(&node);
+    hog.send(&partial_post(1_048_576, 10)).expect("send");
+    let refused = {
+        let mut refused = None;
+        eventually("the budget is held by the stalled body", || {
+            let reply = node.publish(&stock_added("sku-budget", 1));
+            match reply.status {
+                503 => {
+                    refused = Some(reply);
+                    true
+                }
+                // The stalled head may not have reached the node yet.
+                202 => false,
+                other => panic!("expected 503 or 202, saw {other}: {}", reply.json),
+            }
+        });
+        refused.expect("a refusal")
+    };
+    assert_eq!(
+        refused.json["type"],
+        "https://herald.dev/problems/bodies-in-flight"
+    );
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    assert!(
+        refused.text.contains("bodies_in_flight_bytes"),
+        "{}",
+        refused.text
+    );
+
+    // Once the stalled body is dropped (408), the budget is back.
+    assert_timed_out(&hog.read_answer().expect("answer"), "the hog");
+    eventually("a body fits again", || {
+        node.publish(&stock_added("sku-budget", 1)).status == 202
+    });
+}
+
+#[test]
+fn shutdown_drops_a_stalled_body_at_once() {
+    // A body timeout far longer than the test: only shutdown can end the stalled request.
+    let mut node = Node::start_with(&[("HERALD_HTTP__BODY_TIMEOUT", "10m")]);
+    let mut stalled = open(&node);
+    stalled.send(&partial_post(100_000, 10)).expect("send");
+    // The request is in the handler once the node has read its head.
+    thread::sleep(Duration::from_millis(300));
+    let asked = Instant::now();
+    node.signal("TERM");
+    let status = node.wait_exit(Duration::from_secs(60));
+    let took = asked.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        node.logs_tail(40)
+    );
+    // actix's graceful shutdown would wait its full 30 s for the request before.
+    assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
+    let answer = stalled
+        .read_answer()
+        .expect("the stalled client is answered");
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(
+        answer.json()["type"],
+        "https://herald.dev/problems/shutting-down"
+    );
+}
+
+fn open_connections(node: &Node) -> u64 {
+    let text = node.get("/metrics").text;
+    text.lines()
+        .find_map(|line| line.strip_prefix("herald_http_open_connections "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("the connections gauge")
+}
+
+#[test]
+fn a_closed_tail_frees_its_connection_at_once() {
+    let node = Node::start();
+    let baseline = open_connections(&node);
+    let mut tail = open(&node);
+    tail.send(b"GET /v1/streams/inventory/tail HTTP/1.1\r\nhost: test\r\naccept: text/event-stream\r\n\r\n")
+        .expect("send");
+    let (status, head) = tail.read_head().expect("the tail's head");
+    assert_eq!(status, 200, "{head:?}");
+    assert_eq!(open_connections(&node), baseline + 1);
+    // An event reaches the tail, so it is really streaming.
+    node.accept(&stock_added("sku-tail", 1));
+    let mut first = [0u8; 64];
+    let read = tail
+        .writer()
+        .expect("clone")
+        .read(&mut first)
+        .expect("an event");
+    assert!(read > 0);
+    drop(tail);
+    // The tail's next keepalive is 15 s away: only noticing the close frees it sooner.
+    let freed = poll(Duration::from_secs(5), || {
+        open_connections(&node) == baseline
+    });
+    assert!(
+        freed,
+        "the closed tail still holds its connection: {} open",
+        open_connections(&node)
+    );
+}

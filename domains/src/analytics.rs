@@ -3,6 +3,16 @@
 //! It counts every event by type and keeps a few business figures, answered by the `summary`
 //! query: orders placed, delivered, rejected (out of stock or payment declined) and
 //! cancelled, and revenue (captured minus refunded, in cents).
+//!
+//! # Figures
+//!
+//! A read model cannot refuse what happened, so its figures are kept wide enough never to
+//! overflow. Counts of events are `u64`: a log's offsets are `u64`, so it holds fewer events
+//! than that. Captured and refunded cents are `u128` sums of `u64` amounts over fewer than
+//! 2^64 events, so they stay below 2^128. Revenue is answered exactly: a JSON number while it
+//! fits in a `u64` (up to 18446744073709551615), beyond that its decimal digits as a string
+//! (such as `"36893488147419103230"`), since a JSON number past `u64` is not read back exactly
+//! by most parsers.
 
 use std::collections::BTreeMap;
 
@@ -44,8 +54,24 @@ pub struct Analytics {
     orders_delivered: u64,
     orders_rejected: u64,
     orders_cancelled: u64,
-    captured: u64,
-    refunded: u64,
+    // u128, not u64: a u64 value decodes as the same u128 (bincode's varint), so snapshots
+    // from before still load.
+    captured: u128,
+    refunded: u128,
+}
+
+impl Analytics {
+    /// Captured minus refunded, in cents, exactly (see the module's Figures).
+    fn revenue(&self) -> Value {
+        match self.captured.checked_sub(self.refunded) {
+            Some(net) => {
+                u64::try_from(net).map_or_else(|_| json!(net.to_string()), |net| json!(net))
+            }
+            // A refund follows its capture in the payments stream, so this cannot happen;
+            // were it to, the figure is shown with its sign rather than clamped to zero.
+            None => json!(format!("-{}", self.refunded - self.captured)),
+        }
+    }
 }
 
 impl Domain for Analytics {
@@ -74,6 +100,7 @@ impl Domain for Analytics {
         _out: &mut Outbox<AnalyticsEvent>,
     ) -> Result<(), HandleError> {
         let event_type = incoming.event_type();
+        // No `+= 1` below can overflow: a log holds fewer than u64::MAX events.
         *self
             .events_by_type
             .entry(event_type.to_owned())
@@ -87,11 +114,12 @@ impl Domain for Analytics {
             shipping::ShipmentDelivered::TYPE => self.orders_delivered += 1,
             payments::PaymentCaptured::TYPE => {
                 let captured: payments::PaymentCaptured = incoming.data()?;
-                self.captured = self.captured.saturating_add(captured.amount);
+                // Below 2^128 whatever the log: fewer than 2^64 amounts of under 2^64 each.
+                self.captured += u128::from(captured.amount);
             }
             payments::PaymentRefunded::TYPE => {
                 let refunded: payments::PaymentRefunded = incoming.data()?;
-                self.refunded = self.refunded.saturating_add(refunded.amount);
+                self.refunded += u128::from(refunded.amount);
             }
             _ => {}
         }
@@ -114,9 +142,7 @@ impl Domain for Analytics {
                 "orders_delivered": self.orders_delivered,
                 "orders_rejected": self.orders_rejected,
                 "orders_cancelled": self.orders_cancelled,
-                // A refund follows its capture in the payments stream, so this never goes
-                // below zero; saturating keeps it total anyway.
-                "revenue": self.captured.saturating_sub(self.refunded),
+                "revenue": self.revenue(),
             })),
             _ => Err(QueryError::UnknownQuery {
                 name: name.to_owned(),

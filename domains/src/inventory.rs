@@ -1,7 +1,8 @@
 //! `inventory`: stock per sku, reserved for orders all or nothing.
 //!
-//! Ingress: `StockAdded`. On `orders.OrderPlaced` it reserves every line of the order or
-//! rejects the order naming the first sku that falls short. It remembers what it reserved for
+//! Ingress: `StockAdded`, refused (409) when the sku could no longer count its units in a
+//! `u64`. On `orders.OrderPlaced` it reserves every line of the order or rejects the order
+//! naming the first sku that falls short. It remembers what it reserved for
 //! each order, so that a `payments.PaymentDeclined` or an `orders.OrderCancelled` releases
 //! exactly that, and a `shipping.ShipmentDispatched` moves exactly that from reserved to
 //! shipped. Stock that has shipped is never released; stock already released never ships
@@ -90,11 +91,25 @@ herald_runtime::events! {
 }
 
 /// The units of one sku, by where they are.
+///
+/// Their sum, every unit the sku ever received, is at most `u64::MAX`: validate refuses
+/// stock past it, and reserving, releasing and shipping only move units between the three.
+/// So no count here overflows.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Stock {
     available: u64,
     reserved: u64,
     shipped: u64,
+}
+
+impl Stock {
+    /// Every unit the sku ever received, if that fits in a `u64` (a log from before
+    /// validate refused stock past it may hold more).
+    fn received(&self) -> Option<u64> {
+        self.available
+            .checked_add(self.reserved)?
+            .checked_add(self.shipped)
+    }
 }
 
 /// What inventory did for one order.
@@ -122,7 +137,18 @@ pub struct Inventory {
 impl Inventory {
     /// Reserves every line of the order, or rejects it naming the first sku short.
     fn reserve(&self, placed: orders::OrderPlaced, out: &mut Outbox<InventoryEvent>) {
-        let wanted = per_sku(&placed.lines);
+        // Orders refuses units past u64 at ingress; a log from before that may hold some, and
+        // no sku can have that many, so the order is rejected.
+        let wanted = match placed.units_per_sku() {
+            Ok(wanted) => wanted,
+            Err(too_large) => {
+                out.emit(StockRejected {
+                    order_id: placed.order_id,
+                    reason: format!("cannot reserve: {too_large}"),
+                });
+                return;
+            }
+        };
         for line in &wanted {
             let available = self.stock.get(&line.sku).map_or(0, |stock| stock.available);
             if available < line.quantity {
@@ -161,21 +187,6 @@ impl Inventory {
     }
 }
 
-/// An order's lines summed per sku, in the order skus first appear.
-fn per_sku(lines: &[orders::OrderLine]) -> Vec<StockLine> {
-    let mut wanted: Vec<StockLine> = Vec::new();
-    for line in lines {
-        match wanted.iter_mut().find(|w| w.sku == line.sku) {
-            Some(same) => same.quantity = same.quantity.saturating_add(line.quantity),
-            None => wanted.push(StockLine {
-                sku: line.sku.clone(),
-                quantity: line.quantity,
-            }),
-        }
-    }
-    wanted
-}
-
 impl Domain for Inventory {
     const NAME: &'static str = "inventory";
     type Event = InventoryEvent;
@@ -193,9 +204,29 @@ impl Domain for Inventory {
         &[StockAdded::TYPE]
     }
 
-    fn validate(&self, _proposed: &InventoryEvent) -> Result<(), Rejection> {
-        // Stock may always arrive; the schema already insists on a positive quantity.
-        Ok(())
+    fn validate(&self, proposed: &InventoryEvent) -> Result<(), Rejection> {
+        let added = match proposed {
+            InventoryEvent::StockAdded(added) => added,
+            // Not ingress: the runtime never proposes these.
+            InventoryEvent::StockReserved(_)
+            | InventoryEvent::StockRejected(_)
+            | InventoryEvent::StockReleased(_)
+            | InventoryEvent::StockShipped(_) => return Ok(()),
+        };
+        // The schema insists on a positive quantity; the sku must still count it exactly.
+        let stock = self.stock.get(&added.sku).cloned().unwrap_or_default();
+        match stock.received().and_then(|units| units.checked_add(added.quantity)) {
+            Some(_) => Ok(()),
+            None => Err(Rejection::new(format!(
+                "sku \"{}\" cannot take {} more units: it has {} available, {} reserved and {} shipped, and a sku counts at most {} units",
+                added.sku,
+                added.quantity,
+                stock.available,
+                stock.reserved,
+                stock.shipped,
+                u64::MAX
+            ))),
+        }
     }
 
     fn handle(
@@ -243,6 +274,10 @@ impl Domain for Inventory {
         }
     }
 
+    // Exact for every event validate and handle let through (see [`Stock`]): a reservation
+    // takes no more than is available, a release or shipment no more than is reserved.
+    // Saturating only matters for a log written before validate refused stock past u64;
+    // there it rebuilds the state that log produced, as apply must not fail.
     fn apply(&mut self, event: &InventoryEvent) {
         match event {
             InventoryEvent::StockAdded(added) => {

@@ -12,6 +12,13 @@
 //!
 //! So it never captures for an order it knows is cancelled, and refunds one it captured before
 //! learning of the cancellation.
+//!
+//! # Figures
+//!
+//! An account's credit plus what it has captured is at most `u64::MAX`: a grant past that is
+//! refused (409), since the captured part may come back as a refund. Capture and refund only
+//! move cents between the two, so no figure is ever clamped. An order with no `u64` total
+//! (only in a log from before orders refused one) is declined with the reason.
 
 use std::collections::BTreeMap;
 
@@ -46,7 +53,7 @@ pub struct PaymentCaptured {
     pub amount: u64,
 }
 
-/// An order's customer had too little credit.
+/// An order's customer had too little credit, or the order could not be priced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentDeclined {
@@ -54,9 +61,10 @@ pub struct PaymentDeclined {
     pub order_id: String,
     /// Who would have paid.
     pub customer: String,
-    /// The order's total, in cents.
-    pub amount: u64,
-    /// The credit there was against the total.
+    /// The order's total, in cents; absent when it passes `u64::MAX` (see `reason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<u64>,
+    /// The credit there was against the total, or why there is no total.
     pub reason: String,
 }
 
@@ -111,9 +119,17 @@ enum Outcome {
     Refunded,
 }
 
+/// An order with no `u64` total, known from its `OrderPlaced`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Unpriced {
+    customer: String,
+    why: orders::OrderTooLarge,
+}
+
 /// Payments' model of one order.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct OrderPayment {
+    /// None until the order is known, and for an order in [`Payments::unpriced`].
     bill: Option<Bill>,
     reserved: bool,
     cancelled: bool,
@@ -125,6 +141,10 @@ struct OrderPayment {
 pub struct Payments {
     accounts: BTreeMap<String, Account>,
     orders: BTreeMap<String, OrderPayment>,
+    /// Orders whose total passes `u64::MAX`, by id: only a log written before orders refused
+    /// them holds one. Last, so a snapshot from a build without it fails to decode (and the
+    /// state is rebuilt from the log) rather than being misread.
+    unpriced: BTreeMap<String, Unpriced>,
 }
 
 impl Payments {
@@ -133,8 +153,19 @@ impl Payments {
         let Some(order) = self.orders.get(&order_id) else {
             return;
         };
+        let due = order.reserved && !order.cancelled;
         match (&order.outcome, &order.bill) {
-            (Outcome::Undecided, Some(bill)) if order.reserved && !order.cancelled => {
+            (Outcome::Undecided, None) if due => {
+                if let Some(unpriced) = self.unpriced.get(&order_id) {
+                    out.emit(PaymentDeclined {
+                        order_id,
+                        customer: unpriced.customer.clone(),
+                        amount: None,
+                        reason: format!("cannot charge: {}", unpriced.why),
+                    });
+                }
+            }
+            (Outcome::Undecided, Some(bill)) if due => {
                 let credit = self.accounts.get(&bill.customer).map_or(0, |a| a.credit);
                 let customer = bill.customer.clone();
                 let amount = bill.total;
@@ -151,7 +182,7 @@ impl Payments {
                     out.emit(PaymentDeclined {
                         order_id,
                         customer,
-                        amount,
+                        amount: Some(amount),
                         reason,
                     });
                 }
@@ -184,9 +215,33 @@ impl Domain for Payments {
         &[CreditGranted::TYPE]
     }
 
-    fn validate(&self, _proposed: &PaymentsEvent) -> Result<(), Rejection> {
-        // Credit may always be granted; the schema already insists on a positive amount.
-        Ok(())
+    fn validate(&self, proposed: &PaymentsEvent) -> Result<(), Rejection> {
+        let granted = match proposed {
+            PaymentsEvent::CreditGranted(granted) => granted,
+            // Not ingress: the runtime never proposes these.
+            PaymentsEvent::PaymentCaptured(_)
+            | PaymentsEvent::PaymentDeclined(_)
+            | PaymentsEvent::PaymentRefunded(_) => return Ok(()),
+        };
+        // The schema insists on a positive amount; the account must still count it exactly,
+        // including what it has captured, which a refund may bring back.
+        let account = self
+            .accounts
+            .get(&granted.customer)
+            .cloned()
+            .unwrap_or_default();
+        let held = account.credit.checked_add(account.captured);
+        match held.and_then(|held| held.checked_add(granted.amount)) {
+            Some(_) => Ok(()),
+            None => Err(Rejection::new(format!(
+                "customer \"{}\" cannot be granted {} more cents: the account has {} credit and {} captured (which a refund may return), and an account counts at most {} cents",
+                granted.customer,
+                granted.amount,
+                account.credit,
+                account.captured,
+                u64::MAX
+            ))),
+        }
     }
 
     fn handle(
@@ -197,13 +252,21 @@ impl Domain for Payments {
         let order_id = match incoming.event_type() {
             orders::OrderPlaced::TYPE => {
                 let placed: orders::OrderPlaced = incoming.data()?;
-                let bill = Bill {
-                    total: placed.total(),
-                    customer: placed.customer,
-                };
                 let order = self.orders.entry(placed.order_id.clone()).or_default();
                 // A redelivered OrderPlaced keeps the first bill.
-                order.bill.get_or_insert(bill);
+                match placed.total() {
+                    Ok(total) => {
+                        let customer = placed.customer;
+                        order.bill.get_or_insert(Bill { customer, total });
+                    }
+                    Err(why) => {
+                        let customer = placed.customer;
+                        let unpriced = Unpriced { customer, why };
+                        self.unpriced
+                            .entry(placed.order_id.clone())
+                            .or_insert(unpriced);
+                    }
+                }
                 placed.order_id
             }
             inventory::StockReserved::TYPE => {
@@ -224,6 +287,10 @@ impl Domain for Payments {
         Ok(())
     }
 
+    // Exact for every event validate and handle let through (see the module's Figures): a
+    // capture takes no more than the credit, a refund returns what was captured. Saturating
+    // only matters for a log written before validate refused grants past u64; there it
+    // rebuilds the state that log produced, as apply must not fail.
     fn apply(&mut self, event: &PaymentsEvent) {
         match event {
             PaymentsEvent::CreditGranted(granted) => {

@@ -134,3 +134,42 @@ fn has_no_entities_and_one_query() {
         })
     );
 }
+
+const MAX: u64 = u64::MAX;
+
+/// Feeds analytics payments' captures and refunds of `(order, amount)`; checks revenue.
+fn check_revenue(captures: &[u64], refunds: &[u64], expected: Value) {
+    let mut scenario = Scenario::<Analytics>::new();
+    let captured_events = captures
+        .iter()
+        .enumerate()
+        .map(|(n, &amount)| PaymentsEvent::from(captured(&format!("o-{n}"), "c-1", amount)));
+    let refunded_events = refunds.iter().enumerate().map(|(n, &amount)| {
+        PaymentsEvent::from(PaymentRefunded {
+            order_id: format!("o-{n}"),
+            customer: "c-1".to_owned(),
+            amount,
+        })
+    });
+    for event in captured_events.chain(refunded_events) {
+        scenario
+            .when_input::<PaymentsEvent>(event)
+            .expect("handled");
+    }
+    assert_eq!(
+        summary(&scenario)["revenue"],
+        expected,
+        "captures {captures:?}, refunds {refunds:?}"
+    );
+}
+
+#[test]
+fn revenue_is_exact_past_u64() {
+    check_revenue(&[MAX], &[], json!(MAX));
+    // Past u64 the figure is its decimal digits: 2 x (2^64 - 1). It was clamped to u64::MAX.
+    check_revenue(&[MAX, MAX], &[], json!("36893488147419103230"));
+    check_revenue(&[MAX, MAX, 2], &[], json!("36893488147419103232"));
+    // Back within u64, a number again (it went to 0 after the clamp).
+    check_revenue(&[MAX, MAX], &[MAX], json!(MAX));
+    check_revenue(&[MAX, MAX], &[MAX, MAX], json!(0));
+}

@@ -239,7 +239,7 @@ fn dispatch_moves_the_orders_stock_from_reserved_to_shipped() {
 }
 
 #[test]
-fn stock_added_is_always_accepted_and_adds_up() {
+fn stock_added_adds_up() {
     let mut scenario = Scenario::<Inventory>::new();
     scenario
         .when_ingress(stock_added("s-1", 2))
@@ -248,4 +248,89 @@ fn stock_added_is_always_accepted_and_adds_up() {
         .when_ingress(stock_added("s-1", 3))
         .expect("accepted");
     assert_eq!(levels(&scenario, "s-1"), (5, 0, 0));
+}
+
+const MAX: u64 = u64::MAX;
+
+/// Inventory holding s-1 at `(available, reserved, shipped)`, from its own past events.
+fn at_levels(levels: (u64, u64, u64)) -> Scenario<Inventory> {
+    let (available, reserved_units, shipped_units) = levels;
+    Scenario::<Inventory>::new().given([
+        InventoryEvent::from(stock_added("s-1", shipped_units)),
+        reserved("o-1", &[("s-1", shipped_units)]).into(),
+        StockShipped {
+            order_id: "o-1".to_owned(),
+            lines: stock_lines(&[("s-1", shipped_units)]),
+        }
+        .into(),
+        stock_added("s-1", reserved_units).into(),
+        reserved("o-2", &[("s-1", reserved_units)]).into(),
+        stock_added("s-1", available).into(),
+    ])
+}
+
+/// Adds `quantity` of s-1 at `before` levels; checks the levels after, or the refusal's
+/// reason (and the levels unchanged).
+fn check_adding(before: (u64, u64, u64), quantity: u64, expected: Result<(u64, u64, u64), &str>) {
+    let mut scenario = at_levels(before);
+    assert_eq!(levels(&scenario, "s-1"), before, "setting up {before:?}");
+    let answer = scenario.when_ingress(stock_added("s-1", quantity));
+    let (after, reason) = match expected {
+        Ok(after) => (after, None),
+        Err(reason) => (before, Some(reason)),
+    };
+    assert_eq!(
+        answer.err().map(|rejection| rejection.reason),
+        reason.map(str::to_owned),
+        "add {quantity} at {before:?}"
+    );
+    assert_eq!(
+        levels(&scenario, "s-1"),
+        after,
+        "add {quantity} at {before:?}"
+    );
+}
+
+#[test]
+fn stock_is_accepted_only_while_the_sku_counts_it_exactly() {
+    check_adding((0, 0, 0), MAX, Ok((MAX, 0, 0)));
+    check_adding((MAX - 1, 0, 0), 1, Ok((MAX, 0, 0)));
+    check_adding((1, MAX - 3, 1), 1, Ok((2, MAX - 3, 1)));
+    // On a full sku it was accepted and changed nothing.
+    check_adding(
+        (MAX, 0, 0),
+        1,
+        Err(
+            r#"sku "s-1" cannot take 1 more units: it has 18446744073709551615 available, 0 reserved and 0 shipped, and a sku counts at most 18446744073709551615 units"#,
+        ),
+    );
+    // Reserved units may come back on release; shipped ones are still counted.
+    check_adding(
+        (1, MAX - 3, 1),
+        2,
+        Err(
+            r#"sku "s-1" cannot take 2 more units: it has 1 available, 18446744073709551612 reserved and 1 shipped, and a sku counts at most 18446744073709551615 units"#,
+        ),
+    );
+    check_adding(
+        (0, 0, MAX),
+        1,
+        Err(
+            r#"sku "s-1" cannot take 1 more units: it has 0 available, 0 reserved and 18446744073709551615 shipped, and a sku counts at most 18446744073709551615 units"#,
+        ),
+    );
+}
+
+#[test]
+fn an_order_whose_units_pass_u64_is_rejected_not_clamped() {
+    // Only a log from before orders refused such an order holds one; it was reserved as
+    // u64::MAX units.
+    check_reservation(
+        &[("s-1", MAX)],
+        &[("s-1", MAX, 0), ("s-1", 1, 0)],
+        rejection(
+            r#"cannot reserve: the lines ask for more than 18446744073709551615 units of sku "s-1""#,
+        ),
+        &[("s-1", (MAX, 0, 0))],
+    );
 }

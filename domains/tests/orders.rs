@@ -203,3 +203,76 @@ fn refuses_cancels_it_cannot_honour() {
         .expect_err("refused");
     assert_eq!(refused.reason, r#"order "o-9" does not exist"#);
 }
+
+const MAX: u64 = u64::MAX;
+/// 2^33: 2^33 units at 2^33 cents cost 2^66 cents.
+const HUGE: u64 = 1 << 33;
+
+/// Proposes order o-9 with `lines`; checks it is placed with `expected` total, or refused
+/// with `expected` reason and not recorded.
+fn check_placing(lines: &[(&str, u64, u64)], expected: Result<u64, &str>) {
+    let mut scenario = Scenario::<Orders>::new();
+    let answer = scenario.when_ingress(placed("o-9", "c-1", lines));
+    match expected {
+        Ok(total) => {
+            assert_eq!(answer, Ok(()), "{lines:?}");
+            assert_eq!(
+                scenario.entity("o-9").map(|order| order["total"].clone()),
+                Some(json!(total)),
+                "{lines:?}"
+            );
+        }
+        Err(reason) => {
+            assert_eq!(
+                answer.err().map(|rejection| rejection.reason),
+                Some(format!(r#"order "o-9" cannot be placed: {reason}"#)),
+                "{lines:?}"
+            );
+            assert_eq!(scenario.entity("o-9"), None, "{lines:?}");
+        }
+    }
+}
+
+#[test]
+fn refuses_an_order_whose_figures_pass_u64() {
+    check_placing(&[("s-1", 1, MAX)], Ok(MAX));
+    check_placing(&[("s-1", MAX, 0), ("s-2", MAX, 0)], Ok(0));
+    check_placing(&[("s-1", (1 << 32) - 1, (1 << 32) + 1)], Ok(MAX));
+    check_placing(&[("s-1", MAX - 1, 1), ("s-2", 1, 1)], Ok(MAX));
+    // Its total was clamped to u64::MAX and captured.
+    check_placing(
+        &[("s-1", HUGE, HUGE)],
+        Err(
+            r#"the total passes 18446744073709551615 cents at line 1 (8589934592 units of sku "s-1" at 8589934592 cents)"#,
+        ),
+    );
+    check_placing(
+        &[("s-1", 1, MAX), ("s-2", 1, 1)],
+        Err(
+            r#"the total passes 18446744073709551615 cents at line 2 (1 units of sku "s-2" at 1 cents)"#,
+        ),
+    );
+    // Its units were reserved as u64::MAX.
+    check_placing(
+        &[("s-1", MAX, 0), ("s-2", 1, 0), ("s-1", 1, 0)],
+        Err(r#"the lines ask for more than 18446744073709551615 units of sku "s-1""#),
+    );
+}
+
+#[test]
+fn an_order_with_no_u64_total_from_an_older_log_shows_none() {
+    // A build without the check recorded it; its total is unknown, not u64::MAX.
+    let mut scenario =
+        Scenario::<Orders>::new().given([placed("o-9", "c-1", &[("s-1", HUGE, HUGE)])]);
+    assert_eq!(
+        scenario.entity("o-9"),
+        Some(json!({"order_id": "o-9", "customer": "c-1", "status": "placed", "total": null}))
+    );
+    scenario
+        .when_input::<PaymentsEvent>(declined("o-9", "c-1", 0))
+        .expect("handled");
+    assert_eq!(
+        scenario.entity("o-9").map(|o| o["status"].clone()),
+        Some(json!("rejected"))
+    );
+}

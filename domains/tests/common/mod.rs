@@ -81,7 +81,7 @@ pub fn declined(order_id: &str, customer: &str, amount: u64) -> PaymentDeclined 
     PaymentDeclined {
         order_id: order_id.to_owned(),
         customer: customer.to_owned(),
-        amount,
+        amount: Some(amount),
         reason: "insufficient credit".to_owned(),
     }
 }

@@ -271,8 +271,8 @@ pub async fn run(
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(serving_state.clone())
-            .wrap(actix_web::middleware::from_fn(gateway::guard))
-            // Outermost: connection and header limits come before authentication.
+            // Outermost: connection and header limits come before authentication, which
+            // each resource of `gateway::routes` does once the router has matched it.
             .wrap(actix_web::middleware::from_fn(gateway::limit))
             .configure(gateway::routes)
     })

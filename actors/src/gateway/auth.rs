@@ -1,16 +1,26 @@
 //! Bearer-token access control: who may publish, query, administer or read metrics, and on
 //! which domains.
 //!
+//! Access is decided after routing, by a middleware on each resource ([`require`]) that
+//! says what the resource [`Need`]s, on the path parameters as the router matched and
+//! decoded them, exactly as the handler will read them. A path has many spellings
+//! (`/%761/...`, `%2F`, `;` parameters): deciding on the raw path would let one of them
+//! reach a handler the token may not use.
+//!
 //! Secrets are kept only as SHA-256 digests and compared in constant time against every
 //! token (no early exit), so neither timing nor a memory dump gives them away; neither
 //! the secret nor the `Authorization` header is ever logged.
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use std::collections::BTreeMap;
+use std::future::{ready, Ready};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::{header, StatusCode};
-use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
+use futures_util::future::LocalBoxFuture;
 use herald_config::{Credential, Scope};
+use herald_runtime::partition::Layout;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -122,81 +132,310 @@ fn unauthorized(detail: &str) -> Problem {
     )
 }
 
-/// Dead-letter streams (`deadletter-<domain>`) are operators' business: admin scope.
+/// Dead-letter streams (`deadletter-<stream>`) are operators' business: admin scope.
 const DEAD_LETTER_PREFIX: &str = "deadletter-";
 
-/// What a request needs, from its method and path: `None` for the open endpoints.
-fn required(
-    method: &actix_web::http::Method,
-    path: &str,
-    metrics_open: bool,
-) -> Option<(Scope, Option<String>)> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["healthz"] | ["readyz"] => None,
-        ["metrics"] if metrics_open => None,
-        ["metrics"] => Some((Scope::Metrics, None)),
-        ["v1", "events"] if method == actix_web::http::Method::POST => {
-            // Which domains is known only once the events are parsed: checked in ingest.
-            Some((Scope::Publish, None))
-        }
-        ["v1", "deadletters"] => Some((Scope::Admin, None)),
-        ["v1", "deadletters", domain, ..] => Some((Scope::Admin, Some((*domain).to_owned()))),
-        ["v1", "streams", stream, ..] if stream.starts_with(DEAD_LETTER_PREFIX) => Some((
-            Scope::Admin,
-            Some(stream[DEAD_LETTER_PREFIX.len()..].to_owned()),
-        )),
-        ["v1", "domains", domain, ..] | ["v1", "streams", domain, ..] => {
-            Some((Scope::Query, Some((*domain).to_owned())))
-        }
-        _ => Some((Scope::Query, None)),
+/// What a resource asks of a request's token. Path parameters are named as in the
+/// resource's path (`{domain}`, `{stream}`) and read decoded, as its handler reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing: health and readiness.
+    Open,
+    /// A valid token, whatever its scopes: a path nothing serves.
+    Token,
+    /// The `metrics` scope, or nothing with `[auth] metrics_open`.
+    Metrics,
+    /// The scope, not about one domain (listings; a publish, whose domains ingest checks
+    /// once the events are parsed).
+    Scope(Scope),
+    /// The scope on the domain named by the parameter: a domain, or one of its partition
+    /// streams (`orders-p3` is `orders`).
+    Domain(Scope, &'static str),
+    /// Reading the stream named by the parameter: `query` on its domain, or `admin` on it
+    /// for its dead-letter stream (`deadletter-orders`, `deadletter-orders-p3`).
+    Stream(&'static str),
+}
+
+/// What one request needs, once its path parameters are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    Nothing,
+    Token,
+    Scope(Scope, Option<String>),
+}
+
+impl Need {
+    /// What a request with these decoded path parameters needs; `Err` names a parameter
+    /// the resource does not have (a bug in `routes`, refused rather than let through).
+    fn requirement(
+        self,
+        params: &BTreeMap<String, String>,
+        layout: &Layout,
+        metrics_open: bool,
+    ) -> Result<Requirement, &'static str> {
+        let param = |name: &'static str| params.get(name).map(String::as_str).ok_or(name);
+        Ok(match self {
+            Self::Open => Requirement::Nothing,
+            Self::Token => Requirement::Token,
+            Self::Metrics if metrics_open => Requirement::Nothing,
+            Self::Metrics => Requirement::Scope(Scope::Metrics, None),
+            Self::Scope(scope) => Requirement::Scope(scope, None),
+            Self::Domain(scope, name) => {
+                Requirement::Scope(scope, Some(owning_domain(layout, param(name)?).to_owned()))
+            }
+            Self::Stream(name) => {
+                let stream = param(name)?;
+                match stream.strip_prefix(DEAD_LETTER_PREFIX) {
+                    Some(parked) => Requirement::Scope(
+                        Scope::Admin,
+                        Some(owning_domain(layout, parked).to_owned()),
+                    ),
+                    None => Requirement::Scope(
+                        Scope::Query,
+                        Some(owning_domain(layout, stream).to_owned()),
+                    ),
+                }
+            }
+        })
     }
 }
 
-/// Middleware: with auth on, every request but health and readiness (and `/metrics` with
-/// `metrics_open`) needs a token with the scope (and domain) it asks for; the grant is
-/// left in the request's extensions.
-pub async fn guard(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let access = request
-        .app_data::<web::Data<GatewayState>>()
-        .and_then(|state| state.access.clone());
-    let Some(access) = access else {
-        return next
-            .call(request)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+/// The domain a client-named domain or stream belongs to: a partition stream's domain
+/// (as ingest maps a group's stream), else the name itself, which a token limited to
+/// domains matches only if it is one of them.
+fn owning_domain<'a>(layout: &'a Layout, name: &'a str) -> &'a str {
+    layout.locate(name).map_or(name, |(domain, _)| domain)
+}
+
+/// Resource middleware: checks what `need` asks before the resource's routes (and its
+/// 405 answer) run, and leaves the grant in the request's extensions. Off without `[auth]`.
+pub fn require(need: Need) -> Require {
+    Require { need }
+}
+
+/// The middleware factory [`require`] builds.
+#[derive(Debug, Clone, Copy)]
+pub struct Require {
+    need: Need,
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Require
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = RequireService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RequireService {
+            service,
+            need: self.need,
+        }))
+    }
+}
+
+/// The service [`Require`] wraps a resource in.
+#[derive(Debug)]
+pub struct RequireService<S> {
+    service: S,
+    need: Need,
+}
+
+impl<S, B> Service<ServiceRequest> for RequireService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        match decide(self.need, &request) {
+            Ok(grant) => {
+                if let Some(grant) = grant {
+                    request.extensions_mut().insert(grant);
+                }
+                let answer = self.service.call(request);
+                Box::pin(async move { answer.await.map(ServiceResponse::map_into_left_body) })
+            }
+            Err(problem) => {
+                let response = problem.error_response();
+                Box::pin(ready(Ok(request
+                    .into_response(response)
+                    .map_into_right_body())))
+            }
+        }
+    }
+}
+
+/// The grant a request may go on with (`None`: auth off, or nothing needed), or the 401
+/// or 403 to answer.
+fn decide(need: Need, request: &ServiceRequest) -> Result<Option<Grant>, Problem> {
+    let Some(state) = request.app_data::<web::Data<GatewayState>>() else {
+        return Ok(None);
     };
-    let Some((scope, domain)) = required(request.method(), request.path(), access.metrics_open)
-    else {
-        return next
-            .call(request)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+    let Some(access) = state.access.as_deref() else {
+        return Ok(None);
     };
+    let requirement = decoded_params(request)
+        .and_then(|params| {
+            need.requirement(&params, &state.layout, access.metrics_open)
+                .map_err(|name| format!("it has no path parameter \"{name}\""))
+        })
+        .map_err(|why| {
+            Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "access-undecidable",
+                "Access cannot be decided",
+                format!(
+                    "access to {} cannot be decided: {why}; this is a bug in the gateway's routes",
+                    request.path()
+                ),
+            )
+        })?;
+    if requirement == Requirement::Nothing {
+        return Ok(None);
+    }
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let decision = access.authenticate(authorization).and_then(|grant| {
-        if grant.allows(scope, domain.as_deref()) {
-            Ok(grant.clone())
-        } else {
+    let grant = access.authenticate(authorization)?;
+    match requirement {
+        Requirement::Scope(scope, domain) if !grant.allows(scope, domain.as_deref()) => {
             Err(grant.forbidden(scope, domain.as_deref()))
         }
-    });
-    match decision {
-        Ok(grant) => {
-            request.extensions_mut().insert(grant);
-            next.call(request)
-                .await
-                .map(ServiceResponse::map_into_left_body)
+        _ => Ok(Some(grant.clone())),
+    }
+}
+
+/// The matched path parameters by name, each decoded as `web::Path` decodes it for the
+/// handler (which reads them in this same order).
+fn decoded_params(request: &ServiceRequest) -> Result<BTreeMap<String, String>, String> {
+    let path = request.match_info();
+    let values: Vec<String> = path.load().map_err(|error| error.to_string())?;
+    Ok(path
+        .iter()
+        .map(|(name, _)| name.to_owned())
+        .zip(values)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn check(need: Need, params: &[(&str, &str)], expected: Requirement) {
+        let layout = Layout::new([("inventory", 1), ("orders", 6)]);
+        let params = params
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        assert_eq!(
+            need.requirement(&params, &layout, false),
+            Ok(expected),
+            "{need:?} with {params:?}"
+        );
+    }
+
+    fn scope(scope: Scope, domain: &str) -> Requirement {
+        Requirement::Scope(scope, Some(domain.to_owned()))
+    }
+
+    #[test]
+    fn a_named_domain_or_stream_is_checked_as_its_owning_domain() {
+        let stream = Need::Stream("stream");
+        let entity = Need::Domain(Scope::Query, "domain");
+        let release = Need::Domain(Scope::Admin, "domain");
+        check(
+            stream,
+            &[("stream", "inventory")],
+            scope(Scope::Query, "inventory"),
+        );
+        check(
+            stream,
+            &[("stream", "orders-p3")],
+            scope(Scope::Query, "orders"),
+        );
+        check(
+            stream,
+            &[("stream", "deadletter-inventory")],
+            scope(Scope::Admin, "inventory"),
+        );
+        check(
+            stream,
+            &[("stream", "deadletter-orders-p3")],
+            scope(Scope::Admin, "orders"),
+        );
+        // Unknown names stay as they are: only an unlimited token gets past, to a 404.
+        check(stream, &[("stream", "nope")], scope(Scope::Query, "nope"));
+        check(
+            stream,
+            &[("stream", "deadletter-")],
+            scope(Scope::Admin, ""),
+        );
+        check(
+            entity,
+            &[("domain", "orders")],
+            scope(Scope::Query, "orders"),
+        );
+        check(
+            entity,
+            &[("domain", "orders-p5")],
+            scope(Scope::Query, "orders"),
+        );
+        check(
+            entity,
+            &[("domain", "orders/x")],
+            scope(Scope::Query, "orders/x"),
+        );
+        check(
+            release,
+            &[("domain", "orders-p0"), ("id", "x")],
+            scope(Scope::Admin, "orders"),
+        );
+    }
+
+    #[test]
+    fn a_parameter_the_resource_lacks_is_refused_not_waved_through() {
+        let layout = Layout::default();
+        let params = BTreeMap::from([("domian".to_owned(), "orders".to_owned())]);
+        for need in [Need::Domain(Scope::Query, "domain"), Need::Stream("domain")] {
+            assert_eq!(need.requirement(&params, &layout, false), Err("domain"));
         }
-        Err(problem) => {
-            let response = problem.error_response();
-            Ok(request.into_response(response).map_into_right_body())
-        }
+    }
+
+    #[test]
+    fn metrics_open_opens_only_metrics() {
+        let layout = Layout::default();
+        let params = BTreeMap::new();
+        let requirement = |need: Need, open| need.requirement(&params, &layout, open);
+        assert_eq!(requirement(Need::Metrics, true), Ok(Requirement::Nothing));
+        assert_eq!(
+            requirement(Need::Metrics, false),
+            Ok(Requirement::Scope(Scope::Metrics, None))
+        );
+        assert_eq!(requirement(Need::Token, true), Ok(Requirement::Token));
+        assert_eq!(requirement(Need::Open, false), Ok(Requirement::Nothing));
+    }
+
+    #[test]
+    fn parameters_are_read_by_name_and_fully_decoded() {
+        let request = TestRequest::default()
+            .param("domain", "or%64ers")
+            .param("id", "a%252Fb")
+            .to_srv_request();
+        let params = decoded_params(&request).expect("parameters");
+        assert_eq!(params["domain"], "orders");
+        assert_eq!(params["id"], "a%2Fb");
     }
 }

@@ -24,6 +24,8 @@ use actix_web::body::{BoxBody, EitherBody};
 use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::web;
+use auth::Need;
+use herald_config::Scope;
 
 pub use admission::{Admission, Slot};
 pub use auth::{Access, Grant};
@@ -33,77 +35,111 @@ pub use metrics::{Metrics, PROMETHEUS_TEXT};
 pub use problem::{Problem, PROBLEM_JSON};
 pub use state::{GatewayState, HostHandle, Limits};
 
-/// Registers every route of the HTTP API v1.
+/// Registers every route of the HTTP API v1, each with what a token needs to use it.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .service(
-            web::resource("/v1/events")
+            resource("/v1/events", Need::Scope(Scope::Publish))
                 .route(web::post().to(ingest::post_events))
                 .default_service(problem::allow_only(Method::POST)),
         )
         .service(
-            web::resource("/v1/domains")
+            resource("/v1/domains", Need::Scope(Scope::Query))
                 .route(web::get().to(queries::list_domains))
                 .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/domains/{domain}/entities/{key}")
-                .route(web::get().to(queries::entity))
-                .default_service(problem::allow_only(Method::GET)),
+            resource(
+                "/v1/domains/{domain}/entities/{key}",
+                Need::Domain(Scope::Query, "domain"),
+            )
+            .route(web::get().to(queries::entity))
+            .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/domains/{domain}/queries/{name}")
-                .route(web::get().to(queries::query))
-                .default_service(problem::allow_only(Method::GET)),
+            resource(
+                "/v1/domains/{domain}/queries/{name}",
+                Need::Domain(Scope::Query, "domain"),
+            )
+            .route(web::get().to(queries::query))
+            .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/cluster")
+            resource("/v1/cluster", Need::Scope(Scope::Query))
                 .route(web::get().to(cluster::cluster))
                 .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/streams")
+            resource("/v1/streams", Need::Scope(Scope::Query))
                 .route(web::get().to(streams::list_streams))
                 .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/streams/{stream}/events")
+            resource("/v1/streams/{stream}/events", Need::Stream("stream"))
                 .route(web::get().to(streams::events))
                 .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/streams/{stream}/tail")
+            resource("/v1/streams/{stream}/tail", Need::Stream("stream"))
                 .route(web::get().to(streams::tail))
                 .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/deadletters")
+            resource("/v1/deadletters", Need::Scope(Scope::Admin))
                 .route(web::get().to(deadletters::counts))
                 .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/deadletters/{domain}")
-                .route(web::get().to(deadletters::list))
-                .default_service(problem::allow_only(Method::GET)),
+            resource(
+                "/v1/deadletters/{domain}",
+                Need::Domain(Scope::Admin, "domain"),
+            )
+            .route(web::get().to(deadletters::list))
+            .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            web::resource("/v1/deadletters/{domain}/{id}/retry")
-                .route(web::post().to(deadletters::retry))
-                .default_service(problem::allow_only(Method::POST)),
+            resource(
+                "/v1/deadletters/{domain}/{id}/retry",
+                Need::Domain(Scope::Admin, "domain"),
+            )
+            .route(web::post().to(deadletters::retry))
+            .default_service(problem::allow_only(Method::POST)),
         )
         .service(
-            web::resource("/v1/deadletters/{domain}/{id}/skip")
-                .route(web::post().to(deadletters::skip))
-                .default_service(problem::allow_only(Method::POST)),
+            resource(
+                "/v1/deadletters/{domain}/{id}/skip",
+                Need::Domain(Scope::Admin, "domain"),
+            )
+            .route(web::post().to(deadletters::skip))
+            .default_service(problem::allow_only(Method::POST)),
         )
         .service(
-            web::resource("/metrics")
+            resource("/metrics", Need::Metrics)
                 .route(web::get().to(metrics::metrics))
                 .default_service(problem::allow_only(Method::GET)),
         )
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .default_service(web::to(problem::not_found));
+        .service(resource("/healthz", Need::Open).route(web::get().to(health::healthz)))
+        .service(resource("/readyz", Need::Open).route(web::get().to(health::readyz)))
+        // A path nothing serves still needs a valid token, as every other does.
+        .default_service(web::to(problem::not_found).wrap(auth::require(Need::Token)));
+}
+
+/// A resource whose every request, its 405 answers too, first passes [`auth::require`]:
+/// access is decided on what the router matched, so there is no spelling of a path that
+/// reaches a handler unchecked.
+fn resource(
+    path: &str,
+    need: Need,
+) -> actix_web::Resource<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<EitherBody<BoxBody>>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path).wrap(auth::require(need))
 }
 
 /// The actor owning the running HTTP server.

@@ -587,6 +587,11 @@ fn ingest_problem(error: IngestError, domain: &str, mode: Mode, indexes: &[usize
         )
         .with("domain", domain)
         .retry_after(1),
+        IngestError::IdConflict(conflict) => {
+            let request_index = |index: usize| indexes.get(index).copied().unwrap_or(index);
+            Locator::new(mode, request_index(conflict.index))
+                .locate(super::problem::id_conflict(&conflict, request_index), "id")
+        }
     }
 }
 

@@ -9,8 +9,14 @@
 //! Staged-but-unappended events live only in the state, so anything else the host does
 //! (handling an input, a release, a snapshot, a rebuild after a refusal) appends the group
 //! first: the log and the state never disagree about what came before.
+//!
+//! The log may refuse a group for a resend the host's index did not hold (networked mode:
+//! JetStream recognises `Nats-Msg-Id`s for its `duplicate_window`, further back than the
+//! host remembers). The log then knows the original, so the host stages the group's
+//! requests again, as sent: each is answered as a resend, a conflict, or new.
 
 use actix::prelude::*;
+use herald_runtime::log::LogError;
 use herald_runtime::Envelope;
 use tokio::sync::oneshot;
 
@@ -20,13 +26,20 @@ use crate::gateway::Slot;
 /// Most events one group appends: JetStream's limit for an atomic batch.
 pub(crate) const GROUP_MAX: usize = 1000;
 
+/// How many times one group is staged again after the log recognised a resend; each time
+/// the log has learned at least one more original, so this only bounds a log that fails
+/// to find what it just recognised.
+const RESTAGES: u32 = 8;
+
 /// A request staged into the state, waiting for its group's append.
 pub(crate) struct Waiting {
     staged: Staged,
     count: usize,
+    /// The request's events as sent, to stage again if the log recognises a resend.
+    events: Vec<Envelope>,
     reply: oneshot::Sender<Result<Committed, IngestError>>,
     /// Held until the answer: the domain's ingress bound covers waiting requests too.
-    _slot: Slot,
+    slot: Slot,
 }
 
 /// Appends the waiting group; sent to itself when the first request of a group is staged,
@@ -61,27 +74,44 @@ impl DomainHost {
                 return;
             }
         }
-        match self.stage(events) {
+        let first = self.group.is_empty();
+        if self.stage_request(events, slot, reply) {
+            if first {
+                ctx.notify(FlushIngress);
+            }
+        } else {
+            self.after_step(ctx);
+        }
+    }
+
+    /// Stages one request into the group, or answers it at once (refused, or every event
+    /// a resend); true when it joined the group.
+    fn stage_request(
+        &mut self,
+        events: Vec<Envelope>,
+        slot: Slot,
+        reply: oneshot::Sender<Result<Committed, IngestError>>,
+    ) -> bool {
+        match self.stage(events.clone()) {
             Err(error) => {
                 let _ = reply.send(Err(error));
-                self.after_step(ctx);
+                false
             }
             Ok(staged) if staged.appends.is_empty() => {
                 let _ = reply.send(self.finish(staged, Ok(Vec::new())));
-                self.after_step(ctx);
+                false
             }
             Ok(staged) => {
-                if self.group.is_empty() {
-                    ctx.notify(FlushIngress);
-                }
                 let count = staged.appends.len();
                 self.group_events += count;
                 self.group.push(Waiting {
                     staged,
                     count,
+                    events,
                     reply,
-                    _slot: slot,
+                    slot,
                 });
+                true
             }
         }
     }
@@ -99,6 +129,10 @@ impl DomainHost {
     /// Appends every waiting request in one write and answers each; on failure every one
     /// is refused and the state goes back to the log's.
     pub(crate) fn flush_ingress(&mut self) {
+        self.flush_group(0);
+    }
+
+    fn flush_group(&mut self, restaged: u32) {
         if self.group.is_empty() {
             return;
         }
@@ -125,8 +159,23 @@ impl DomainHost {
                     let _ = waiting.reply.send(answer);
                 }
             }
+            Err(LogError::Duplicate { .. }) if restaged < RESTAGES => {
+                // Nothing was appended, and the log now holds the original for `find`.
+                if !self.restore() {
+                    for waiting in group {
+                        let _ = waiting
+                            .reply
+                            .send(Err(IngestError::NotReady(self.name().to_owned())));
+                    }
+                    return;
+                }
+                for waiting in group {
+                    self.stage_request(waiting.events, waiting.slot, waiting.reply);
+                }
+                self.flush_group(restaged + 1);
+            }
             Err(error) => {
-                if let herald_runtime::log::LogError::Fenced { .. } = error {
+                if let LogError::Fenced { .. } = error {
                     self.fenced(&error);
                 }
                 let message = error.to_string();

@@ -62,6 +62,48 @@ pub enum IngestError {
     /// The host is not ready (still rebuilding) or is stopping.
     #[error("domain \"{0}\" is not ready to take events")]
     NotReady(String),
+    /// The event at `index` has the `source` and `id` of another event that differs from
+    /// it; nothing was appended.
+    #[error("event {index}: {conflict}", index = .0.index, conflict = .0)]
+    IdConflict(IdConflict),
+}
+
+/// A resend that is not the same event: its `source` and `id` name an event already
+/// taken, which differs in the attributes `differs` lists.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "source \"{event_source}\" and id \"{id}\" already name a different event ({original}), which differs in {}",
+    differs.join(", ")
+)]
+pub struct IdConflict {
+    /// Index of the conflicting event in the group.
+    pub index: usize,
+    /// Its `source`.
+    pub event_source: String,
+    /// Its `id`.
+    pub id: String,
+    /// Where the event that holds the `source` and `id` is.
+    pub original: Original,
+    /// The attributes that differ (`data`, `type`, an extension's name, ...).
+    pub differs: Vec<String>,
+}
+
+/// Where the event holding a `source` and `id` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Original {
+    /// In the stream, at this position.
+    Logged(Position),
+    /// Earlier in the same group, at this index.
+    Earlier(usize),
+}
+
+impl std::fmt::Display for Original {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Logged(position) => write!(f, "at {}#{}", position.stream, position.sequence),
+            Self::Earlier(index) => write!(f, "event {index} of the same request"),
+        }
+    }
 }
 
 /// Ingress events for the host's domain: deduplicated, validated and appended all or none.

@@ -33,7 +33,8 @@ use tracing::{debug, error, info, warn};
 pub use faults::FaultPolicy;
 pub(crate) use messages::Wake;
 pub use messages::{
-    Checkpoint, Committed, Decision, Drain, Ingest, IngestError, Outcome, Prepare, Retire,
+    Checkpoint, Committed, Decision, Drain, IdConflict, Ingest, IngestError, Original, Outcome,
+    Prepare, Retire,
 };
 pub use release::{Release, ReleaseAction, ReleaseError, ReleaseOutcome};
 pub use snapshots::{SharedStore, SnapshotSettings};
@@ -383,15 +384,48 @@ impl DomainHost {
         let log = self.bus.log();
         let mut admitted_any = false;
         for (index, event) in events.into_iter().enumerate() {
-            // Deduplication runs before validation: a resent event is not a conflict.
-            if let Some(original) = log.find(self.stream, &event.source, &event.id) {
+            // Deduplication runs before validation: a resent event is not a conflict. A
+            // resend must be the same event, though: another event under a taken `source`
+            // and `id` refuses the whole group rather than being dropped as a duplicate.
+            let logged = log.find(self.stream, &event.source, &event.id);
+            let same = |e: &Envelope| e.source == event.source && e.id == event.id;
+            let held = match &logged {
+                Some(original) => Some((
+                    &original.envelope,
+                    Original::Logged(original.envelope.position()),
+                )),
+                None => staged.appends.iter().position(same).map(|earlier| {
+                    let at = staged
+                        .slots
+                        .iter()
+                        .position(|slot| matches!(slot, Slot::New(i) if *i == earlier))
+                        .unwrap_or(earlier);
+                    (&staged.appends[earlier], Original::Earlier(at))
+                }),
+            };
+            if let Some((held, original)) = held {
+                let differs = herald_runtime::log::differences(held, &event);
+                if !differs.is_empty() {
+                    drop(domain);
+                    if admitted_any {
+                        self.restore();
+                    }
+                    return Err(IngestError::IdConflict(IdConflict {
+                        index,
+                        event_source: event.source,
+                        id: event.id,
+                        original,
+                        differs,
+                    }));
+                }
+            }
+            if let Some(original) = logged {
                 staged.sync_to = staged.sync_to.max(original.offset);
                 staged
                     .slots
                     .push(Slot::Duplicate(original.envelope.position()));
                 continue;
             }
-            let same = |e: &Envelope| e.source == event.source && e.id == event.id;
             if let Some(earlier) = staged.appends.iter().position(same) {
                 staged.slots.push(Slot::DuplicateOfStaged(earlier));
                 continue;

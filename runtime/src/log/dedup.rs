@@ -1,12 +1,17 @@
 //! The deduplication index: which `(stream, source, id)` were appended recently, bounded by
 //! a window of events or of age so its memory does not grow with the log.
 //!
-//! Keys are 128-bit hashes (16 bytes per event instead of the strings); a hit is confirmed
+//! Keys are 64-bit hashes (8 bytes per event instead of the strings); a hit is confirmed
 //! against the record itself, so a hash collision can never turn a new event away.
+//!
+//! A confirmed hit is a resend only when it is the same event: [`differences`] says which
+//! attributes of a resend differ from the stored original (none for a true resend).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
+
+use crate::envelope::Envelope;
 
 /// How far back the log recognises a resent event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +34,57 @@ pub fn key(stream: &str, source: &str, id: &str) -> Key {
     hasher.update(&[0]);
     hasher.update(id.as_bytes());
     hasher.digest()
+}
+
+/// The attributes in which `resent` differs from `original`, the stored event with the same
+/// `source` and `id`; empty when `resent` is the same event, a true resend.
+///
+/// Every attribute a client sets counts except `time` (stamped when absent, so two sends
+/// of one event may carry different times). `data` is compared as parsed JSON values:
+/// key order and whitespace do not matter, while `1` and `1.0` differ (an integer and a
+/// float, as a domain decoding the data sees them). Extensions are compared by name and
+/// value, and each one that differs is named by its own name.
+pub fn differences(original: &Envelope, resent: &Envelope) -> Vec<String> {
+    let mut differs = Vec::new();
+    let mut check = |attribute: &str, same: bool| {
+        if !same {
+            differs.push(attribute.to_owned());
+        }
+    };
+    check("specversion", original.specversion == resent.specversion);
+    check("type", original.event_type == resent.event_type);
+    check("subject", original.subject == resent.subject);
+    check(
+        "datacontenttype",
+        original.datacontenttype == resent.datacontenttype,
+    );
+    check("data", same_json(&original.data, &resent.data));
+    check("partitionkey", original.partitionkey == resent.partitionkey);
+    check("traceparent", original.traceparent == resent.traceparent);
+    let extensions = |event: &Envelope| -> BTreeMap<String, String> {
+        event.extensions.iter().cloned().collect()
+    };
+    let (before, after) = (extensions(original), extensions(resent));
+    let names: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for name in names {
+        check(name, before.get(name) == after.get(name));
+    }
+    differs
+}
+
+/// Whether two `data` texts hold the same JSON value (bytes that are not JSON compare as
+/// bytes).
+fn same_json(original: &[u8], resent: &[u8]) -> bool {
+    if original == resent {
+        return true;
+    }
+    match (
+        serde_json::from_slice::<serde_json::Value>(original),
+        serde_json::from_slice::<serde_json::Value>(resent),
+    ) {
+        (Ok(original), Ok(resent)) => original == resent,
+        _ => false,
+    }
 }
 
 /// Keys are already uniform hashes: hashing them again (SipHash) would only cost time.
@@ -171,6 +227,68 @@ mod tests {
         assert_eq!(dedup.len(), 2);
         assert_ne!(key("s", "/src", "a"), key("t", "/src", "a"));
         assert_ne!(key("s", "/sr", "ca"), key("s", "/src", "a"));
+    }
+
+    #[test]
+    fn a_resend_differs_only_where_the_event_does() {
+        let original = Envelope {
+            id: "e-1".into(),
+            source: "/shop".into(),
+            specversion: "1.0".into(),
+            event_type: "inventory.StockAdded".into(),
+            subject: "sku-1".into(),
+            time: "2026-11-25T10:00:00Z".into(),
+            datacontenttype: "application/json".into(),
+            data: br#"{"quantity":3,"sku":"sku-1"}"#.to_vec(),
+            partitionkey: "sku-1".into(),
+            traceparent: None,
+            extensions: vec![("tenant".into(), "a".into())],
+            cause: None,
+            stream: "inventory".into(),
+            sequence: 7,
+        };
+        let check = |change: &dyn Fn(&mut Envelope), expected: &[&str]| {
+            let mut resent = original.clone();
+            resent.stream = String::new();
+            resent.sequence = 0;
+            change(&mut resent);
+            assert_eq!(differences(&original, &resent), expected);
+        };
+        check(&|_| {}, &[]);
+        check(&|e| e.time = "2030-01-01T00:00:00Z".into(), &[]);
+        check(
+            &|e| e.data = br#"{ "sku": "sku-1", "quantity": 3 }"#.to_vec(),
+            &[],
+        );
+        check(
+            &|e| e.data = br#"{"quantity":3.0,"sku":"sku-1"}"#.to_vec(),
+            &["data"],
+        );
+        check(&|e| e.data = b"not json".to_vec(), &["data"]);
+        check(
+            &|e| e.event_type = "inventory.StockRemoved".into(),
+            &["type"],
+        );
+        check(
+            &|e| {
+                e.subject = "sku-2".into();
+                e.partitionkey = "sku-2".into();
+            },
+            &["subject", "partitionkey"],
+        );
+        check(
+            &|e| e.traceparent = Some("00-ab-cd-01".into()),
+            &["traceparent"],
+        );
+        check(&|e| e.extensions.clear(), &["tenant"]);
+        check(
+            &|e| e.extensions.push(("region".into(), "eu".into())),
+            &["region"],
+        );
+        check(
+            &|e| e.datacontenttype = "text/plain".into(),
+            &["datacontenttype"],
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use check::{check, each_record, repair, LogCheck, Repaired};
-pub use dedup::DedupWindow;
+pub use dedup::{differences, DedupWindow};
 pub use durability::{Durability, DurableListener};
 pub use file::{DirLock, FileLog, FileLogOptions, Opened};
 pub use frame::MAX_PAYLOAD;

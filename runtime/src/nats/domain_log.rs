@@ -18,11 +18,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_nats::jetstream;
 use futures_util::StreamExt;
 use tokio::sync::Notify;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::connection::Nats;
 use super::lease::Lease;
-use super::streams::{self, Outgoing, Placement};
+use super::streams::{self, AppendError, Outgoing, Placement};
 use super::wire;
 use crate::deadletter;
 use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
@@ -38,6 +38,23 @@ const TAIL_PAGE: usize = 10_000;
 
 /// A domain's streams and inbox on JetStream.
 pub struct JetStreamDomainLog {
+/// How much earlier than `duplicate_window` ago a search for an original starts: room for
+/// the server's clock and this node's to differ.
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How many recent own events are remembered: [`DEDUP_EVENTS`], or in debug builds what
+/// `HERALD_FAULT_RESEND_INDEX` says, so a test can reach JetStream's duplicate window
+/// without appending a hundred thousand events first.
+fn dedup_events() -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(events) = std::env::var("HERALD_FAULT_RESEND_INDEX")
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+    {
+        return events.max(1);
+    }
+    DEDUP_EVENTS
+}
     nats: Arc<Nats>,
     /// The Herald stream this log writes (the domain's name, or a partition's).
     stream: String,
@@ -69,7 +86,7 @@ impl Own {
         if self.recent.insert(key, Arc::clone(record)).is_none() {
             self.order.push_back(key);
         }
-        while self.order.len() > DEDUP_EVENTS {
+        while self.order.len() > dedup_events() {
             if let Some(old) = self.order.pop_front() {
                 self.recent.remove(&old);
             }
@@ -158,7 +175,7 @@ impl JetStreamDomainLog {
         };
         // The recent events, a page per call, so each call stays within its time bound.
         let mut tail = Vec::new();
-        let mut from = events_last.saturating_sub(DEDUP_EVENTS as u64 - 1).max(1);
+        let mut from = events_last.saturating_sub(dedup_events() as u64 - 1).max(1);
         while from <= events_last {
             let context = context.clone();
             let events = events.clone();
@@ -212,6 +229,74 @@ impl JetStreamDomainLog {
         let timeout = self.nats.settings().request_timeout;
         let stored = self.nats.block("reading inputs", async move {
             streams::read_range(&context, &name, after + 1, None, limit, timeout).await
+    /// JetStream refused an append of `records` to JetStream stream `name` because it
+    /// holds one of them already (at sequence `at`, when it said). Reads the originals,
+    /// remembers them for [`EventLog::find`], and answers the duplicate to refuse the
+    /// append with; an original that cannot be read leaves it unknown (503, resend).
+    fn recognised(
+        &self,
+        own: &mut Own,
+        name: &str,
+        at: Option<u64>,
+        records: &[Arc<Record>],
+    ) -> LogError {
+        let msg_ids: std::collections::HashSet<String> = records
+            .iter()
+            .map(|r| wire::msg_id(&self.stream, &r.envelope.source, &r.envelope.id))
+            .collect();
+        let context = self.nats.context().clone();
+        let timeout = self.nats.settings().request_timeout;
+        let window = self.nats.settings().duplicate_window;
+        let js_name = name.to_owned();
+        let stored = self
+            .nats
+            .block("reading the original of a resend", async move {
+                match at {
+                    Some(sequence) => {
+                        streams::read_range(
+                            &context,
+                            &js_name,
+                            sequence,
+                            Some(sequence),
+                            1,
+                            timeout,
+                        )
+                        .await
+                    }
+                    None => {
+                        let since = time::OffsetDateTime::now_utc() - window - CLOCK_SLACK;
+                        streams::find_msg_ids(&context, &js_name, since, &msg_ids, timeout).await
+                    }
+                }
+            });
+        let originals = stored.and_then(|stored| streams::own_records(&stored, &self.stream));
+        let originals = match originals {
+            Ok(originals) => originals,
+            Err(error) => return error,
+        };
+        let mut recognised = None;
+        for original in originals {
+            let held = &original.envelope;
+            let sent = records
+                .iter()
+                .any(|r| r.envelope.source == held.source && r.envelope.id == held.id);
+            if sent {
+                info!(domain = %self.stream, sequence = held.sequence, source = %held.source, id = %held.id, "JetStream recognised a resend older than this node's index; comparing with the original");
+                recognised.get_or_insert_with(|| LogError::Duplicate {
+                    event_source: held.source.clone(),
+                    id: held.id.clone(),
+                    position: held.position(),
+                });
+                own.remember(&original);
+            }
+        }
+        recognised.unwrap_or_else(|| {
+            LogError::Unavailable(format!(
+                "JetStream stream {name} holds an event of this append (at sequence {at:?}) that cannot be found to compare it with; nothing was appended"
+            ))
+        })
+    }
+
         })?;
         let mut records = Vec::with_capacity(stored.len());
         for message in stored {
@@ -431,13 +516,35 @@ impl EventLog for JetStreamDomainLog {
                 let chunk: Vec<Outgoing> = outgoing.by_ref().take(streams::MAX_BATCH).collect();
                 let count = chunk.len() as u64;
                 let client = self.nats.client().clone();
-                let name = name.clone();
-                let appended = self.nats.block("an append", async move {
-                    streams::append(&client, &name, expected, chunk, timeout).await
-                });
-                if let Err(error) = appended {
-                    own.stale = true;
-                    return Err(error);
+                let js_name = name.clone();
+                let appended = self
+                    .nats
+                    .block("an append", async move {
+                        Ok(streams::append(&client, &js_name, expected, chunk, timeout).await)
+                    })
+                    .unwrap_or_else(|error| Err(AppendError::Log(error)));
+                match appended {
+                    Ok(()) => {}
+                    // Nothing is stored: JetStream knows an ingress event by its
+                    // `Nats-Msg-Id` from further back than `recent`. Remember the original,
+                    // so the host compares the resend with it and answers for itself.
+                    Err(AppendError::Duplicate(at))
+                        if expected == last
+                            && !dead
+                            && records.iter().all(|r| r.envelope.cause.is_none()) =>
+                    {
+                        return Err(self.recognised(&mut own, &name, at, &records));
+                    }
+                    Err(AppendError::Duplicate(at)) => {
+                        own.stale = true;
+                        return Err(LogError::Unavailable(format!(
+                            "JetStream stream {name} already holds an event of this append (at sequence {at:?}); the stream is read again"
+                        )));
+                    }
+                    Err(AppendError::Log(error)) => {
+                        own.stale = true;
+                        return Err(error);
+                    }
                 }
                 expected += count;
             }

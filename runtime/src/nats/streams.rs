@@ -236,6 +236,23 @@ static STARTED: std::sync::LazyLock<u128> = std::sync::LazyLock::new(|| {
         .unwrap_or(0)
 });
 
+/// Why an append stored nothing (or, for [`AppendError::Log`], perhaps something).
+#[derive(Debug)]
+pub enum AppendError {
+    /// JetStream already holds a message with one of the `Nats-Msg-Id`s, stored within its
+    /// `duplicate_window`, and stored nothing: at this sequence for a single message; for
+    /// a batch the server does not say which message, nor where.
+    Duplicate(Option<u64>),
+    /// Any other failure.
+    Log(LogError),
+}
+
+impl From<LogError> for AppendError {
+    fn from(error: LogError) -> Self {
+        Self::Log(error)
+    }
+}
+
 /// Appends `messages` to JetStream stream `name` as one unit, fenced on `expected_last`:
 /// stored whole at `expected_last + 1 ..`, or not at all.
 pub async fn append(
@@ -244,15 +261,15 @@ pub async fn append(
     expected_last: u64,
     mut messages: Vec<Outgoing>,
     timeout: Duration,
-) -> Result<(), LogError> {
+) -> Result<(), AppendError> {
     let count = messages.len();
     if count == 0 {
         return Ok(());
     }
     if count > MAX_BATCH {
-        return Err(LogError::Unavailable(format!(
+        return Err(AppendError::Log(LogError::Unavailable(format!(
             "an append of {count} events to {name} exceeds JetStream's atomic batch limit of {MAX_BATCH}; split it"
-        )));
+        ))));
     }
     if count == 1 {
         let mut message = messages.remove(0);
@@ -298,7 +315,7 @@ pub async fn append(
             client
                 .publish_with_headers(message.subject, message.headers, message.body)
                 .await
-                .map_err(|error| unavailable(name, error))?;
+                .map_err(|error| AppendError::Log(unavailable(name, error)))?;
         }
     }
     Ok(())
@@ -341,37 +358,49 @@ struct AckError {
     description: String,
 }
 
+/// JetStream's error code for an atomic batch holding a `Nats-Msg-Id` it already has.
+const BATCH_DUPLICATE: u64 = 10201;
+
 /// Checks a publish reply: stored where expected, or why not.
-fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result<(), LogError> {
+fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result<(), AppendError> {
     let ack: Ack = serde_json::from_slice(reply).map_err(|error| {
         LogError::Unavailable(format!(
             "JetStream stream {name} answered an append with something unreadable ({error}): {}",
             String::from_utf8_lossy(reply)
         ))
     })?;
+    if ack
+        .error
+        .as_ref()
+        .is_some_and(|error| error.err_code == BATCH_DUPLICATE)
+    {
+        return Err(AppendError::Duplicate(None));
+    }
+    if ack.duplicate && ack.error.is_none() {
+        return Err(AppendError::Duplicate((count == 1).then_some(ack.seq)));
+    }
     if let Some(error) = ack.error {
         // 10071: wrong last sequence: someone else appended since this host's last append.
         if error.err_code == 10071 {
-            return Err(LogError::Fenced {
+            return Err(AppendError::Log(LogError::Fenced {
                 stream: name.to_owned(),
                 reason: format!(
                     "expected last sequence {expected_last}, the server says {}",
                     error.description
                 ),
-            });
+            }));
         }
-        return Err(LogError::Unavailable(format!(
+        return Err(AppendError::Log(LogError::Unavailable(format!(
             "JetStream stream {name} refused an append after sequence {expected_last}: {} (code {}, {})",
             error.description, error.code, error.err_code
-        )));
+        ))));
     }
-    if ack.duplicate || ack.seq != expected_last + count {
-        return Err(LogError::Unavailable(format!(
-            "JetStream stream {name} stored an append at sequence {} (duplicate: {}), expected {}; the stream is read again",
+    if ack.seq != expected_last + count {
+        return Err(AppendError::Log(LogError::Unavailable(format!(
+            "JetStream stream {name} stored an append at sequence {}, expected {}; the stream is read again",
             ack.seq,
-            ack.duplicate,
             expected_last + count
-        )));
+        ))));
     }
     Ok(())
 }
@@ -484,6 +513,72 @@ pub async fn read_range(
         }
     }
     Ok(out)
+}
+
+/// The messages of stream `name` stored since `since` whose `Nats-Msg-Id` is one of
+/// `msg_ids`, read in order up to the stream's end now (or until every one is found).
+/// Finds the originals JetStream recognised in an atomic batch, which it does not name.
+pub async fn find_msg_ids(
+    context: &jetstream::Context,
+    name: &str,
+    since: time::OffsetDateTime,
+    msg_ids: &std::collections::HashSet<String>,
+    timeout: Duration,
+) -> Result<Vec<Stored>, LogError> {
+    let stream = match context.get_stream(name).await {
+        Ok(stream) => stream,
+        Err(error) if not_found(&error) => return Ok(Vec::new()),
+        Err(error) => return Err(unavailable(name, error)),
+    };
+    let last = stream.cached_info().state.last_sequence;
+    if last == 0 || msg_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartTime { start_time: since },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| unavailable(name, e))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| unavailable(name, e))?;
+    let mut found = Vec::new();
+    while found.len() < msg_ids.len() {
+        let next = tokio::time::timeout(timeout, messages.next())
+            .await
+            .map_err(|_| {
+                LogError::Unavailable(format!(
+                    "reading JetStream stream {name} since {since}: nothing arrived within {timeout:?}"
+                ))
+            })?;
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return Err(unavailable(name, error)),
+            None => break,
+        };
+        let sequence = message
+            .info()
+            .map(|info| info.stream_sequence)
+            .map_err(|e| unavailable(name, e))?;
+        let headers = message.headers.clone().unwrap_or_default();
+        let wanted = headers
+            .get("Nats-Msg-Id")
+            .is_some_and(|id| msg_ids.contains(id.as_str()));
+        if wanted {
+            found.push(Stored {
+                sequence,
+                headers,
+                body: message.payload.clone(),
+            });
+        }
+        if sequence >= last {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 /// (Re)creates the durable consumer of Herald stream `stream` on its inbox, starting at

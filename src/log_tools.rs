@@ -1,12 +1,14 @@
 //! `herald log tail|verify|repair`: the event log's files read directly, while the node
 //! is stopped. Verify and repair judge damage exactly as the node does when it opens.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use herald_runtime::catalog::nearest;
 use herald_runtime::log::{self, DamageKind, DirLock};
 
 /// The `herald log` subcommands.
@@ -78,7 +80,12 @@ fn tail(
     let mut remaining = limit.unwrap_or(u64::MAX);
     let mut out = std::io::stdout().lock();
     let mut written: std::io::Result<()> = Ok(());
+    // Every stream seen, so a --stream that names none of them is an error, not silence.
+    let mut streams: BTreeSet<String> = BTreeSet::new();
     let damage = log::each_record(&dir, &mut |record| {
+        if !streams.contains(&record.envelope.stream) {
+            streams.insert(record.envelope.stream.clone());
+        }
         let position = match stream {
             Some(stream) if record.envelope.stream != stream => return,
             Some(_) => record.envelope.sequence,
@@ -99,6 +106,26 @@ fn tail(
             damage.reason
         );
     }
+    if let Some(stream) = stream.filter(|stream| !streams.contains(*stream)) {
+        let guess = nearest(stream, streams.iter().map(String::as_str))
+            .map(|nearest| format!(" (did you mean \"{nearest}\"?)"))
+            .unwrap_or_default();
+        let listing = match streams.is_empty() {
+            true => "the log holds no events yet".to_owned(),
+            false => format!(
+                "its streams are: {}",
+                streams
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        anyhow::bail!(
+            "there is no stream \"{stream}\" in {}{guess}; {listing}",
+            dir.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,7 +133,10 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = log_dir(data_dir)?;
     // A running node may be mid-write: what looks torn now may be whole a moment later.
     let _lock = DirLock::take(&dir)?;
-    let found = log::check(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    // Judged against the same evidence of syncing as the node's start: its snapshots.
+    let synced = herald_runtime::snapshot::newest_reflected(&data_dir.join("snapshots"));
+    let found = log::check_with(&dir, synced.as_ref())
+        .with_context(|| format!("cannot read {}", dir.display()))?;
     for (path, records, bytes) in &found.segments {
         println!("{}: {records} records, {bytes} bytes", path.display());
     }
@@ -145,7 +175,8 @@ fn verify(data_dir: &Path) -> anyhow::Result<ExitCode> {
 fn repair(data_dir: &Path) -> anyhow::Result<ExitCode> {
     let dir = log_dir(data_dir)?;
     let _lock = DirLock::take(&dir)?;
-    let repaired = log::repair(&dir)?;
+    let synced = herald_runtime::snapshot::newest_reflected(&data_dir.join("snapshots"));
+    let repaired = log::repair_with(&dir, synced.as_ref())?;
     // Snapshots past the end of the log describe events it no longer holds, whether this
     // run cut anything or an earlier, interrupted one did.
     for path in move_stale_snapshots(data_dir, repaired.records)? {

@@ -12,8 +12,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use herald_actors::node::NodeError;
+use herald_actors::node::{self, NodeError};
 use herald_config::{Config, LogFormat};
+use herald_runtime::catalog::Catalog;
 use tracing_subscriber::EnvFilter;
 
 /// Herald: an actor runtime for event-driven microservices.
@@ -55,6 +56,10 @@ const BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The test builds' fault switches can change a test domain's wiring, so they are read
+    // before anything checks it.
+    #[cfg(feature = "fault-injection")]
+    herald_domains::faults::arm_from_env();
     match cli.command {
         Command::CheckConfig { config } => match load(&config) {
             Ok(_) => {
@@ -85,7 +90,7 @@ fn main() -> ExitCode {
                     let settings = error.chain().any(|cause| {
                         matches!(
                             cause.downcast_ref::<NodeError>(),
-                            Some(NodeError::Nats(_) | NodeError::Config(_))
+                            Some(NodeError::Nats(_) | NodeError::Config(_) | NodeError::Catalog(_))
                         )
                     });
                     match settings {
@@ -98,11 +103,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads and validates the config, then checks the wiring of this build's domains and the
+/// partitions the config gives them, exactly as `run` would: `check-config` and `run`
+/// refuse the same things, with status 2, each message printed once.
 fn load(path: &Path) -> Result<Config, ExitCode> {
-    Config::load(path, &herald_domains::names()).map_err(|error| {
-        eprintln!("herald: {error}");
+    let refuse = |message: &dyn std::fmt::Display| {
+        eprintln!("herald: {message}");
         ExitCode::from(BAD_CONFIG)
-    })
+    };
+    let registered = herald_domains::all();
+    let known: Vec<&str> = registered.iter().map(|entry| entry.name).collect();
+    let config = Config::load(path, &known).map_err(|error| refuse(&error))?;
+    let enabled = config.enabled_domains(&known);
+    let catalog = Catalog::check(&registered, &enabled).map_err(|errors| {
+        for error in &errors {
+            eprintln!("herald: domain wiring: {error}");
+        }
+        ExitCode::from(BAD_CONFIG)
+    })?;
+    node::check_partitions(&config, &catalog, &enabled).map_err(|error| refuse(&error))?;
+    Ok(config)
 }
 
 fn init_telemetry(config: &Config) {
@@ -125,10 +145,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     init_telemetry(&config);
     log_panics();
     #[cfg(feature = "fault-injection")]
-    {
-        herald_domains::faults::arm_from_env();
-        tracing::warn!("built with fault injection: test-only domains and hooks are present");
-    }
+    tracing::warn!("built with fault injection: test-only domains and hooks are present");
     let bind = config.bind_addr();
     let listener = std::net::TcpListener::bind(bind).with_context(|| {
         format!("cannot listen on {bind}; is another node running there? set [http] bind or HERALD_HTTP__BIND")

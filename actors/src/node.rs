@@ -381,8 +381,8 @@ pub async fn run(
 }
 
 /// Refuses partition counts the node cannot honour: more than one for a domain whose state
-/// spans keys.
-fn check_partitions(
+/// spans keys. `herald check-config` runs it too.
+pub fn check_partitions(
     config: &Config,
     catalog: &Catalog,
     enabled: &[String],

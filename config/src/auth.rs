@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Problem;
+use crate::validate::KnownDomains;
 
 /// `[auth]`: whether requests need a bearer token, and which tokens there are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -121,6 +122,7 @@ impl AuthConfig {
     ) -> Result<Vec<Credential>, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut credentials = Vec::new();
+        let known = KnownDomains::new(known_domains);
         if self.enabled && self.tokens.is_empty() {
             problems.push(Problem::new(
                 "auth.tokens",
@@ -194,13 +196,13 @@ impl AuthConfig {
                 ));
             }
             for domain in &token.domains {
-                if !known_domains.contains(&domain.as_str()) {
+                if !known.contains(domain) {
                     problems.push(Problem::new(
                         format!("{key}.domains"),
                         format!(
-                            "token \"{}\" names unknown domain \"{domain}\"; known domains are: {}",
+                            "token \"{}\" names unknown domain \"{domain}\"; {}",
                             token.name,
-                            known_domains.join(", ")
+                            known.hint(domain)
                         ),
                     ));
                 }

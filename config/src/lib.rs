@@ -109,9 +109,24 @@ impl Config {
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.clone())
         };
-        let validated = config
-            .validate(known_domains)
-            .and_then(|()| config.auth.credentials(known_domains, &lookup).map(|_| ()));
+        let validated = config.validate(known_domains).and_then(|()| {
+            let mut problems = config
+                .auth
+                .credentials(known_domains, &lookup)
+                .err()
+                .unwrap_or_default();
+            // A networked node reads its NATS secret when it starts: a missing one is a
+            // config error here, not a surprise at `herald run`.
+            if config.bus.kind == BusKind::Nats {
+                if let Err(problem) = config.bus.nats.read_credentials(&lookup) {
+                    problems.push(problem);
+                }
+            }
+            match problems.is_empty() {
+                true => Ok(()),
+                false => Err(problems),
+            }
+        });
         validated.map_err(|problems| {
             // Name the variable when an override, not the file, holds the bad value.
             let problems = problems

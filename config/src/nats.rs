@@ -281,23 +281,38 @@ impl NatsConfig {
         &self,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<NatsCredentials, String> {
+        self.read_credentials(env)
+            .map_err(|problem| problem.to_string())
+    }
+
+    /// [`NatsConfig::credentials`], failing with the key that holds the bad setting.
+    pub(crate) fn read_credentials(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<NatsCredentials, Problem> {
         let secret = |key: &str,
                       variable: &Option<String>,
                       file: &Option<PathBuf>,
                       inline: &Option<String>|
-         -> Result<Option<String>, String> {
+         -> Result<Option<String>, Problem> {
             if let Some(name) = variable {
-                return env(name).filter(|value| !value.is_empty()).map(Some).ok_or_else(|| {
-                    format!("bus.nats.{key}_env: the environment variable {name} is not set (or empty)")
-                });
+                return env(name)
+                    .filter(|value| !value.is_empty())
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Problem::new(
+                            format!("bus.nats.{key}_env"),
+                            format!("the environment variable {name} is not set (or empty)"),
+                        )
+                    });
             }
             if let Some(path) = file {
                 return std::fs::read_to_string(path)
                     .map(|text| Some(text.trim_end_matches(['\n', '\r']).to_owned()))
                     .map_err(|error| {
-                        format!(
-                            "bus.nats.{key}_file: cannot read {}: {error}",
-                            path.display()
+                        Problem::new(
+                            format!("bus.nats.{key}_file"),
+                            format!("cannot read {}: {error}", path.display()),
                         )
                     });
             }

@@ -159,7 +159,7 @@ impl Config {
             if !known.contains(name) {
                 problems.push(Problem::new(
                     key,
-                    format!("unknown domain {name:?}; {}", known.listing()),
+                    format!("unknown domain {name:?}; {}", known.hint(name)),
                 ));
             } else if let Some(first) = self.domains.enabled[..index]
                 .iter()
@@ -176,7 +176,7 @@ impl Config {
             if !known.contains(name) {
                 problems.push(Problem::new(
                     format!("domain.{name}"),
-                    format!("settings for unknown domain {name:?}; {}", known.listing()),
+                    format!("settings for unknown domain {name:?}; {}", known.hint(name)),
                 ));
             }
             positive(
@@ -256,27 +256,48 @@ fn positive(problems: &mut Vec<Problem>, key: &str, value: usize) {
 }
 
 /// The registered domain names, sorted so messages list them the same way every time.
-struct KnownDomains<'a> {
+pub(crate) struct KnownDomains<'a> {
     names: Vec<&'a str>,
 }
 
 impl<'a> KnownDomains<'a> {
-    fn new(names: &[&'a str]) -> Self {
+    pub(crate) fn new(names: &[&'a str]) -> Self {
         let mut names = names.to_vec();
         names.sort_unstable();
         names.dedup();
         Self { names }
     }
 
-    fn contains(&self, name: &str) -> bool {
+    pub(crate) fn contains(&self, name: &str) -> bool {
         self.names.binary_search(&name).is_ok()
     }
 
-    /// `known domains are: analytics, orders`, for the end of a message.
-    fn listing(&self) -> String {
-        match self.names.is_empty() {
-            true => "no domains are registered".to_owned(),
-            false => format!("known domains are: {}", self.names.join(", ")),
+    /// For the end of a message about unknown domain `name`: `did you mean "orders"?`
+    /// when a known name is a slip of the keyboard away, else every known name.
+    pub(crate) fn hint(&self, name: &str) -> String {
+        match nearest(name, self.names.iter().copied()) {
+            Some(nearest) => format!("did you mean \"{nearest}\"?"),
+            None if self.names.is_empty() => "no domains are registered".to_owned(),
+            None => format!("known domains are: {}", self.names.join(", ")),
         }
     }
+}
+
+/// The candidate closest to `wanted`, if it is close enough to be a slip of the keyboard:
+/// the same name in other case, else at most a third of its characters edited (rustc's
+/// rule for "did you mean"). Ties go to the earlier candidate.
+fn nearest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wanted = wanted.to_lowercase();
+    let limit = (wanted.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|candidate| {
+            (
+                strsim::levenshtein(&wanted, &candidate.to_lowercase()),
+                candidate,
+            )
+        })
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
 }

@@ -59,35 +59,53 @@ pub enum CatalogError {
         /// `Event::DOMAIN`.
         event_domain: String,
     },
+    /// Two domains declare the same event type.
+    #[error("event type \"{type_name}\" is declared by both domain \"{first}\" and domain \"{second}\"; a type has one owner")]
+    DuplicateType {
+        /// The type.
+        type_name: String,
+        /// The domain registered first.
+        first: String,
+        /// The domain registered later.
+        second: String,
+    },
     /// An ingress type is not one of the domain's own types.
-    #[error("domain \"{domain}\" lists ingress type \"{type_name}\", which is not one of its own types: {}", own.join(", "))]
+    #[error("domain \"{domain}\" lists ingress type \"{type_name}\", which is not one of its own types; {choices}")]
     ForeignIngress {
         /// The domain.
         domain: String,
         /// The listed type.
         type_name: String,
-        /// The domain's own types.
-        own: Vec<String>,
+        /// The nearest own type, or all of them.
+        choices: Choices,
     },
-    /// A subscription names no registered type, or the domain's own type.
-    #[error("domain \"{domain}\" subscribes to \"{type_name}\", which {why}")]
-    BadSubscription {
+    /// A subscription names a type no registered domain owns.
+    #[error("domain \"{domain}\" subscribes to \"{type_name}\", which no registered domain owns; {choices}")]
+    UnknownSubscription {
         /// The domain.
         domain: String,
         /// The subscribed type.
         type_name: String,
-        /// What is wrong with it.
-        why: &'static str,
+        /// The nearest type of another domain, or all of them.
+        choices: Choices,
+    },
+    /// A subscription names the domain's own type.
+    #[error("domain \"{domain}\" subscribes to \"{type_name}\", which is its own type; own events are applied, not handled: remove it from `subscriptions()`")]
+    OwnSubscription {
+        /// The domain.
+        domain: String,
+        /// The subscribed type.
+        type_name: String,
     },
     /// A partitioned domain says how it keys a type it does not consume.
-    #[error("domain \"{domain}\" says how it keys input \"{type_name}\", which it does not subscribe to; subscriptions are: {}", subscriptions.join(", "))]
+    #[error("domain \"{domain}\" says how it keys input \"{type_name}\", which it does not subscribe to; {choices}")]
     BadInputKey {
         /// The domain.
         domain: String,
         /// The listed type.
         type_name: String,
-        /// What it does subscribe to.
-        subscriptions: Vec<String>,
+        /// The nearest subscription, or all of them.
+        choices: Choices,
     },
     /// A type's JSON Schema does not compile.
     #[error("the JSON Schema of \"{type_name}\" does not compile: {message}")]
@@ -97,6 +115,70 @@ pub enum CatalogError {
         /// The validator's reason.
         message: String,
     },
+}
+
+/// The end of a message about a name that matches nothing: the name most likely meant,
+/// else every name there is to choose from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choices {
+    /// What the names are, in the plural ("its own types").
+    what: &'static str,
+    /// The name within a small edit distance of the one given, if any.
+    nearest: Option<String>,
+    /// Every name there is, sorted.
+    names: Vec<String>,
+}
+
+impl Choices {
+    /// The choices for `wanted` among `names`, which are `what`.
+    pub fn new<'a>(
+        what: &'static str,
+        wanted: &str,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut names: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        names.sort();
+        names.dedup();
+        Self {
+            what,
+            nearest: nearest(wanted, names.iter().map(String::as_str)).map(str::to_owned),
+            names,
+        }
+    }
+
+    /// The name most likely meant, if one is close enough.
+    pub fn nearest(&self) -> Option<&str> {
+        self.nearest.as_deref()
+    }
+}
+
+impl std::fmt::Display for Choices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.nearest, self.names.is_empty()) {
+            (Some(nearest), _) => write!(f, "did you mean \"{nearest}\"?"),
+            (None, true) => write!(f, "there are no {}", self.what),
+            (None, false) => write!(f, "{} are: {}", self.what, self.names.join(", ")),
+        }
+    }
+}
+
+/// The candidate closest to `wanted`, if it is close enough to be a slip of the keyboard:
+/// the same name in other case, else at most a third of its characters edited (rustc's
+/// rule for "did you mean"). Ties go to the earlier candidate.
+pub fn nearest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wanted = wanted.to_lowercase();
+    let limit = (wanted.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|candidate| {
+            (
+                strsim::levenshtein(&wanted, &candidate.to_lowercase()),
+                candidate,
+            )
+        })
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
 }
 
 /// An event type as the gateway needs it.
@@ -160,50 +242,78 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Builds and checks the catalog; `enabled` names the domains this node hosts.
+    /// Builds and checks the catalog; `enabled` names the domains this node hosts. Fails
+    /// with the first wiring mistake; [`Catalog::check`] reports them all.
     pub fn new(entries: &[DomainEntry], enabled: &[String]) -> Result<Self, CatalogError> {
+        Self::check(entries, enabled).map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// Builds and checks the catalog, reporting every wiring mistake (never none), so
+    /// `herald check-config` names them all in one go.
+    pub fn check(entries: &[DomainEntry], enabled: &[String]) -> Result<Self, Vec<CatalogError>> {
+        Self::from_descriptions(entries.iter().map(DomainEntry::describe).collect(), enabled)
+    }
+
+    fn from_descriptions(
+        descriptions: Vec<DomainDescription>,
+        enabled: &[String],
+    ) -> Result<Self, Vec<CatalogError>> {
+        let mut errors = Vec::new();
         let mut domains: Vec<(DomainDescription, bool)> = Vec::new();
         let mut types = HashMap::new();
-        for entry in entries {
-            let description = entry.describe();
+        // Every declared type's owner, schema compiled or not, so one bad schema does not
+        // also report each subscription to that type.
+        let mut owners: HashMap<&'static str, &'static str> = HashMap::new();
+        for description in descriptions {
             if domains.iter().any(|(d, _)| d.name == description.name) {
-                return Err(CatalogError::DuplicateDomain(description.name.to_owned()));
+                errors.push(CatalogError::DuplicateDomain(description.name.to_owned()));
+                continue;
             }
             if description.name != description.event_domain {
-                return Err(CatalogError::NameMismatch {
+                errors.push(CatalogError::NameMismatch {
                     name: description.name.to_owned(),
                     event_domain: description.event_domain.to_owned(),
                 });
             }
             let hosted = enabled.iter().any(|name| name == description.name);
             for event_type in &description.types {
-                let validator = jsonschema::validator_for(&event_type.schema).map_err(|error| {
-                    CatalogError::BadSchema {
+                if let Some(first) = owners.insert(event_type.name, description.name) {
+                    errors.push(CatalogError::DuplicateType {
+                        type_name: event_type.name.to_owned(),
+                        first: first.to_owned(),
+                        second: description.name.to_owned(),
+                    });
+                    continue;
+                }
+                match jsonschema::validator_for(&event_type.schema) {
+                    Ok(validator) => {
+                        types.insert(
+                            event_type.name,
+                            TypeEntry {
+                                name: event_type.name,
+                                domain: description.name,
+                                ingress: description.ingress.contains(&event_type.name),
+                                hosted,
+                                validator,
+                            },
+                        );
+                    }
+                    Err(error) => errors.push(CatalogError::BadSchema {
                         type_name: event_type.name.to_owned(),
                         message: error.to_string(),
-                    }
-                })?;
-                types.insert(
-                    event_type.name,
-                    TypeEntry {
-                        name: event_type.name,
-                        domain: description.name,
-                        ingress: description.ingress.contains(&event_type.name),
-                        hosted,
-                        validator,
-                    },
-                );
+                    }),
+                }
             }
             for ingress in &description.ingress {
                 if !description.types.iter().any(|t| t.name == *ingress) {
-                    return Err(CatalogError::ForeignIngress {
+                    errors.push(CatalogError::ForeignIngress {
                         domain: description.name.to_owned(),
                         type_name: (*ingress).to_owned(),
-                        own: description
-                            .types
-                            .iter()
-                            .map(|t| t.name.to_owned())
-                            .collect(),
+                        choices: Choices::new(
+                            "its own types",
+                            ingress,
+                            description.types.iter().map(|t| t.name),
+                        ),
                     });
                 }
             }
@@ -211,37 +321,47 @@ impl Catalog {
         }
         for (description, _) in &domains {
             if let Partitioning::ByKey { inputs } = description.partitioning {
-                if let Some((type_name, _)) = inputs
+                for (type_name, _) in inputs
                     .iter()
-                    .find(|(name, _)| !description.subscriptions.contains(name))
+                    .filter(|(name, _)| !description.subscriptions.contains(name))
                 {
-                    return Err(CatalogError::BadInputKey {
+                    errors.push(CatalogError::BadInputKey {
                         domain: description.name.to_owned(),
                         type_name: (*type_name).to_owned(),
-                        subscriptions: description
-                            .subscriptions
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect(),
+                        choices: Choices::new(
+                            "its subscriptions",
+                            type_name,
+                            description.subscriptions.iter().copied(),
+                        ),
                     });
                 }
             }
             for subscription in &description.subscriptions {
-                let why = match types.get(subscription) {
-                    None => "no registered domain owns",
-                    Some(owner) if owner.domain == description.name => {
-                        "is its own type; own events are applied, not handled"
-                    }
-                    Some(_) => continue,
-                };
-                return Err(CatalogError::BadSubscription {
-                    domain: description.name.to_owned(),
-                    type_name: (*subscription).to_owned(),
-                    why,
-                });
+                match owners.get(subscription) {
+                    Some(owner) if *owner != description.name => {}
+                    Some(_) => errors.push(CatalogError::OwnSubscription {
+                        domain: description.name.to_owned(),
+                        type_name: (*subscription).to_owned(),
+                    }),
+                    None => errors.push(CatalogError::UnknownSubscription {
+                        domain: description.name.to_owned(),
+                        type_name: (*subscription).to_owned(),
+                        choices: Choices::new(
+                            "the types of other domains",
+                            subscription,
+                            owners
+                                .iter()
+                                .filter(|(_, owner)| **owner != description.name)
+                                .map(|(name, _)| *name),
+                        ),
+                    }),
+                }
             }
         }
-        Ok(Self { domains, types })
+        match errors.is_empty() {
+            true => Ok(Self { domains, types }),
+            false => Err(errors),
+        }
     }
 
     /// Looks up a type a client wants to POST to a domain hosted here.
@@ -378,6 +498,157 @@ impl TypeEntry {
                 pointer: error.instance_path().to_string(),
                 message: error.to_string(),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::InputKey;
+
+    /// A domain owning `types` (short names, prefixed with its own name).
+    fn domain(
+        name: &'static str,
+        types: &[&'static str],
+        ingress: &[&'static str],
+        subscriptions: &[&'static str],
+    ) -> DomainDescription {
+        DomainDescription {
+            name,
+            event_domain: name,
+            types: types
+                .iter()
+                .map(|full| EventType {
+                    name: full,
+                    key_field: "key",
+                    schema: json!({ "type": "object" }),
+                })
+                .collect(),
+            ingress: ingress.to_vec(),
+            subscriptions: subscriptions.to_vec(),
+            queries: Vec::new(),
+            partitioning: Partitioning::Whole,
+        }
+    }
+
+    fn orders() -> DomainDescription {
+        domain(
+            "orders",
+            &["orders.OrderPlaced", "orders.OrderCancelled"],
+            &["orders.OrderPlaced"],
+            &["stock.StockReserved"],
+        )
+    }
+
+    fn stock() -> DomainDescription {
+        domain(
+            "stock",
+            &["stock.StockReserved", "stock.StockAdded"],
+            &["stock.StockAdded"],
+            &["orders.OrderPlaced"],
+        )
+    }
+
+    /// Builds a catalog of `domains` and compares every error's message with `expected`.
+    fn check(domains: Vec<DomainDescription>, expected: &[&str]) {
+        let seen: Vec<String> = match Catalog::from_descriptions(domains, &[]) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn well_wired_domains_build() {
+        check(vec![orders(), stock()], &[]);
+    }
+
+    #[test]
+    fn a_misspelt_subscription_names_the_nearest_type() {
+        let mut misspelt = orders();
+        misspelt.subscriptions = vec!["stock.StockReservd"];
+        check(
+            vec![misspelt, stock()],
+            &["domain \"orders\" subscribes to \"stock.StockReservd\", which no registered domain owns; did you mean \"stock.StockReserved\"?"],
+        );
+        let mut case = orders();
+        case.subscriptions = vec!["Stock.stockreserved"];
+        check(
+            vec![case, stock()],
+            &["domain \"orders\" subscribes to \"Stock.stockreserved\", which no registered domain owns; did you mean \"stock.StockReserved\"?"],
+        );
+    }
+
+    #[test]
+    fn a_subscription_like_nothing_lists_the_other_domains_types() {
+        let mut unknown = orders();
+        unknown.subscriptions = vec!["billing.InvoiceSent"];
+        check(
+            vec![unknown, stock()],
+            &["domain \"orders\" subscribes to \"billing.InvoiceSent\", which no registered domain owns; the types of other domains are: stock.StockAdded, stock.StockReserved"],
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let mut own = orders();
+        own.subscriptions = vec!["orders.OrderCancelled", "stock.StockReservd"];
+        own.ingress = vec!["orders.OrderPlacd"];
+        let mut keyed = stock();
+        keyed.partitioning = Partitioning::ByKey {
+            inputs: &[("orders.OrderPlace", InputKey::Broadcast)],
+        };
+        check(
+            vec![own, keyed, stock()],
+            &[
+                "domain \"orders\" lists ingress type \"orders.OrderPlacd\", which is not one of its own types; did you mean \"orders.OrderPlaced\"?",
+                "domain \"stock\" is registered twice in domains/src/lib.rs",
+                "domain \"orders\" subscribes to \"orders.OrderCancelled\", which is its own type; own events are applied, not handled: remove it from `subscriptions()`",
+                "domain \"orders\" subscribes to \"stock.StockReservd\", which no registered domain owns; did you mean \"stock.StockReserved\"?",
+                "domain \"stock\" says how it keys input \"orders.OrderPlace\", which it does not subscribe to; did you mean \"orders.OrderPlaced\"?",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_type_has_one_owner_and_a_domain_its_own_name() {
+        let mut borrowed = domain("billing", &["stock.StockAdded"], &[], &[]);
+        borrowed.event_domain = "stock";
+        check(
+            vec![stock(), borrowed, orders()],
+            &[
+                "domain \"billing\" declares events of domain \"stock\"; make `events!(... in \"billing\")` match `Domain::NAME`",
+                "event type \"stock.StockAdded\" is declared by both domain \"stock\" and domain \"billing\"; a type has one owner",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_bad_schema_is_named_once() {
+        let mut bad = stock();
+        bad.types[0].schema = json!({ "type": 7 });
+        let errors = Catalog::from_descriptions(vec![orders(), bad], &[])
+            .err()
+            .unwrap_or_default();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            matches!(&errors[0], CatalogError::BadSchema { type_name, .. } if type_name == "stock.StockReserved"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn nearest_takes_small_edits_only() {
+        let names = ["orders", "inventory", "payments"];
+        for (wanted, expected) in [
+            ("order", Some("orders")),
+            ("Orders", Some("orders")),
+            ("inventroy", Some("inventory")),
+            ("shipping", None),
+            ("x", None),
+        ] {
+            assert_eq!(nearest(wanted, names), expected, "{wanted}");
         }
     }
 }

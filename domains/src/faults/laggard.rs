@@ -1,5 +1,7 @@
 //! `laggard`: a slow consumer of `feeder.Fed` (it spends [`super::slowness`] on each),
-//! with an ingress type of its own, for the overload tests.
+//! with an ingress type of its own, for the overload tests. Armed with
+//! [`super::MISWIRE_VAR`], it misspells its subscription or ingress type, for the tests of
+//! the wiring check.
 
 use std::collections::BTreeMap;
 
@@ -38,11 +40,17 @@ impl Domain for Laggard {
     type Event = LaggardEvent;
 
     fn subscriptions() -> &'static [&'static str] {
-        &[Fed::TYPE]
+        match super::miswired_subscription() {
+            true => &["feeder.Fedd"],
+            false => &[Fed::TYPE],
+        }
     }
 
     fn ingress() -> &'static [&'static str] {
-        &[Poked::TYPE]
+        match super::miswired_ingress() {
+            true => &["laggard.Pokd"],
+            false => &[Poked::TYPE],
+        }
     }
 
     fn validate(&self, _: &LaggardEvent) -> Result<(), Rejection> {

@@ -15,13 +15,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 static CLEARED: AtomicBool = AtomicBool::new(false);
 static SLOW_MICROS: AtomicU64 = AtomicU64::new(0);
 static CRASHED: AtomicBool = AtomicBool::new(false);
+static MISWIRED_SUBSCRIPTION: AtomicBool = AtomicBool::new(false);
+static MISWIRED_INGRESS: AtomicBool = AtomicBool::new(false);
 
 /// Variable that, set to `1`, clears the faults: marked events are handled normally.
 pub const CLEARED_VAR: &str = "HERALD_TEST_FAULTS_CLEARED";
 /// Variable giving how long `laggard` spends on each input, in microseconds.
 pub const SLOW_VAR: &str = "HERALD_TEST_SLOW_MICROS";
 
-/// Reads the switches from the environment; the binary calls it once at start.
+/// Variable listing, comma-separated, the wiring mistakes `laggard` makes, for the tests of
+/// the wiring check: `subscription` (it subscribes to the misspelt `feeder.Fedd`) and
+/// `ingress` (it lists the misspelt `laggard.Pokd` as ingress).
+pub const MISWIRE_VAR: &str = "HERALD_TEST_MISWIRE";
+
+/// Reads the switches from the environment; the binary calls it once at start, before it
+/// checks the wiring.
 pub fn arm_from_env() {
     let cleared = std::env::var(CLEARED_VAR).is_ok_and(|value| value == "1");
     CLEARED.store(cleared, Ordering::Relaxed);
@@ -30,6 +38,10 @@ pub fn arm_from_env() {
         .and_then(|value| value.parse().ok())
         .unwrap_or(0);
     SLOW_MICROS.store(slow, Ordering::Relaxed);
+    let miswire = std::env::var(MISWIRE_VAR).unwrap_or_default();
+    let mistakes: Vec<&str> = miswire.split(',').map(str::trim).collect();
+    MISWIRED_SUBSCRIPTION.store(mistakes.contains(&"subscription"), Ordering::Relaxed);
+    MISWIRED_INGRESS.store(mistakes.contains(&"ingress"), Ordering::Relaxed);
 }
 
 /// Whether marked events are handled normally.
@@ -45,4 +57,14 @@ pub fn first_crash() -> bool {
 /// How long `laggard` spends per input.
 pub fn slowness() -> std::time::Duration {
     std::time::Duration::from_micros(SLOW_MICROS.load(Ordering::Relaxed))
+}
+
+/// Whether `laggard` subscribes to a misspelt type.
+pub fn miswired_subscription() -> bool {
+    MISWIRED_SUBSCRIPTION.load(Ordering::Relaxed)
+}
+
+/// Whether `laggard` lists a misspelt ingress type.
+pub fn miswired_ingress() -> bool {
+    MISWIRED_INGRESS.load(Ordering::Relaxed)
 }

@@ -614,6 +614,7 @@ fn no_spelling_of_a_route_reaches_its_handler_without_the_scope_and_domain_it_ne
 
     let (mut rng, seed) = Rng::from_env_or_clock("HERALD_AUTH_PATHS_SEED");
     let mut breaches = Vec::new();
+    let mut tried = 0;
     for route in ROUTES {
         let trial = Trial::new(&node, route);
         let canonical = &trial.canonical;
@@ -636,6 +637,7 @@ fn no_spelling_of_a_route_reaches_its_handler_without_the_scope_and_domain_it_ne
             spellings.insert(segments);
         }
         spellings.remove(canonical);
+        tried += 1 + spellings.len();
         let mut same = 0;
         for segments in &spellings {
             same += usize::from(trial.check(segments, &mut breaches));
@@ -648,6 +650,11 @@ fn no_spelling_of_a_route_reaches_its_handler_without_the_scope_and_domain_it_ne
             target(canonical, route.query)
         );
     }
+    eprintln!(
+        "{} routes, {tried} spellings, {} requests, seed {seed}",
+        ROUTES.len(),
+        tried * TOKENS.len()
+    );
     assert!(breaches.is_empty(), "{}", report(&breaches, seed));
 }
 
@@ -693,4 +700,111 @@ fn health_stays_open_and_metrics_open_opens_only_metrics() {
         Token::named("publish").secret,
     );
     assert_eq!(answer.status, 404, "{answer:?}");
+}
+
+/// Tokens limited to one domain, for the partitioned node.
+const PARTITION_TOKENS: &str = r#"
+[[auth.tokens]]
+name = "publisher"
+token = "publisher-secret-3e8d1c5a7b"
+scopes = ["publish"]
+
+[[auth.tokens]]
+name = "orders-reader"
+token = "orders-reader-secret-6f2a9d"
+scopes = ["query"]
+domains = ["orders"]
+
+[[auth.tokens]]
+name = "inventory-reader"
+token = "inventory-reader-secret-1c7e4b"
+scopes = ["query"]
+domains = ["inventory"]
+
+[[auth.tokens]]
+name = "orders-admin"
+token = "orders-admin-secret-8b3f0e2d"
+scopes = ["admin"]
+domains = ["orders"]
+
+[[auth.tokens]]
+name = "inventory-admin"
+token = "inventory-admin-secret-4d9a6c"
+scopes = ["admin"]
+domains = ["inventory"]
+"#;
+
+fn partition_token(name: &str) -> Option<&'static str> {
+    let start = PARTITION_TOKENS
+        .find(&format!("name = \"{name}\""))
+        .expect("a token of this test");
+    let line = PARTITION_TOKENS[start..]
+        .lines()
+        .find_map(|line| line.strip_prefix("token = \""))
+        .expect("its secret");
+    line.strip_suffix('"')
+}
+
+#[test]
+fn a_partition_stream_counts_as_its_domain_and_its_dead_letters_as_its_admins() {
+    use herald_integration_tests::nats::{nats_config, NatsServer};
+
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("nats-auth.toml");
+    let networked = std::fs::read_to_string(nats_config()).expect("networked config");
+    std::fs::write(
+        &config,
+        format!("{networked}\n[auth]\nenabled = true\n{PARTITION_TOKENS}"),
+    )
+    .expect("config");
+    let data = tempfile::tempdir().expect("data dir");
+    let url = nats.url();
+    let mut node = Node::launch_with_config(
+        &config,
+        data.path(),
+        &[
+            ("HERALD_BUS__NATS__SERVERS", url.as_str()),
+            ("HERALD_NODE__ID", "n1"),
+            ("HERALD_DOMAINS__PARTITIONS", "6"),
+        ],
+    );
+    node.own_dir(data);
+    node.await_ready(herald_integration_tests::START_TIMEOUT);
+    let publisher = format!("Bearer {}", partition_token("publisher").unwrap_or(""));
+    let reply = node.post_with(
+        "/v1/events",
+        "application/cloudevents+json",
+        &[("authorization", &publisher)],
+        order_placed("o-1", "alice", &[("sku-1", 1, 700)]).to_string(),
+    );
+    assert_eq!(reply.status, 202, "publishing: {}", reply.text);
+
+    // (path, token that may, token that may not), for every partition of orders.
+    let mut checks = Vec::new();
+    for p in 0..6 {
+        for path in [
+            format!("/v1/streams/orders-p{p}/events"),
+            format!("/v1/streams/orders-p{p}/tail?from=1"),
+            format!("/v1/domains/orders-p{p}/entities/o-1"),
+        ] {
+            checks.push((path, "orders-reader", "inventory-reader"));
+        }
+        for path in [
+            format!("/v1/streams/deadletter-orders-p{p}/events"),
+            format!("/v1/deadletters/orders-p{p}"),
+        ] {
+            checks.push((path.clone(), "orders-admin", "inventory-admin"));
+            checks.push((path, "orders-admin", "orders-reader"));
+        }
+    }
+    for (path, may, may_not) in &checks {
+        let answer = send(&node.base, "GET", path, partition_token(may));
+        assert!(
+            !matches!(answer.status, 401 | 403),
+            "GET {path} with {may}: {answer:?}"
+        );
+        let answer = send(&node.base, "GET", path, partition_token(may_not));
+        assert_eq!(answer.status, 403, "GET {path} with {may_not}: {answer:?}");
+    }
 }

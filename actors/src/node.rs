@@ -430,6 +430,8 @@ fn open_log(config: &Config) -> Result<Arc<dyn EventLog>, NodeError> {
             DedupWindow::Events(count) => log::DedupWindow::Events(count),
             DedupWindow::Age(age) => log::DedupWindow::Age(age),
         },
+        // A snapshot shows the log was synced up to its offset: damage there is corruption.
+        synced: herald_runtime::snapshot::newest_reflected(&config.node.data_dir.join("snapshots")),
         ..FileLogOptions::new(config.node.data_dir.join("log"))
     })?;
     info!(

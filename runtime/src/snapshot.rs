@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, FormatTag};
-use crate::log::frame;
+use crate::log::{frame, Synced};
 
 /// How many snapshots per domain are kept.
 const KEEP: usize = 2;
@@ -219,6 +219,27 @@ impl FileSnapshots {
     }
 }
 
+/// The newest log offset any snapshot in `dir` reflects, as evidence that the log was
+/// synced up to it: a snapshot is saved only once the log is durable up to its offset.
+/// Reads file names only (the name is given when the snapshot is saved, so even one whose
+/// bytes rotted since shows it), and creates or changes nothing; `None` when there is no
+/// snapshot or no directory. Files set aside (`.unusable`, `.cut`) do not count.
+pub fn newest_reflected(dir: &Path) -> Option<Synced> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let (_, offset) = name.strip_suffix(".snap")?.rsplit_once('.')?;
+            Some((offset.parse::<u64>().ok()?, entry.path()))
+        })
+        .max()
+        .map(|(offset, path)| Synced {
+            offset,
+            shown_by: format!("snapshot {}", path.display()),
+        })
+}
+
 fn read(path: &Path, domain: &str) -> Result<Snapshot, String> {
     let bytes = fs::read(path).map_err(|error| format!("cannot read it: {error}"))?;
     // A state may be far larger than one record: the file's own length bounds the frame.
@@ -289,5 +310,25 @@ mod tests {
         });
         assert_eq!(found, None);
         assert_eq!(passed.len(), 2);
+    }
+
+    #[test]
+    fn the_newest_reflected_offset_is_read_from_names_across_domains() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(newest_reflected(&dir.path().join("missing")), None);
+        let store = FileSnapshots::open(dir.path()).unwrap();
+        assert_eq!(newest_reflected(dir.path()), None);
+        store.save(&snapshot(20)).unwrap();
+        store
+            .save(&Snapshot {
+                domain: "payments".into(),
+                ..snapshot(35)
+            })
+            .unwrap();
+        let set_aside = dir.path().join(format!("orders.{:020}.snap.unusable", 90));
+        fs::write(&set_aside, b"x").unwrap();
+        let newest = newest_reflected(dir.path()).unwrap();
+        assert_eq!(newest.offset, 35);
+        assert!(newest.shown_by.contains("payments."), "{}", newest.shown_by);
     }
 }

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use tracing::{error, warn};
 
 use super::dedup::{self, Dedup, DedupWindow};
-use super::durability::Durability;
+use super::durability::{known_synced, Durability, Mark, MarkState, Synced};
 use super::frame::{self, Parsed};
 use super::index::Index;
 use super::segment::{self, Damage, DamageKind};
@@ -38,6 +38,9 @@ pub struct FileLogOptions {
     pub dedup_window: DedupWindow,
     /// How many of the newest records are kept in memory for readers.
     pub cache_records: usize,
+    /// What outside the log shows it was synced to (the newest snapshot): a damaged tail at
+    /// or before it is refused as corruption rather than cut as torn.
+    pub synced: Option<Synced>,
 }
 
 impl FileLogOptions {
@@ -49,6 +52,7 @@ impl FileLogOptions {
             segment_bytes: 64 << 20,
             dedup_window: DedupWindow::Events(1_000_000),
             cache_records: 65_536,
+            synced: None,
         }
     }
 }
@@ -116,7 +120,9 @@ const GAP_BYTES: u64 = 64 << 10;
 
 impl FileLog {
     /// Opens (or creates) the log in `options.dir`, checking every record: a torn tail is
-    /// truncated with a warning; any other damage is an error naming file and byte.
+    /// truncated with a warning; any other damage is an error naming file and byte, and so
+    /// is a damaged or missing tail that the durable mark or `options.synced` shows was
+    /// synced (nothing is changed then).
     pub fn open(options: FileLogOptions) -> Result<Opened, LogError> {
         let dir = options.dir.clone();
         fs::create_dir_all(&dir).map_err(|error| LogError::io(&dir, &error))?;
@@ -125,7 +131,8 @@ impl FileLog {
         let mut dedup = Dedup::new(options.dedup_window, 1);
         let mut cache = VecDeque::new();
         let now = now_ms();
-        let walked = segment::walk(&dir, &mut |segment, pos, size, record| {
+        let previous_mark = Mark::read(&dir);
+        let mut walked = segment::walk(&dir, &mut |segment, pos, size, record| {
             index.push(&record, segment as u32, pos, size);
             let envelope = &record.envelope;
             let key = dedup::key(&envelope.stream, &envelope.source, &envelope.id);
@@ -139,6 +146,7 @@ impl FileLog {
                 cache.pop_front();
             }
         })?;
+        walked.judge(&dir, known_synced(&dir, options.synced.as_ref()).as_ref());
         let mut truncated = None;
         if let Some(damage) = walked.damage {
             if damage.kind != DamageKind::Torn || !damage.later.is_empty() {
@@ -166,6 +174,30 @@ impl FileLog {
         if segments.is_empty() {
             segments.push(create_segment(&dir, 1)?);
         }
+        let mark = Mark::open(&dir)?;
+        let opening_mark = if options.fsync {
+            // Everything on disk counts as durable from here on, including what a killed run
+            // wrote but never synced: sync it before anything (a snapshot, the mark) says so.
+            let active = &segments[segments.len() - 1];
+            active
+                .file
+                .sync_data()
+                .map_err(|error| LogError::io(&active.path, &error))?;
+            MarkState {
+                synced: written,
+                unsynced_run: false,
+            }
+        } else {
+            // On disk before any snapshot of unsynced records can be: from now on a
+            // snapshot proves nothing about what reached the disk.
+            MarkState {
+                synced: previous_mark.map_or(0, |m| m.synced.min(written)),
+                unsynced_run: true,
+            }
+        };
+        if previous_mark != Some(opening_mark) {
+            mark.write_synced(opening_mark)?;
+        }
         let cache_first = written + 1 - cache.len() as u64;
         let durability = Arc::new(Durability::new(written));
         let state = State {
@@ -187,7 +219,7 @@ impl FileLog {
                 }),
                 wake: Condvar::new(),
             });
-            let thread = spawn_syncer(Arc::clone(&shared), Arc::clone(&durability))?;
+            let thread = spawn_syncer(Arc::clone(&shared), Arc::clone(&durability), mark)?;
             (Some(shared), Some(thread))
         } else {
             (None, None)
@@ -594,15 +626,18 @@ impl EventLog for FileLog {
 fn spawn_syncer(
     shared: Arc<SyncShared>,
     durability: Arc<Durability>,
+    mark: Mark,
 ) -> Result<JoinHandle<()>, LogError> {
     std::thread::Builder::new()
         .name("herald-log-sync".into())
-        .spawn(move || sync_loop(&shared, &durability))
+        .spawn(move || sync_loop(&shared, &durability, &mark))
         .map_err(|error| LogError::Unavailable(format!("cannot start the sync thread: {error}")))
 }
 
-/// Syncs whatever was written since the last sync, until asked to stop.
-fn sync_loop(shared: &SyncShared, durability: &Durability) {
+/// Syncs whatever was written since the last sync, until asked to stop; records each step
+/// in the durable mark, and syncs the mark when it stops.
+fn sync_loop(shared: &SyncShared, durability: &Durability, mark: &Mark) {
+    let mut mark_failed = false;
     loop {
         let (target, dirty) = {
             let mut request = shared
@@ -616,6 +651,9 @@ fn sync_loop(shared: &SyncShared, durability: &Durability) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
             if request.written <= durability.durable() {
+                if let Err(error) = mark.sync() {
+                    warn!(file = %mark.path().display(), %error, "cannot sync the log's durable mark");
+                }
                 return;
             }
             (request.written, std::mem::take(&mut request.dirty))
@@ -630,6 +668,16 @@ fn sync_loop(shared: &SyncShared, durability: &Durability) {
             }
         }
         durability.advance(target);
+        // After the acknowledgements: the mark is evidence for the next start, not a step
+        // of this one. A failure only weakens that evidence, so it is told once.
+        let recorded = mark.write(MarkState {
+            synced: target,
+            unsynced_run: false,
+        });
+        if let (Err(error), false) = (recorded, mark_failed) {
+            mark_failed = true;
+            warn!(file = %mark.path().display(), %error, "cannot record the durable offset in the log's durable mark; a damaged tail may be taken for a torn one");
+        }
     }
 }
 

@@ -22,9 +22,9 @@ mod segment;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use check::{check, each_record, repair, LogCheck, Repaired};
+pub use check::{check, check_with, each_record, repair, repair_with, LogCheck, Repaired};
 pub use dedup::{differences, DedupWindow};
-pub use durability::{Durability, DurableListener};
+pub use durability::{Durability, DurableListener, Synced};
 pub use file::{DirLock, FileLog, FileLogOptions, Opened};
 pub use frame::MAX_PAYLOAD;
 pub use memory::MemoryLog;

@@ -1,11 +1,13 @@
 //! Segment files: `<first offset, 20 digits>.seg` under the log directory, a 16-byte
 //! header (magic, first offset), then framed records with dense offsets. [`walk`] reads
-//! every segment in order and checks every frame: it serves both opening the log and the
-//! `herald log verify|repair` tools, so both judge damage the same way.
+//! every segment in order and checks every frame, and [`Walked::judge`] weighs a damaged
+//! tail against what shows how far the log was synced: they serve both opening the log and
+//! the `herald log verify|repair` tools, so both judge damage the same way.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::durability::Synced;
 use super::frame::{self, Parsed};
 use super::{LogError, Record};
 use crate::codec::{self, FormatTag};
@@ -37,10 +39,11 @@ pub fn decode(payload: &[u8]) -> Result<Record, String> {
 /// Whether damage can be a write cut short by a crash, or is something else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DamageKind {
-    /// An incomplete last record with nothing valid after it: a crash mid-write. Opening
-    /// the log truncates it.
+    /// An incomplete last record with nothing valid after it, past everything known to
+    /// have been synced: a crash mid-write. Opening the log truncates it.
     Torn,
-    /// Bad bytes where good records were (or follow): opening refuses the log.
+    /// Bad bytes where good records were (or follow), or a record known to have been synced
+    /// that is damaged or missing: opening refuses the log.
     Corrupt,
 }
 
@@ -92,6 +95,50 @@ pub struct Walked {
     pub damage: Option<Damage>,
     /// The offset the next appended record gets.
     pub next_offset: u64,
+}
+
+impl Walked {
+    /// Judges what [`walk`] found against how far the log is known to have been synced: a
+    /// record at or before `synced` was acknowledged, so a tail that looks torn there is
+    /// damage, and a log that ends cleanly before it has lost records. Either refuses the
+    /// log; only a tail past everything known synced stays a torn tail.
+    pub fn judge(&mut self, dir: &Path, synced: Option<&Synced>) {
+        let Some(synced) = synced else {
+            return;
+        };
+        let first_lost = self.next_offset;
+        if synced.offset < first_lost {
+            return;
+        }
+        match &mut self.damage {
+            Some(damage) if damage.kind == DamageKind::Torn => {
+                damage.kind = DamageKind::Corrupt;
+                damage.reason = format!(
+                    "{}; yet {} shows the log was synced up to offset {}, so the record at offset {first_lost} was acknowledged: this is damage, not a write cut short",
+                    damage.reason, synced.shown_by, synced.offset
+                );
+            }
+            Some(_) => {}
+            None => {
+                let (file, byte) = match self.segments.last() {
+                    Some(found) => (found.path.clone(), found.file_len),
+                    None => (dir.join(file_name(1)), 0),
+                };
+                self.damage = Some(Damage {
+                    file,
+                    byte,
+                    kind: DamageKind::Corrupt,
+                    reason: format!(
+                        "the log ends at offset {}, yet {} shows it was synced up to offset {}: acknowledged records from offset {first_lost} on are missing (a file cut short or a segment removed)",
+                        first_lost - 1,
+                        synced.shown_by,
+                        synced.offset
+                    ),
+                    later: Vec::new(),
+                });
+            }
+        }
+    }
 }
 
 /// The segment files in `dir`, by first offset; other files (such as cut-off parts kept

@@ -426,6 +426,7 @@ fn open_log(config: &Config) -> Result<Arc<dyn EventLog>, NodeError> {
     let opened = FileLog::open(FileLogOptions {
         fsync,
         segment_bytes: config.log.segment_bytes,
+        cache_bytes: config.log.cache_bytes,
         dedup_window: match config.log.dedup_window {
             DedupWindow::Events(count) => log::DedupWindow::Events(count),
             DedupWindow::Age(age) => log::DedupWindow::Age(age),

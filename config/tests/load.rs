@@ -393,7 +393,7 @@ fn log_defaults() {
 fn log_keys_from_toml() {
     check(
         "[log]\nfsync = \"never\"\nsegment_bytes = 4096\ndedup_window = 500\n\
-         snapshot_every = 10\nsnapshot_interval = \"5m\"\n",
+         snapshot_every = 10\nsnapshot_interval = \"5m\"\ncache_bytes = 2097152\n",
         &[],
         Expected::Config(|config| {
             config.log = LogConfig {
@@ -402,6 +402,7 @@ fn log_keys_from_toml() {
                 dedup_window: DedupWindow::Events(500),
                 snapshot_every: 10,
                 snapshot_interval: Duration::from_secs(300),
+                cache_bytes: 2 << 20,
             }
         }),
     );
@@ -684,6 +685,15 @@ fn limits_have_defaults_ranges_and_environment_overrides() {
             "http.max_event_bytes: 16777217 is not allowed; use at most 16777216 (16 MiB), the largest body a node takes",
             "http.max_header_bytes: 65537 is not allowed; use a value from 1024 (1 KiB) to 65536 (64 KiB): the HTTP layer itself refuses request heads over 128 KiB (in environment variable HERALD_HTTP__MAX_HEADER_BYTES)",
             "http.max_connections: 100001 is not allowed; use at most 100000",
+        ]),
+    );
+    check(
+        "[http]\nbody_timeout = \"500ms\"\nbodies_in_flight_bytes = 1000\n[log]\ncache_bytes = 1000\n",
+        &[],
+        Expected::Invalid(&[
+            "http.body_timeout: 500ms is not allowed; use a duration from \"1s\" to \"10m\"",
+            "http.bodies_in_flight_bytes: 1000 is not allowed; use at least http.max_body_bytes (1048576), or no body could ever be read whole",
+            "log.cache_bytes: 1000 is not allowed; use at least 1048576 (1 MiB)",
         ]),
     );
 }

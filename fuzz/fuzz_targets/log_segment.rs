@@ -95,7 +95,7 @@ fn open_and_reopen(dir: &Path, checked: &log::LogCheck, good: &[Record]) {
     let options = FileLogOptions {
         fsync: false,
         // Small, so reads go to the file through the index rather than the cache.
-        cache_records: 1,
+        cache_bytes: 1,
         ..FileLogOptions::new(dir)
     };
     let opened = FileLog::open(options);

@@ -180,13 +180,17 @@ fn a_closed_tail_frees_its_connection_at_once() {
     assert_eq!(open_connections(&node), baseline + 1);
     // An event reaches the tail, so it is really streaming.
     node.accept(&stock_added("sku-tail", 1));
-    let mut first = [0u8; 64];
-    let read = tail
-        .writer()
-        .expect("clone")
-        .read(&mut first)
-        .expect("an event");
+    let mut socket = tail.writer().expect("clone");
+    let mut first = [0u8; 4096];
+    let read = socket.read(&mut first).expect("an event");
     assert!(read > 0);
+    // Read everything sent so far, so closing sends a FIN as a client going away does
+    // (closing with unread bytes would send a reset, which any server notices).
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    while matches!(socket.read(&mut first), Ok(n) if n > 0) {}
+    drop(socket);
     drop(tail);
     // The tail's next keepalive is 15 s away: only noticing the close frees it sooner.
     let freed = poll(Duration::from_secs(5), || {

@@ -27,6 +27,15 @@ pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Prob
         )
         .retry_after(1));
     }
+    if let Some(reason) = state.log.write_failure() {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "log-unwritable",
+            "Not ready: the event log cannot be written",
+            format!("appends to the event log fail: {reason}; free space or fix the directory, and the node is ready again at the next append that succeeds"),
+        )
+        .retry_after(1));
+    }
     if !state.claimed.load(std::sync::atomic::Ordering::Acquire) {
         return Err(Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

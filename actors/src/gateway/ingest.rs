@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use actix_web::http::{header, StatusCode};
 use actix_web::HttpMessage as _;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use herald_config::Scope;
 use herald_runtime::catalog::TypeLookupError;
 use herald_runtime::cloudevent::{self, BinaryHeaders, EventError, ParsedEvent};
@@ -23,6 +22,7 @@ use tokio::sync::oneshot;
 
 use super::admission::{self, Slot, Undelivered};
 use super::auth::Grant;
+use super::body;
 use super::forward;
 use super::problem::Problem;
 use super::state::{GatewayState, HostHandle, Limits};

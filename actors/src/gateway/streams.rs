@@ -24,6 +24,10 @@ const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;
 /// How often an idle tail sends a comment, so proxies keep the connection.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Records a tail reads ahead of what it sent: few, as each tail holds them while its
+/// client reads (and the log caps one read at 1 MiB whatever the count).
+const TAIL_READ_AHEAD: usize = 32;
 /// Content type of a JSON array of CloudEvents.
 const BATCH_JSON: &str = "application/cloudevents-batch+json";
 
@@ -178,10 +182,12 @@ impl Tail {
                 return Some(Bytes::from(sse_event(&record)));
             }
             let head = self.log.head();
-            match self
-                .log
-                .read_stream(&self.stream, self.next, 256, Visibility::Durable)
-            {
+            match self.log.read_stream(
+                &self.stream,
+                self.next,
+                TAIL_READ_AHEAD,
+                Visibility::Durable,
+            ) {
                 Ok(records) if !records.is_empty() => {
                     self.buffer.extend(records);
                     continue;

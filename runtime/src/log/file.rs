@@ -7,7 +7,6 @@
 //! commit). Readers only ever see durable records. Recent records stay in memory, so
 //! subscribers close to the head read without touching the disk.
 
-use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -16,11 +15,13 @@ use std::thread::JoinHandle;
 
 use tracing::{error, warn};
 
+use super::cache::Cache;
 use super::dedup::{self, Dedup, DedupWindow};
 use super::durability::{known_synced, Durability, Mark, MarkState, Synced};
 use super::frame::{self, Parsed};
 use super::index::Index;
 use super::segment::{self, Damage, DamageKind};
+use super::write_health::WriteHealth;
 use super::{EventLog, LogError, Part, ReadBatch, Record, Visibility};
 use crate::codec::{self, FormatTag};
 use crate::envelope::Position;
@@ -36,8 +37,8 @@ pub struct FileLogOptions {
     pub segment_bytes: u64,
     /// How far back resent events are recognised.
     pub dedup_window: DedupWindow,
-    /// How many of the newest records are kept in memory for readers.
-    pub cache_records: usize,
+    /// Bytes of the newest records kept in memory for readers near the head.
+    pub cache_bytes: usize,
     /// What outside the log shows it was synced to (the newest snapshot): a damaged tail at
     /// or before it is refused as corruption rather than cut as torn.
     pub synced: Option<Synced>,
@@ -51,7 +52,7 @@ impl FileLogOptions {
             fsync: true,
             segment_bytes: 64 << 20,
             dedup_window: DedupWindow::Events(1_000_000),
-            cache_records: 65_536,
+            cache_bytes: 64 << 20,
             synced: None,
         }
     }
@@ -72,6 +73,8 @@ pub struct FileLog {
     _lock: DirLock,
     state: RwLock<State>,
     durability: Arc<Durability>,
+    /// Whether appends fail now, for logs and readiness.
+    write_health: WriteHealth,
     sync: Option<Arc<SyncShared>>,
     sync_thread: Option<JoinHandle<()>>,
 }
@@ -86,10 +89,8 @@ struct State {
     segments: Vec<Segment>,
     index: Index,
     dedup: Dedup,
-    /// The newest records; `cache[0]` has offset `cache_first`.
-    cache: VecDeque<Arc<Record>>,
-    cache_first: u64,
-    cache_records: usize,
+    /// The newest records, bounded by bytes.
+    cache: Cache,
     written: u64,
     segment_bytes: u64,
     scratch: Vec<u8>,
@@ -114,6 +115,30 @@ thread_local! {
     static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// One read call returns at most this many bytes of records (but always at least one
+/// record): whatever the `limit` in records, a page of large events stays small in memory
+/// (a host's turn, a replay page, a tail's read-ahead, a page of the read API).
+const PAGE_BYTES: u64 = 1 << 20;
+
+/// The offsets one read returns, within its byte budget.
+#[derive(Default)]
+struct Page {
+    offsets: Vec<u64>,
+    bytes: u64,
+}
+
+impl Page {
+    /// Adds the record at `offset` (`size` bytes) unless the page is full; `false` when full.
+    fn take(&mut self, offset: u64, size: u32) -> bool {
+        if !self.offsets.is_empty() && self.bytes + u64::from(size) > PAGE_BYTES {
+            return false;
+        }
+        self.offsets.push(offset);
+        self.bytes += u64::from(size);
+        true
+    }
+}
+
 /// Reads larger than this are split; gaps larger than this are not read through.
 const SPAN_BYTES: u64 = 4 << 20;
 const GAP_BYTES: u64 = 64 << 10;
@@ -129,7 +154,7 @@ impl FileLog {
         let lock = DirLock::take(&dir)?;
         let mut index = Index::default();
         let mut dedup = Dedup::new(options.dedup_window, 1);
-        let mut cache = VecDeque::new();
+        let mut cache = Cache::new(options.cache_bytes);
         let now = now_ms();
         let previous_mark = Mark::read(&dir);
         let mut walked = segment::walk(&dir, &mut |segment, pos, size, record| {
@@ -141,10 +166,7 @@ impl FileLog {
                 dedup.take_over(key, record.appended_ms);
             }
             dedup.evict(now);
-            cache.push_back(Arc::new(record));
-            if cache.len() > options.cache_records {
-                cache.pop_front();
-            }
+            cache.push(Arc::new(record), size as usize);
         })?;
         walked.judge(&dir, known_synced(&dir, options.synced.as_ref()).as_ref());
         let mut truncated = None;
@@ -198,15 +220,12 @@ impl FileLog {
         if previous_mark != Some(opening_mark) {
             mark.write_synced(opening_mark)?;
         }
-        let cache_first = written + 1 - cache.len() as u64;
         let durability = Arc::new(Durability::new(written));
         let state = State {
             segments,
             index,
             dedup,
             cache,
-            cache_first,
-            cache_records: options.cache_records.max(1),
             written,
             segment_bytes: options.segment_bytes,
             scratch: Vec::new(),
@@ -230,6 +249,7 @@ impl FileLog {
                 _lock: lock,
                 state: RwLock::new(state),
                 durability,
+                write_health: WriteHealth::default(),
                 sync,
                 sync_thread,
             },
@@ -274,8 +294,7 @@ impl State {
     }
 
     fn cached(&self, offset: u64) -> Option<&Arc<Record>> {
-        let index = usize::try_from(offset.checked_sub(self.cache_first)?).ok()?;
-        self.cache.get(index)
+        self.cache.get(offset)
     }
 
     /// The records at `offsets` (ascending), from memory or in as few reads as possible.
@@ -372,8 +391,9 @@ fn decode_frame(bytes: &[u8], path: &Path, pos: u64) -> Result<Record, LogError>
     }
 }
 
-impl EventLog for FileLog {
-    fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
+impl FileLog {
+    /// The append itself; `append_all` notes its outcome for the write health.
+    fn append_parts(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
         let total: usize = parts.iter().map(|part| part.events.len()).sum();
         if total == 0 {
             return Ok(parts.iter().map(|_| Vec::new()).collect());
@@ -518,11 +538,7 @@ impl EventLog for FileLog {
             let mut part_appended = Vec::with_capacity(part_records.len());
             for (record, pos, size) in part_records {
                 state.index.push(&record, segment_index, pos, size);
-                state.cache.push_back(Arc::clone(&record));
-                if state.cache.len() > state.cache_records {
-                    state.cache.pop_front();
-                    state.cache_first += 1;
-                }
+                state.cache.push(Arc::clone(&record), size as usize);
                 part_appended.push(record);
             }
             appended.push(part_appended);
@@ -543,6 +559,23 @@ impl EventLog for FileLog {
         }
         Ok(appended)
     }
+}
+
+impl EventLog for FileLog {
+    fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
+        let appended = self.append_parts(parts);
+        self.write_health.note(&appended);
+        appended
+    }
+
+    fn write_failure(&self) -> Option<String> {
+        self.durability
+            .failure()
+            .map(|reason| {
+                format!("a sync failed ({reason}); restart the node to recover from the log")
+            })
+            .or_else(|| self.write_health.failure())
+    }
 
     fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
         self.read()
@@ -561,16 +594,20 @@ impl EventLog for FileLog {
             Visibility::Durable => self.visible(&state),
             Visibility::Written => state.written,
         };
-        let offsets: Vec<u64> = state
+        let mut page = Page::default();
+        for &offset in state
             .index
             .stream(stream)
             .iter()
             .skip(from.saturating_sub(1) as usize)
             .take(limit)
-            .copied()
-            .take_while(|&offset| offset <= visible)
-            .collect();
-        state.load(&offsets)
+            .take_while(|&&offset| offset <= visible)
+        {
+            if !page.take(offset, state.loc(offset)?.size) {
+                break;
+            }
+        }
+        state.load(&page.offsets)
     }
 
     fn read_after(
@@ -582,21 +619,22 @@ impl EventLog for FileLog {
         let state = self.read();
         let visible = self.visible(&state);
         let mut decided: Vec<Option<bool>> = vec![None; state.index.kinds()];
-        let mut offsets = Vec::new();
+        let mut page = Page::default();
         let mut scanned_to = offset;
         let mut next = offset + 1;
-        while next <= visible && offsets.len() < limit {
-            let kind = state.loc(next)?.kind;
+        while next <= visible && page.offsets.len() < limit {
+            let loc = state.loc(next)?;
+            let kind = loc.kind;
             let take =
                 *decided[kind as usize].get_or_insert_with(|| wanted(state.index.kind_name(kind)));
-            if take {
-                offsets.push(next);
+            if take && !page.take(next, loc.size) {
+                break;
             }
             scanned_to = next;
             next += 1;
         }
         Ok(ReadBatch {
-            records: state.load(&offsets)?,
+            records: state.load(&page.offsets)?,
             scanned_to,
         })
     }
@@ -790,7 +828,7 @@ mod tests {
         FileLog::open(FileLogOptions {
             fsync,
             segment_bytes,
-            cache_records: 2,
+            cache_bytes: 2048,
             ..FileLogOptions::new(dir.join("log"))
         })
         .unwrap()

@@ -8,6 +8,7 @@
 //! An append is *written* when it returns and *durable* once synced; readers see only
 //! durable records, and [`Durability`] lets a caller wait for its own.
 
+mod cache;
 mod check;
 mod dedup;
 mod durability;
@@ -18,6 +19,7 @@ pub mod frame;
 mod index;
 mod memory;
 mod segment;
+mod write_health;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -206,6 +208,12 @@ pub trait EventLog: Send + Sync + 'static {
     fn sequence_at(&self, stream: &str, offset: u64) -> u64;
     /// Waits for records to become durable, and tells listeners when they do.
     fn durability(&self) -> &Durability;
+
+    /// Why appends fail now (disk full, log not writable, a failed sync), if they do: the
+    /// node is not ready meanwhile. `None` once an append succeeds again.
+    fn write_failure(&self) -> Option<String> {
+        None
+    }
 
     /// Whether an append may be tried now: networked mode says no once this node's lease
     /// on the stream has run out (always yes in embedded mode).

@@ -408,6 +408,25 @@ fn a_resend_is_a_duplicate_only_when_it_is_the_same_event_embedded() {
     let binary = headers("8");
     assert_eq!(binary.status, 409, "{}", binary.text);
     assert_eq!(binary.json["differs"], json!(["data"]), "{}", binary.json);
+    // A batch across domains (prepared in each, then one append) is refused whole too.
+    let mut other = stock_original();
+    other["subject"] = json!("sku-j");
+    let credit = client_event(
+        "credit-1",
+        "payments.CreditGranted",
+        "dave",
+        json!({"customer": "dave", "amount": 10}),
+    );
+    let refused = node.publish_batch(&[credit, other]);
+    assert_batch_conflict(
+        &refused,
+        1,
+        json!({"stream": "inventory", "sequence": stock}),
+    );
+    assert!(
+        client_events(&node, "payments").is_empty(),
+        "nothing appended"
+    );
     assert_only_originals(&node);
 
     // After a SIGKILL the index is rebuilt from the log: the same answers.

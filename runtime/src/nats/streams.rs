@@ -629,3 +629,32 @@ pub fn own_records(stored: &[Stored], stream: &str) -> Result<Vec<Arc<Record>>, 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ack_says_stored_duplicate_fenced_or_refused() {
+        let check = |count, reply: &str| check_ack("herald-orders", 4, count, reply.as_bytes());
+        assert!(check(1, r#"{"stream":"herald-orders","seq":5}"#).is_ok());
+        // A single message JetStream already holds: it names the original's sequence.
+        assert!(matches!(
+            check(1, r#"{"stream":"herald-orders","seq":2,"duplicate":true}"#),
+            Err(AppendError::Duplicate(Some(2)))
+        ));
+        // An atomic batch holding one: neither which nor where.
+        let batch = r#"{"stream":"herald-orders","error":{"code":400,"err_code":10201,"description":"atomic publish batch contains duplicate message id"}}"#;
+        assert!(matches!(check(3, batch), Err(AppendError::Duplicate(None))));
+        let fenced =
+            r#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 6"}}"#;
+        assert!(matches!(
+            check(1, fenced),
+            Err(AppendError::Log(LogError::Fenced { .. }))
+        ));
+        assert!(matches!(
+            check(2, r#"{"stream":"herald-orders","seq":5}"#),
+            Err(AppendError::Log(LogError::Unavailable(_)))
+        ));
+    }
+}

@@ -31,13 +31,13 @@ use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibi
 pub(super) const ALWAYS_DURABLE: u64 = 1 << 62;
 /// Inputs prefetched before the consumer waits for the host to take some.
 const PREFETCH: usize = 4096;
+/// Bytes of prefetched inputs before the consumer waits, whatever their count: large
+/// events must not multiply the buffer's memory.
+const PREFETCH_BYTES: usize = 8 << 20;
+/// Bytes one pull asks the server for (its message count is 256).
+const PULL_BYTES: usize = 1 << 20;
 /// Recent own events remembered for deduplication of client re-sends.
 const DEDUP_EVENTS: usize = 100_000;
-/// Events read per call when loading them at start.
-const TAIL_PAGE: usize = 10_000;
-
-/// A domain's streams and inbox on JetStream.
-pub struct JetStreamDomainLog {
 /// How much earlier than `duplicate_window` ago a search for an original starts: room for
 /// the server's clock and this node's to differ.
 const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(30);
@@ -55,6 +55,11 @@ fn dedup_events() -> usize {
     }
     DEDUP_EVENTS
 }
+/// Events read per call when loading them at start.
+const TAIL_PAGE: usize = 10_000;
+
+/// A domain's streams and inbox on JetStream.
+pub struct JetStreamDomainLog {
     nats: Arc<Nats>,
     /// The Herald stream this log writes (the domain's name, or a partition's).
     stream: String,
@@ -98,6 +103,8 @@ impl Own {
 struct Inbox {
     /// Prefetched inputs, contiguous by inbox sequence, each with the message to ack.
     buffer: VecDeque<(Arc<Record>, Option<jetstream::Message>)>,
+    /// The payload bytes `buffer` holds.
+    bytes: usize,
     /// The inbox sequence the live consumer delivers next (0: no consumer).
     next: u64,
     /// The highest inbox sequence known to exist.
@@ -222,13 +229,6 @@ impl JetStreamDomainLog {
         Ok(own)
     }
 
-    /// Inputs after `after` read straight from the inbox (replay, a release, a rewind).
-    fn read_inbox(&self, after: u64, limit: usize) -> Result<Vec<Arc<Record>>, LogError> {
-        let context = self.nats.context().clone();
-        let name = streams::inbox_name(&self.nats.settings().prefix, &self.stream);
-        let timeout = self.nats.settings().request_timeout;
-        let stored = self.nats.block("reading inputs", async move {
-            streams::read_range(&context, &name, after + 1, None, limit, timeout).await
     /// JetStream refused an append of `records` to JetStream stream `name` because it
     /// holds one of them already (at sequence `at`, when it said). Reads the originals,
     /// remembers them for [`EventLog::find`], and answers the duplicate to refuse the
@@ -297,6 +297,13 @@ impl JetStreamDomainLog {
         })
     }
 
+    /// Inputs after `after` read straight from the inbox (replay, a release, a rewind).
+    fn read_inbox(&self, after: u64, limit: usize) -> Result<Vec<Arc<Record>>, LogError> {
+        let context = self.nats.context().clone();
+        let name = streams::inbox_name(&self.nats.settings().prefix, &self.stream);
+        let timeout = self.nats.settings().request_timeout;
+        let stored = self.nats.block("reading inputs", async move {
+            streams::read_range(&context, &name, after + 1, None, limit, timeout).await
         })?;
         let mut records = Vec::with_capacity(stored.len());
         for message in stored {
@@ -341,6 +348,7 @@ impl JetStreamDomainLog {
         }
         inbox.generation += 1;
         inbox.buffer.clear();
+        inbox.bytes = 0;
         inbox.next = start;
         let generation = inbox.generation;
         let shared = Arc::clone(&self.inbox);
@@ -366,6 +374,7 @@ async fn prefetch(
     let mut messages = match consumer
         .stream()
         .max_messages_per_batch(256)
+        .max_bytes_per_batch(PULL_BYTES)
         .messages()
         .await
     {
@@ -384,12 +393,10 @@ async fn prefetch(
     };
     loop {
         loop {
-            let full = inbox
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .buffer
-                .len()
-                >= PREFETCH;
+            let full = {
+                let inbox = inbox.lock().unwrap_or_else(PoisonError::into_inner);
+                inbox.buffer.len() >= PREFETCH || inbox.bytes >= PREFETCH_BYTES
+            };
             if !full {
                 break;
             }
@@ -430,6 +437,7 @@ async fn prefetch(
             }
             inbox.next = sequence + 1;
             inbox.head = inbox.head.max(sequence);
+            inbox.bytes += message.payload.len();
             inbox.buffer.push_back((record, Some(message)));
         }
         durability.advance(durability.durable() + 1);
@@ -624,6 +632,9 @@ impl EventLog for JetStreamDomainLog {
                 .is_some_and(|(record, _)| record.offset <= offset)
             {
                 handled = inbox.buffer.pop_front().and_then(|(_, message)| message);
+                if let Some(message) = &handled {
+                    inbox.bytes = inbox.bytes.saturating_sub(message.payload.len());
+                }
             }
             if let Some(message) = handled {
                 self.nats.spawn(async move {

@@ -106,7 +106,15 @@ fn tail(
             damage.reason
         );
     }
-    if let Some(stream) = stream.filter(|stream| !streams.contains(*stream)) {
+    // A registered domain's stream exists before its first event (analytics never appends;
+    // dead letters appear with the first parked input): empty, not unknown.
+    let registered = |name: &str| {
+        herald_domains::all().iter().any(|domain| {
+            name == domain.name || name.strip_prefix("deadletter-") == Some(domain.name)
+        })
+    };
+    if let Some(stream) = stream.filter(|stream| !streams.contains(*stream) && !registered(stream))
+    {
         let guess = nearest(stream, streams.iter().map(String::as_str))
             .map(|nearest| format!(" (did you mean \"{nearest}\"?)"))
             .unwrap_or_default();

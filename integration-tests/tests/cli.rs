@@ -157,16 +157,27 @@ fn log_tail_names_a_stream_that_is_not_there() {
     let dir = tempfile::tempdir().expect("temp dir");
     let log_dir = dir.path().join("log");
     std::fs::create_dir_all(&log_dir).expect("log dir");
-    let empty = herald_log_on("tail", dir.path(), &["--stream", "orders"]);
+    let empty = herald_log_on("tail", dir.path(), &["--stream", "nope"]);
     assert_ne!(empty.status, Some(0), "{}", empty.output());
     assert!(
         empty.stderr.contains(&format!(
-            "there is no stream \"orders\" in {}; the log holds no events yet",
+            "there is no stream \"nope\" in {}; the log holds no events yet",
             log_dir.display()
         )),
         "{}",
         empty.output()
     );
+    // A registered domain's stream (or its dead letters) is there before its first event:
+    // empty, not unknown.
+    for stream in ["orders", "analytics", "deadletter-orders"] {
+        let tail = herald_log_on("tail", dir.path(), &["--stream", stream]);
+        assert_eq!(tail.status, Some(0), "--stream {stream}: {}", tail.output());
+        assert!(
+            tail.stdout.is_empty(),
+            "--stream {stream}: {}",
+            tail.output()
+        );
+    }
 
     let mut node = Node::start_in(
         dir.path(),

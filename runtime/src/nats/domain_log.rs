@@ -34,8 +34,6 @@ const PREFETCH: usize = 4096;
 /// Bytes of prefetched inputs before the consumer waits, whatever their count: large
 /// events must not multiply the buffer's memory.
 const PREFETCH_BYTES: usize = 8 << 20;
-/// Bytes one pull asks the server for (its message count is 256).
-const PULL_BYTES: usize = 1 << 20;
 /// Recent own events remembered for deduplication of client re-sends.
 const DEDUP_EVENTS: usize = 100_000;
 /// How much earlier than `duplicate_window` ago a search for an original starts: room for
@@ -374,7 +372,6 @@ async fn prefetch(
     let mut messages = match consumer
         .stream()
         .max_messages_per_batch(256)
-        .max_bytes_per_batch(PULL_BYTES)
         .messages()
         .await
     {

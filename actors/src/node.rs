@@ -273,6 +273,7 @@ pub async fn run(
             .app_data(serving_state.clone())
             // Outermost: connection and header limits come before authentication, which
             // each resource of `gateway::routes` does once the router has matched it.
+            .wrap(actix_web::middleware::from_fn(gateway::close_unread))
             .wrap(actix_web::middleware::from_fn(gateway::limit))
             .configure(gateway::routes)
     })

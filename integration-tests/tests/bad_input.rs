@@ -347,6 +347,8 @@ fn unknown_routes_domains_entities_and_queries_are_404_problems() {
         ("PUT", "/v1/domains/orders/entities/o-1", "GET"),
         ("GET", "/v1/deadletters/orders/x/retry", "POST"),
         ("POST", "/metrics", "GET"),
+        ("POST", "/healthz", "GET"),
+        ("DELETE", "/readyz", "GET"),
     ] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let response = node

@@ -89,14 +89,57 @@ fn trickled_and_stalled_bodies_are_answered_408_and_free_their_connections() {
 }
 
 #[test]
+fn unread_chunked_bodies_close_their_connections() {
+    let node = Node::start_with(&[("HERALD_HTTP__BODY_TIMEOUT", "2s")]);
+    // A trickled chunked body: timed out on ingest (408); never read on the others. Either
+    // way the connection must close after the answer, not drain the chunks forever.
+    for (method, path, status) in [
+        ("POST", "/v1/events", 408),
+        ("GET", "/healthz", 200),
+        ("POST", "/v1/domains", 405),
+        ("POST", "/nowhere", 404),
+    ] {
+        let mut connection = open(&node);
+        connection
+            .send(
+                format!(
+                    "{method} {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/cloudevents+json\r\ntransfer-encoding: chunked\r\n\r\n1\r\n \r\n"
+                )
+                .as_bytes(),
+            )
+            .expect("send");
+        let mut writer = connection.writer().expect("clone");
+        thread::spawn(move || {
+            while writer.write_all(b"1\r\n \r\n").is_ok() {
+                thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let answer = connection.read_answer().expect("an answer");
+        assert_eq!(answer.status, status, "{method} {path}: {answer:?}");
+        assert_eq!(
+            answer.header("connection"),
+            Some("close"),
+            "{method} {path}"
+        );
+        assert!(
+            connection.closed_by_server(Duration::from_secs(5)),
+            "{method} {path}: the connection is left draining the chunked body"
+        );
+    }
+}
+
+#[test]
 fn request_bodies_in_memory_are_bounded_node_wide() {
     // The budget is one whole body: a second one that does not fit is told to come back.
+    // A client that only declares a body holds nothing of it.
     let node = Node::start_with(&[
-        ("HERALD_HTTP__BODY_TIMEOUT", "3s"),
+        ("HERALD_HTTP__BODY_TIMEOUT", "10s"),
         ("HERALD_HTTP__BODIES_IN_FLIGHT_BYTES", "1048576"),
     ]);
+    // The budget is taken as bytes arrive: the hog sends all but 64 bytes, then stalls.
     let mut hog = open(&node);
-    hog.send(&partial_post(1_048_576, 10)).expect("send");
+    hog.send(&partial_post(1_048_576, 1_048_576 - 64))
+        .expect("send");
     let refused = {
         let mut refused = None;
         eventually("the budget is held by the stalled body", || {
@@ -135,10 +178,14 @@ fn request_bodies_in_memory_are_bounded_node_wide() {
 fn shutdown_drops_a_stalled_body_at_once() {
     // A body timeout far longer than the test: only shutdown can end the stalled request.
     let mut node = Node::start_with(&[("HERALD_HTTP__BODY_TIMEOUT", "10m")]);
+    let baseline = open_connections(&node);
     let mut stalled = open(&node);
     stalled.send(&partial_post(100_000, 10)).expect("send");
-    // The request is in the handler once the node has read its head.
-    thread::sleep(Duration::from_millis(300));
+    // The node has the connection once the gauge counts it; its head is read right after.
+    eventually("the stalled connection is open", || {
+        open_connections(&node) > baseline
+    });
+    thread::sleep(Duration::from_millis(200));
     let asked = Instant::now();
     node.signal("TERM");
     let status = node.wait_exit(Duration::from_secs(60));

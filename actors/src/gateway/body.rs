@@ -8,12 +8,19 @@
 //! `body_min_rate` bytes per second (Kestrel's `MinRequestBodyDataRate` works alike). A
 //! body too slow is 408 with `Connection: close`; a node shutting down drops it (503).
 
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest};
-use futures_util::StreamExt;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest};
+use futures_util::{Stream, StreamExt};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -78,19 +85,18 @@ pub async fn read(
     if declared.is_some_and(|length| length > limits.max_bytes) {
         return Err(too_large(limits.max_bytes));
     }
-    // A declared length is reserved whole up front, so a body that cannot fit is refused
-    // before a byte of it is read; a chunked one reserves as it arrives.
-    let mut held = match declared {
-        Some(length) => Some(reserve(limits, length)?),
-        None => None,
-    };
-    let mut reserved = declared.unwrap_or(0);
-    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(limits.max_bytes));
+    // The budget is taken as bytes arrive, not as declared: a client that only declares a
+    // large body holds nothing (its head costs no memory, and the timeout ends it).
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    let mut reserved = 0;
+    let mut bytes = web::BytesMut::with_capacity(declared.unwrap_or(1024).min(INITIAL_CAPACITY));
     let started = Instant::now();
     let mut last_piece = started;
     loop {
         let deadline = deadline(limits, started, last_piece, bytes.len());
         let next = tokio::select! {
+            // A body that is whole is read, even if shutdown or its deadline came too.
+            biased;
             next = payload.next() => next,
             () = tokio::time::sleep_until(deadline) => {
                 return Err(too_slow(limits, bytes.len(), declared, started.elapsed()));
@@ -123,6 +129,9 @@ pub async fn read(
     }
     Ok(Body { bytes, _held: held })
 }
+
+/// The most allocated for a body before its bytes arrive.
+const INITIAL_CAPACITY: usize = 64 * 1024;
 
 /// When the body must have sent more: `timeout` after its last piece, and (past the
 /// grace) when its average rate would fall under `min_rate`.
@@ -200,4 +209,53 @@ fn shutting_down() -> Problem {
     )
     .retry_after(1)
     .closing()
+}
+
+/// An answer's body that holds its request's chunked body until it is written whole.
+pub struct HeldBody {
+    body: BoxBody,
+    _request_body: Rc<RefCell<Payload>>,
+}
+
+impl MessageBody for HeldBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+/// Middleware: a request whose chunked body was not read to its end (refused before its
+/// body, or answered 408) has its connection closed after the answer. actix-http closes a
+/// connection whose request body was left unread only if that body is still held when the
+/// answer ends; one the handler dropped it drains, with no timer, so a client trickling
+/// chunks would hold the connection forever. The answer's body holds it instead.
+pub async fn close_unread(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, HeldBody>>, actix_web::Error> {
+    if !request.headers().contains_key(header::TRANSFER_ENCODING) {
+        return Ok(next.call(request).await?.map_into_left_body());
+    }
+    let original = Rc::new(RefCell::new(request.take_payload()));
+    let reader = Rc::clone(&original);
+    let forwarded: Pin<Box<dyn Stream<Item = Result<web::Bytes, PayloadError>>>> =
+        Box::pin(futures_util::stream::poll_fn(move |cx| {
+            Pin::new(&mut *reader.borrow_mut()).poll_next(cx)
+        }));
+    request.set_payload(Payload::from(forwarded));
+    let response = next.call(request).await?;
+    Ok(response.map_body(|_, body| {
+        EitherBody::right(HeldBody {
+            body: body.boxed(),
+            _request_body: original,
+        })
+    }))
 }

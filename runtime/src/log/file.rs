@@ -391,6 +391,18 @@ fn decode_frame(bytes: &[u8], path: &Path, pos: u64) -> Result<Record, LogError>
     }
 }
 
+/// Whether the log's directory takes a write again: 64 KiB written, synced and removed
+/// (room for a typical append, so a nearly full disk does not flip readiness back and forth).
+fn probe_write(dir: &Path) -> std::io::Result<()> {
+    let path = dir.join("PROBE");
+    let written = File::create(&path).and_then(|file| {
+        file.write_all_at(&[0; 64 * 1024], 0)?;
+        file.sync_data()
+    });
+    let _ = fs::remove_file(&path);
+    written
+}
+
 impl FileLog {
     /// The append itself; `append_all` notes its outcome for the write health.
     fn append_parts(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
@@ -574,7 +586,10 @@ impl EventLog for FileLog {
             .map(|reason| {
                 format!("a sync failed ({reason}); restart the node to recover from the log")
             })
-            .or_else(|| self.write_health.failure())
+            .or_else(|| {
+                self.write_health
+                    .failure_or_probe(|| probe_write(&self.dir))
+            })
     }
 
     fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {

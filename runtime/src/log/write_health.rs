@@ -27,7 +27,11 @@ struct Failing {
     failures: u64,
     logged_at: Option<Instant>,
     unlogged: u64,
+    probed_at: Option<Instant>,
 }
+
+/// At most one probe write per this long while appends fail.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl WriteHealth {
     /// Notes the outcome of an append: only failures of the disk count (a duplicate, a
@@ -69,25 +73,46 @@ impl WriteHealth {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.recover(
+            &mut state,
+            "appends to the event log succeed again; the node is ready",
+        );
+    }
+
+    fn recover(&self, state: &mut Failing, message: &str) {
         let since = state.since.map_or(Duration::ZERO, |since| since.elapsed());
         info!(
             failures = state.failures,
             seconds = since.as_secs(),
-            "appends to the event log succeed again; the node is ready"
+            "{message}"
         );
         *state = Failing::default();
         self.failing.store(false, Ordering::Release);
     }
 
-    /// Why appends fail now, if they do.
-    pub(crate) fn failure(&self) -> Option<String> {
+    /// Why appends fail now, if they do; while they do, first tries `probe` (a small write
+    /// and sync beside the log, at most once a second), and a probe that succeeds clears
+    /// the failure: a node no client sends to (it is not ready) still becomes ready again
+    /// once the disk has room.
+    pub(crate) fn failure_or_probe(
+        &self,
+        probe: impl FnOnce() -> std::io::Result<()>,
+    ) -> Option<String> {
         if !self.failing.load(Ordering::Acquire) {
             return None;
         }
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reason
-            .clone()
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = state.probed_at.is_none_or(|at| at.elapsed() >= PROBE_EVERY);
+        if due {
+            state.probed_at = Some(Instant::now());
+            if probe().is_ok() {
+                self.recover(
+                    &mut state,
+                    "a probe write to the event log's directory succeeds again; the node is ready",
+                );
+                return None;
+            }
+        }
+        state.reason.clone()
     }
 }

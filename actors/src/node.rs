@@ -259,12 +259,14 @@ pub async fn run(
             max_batch_events: config.http.max_batch_events,
             max_event_bytes: config.http.max_event_bytes,
             max_header_bytes: config.http.max_header_bytes,
+            max_tails: config.http.max_tails,
         },
         log: Arc::clone(&log),
         nats: storage.nats.as_ref().map(|(nats, _)| Arc::clone(nats)),
         shutdown: tails_shutdown,
         access,
         connections: Arc::clone(&connections),
+        tails: Arc::new(tokio::sync::Semaphore::new(config.http.max_tails)),
         metrics: Arc::new(Metrics::default()),
     });
     let serving_state = state.clone();

@@ -78,6 +78,13 @@ pub struct HttpConfig {
     /// past it is answered 503 with Retry-After. At least `max_body_bytes`.
     #[serde(default = "default_bodies_in_flight_bytes")]
     pub bodies_in_flight_bytes: usize,
+    /// Most SSE tails open at once; more are answered 503 with Retry-After. At least 1.
+    #[serde(default = "default_max_tails")]
+    pub max_tails: usize,
+}
+
+fn default_max_tails() -> usize {
+    256
 }
 
 fn default_body_timeout() -> Duration {
@@ -143,6 +150,7 @@ impl Default for HttpConfig {
             body_timeout: default_body_timeout(),
             body_min_rate: default_body_min_rate(),
             bodies_in_flight_bytes: default_bodies_in_flight_bytes(),
+            max_tails: default_max_tails(),
         }
     }
 }

@@ -117,6 +117,7 @@ impl Config {
                 ),
             ));
         }
+        positive(&mut problems, "http.max_tails", self.http.max_tails);
         if self.http.bodies_in_flight_bytes < self.http.max_body_bytes {
             problems.push(Problem::new(
                 "http.bodies_in_flight_bytes",

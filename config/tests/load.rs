@@ -190,7 +190,7 @@ fn parse_errors_name_key_source_and_allowed_values() {
         "[http]\nbind = \"127.0.0.1:8080\"\nbogus = 1\n",
         &[],
         Expected::Parse(&[
-            "http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections, body_timeout, body_min_rate, bodies_in_flight_bytes (in ",
+            "http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections, body_timeout, body_min_rate, bodies_in_flight_bytes, max_tails (in ",
             ".toml)",
         ]),
     );
@@ -214,7 +214,7 @@ fn parse_errors_name_key_source_and_allowed_values() {
     check(
         "",
         &[("HERALD_HTTP__BOGUS", "1")],
-        Expected::Parse(&["http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections, body_timeout, body_min_rate, bodies_in_flight_bytes (in environment variable HERALD_HTTP__BOGUS)"]),
+        Expected::Parse(&["http.bogus: unknown key; [http] allows: bind, max_body_bytes, workers, max_batch_events, max_event_bytes, max_header_bytes, max_connections, body_timeout, body_min_rate, bodies_in_flight_bytes, max_tails (in environment variable HERALD_HTTP__BOGUS)"]),
     );
     check(
         "[http]\nmax_body_bytes = \"big\"\n",

@@ -249,3 +249,30 @@ fn a_closed_tail_frees_its_connection_at_once() {
         open_connections(&node)
     );
 }
+
+#[test]
+fn open_tails_are_bounded_by_max_tails() {
+    let node = Node::start_with(&[("HERALD_HTTP__MAX_TAILS", "1")]);
+    let request = b"GET /v1/streams/inventory/tail HTTP/1.1\r\nhost: test\r\n\r\n";
+    let mut first = open(&node);
+    first.send(request).expect("send");
+    let (status, head) = first.read_head().expect("the first tail's head");
+    assert_eq!(status, 200, "{head:?}");
+
+    let refused = node.get("/v1/streams/inventory/tail");
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(
+        refused.json["type"],
+        "https://herald.dev/problems/too-many-tails"
+    );
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    assert!(refused.text.contains("max_tails"), "{}", refused.text);
+
+    // A tail that ends gives its place back.
+    drop(first);
+    eventually("a tail place is free again", || {
+        let mut second = open(&node);
+        second.send(request).expect("send");
+        second.read_head().is_ok_and(|(status, _)| status == 200)
+    });
+}

@@ -48,6 +48,8 @@ pub struct Limits {
     pub max_event_bytes: usize,
     /// Largest total size of a request's header fields.
     pub max_header_bytes: usize,
+    /// Most SSE tails open at once.
+    pub max_tails: usize,
 }
 
 /// The state shared by every handler.
@@ -80,6 +82,8 @@ pub struct GatewayState {
     pub access: Option<Arc<Access>>,
     /// The open client connections, against `[http] max_connections`.
     pub connections: Arc<Connections>,
+    /// Places for SSE tails, against `[http] max_tails`.
+    pub tails: Arc<tokio::sync::Semaphore>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
 }

@@ -25,9 +25,9 @@ const MAX_LIMIT: u64 = 1000;
 /// How often an idle tail sends a comment, so proxies keep the connection.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
-/// Records a tail reads ahead of what it sent: few, as each tail holds them while its
-/// client reads (and the log caps one read at 1 MiB whatever the count).
-const TAIL_READ_AHEAD: usize = 32;
+/// Records a tail reads ahead of what it sent: one, so a tail holds at most one event
+/// (those near the head are shared with the log's cache), and `max_tails` bounds them all.
+const TAIL_READ_AHEAD: usize = 1;
 /// Content type of a JSON array of CloudEvents.
 const BATCH_JSON: &str = "application/cloudevents-batch+json";
 
@@ -139,7 +139,20 @@ pub async fn tail(
         Some(next) => next,
         None => number(&query, "from", last + 1, 1, u64::MAX)?,
     };
+    let place = Arc::clone(&state.tails).try_acquire_owned().map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-tails",
+            "Too many tails",
+            format!(
+                "the node serves as many SSE tails as it takes at once ([http] max_tails = {}); retry shortly, or page with GET /v1/streams/{{stream}}/events",
+                state.limits.max_tails
+            ),
+        )
+        .retry_after(1)
+    })?;
     let tail = Tail {
+        _place: place,
         log: Arc::clone(&state.log),
         stream,
         next: from,
@@ -163,6 +176,8 @@ pub async fn tail(
 
 /// One client's tail: where it is, what was read ahead, and the node's shutdown signal.
 struct Tail {
+    /// Its place among `max_tails`, freed when the response ends.
+    _place: tokio::sync::OwnedSemaphorePermit,
     log: Arc<dyn EventLog>,
     stream: String,
     next: u64,

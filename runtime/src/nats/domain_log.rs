@@ -36,6 +36,9 @@ const PREFETCH: usize = 4096;
 const PREFETCH_BYTES: usize = 8 << 20;
 /// Recent own events remembered for deduplication of client re-sends.
 const DEDUP_EVENTS: usize = 100_000;
+/// Bytes of recent own events remembered, whatever their count: large events must not
+/// multiply the index's memory (older resends are then recognised by JetStream's window).
+const RECENT_BYTES: usize = 16 << 20;
 /// How much earlier than `duplicate_window` ago a search for an original starts: room for
 /// the server's clock and this node's to differ.
 const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(30);
@@ -53,8 +56,8 @@ fn dedup_events() -> usize {
     }
     DEDUP_EVENTS
 }
-/// Events read per call when loading them at start.
-const TAIL_PAGE: usize = 10_000;
+/// Events read per call when loading them at start: one page is in memory at a time.
+const TAIL_PAGE: usize = 1_000;
 
 /// A domain's streams and inbox on JetStream.
 pub struct JetStreamDomainLog {
@@ -80,21 +83,52 @@ struct Own {
     /// An append's outcome is unknown: read the streams' ends again before the next use.
     stale: bool,
     recent: HashMap<u64, Arc<Record>>,
-    order: VecDeque<u64>,
+    /// Keys of `recent`, oldest first, with the bytes each record was charged.
+    order: VecDeque<(u64, usize)>,
+    /// What `recent` holds, in bytes, against [`RECENT_BYTES`].
+    bytes: usize,
 }
 
 impl Own {
     fn remember(&mut self, record: &Arc<Record>) {
         let key = identity(&record.envelope.source, &record.envelope.id);
-        if self.recent.insert(key, Arc::clone(record)).is_none() {
-            self.order.push_back(key);
+        let size = approximate_size(record);
+        match self.recent.insert(key, Arc::clone(record)) {
+            None => self.order.push_back((key, size)),
+            Some(replaced) => self.bytes = self.bytes.saturating_sub(approximate_size(&replaced)),
         }
-        while self.order.len() > dedup_events() {
-            if let Some(old) = self.order.pop_front() {
-                self.recent.remove(&old);
-            }
+        self.bytes += size;
+        while self.order.len() > dedup_events() || self.bytes > RECENT_BYTES {
+            let Some((old, charged)) = self.order.pop_front() else {
+                break;
+            };
+            self.recent.remove(&old);
+            self.bytes = self.bytes.saturating_sub(charged);
         }
     }
+
+    fn forget_all(&mut self) {
+        self.recent.clear();
+        self.order.clear();
+        self.bytes = 0;
+    }
+}
+
+/// What a remembered record costs: its data and attributes, plus the map's overhead.
+fn approximate_size(record: &Record) -> usize {
+    let envelope = &record.envelope;
+    envelope.data.len()
+        + envelope.id.len()
+        + envelope.source.len()
+        + envelope.subject.len()
+        + envelope.event_type.len()
+        + envelope.partitionkey.len()
+        + envelope
+            .extensions
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum::<usize>()
+        + 256
 }
 
 #[derive(Default)]
@@ -178,8 +212,12 @@ impl JetStreamDomainLog {
                 Ok((events_last, dead_last, dead_tail))
             })?
         };
-        // The recent events, a page per call, so each call stays within its time bound.
-        let mut tail = Vec::new();
+        own.events_last = events_last;
+        own.dead_last = dead_last;
+        own.counter = 0;
+        own.forget_all();
+        // The recent events, a page per call, so each call stays within its time bound and
+        // one page at a time is in memory; the index keeps what its bounds allow.
         let mut from = events_last.saturating_sub(dedup_events() as u64 - 1).max(1);
         while from <= events_last {
             let context = context.clone();
@@ -199,16 +237,13 @@ impl JetStreamDomainLog {
                 Some(last) => from = last.sequence + 1,
                 None => break,
             }
-            tail.extend(page);
+            for record in streams::own_records(&page, &self.stream)? {
+                own.counter = own.counter.max(record.offset);
+                own.remember(&record);
+            }
         }
-        own.events_last = events_last;
-        own.dead_last = dead_last;
-        own.counter = 0;
-        own.recent.clear();
-        own.order.clear();
-        let tail = streams::own_records(&tail, &self.stream)?;
         let dead_tail = streams::own_records(&dead_tail, &self.dead)?;
-        for record in tail.iter().chain(dead_tail.iter()) {
+        for record in dead_tail.iter() {
             own.counter = own.counter.max(record.offset);
             if record.envelope.stream == self.stream {
                 own.remember(record);

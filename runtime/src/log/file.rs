@@ -720,9 +720,10 @@ fn sync_loop(shared: &SyncShared, durability: &Durability, mark: &Mark) {
                 return;
             }
         }
-        durability.advance(target);
-        // After the acknowledgements: the mark is evidence for the next start, not a step
-        // of this one. A failure only weakens that evidence, so it is told once.
+        // Before the acknowledgements (a write of 20 bytes, not synced), so whatever a
+        // kill leaves shows every acknowledged record as synced. The mark is evidence for
+        // the next start, not a step of this one: a failure only weakens that evidence, so
+        // it is told once.
         let recorded = mark.write(MarkState {
             synced: target,
             unsynced_run: false,
@@ -731,6 +732,7 @@ fn sync_loop(shared: &SyncShared, durability: &Durability, mark: &Mark) {
             mark_failed = true;
             warn!(file = %mark.path().display(), %error, "cannot record the durable offset in the log's durable mark; a damaged tail may be taken for a torn one");
         }
+        durability.advance(target);
     }
 }
 

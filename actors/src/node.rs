@@ -275,8 +275,10 @@ pub async fn run(
             .app_data(serving_state.clone())
             // Outermost: connection and header limits come before authentication, which
             // each resource of `gateway::routes` does once the router has matched it.
-            .wrap(actix_web::middleware::from_fn(gateway::close_unread))
             .wrap(actix_web::middleware::from_fn(gateway::limit))
+            // Outside even the limits, so a request they refuse with its chunked body
+            // unread is closed too.
+            .wrap(actix_web::middleware::from_fn(gateway::close_unread))
             .configure(gateway::routes)
     })
     .on_connect(move |_, extensions| connections.on_connect(extensions))

@@ -118,6 +118,15 @@ impl Config {
             ));
         }
         positive(&mut problems, "http.max_tails", self.http.max_tails);
+        if self.http.max_tails > MAX_CONNECTIONS {
+            problems.push(Problem::new(
+                "http.max_tails",
+                format!(
+                    "{} is not allowed; use at most {MAX_CONNECTIONS}: each tail holds a connection",
+                    self.http.max_tails
+                ),
+            ));
+        }
         if self.http.bodies_in_flight_bytes < self.http.max_body_bytes {
             problems.push(Problem::new(
                 "http.bodies_in_flight_bytes",

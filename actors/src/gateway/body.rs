@@ -118,12 +118,15 @@ pub async fn read(
             return Err(too_large(limits.max_bytes));
         }
         if length > reserved {
-            let more = reserve(limits, length - reserved)?;
+            // The first bytes reserve the whole declared length: a body admitted once it
+            // sends is never refused part-way through by bodies that came later.
+            let wanted = declared.map_or(length, |declared| declared.max(length));
+            let more = reserve(limits, wanted - reserved)?;
             match held.as_mut() {
                 Some(permit) => permit.merge(more),
                 None => held = Some(more),
             }
-            reserved = length;
+            reserved = wanted;
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -251,6 +254,8 @@ pub async fn close_unread(
             Pin::new(&mut *reader.borrow_mut()).poll_next(cx)
         }));
     request.set_payload(Payload::from(forwarded));
+    // (The request cannot be cloned to answer an error here: cloning it before routing
+    // breaks the router. The layers inside answer their refusals as responses.)
     let response = next.call(request).await?;
     Ok(response.map_body(|_, body| {
         EitherBody::right(HeldBody {

@@ -32,7 +32,7 @@ pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Prob
             StatusCode::SERVICE_UNAVAILABLE,
             "log-unwritable",
             "Not ready: the event log cannot be written",
-            format!("appends to the event log fail: {reason}; free space or fix the directory, and the node is ready again at the next append that succeeds"),
+            format!("appends to the event log fail: {reason}; free space or fix the directory: the node is ready again once an append, or a probe write it tries at most once a second, succeeds"),
         )
         .retry_after(1));
     }

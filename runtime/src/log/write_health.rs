@@ -101,17 +101,23 @@ impl WriteHealth {
         if !self.failing.load(Ordering::Acquire) {
             return None;
         }
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let due = state.probed_at.is_none_or(|at| at.elapsed() >= PROBE_EVERY);
-        if due {
-            state.probed_at = Some(Instant::now());
-            if probe().is_ok() {
-                self.recover(
-                    &mut state,
-                    "a probe write to the event log's directory succeeds again; the node is ready",
-                );
-                return None;
+        let due = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let due = state.probed_at.is_none_or(|at| at.elapsed() >= PROBE_EVERY);
+            if due {
+                state.probed_at = Some(Instant::now());
             }
+            due
+        };
+        // Probed without the lock: appends noting their outcome never wait for its sync.
+        let probed = due && probe().is_ok();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if probed && self.failing.load(Ordering::Acquire) {
+            self.recover(
+                &mut state,
+                "a probe write to the event log's directory succeeds again; the node is ready",
+            );
+            return None;
         }
         state.reason.clone()
     }

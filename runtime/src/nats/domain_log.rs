@@ -82,9 +82,10 @@ struct Own {
     counter: u64,
     /// An append's outcome is unknown: read the streams' ends again before the next use.
     stale: bool,
-    recent: HashMap<u64, Arc<Record>>,
-    /// Keys of `recent`, oldest first, with the bytes each record was charged.
-    order: VecDeque<(u64, usize)>,
+    /// Each remembered record with the bytes it is charged.
+    recent: HashMap<u64, (Arc<Record>, usize)>,
+    /// Keys of `recent`, oldest first.
+    order: VecDeque<u64>,
     /// What `recent` holds, in bytes, against [`RECENT_BYTES`].
     bytes: usize,
 }
@@ -93,17 +94,18 @@ impl Own {
     fn remember(&mut self, record: &Arc<Record>) {
         let key = identity(&record.envelope.source, &record.envelope.id);
         let size = approximate_size(record);
-        match self.recent.insert(key, Arc::clone(record)) {
-            None => self.order.push_back((key, size)),
-            Some(replaced) => self.bytes = self.bytes.saturating_sub(approximate_size(&replaced)),
+        match self.recent.insert(key, (Arc::clone(record), size)) {
+            None => self.order.push_back(key),
+            Some((_, replaced)) => self.bytes -= replaced,
         }
         self.bytes += size;
         while self.order.len() > dedup_events() || self.bytes > RECENT_BYTES {
-            let Some((old, charged)) = self.order.pop_front() else {
+            let Some(old) = self.order.pop_front() else {
                 break;
             };
-            self.recent.remove(&old);
-            self.bytes = self.bytes.saturating_sub(charged);
+            if let Some((_, charged)) = self.recent.remove(&old) {
+                self.bytes -= charged;
+            }
         }
     }
 
@@ -614,6 +616,7 @@ impl EventLog for JetStreamDomainLog {
         let own = self.own_state().ok()?;
         own.recent
             .get(&identity(source, id))
+            .map(|(record, _)| record)
             .filter(|record| record.envelope.source == source && record.envelope.id == id)
             .cloned()
     }

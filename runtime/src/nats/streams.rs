@@ -469,11 +469,49 @@ pub async fn read_range(
     let want = usize::try_from(last - from + 1)
         .unwrap_or(usize::MAX)
         .min(limit);
+    if want == 0 {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::with_capacity(want.min(4096));
+    let start = DeliverPolicy::ByStartSequence {
+        start_sequence: from,
+    };
+    read_ordered(
+        &stream,
+        name,
+        start,
+        &format!("from {from}"),
+        timeout,
+        |sequence, message| {
+            if sequence > last {
+                return false;
+            }
+            out.push(Stored {
+                sequence,
+                headers: message.headers.clone().unwrap_or_default(),
+                body: message.payload.clone(),
+            });
+            sequence < last && out.len() < want
+        },
+    )
+    .await?;
+    Ok(out)
+}
+
+/// Reads stream `name` in order through an ordered consumer (one per call) starting as
+/// `start` says, handing `visit` each message with its sequence until it answers false or
+/// the messages end; each wait is bounded by `timeout`. `at` says where, for errors.
+async fn read_ordered(
+    stream: &jetstream::stream::Stream,
+    name: &str,
+    start: DeliverPolicy,
+    at: &str,
+    timeout: Duration,
+    mut visit: impl FnMut(u64, &jetstream::Message) -> bool,
+) -> Result<(), LogError> {
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
+            deliver_policy: start,
             ..Default::default()
         })
         .await
@@ -482,37 +520,27 @@ pub async fn read_range(
         .messages()
         .await
         .map_err(|e| unavailable(name, e))?;
-    let mut out = Vec::with_capacity(want.min(4096));
-    while out.len() < want {
+    loop {
         let next = tokio::time::timeout(timeout, messages.next())
             .await
             .map_err(|_| {
                 LogError::Unavailable(format!(
-                    "reading JetStream stream {name} from {from}: nothing arrived within {timeout:?}"
+                    "reading JetStream stream {name} {at}: nothing arrived within {timeout:?}"
                 ))
             })?;
         let message = match next {
             Some(Ok(message)) => message,
             Some(Err(error)) => return Err(unavailable(name, error)),
-            None => break,
+            None => return Ok(()),
         };
         let sequence = message
             .info()
             .map(|info| info.stream_sequence)
             .map_err(|e| unavailable(name, e))?;
-        if sequence > last {
-            break;
-        }
-        out.push(Stored {
-            sequence,
-            headers: message.headers.clone().unwrap_or_default(),
-            body: message.payload.clone(),
-        });
-        if sequence == last {
-            break;
+        if !visit(sequence, &message) {
+            return Ok(());
         }
     }
-    Ok(out)
 }
 
 /// The messages of stream `name` stored since `since` whose `Nats-Msg-Id` is one of
@@ -534,50 +562,30 @@ pub async fn find_msg_ids(
     if last == 0 || msg_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartTime { start_time: since },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| unavailable(name, e))?;
-    let mut messages = consumer
-        .messages()
-        .await
-        .map_err(|e| unavailable(name, e))?;
     let mut found = Vec::new();
-    while found.len() < msg_ids.len() {
-        let next = tokio::time::timeout(timeout, messages.next())
-            .await
-            .map_err(|_| {
-                LogError::Unavailable(format!(
-                    "reading JetStream stream {name} since {since}: nothing arrived within {timeout:?}"
-                ))
-            })?;
-        let message = match next {
-            Some(Ok(message)) => message,
-            Some(Err(error)) => return Err(unavailable(name, error)),
-            None => break,
-        };
-        let sequence = message
-            .info()
-            .map(|info| info.stream_sequence)
-            .map_err(|e| unavailable(name, e))?;
-        let headers = message.headers.clone().unwrap_or_default();
-        let wanted = headers
-            .get("Nats-Msg-Id")
-            .is_some_and(|id| msg_ids.contains(id.as_str()));
-        if wanted {
-            found.push(Stored {
-                sequence,
-                headers,
-                body: message.payload.clone(),
-            });
-        }
-        if sequence >= last {
-            break;
-        }
-    }
+    let start = DeliverPolicy::ByStartTime { start_time: since };
+    read_ordered(
+        &stream,
+        name,
+        start,
+        &format!("since {since}"),
+        timeout,
+        |sequence, message| {
+            let headers = message.headers.clone().unwrap_or_default();
+            let wanted = headers
+                .get("Nats-Msg-Id")
+                .is_some_and(|id| msg_ids.contains(id.as_str()));
+            if wanted {
+                found.push(Stored {
+                    sequence,
+                    headers,
+                    body: message.payload.clone(),
+                });
+            }
+            sequence < last && found.len() < msg_ids.len()
+        },
+    )
+    .await?;
     Ok(found)
 }
 

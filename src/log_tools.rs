@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use herald_runtime::catalog::nearest;
+use herald_config::nearest;
 use herald_runtime::log::{self, DamageKind, DirLock};
 
 /// The `herald log` subcommands.

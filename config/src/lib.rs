@@ -28,6 +28,7 @@ mod duration;
 mod env;
 mod error;
 mod nats;
+mod nearest;
 mod sections;
 mod validate;
 
@@ -43,6 +44,7 @@ pub use crate::auth::{AuthConfig, Credential, Scope, TokenConfig};
 use crate::env::EnvOverrides;
 pub use crate::error::{ConfigError, Problem};
 pub use crate::nats::{NatsConfig, NatsCredentials};
+pub use crate::nearest::nearest;
 pub use crate::sections::{
     BusConfig, BusKind, DedupWindow, DomainSettings, DomainsConfig, FsyncPolicy, HttpConfig,
     LogConfig, LogFormat, NodeConfig, TelemetryConfig,

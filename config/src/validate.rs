@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::error::Problem;
+use crate::nearest::nearest;
 use crate::sections::{
     MAX_BODY_TIMEOUT, MAX_HEADER_BYTES, MAX_PARTITIONS, MAX_SEGMENT_BYTES, MIN_BODY_TIMEOUT,
     MIN_CACHE_BYTES, MIN_HEADER_BYTES, MIN_SEGMENT_BYTES,
@@ -291,23 +292,4 @@ impl<'a> KnownDomains<'a> {
             None => format!("known domains are: {}", self.names.join(", ")),
         }
     }
-}
-
-/// The candidate closest to `wanted`, if it is close enough to be a slip of the keyboard:
-/// the same name in other case, else at most a third of its characters edited (rustc's
-/// rule for "did you mean"). Ties go to the earlier candidate.
-fn nearest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let wanted = wanted.to_lowercase();
-    let limit = (wanted.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .map(|candidate| {
-            (
-                strsim::levenshtein(&wanted, &candidate.to_lowercase()),
-                candidate,
-            )
-        })
-        .filter(|(distance, _)| *distance <= limit)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
 }

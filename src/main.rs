@@ -90,7 +90,12 @@ fn main() -> ExitCode {
                     let settings = error.chain().any(|cause| {
                         matches!(
                             cause.downcast_ref::<NodeError>(),
-                            Some(NodeError::Nats(_) | NodeError::Config(_) | NodeError::Catalog(_))
+                            Some(
+                                NodeError::Nats(_)
+                                    | NodeError::Config(_)
+                                    | NodeError::Catalog(_)
+                                    | NodeError::Partitions(_)
+                            )
                         )
                     });
                     match settings {

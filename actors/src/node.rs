@@ -14,6 +14,7 @@ use herald_config::{BusKind, Config, DedupWindow, FsyncPolicy};
 use herald_runtime::bus::Bus;
 use herald_runtime::catalog::{Catalog, CatalogError};
 use herald_runtime::hosted::DomainEntry;
+use herald_runtime::log::partitions::{self, PartitionsError, Wish};
 use herald_runtime::log::{self, EventLog, FileLog, FileLogOptions, LogError};
 use herald_runtime::nats::{BusStatus, JetStreamNodeLog, Nats, ObjectSnapshots};
 use herald_runtime::partition::Layout;
@@ -65,6 +66,9 @@ pub enum NodeError {
     /// A setting cannot be used as given (a secret that cannot be read).
     #[error("{0}")]
     Config(String),
+    /// The config's partition counts do not fit the data dir.
+    #[error(transparent)]
+    Partitions(#[from] PartitionsError),
     /// A domain did not become ready in time.
     #[error("domains not ready after {0:?}: {1}")]
     NotReady(Duration, String),
@@ -91,16 +95,7 @@ pub async fn run(
     let enabled = config.enabled_domains(&known);
     let catalog = Arc::new(Catalog::new(&registered, &enabled)?);
     check_partitions(&config, &catalog, &enabled)?;
-    // Embedded mode runs every domain whole: one node, one log.
-    let layout = Arc::new(Layout::new(registered.iter().map(|entry| {
-        let by_key = entry.describe().partitioning.by_key();
-        let partitions = match config.bus.kind {
-            BusKind::Nats if by_key => config.partitions(entry.name),
-            _ => 1,
-        };
-        (entry.name, partitions)
-    })));
-    let storage = match config.bus.kind {
+    let (storage, layout) = match config.bus.kind {
         BusKind::Embedded => {
             std::fs::create_dir_all(&config.node.data_dir).map_err(|source| {
                 NodeError::DataDir {
@@ -109,7 +104,8 @@ pub async fn run(
                 }
             })?;
             let log = open_log(&config)?;
-            Storage {
+            let layout = Arc::new(embedded_layout(&config, &registered, &enabled, &*log)?);
+            let storage = Storage {
                 shared: Some(Arc::new(Bus::new(Arc::clone(&log)))),
                 log,
                 store: Some(Arc::new(FileSnapshots::open(
@@ -117,9 +113,18 @@ pub async fn run(
                 )?)),
                 nats: None,
                 owners: None,
-            }
+            };
+            (storage, layout)
         }
         BusKind::Nats => {
+            // Every node must agree on P, so the cores of one say nothing: 1 unless set.
+            let layout = Arc::new(Layout::new(registered.iter().map(|entry| {
+                let partitions = match entry.describe().partitioning.by_key() {
+                    true => config.partitions(entry.name).unwrap_or(1),
+                    false => 1,
+                };
+                (entry.name, partitions)
+            })));
             let settings = networked::settings(&config)?;
             let (nats, status) = networked::connect(settings, &listener).await?;
             let owners = Bucket::open(Arc::clone(&nats))
@@ -127,13 +132,14 @@ pub async fn run(
                 .map_err(NodeError::Config)?;
             networked::provision(&nats, &layout, &registered, &enabled).await?;
             let streams: Vec<&str> = layout.all_streams().collect();
-            Storage {
+            let storage = Storage {
                 shared: None,
                 log: JetStreamNodeLog::new(Arc::clone(&nats), &streams),
                 store: Some(Arc::new(ObjectSnapshots::open(Arc::clone(&nats))?)),
                 nats: Some((nats, status)),
                 owners: Some(owners),
-            }
+            };
+            (storage, layout)
         }
     };
     let log = Arc::clone(&storage.log);
@@ -193,14 +199,13 @@ pub async fn run(
             .iter()
             .filter(|entry| enabled.iter().any(|name| name == entry.name))
         {
-            // One thread per domain: domains consume at their own pace, in parallel.
-            let arbiter = Arbiter::new();
-            supervisor.start(
-                entry.name,
-                arbiter.handle(),
-                factory(entry.name, Arc::clone(bus)),
-            );
-            arbiters.push(arbiter);
+            // One thread per stream (a domain, or each of its partitions): they consume,
+            // take ingress and recover at their own pace, in parallel.
+            for stream in layout.streams(entry.name) {
+                let arbiter = Arbiter::new();
+                supervisor.start(stream, arbiter.handle(), factory(stream, Arc::clone(bus)));
+                arbiters.push(arbiter);
+            }
         }
     }
     let hosting = supervisor.hosting();
@@ -407,6 +412,34 @@ pub fn check_partitions(
         }
     }
     Ok(())
+}
+
+/// The partitions of each domain in embedded mode: what the data dir was laid out with,
+/// else the config's count, else (for a domain keyed by key) one per core; recorded in
+/// `log/PARTITIONS` before any host starts. A config naming another count than the data
+/// dir's is refused (exit 2): the keys' events would be read from the wrong partitions.
+fn embedded_layout(
+    config: &Config,
+    registered: &[DomainEntry],
+    enabled: &[String],
+    log: &dyn EventLog,
+) -> Result<Layout, NodeError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let default = cores.clamp(1, herald_config::MAX_PARTITIONS);
+    let wishes: Vec<Wish> = registered
+        .iter()
+        .filter(|entry| enabled.iter().any(|name| name == entry.name))
+        .map(|entry| Wish {
+            domain: entry.name,
+            by_key: entry.describe().partitioning.by_key(),
+            configured: config.partitions(entry.name),
+        })
+        .collect();
+    let streams: Vec<String> = log.streams().into_iter().map(|(name, _)| name).collect();
+    let counts = partitions::settle(&config.node.data_dir.join("log"), &streams, &wishes, default)?;
+    Ok(Layout::new(registered.iter().map(|entry| {
+        (entry.name, counts.get(entry.name).copied().unwrap_or(1))
+    })))
 }
 
 /// Where the node's streams live, and how hosts reach them.

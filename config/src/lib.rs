@@ -47,7 +47,7 @@ pub use crate::nats::{NatsConfig, NatsCredentials};
 pub use crate::nearest::nearest;
 pub use crate::sections::{
     BusConfig, BusKind, DedupWindow, DomainSettings, DomainsConfig, FsyncPolicy, HttpConfig,
-    LogConfig, LogFormat, NodeConfig, TelemetryConfig,
+    LogConfig, LogFormat, NodeConfig, TelemetryConfig, MAX_PARTITIONS,
 };
 
 /// The commented sample configuration, every key at its default.
@@ -177,12 +177,12 @@ impl Config {
         self.domain.get(name).copied().unwrap_or_default()
     }
 
-    /// The partitions of domain `name` if it is keyed by key: its own setting, else
-    /// `[domains] partitions`.
-    pub fn partitions(&self, name: &str) -> u32 {
+    /// The partitions the config gives domain `name` if it is keyed by key: its own
+    /// setting, else `[domains] partitions`; `None` when neither is set.
+    pub fn partitions(&self, name: &str) -> Option<u32> {
         self.domain
             .get(name)
             .and_then(|settings| settings.partitions)
-            .unwrap_or(self.domains.partitions)
+            .or(self.domains.partitions)
     }
 }

@@ -372,13 +372,10 @@ pub struct DomainsConfig {
     #[serde(default = "default_restart_window", with = "crate::duration")]
     pub restart_window: Duration,
     /// Partitions of a domain keyed by key (`Partitioning::ByKey`) without its own
-    /// `[domain.<name>] partitions`; 1 to 256. Networked mode only.
-    #[serde(default = "default_partitions")]
-    pub partitions: u32,
-}
-
-fn default_partitions() -> u32 {
-    1
+    /// `[domain.<name>] partitions`; 1 to 256. Absent: embedded mode uses the machine's cores
+    /// (or what the data dir was laid out with), networked mode 1.
+    #[serde(default)]
+    pub partitions: Option<u32>,
 }
 
 /// The most partitions a domain may have.
@@ -398,7 +395,7 @@ impl Default for DomainsConfig {
             enabled: Vec::new(),
             restart_limit: default_restart_limit(),
             restart_window: default_restart_window(),
-            partitions: default_partitions(),
+            partitions: None,
         }
     }
 }

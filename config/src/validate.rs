@@ -228,7 +228,9 @@ impl Config {
             self.domains.restart_limit as usize,
         );
 
-        partition_count(&mut problems, "domains.partitions", self.domains.partitions);
+        if let Some(partitions) = self.domains.partitions {
+            partition_count(&mut problems, "domains.partitions", partitions);
+        }
 
         self.bus.nats.validate(&mut problems);
 

@@ -321,9 +321,9 @@ fn partitions_default_to_one_and_are_bounded() {
         ],
     )
     .unwrap();
-    assert_eq!(config.partitions("orders"), 6);
-    assert_eq!(config.partitions("shipping"), 3);
-    assert_eq!(Config::default().partitions("orders"), 1);
+    assert_eq!(config.partitions("orders"), Some(6));
+    assert_eq!(config.partitions("shipping"), Some(3));
+    assert_eq!(Config::default().partitions("orders"), None);
 }
 
 #[test]

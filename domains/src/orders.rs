@@ -26,7 +26,9 @@
 
 use std::collections::{btree_map::Entry, BTreeMap, BTreeSet};
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Partitioning, Rejection};
+use herald_runtime::{
+    Domain, HandleError, Incoming, Outbox, Params, Partitioning, QueryError, Rejection,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -264,6 +266,10 @@ impl Domain for Orders {
         &[OrderPlaced::TYPE, OrderCancelled::TYPE]
     }
 
+    fn queries() -> &'static [&'static str] {
+        &["statuses"]
+    }
+
     // Every input is a saga event about one order, keyed by the order id; no decision spans orders.
     fn partitioning() -> Partitioning {
         Partitioning::ByKey { inputs: &[] }
@@ -376,6 +382,25 @@ impl Domain for Orders {
                 }
             }
         }
+    }
+
+    // Counts per status sum over partitions, so the default `Domain::merge` answers for
+    // the whole domain.
+    fn query(&self, name: &str, params: &Params) -> Result<Value, QueryError> {
+        if name != "statuses" {
+            return Err(QueryError::UnknownQuery {
+                name: name.to_owned(),
+                known: Self::queries().iter().map(|q| q.to_string()).collect(),
+            });
+        }
+        let customer = params.get("customer");
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        for order in self.orders.values() {
+            if customer.is_none_or(|customer| *customer == order.customer) {
+                *counts.entry(order.status.name()).or_default() += 1;
+            }
+        }
+        Ok(json!({ "orders": counts.values().sum::<u64>(), "by_status": counts }))
     }
 
     fn entity(&self, key: &str) -> Option<Value> {

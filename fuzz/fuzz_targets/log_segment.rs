@@ -118,7 +118,7 @@ fn open_and_reopen(dir: &Path, checked: &log::LogCheck, good: &[Record]) {
     let event_log = opened.log;
     assert_eq!(event_log.head(), good.len() as u64);
     let read = event_log
-        .read_after(0, usize::MAX, &|_| true)
+        .read_after(0, usize::MAX, &|_| herald_runtime::log::Take::All)
         .expect("the open log reads");
     let read: Vec<Record> = read.records.iter().map(|r| Record::clone(r)).collect();
     assert_eq!(

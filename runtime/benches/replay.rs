@@ -125,7 +125,7 @@ fn settle(log: &dyn EventLog, members: &mut [Member]) {
         for member in members.iter_mut() {
             let subscriptions = member.subscriptions.clone();
             let batch = log
-                .read_after(member.cursor, 4096, &|t| subscriptions.contains(t))
+                .read_after(member.cursor, 4096, &|t| subscriptions.contains(t).into())
                 .expect("reads");
             for record in &batch.records {
                 let emitted = member
@@ -161,7 +161,7 @@ fn rebuild_all(log: &dyn EventLog) -> u64 {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let wanted = |t: &str| subscriptions.contains(t);
+        let wanted = |t: &str| subscriptions.contains(t).into();
         let upto = replay_limit(log, entry.name).expect("limit");
         let stream = domain.name();
         let replayed = rebuild(

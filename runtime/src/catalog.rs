@@ -29,6 +29,8 @@ pub struct DomainDescription {
     pub queries: Vec<&'static str>,
     /// How its state divides over keys.
     pub partitioning: Partitioning,
+    /// Combines partitions' answers to a named query ([`Domain::merge`]).
+    pub merge: fn(&str, Vec<serde_json::Value>) -> serde_json::Value,
 }
 
 impl DomainDescription {
@@ -42,6 +44,7 @@ impl DomainDescription {
             subscriptions: D::subscriptions().to_vec(),
             queries: D::queries().to_vec(),
             partitioning: D::partitioning(),
+            merge: D::merge,
         }
     }
 }
@@ -511,6 +514,7 @@ mod tests {
             subscriptions: subscriptions.to_vec(),
             queries: Vec::new(),
             partitioning: Partitioning::Whole,
+            merge: |_, answers| answers.into_iter().next().unwrap_or_default(),
         }
     }
 

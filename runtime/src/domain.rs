@@ -56,6 +56,48 @@ pub trait Domain:
             known: Self::queries().iter().map(|q| q.to_string()).collect(),
         })
     }
+    /// Combines the answers of named query `name` from each partition of a domain spread
+    /// over partitions into the whole domain's answer (in partition order). The default,
+    /// [`merge_json`], sums numbers, merges objects key by key and concatenates arrays: right
+    /// for counts, totals and lists of entities; override it for anything else (an average,
+    /// a top-N, a sorted list).
+    fn merge(name: &str, answers: Vec<serde_json::Value>) -> serde_json::Value {
+        let _ = name;
+        answers.into_iter().reduce(merge_json).unwrap_or_default()
+    }
+}
+
+/// Merges two partitions' answers: numbers are summed (integers exactly, while they fit),
+/// objects merged key by key, arrays concatenated; for anything else (strings, booleans,
+/// mismatched kinds) the first answer's value stands when both are equal, else the values
+/// are listed.
+pub fn merge_json(left: serde_json::Value, right: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (left, right) {
+        (Value::Number(a), Value::Number(b)) => match (a.as_u64(), b.as_u64(), a.as_i64(), b.as_i64()) {
+            (Some(x), Some(y), _, _) if x.checked_add(y).is_some() => Value::from(x + y),
+            (_, _, Some(x), Some(y)) if x.checked_add(y).is_some() => Value::from(x + y),
+            _ => serde_json::Number::from_f64(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0))
+                .map_or(Value::Null, Value::Number),
+        },
+        (Value::Object(mut a), Value::Object(b)) => {
+            for (key, value) in b {
+                let merged = match a.remove(&key) {
+                    Some(mine) => merge_json(mine, value),
+                    None => value,
+                };
+                a.insert(key, merged);
+            }
+            Value::Object(a)
+        }
+        (Value::Array(mut a), Value::Array(b)) => {
+            a.extend(b);
+            Value::Array(a)
+        }
+        (Value::Null, other) | (other, Value::Null) => other,
+        (a, b) if a == b => a,
+        (a, b) => Value::Array(vec![a, b]),
+    }
 }
 
 /// A domain's refusal of a proposed ingress event; clients get 409 with the reason.

@@ -38,7 +38,7 @@ pub mod replay;
 pub mod snapshot;
 pub mod testing;
 
-pub use domain::{Domain, HandleError, Params, QueryError, Rejection};
+pub use domain::{merge_json, Domain, HandleError, Params, QueryError, Rejection};
 pub use envelope::{Cause, Envelope, Position};
 pub use event::{DataError, Event, EventType};
 pub use hosted::DomainEntry;

@@ -11,6 +11,7 @@
 //! mapping computes, so the server can route inputs with the same function Herald uses to
 //! route ingress and queries.
 
+use crate::log::Take;
 use crate::nats::wire;
 
 /// How a domain's state divides over keys.
@@ -65,6 +66,48 @@ impl InputKey {
     }
 }
 
+/// Which records of the node-wide order one host consumes: its domain's subscribed types,
+/// and for one partition of a domain keyed by key, only inputs of its keys (and every
+/// broadcast input).
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    types: std::collections::HashMap<String, Take>,
+}
+
+impl Inputs {
+    /// The inputs of a host of a domain subscribed to `subscriptions`, keyed as
+    /// `partitioning` says, running partition `partition` (partition, count), if any.
+    pub fn new(
+        subscriptions: &[&str],
+        partitioning: Partitioning,
+        partition: Option<(u32, u32)>,
+    ) -> Self {
+        let types = subscriptions
+            .iter()
+            .map(|event_type| {
+                let take = match (partition, partitioning.input_key(event_type)) {
+                    (Some((partition, partitions)), Some(InputKey::PartitionKey))
+                        if partitions > 1 =>
+                    {
+                        Take::Partition {
+                            partition,
+                            partitions,
+                        }
+                    }
+                    _ => Take::All,
+                };
+                ((*event_type).to_owned(), take)
+            })
+            .collect();
+        Self { types }
+    }
+
+    /// What the host takes of records of `event_type`.
+    pub fn take(&self, event_type: &str) -> Take {
+        self.types.get(event_type).copied().unwrap_or(Take::Nothing)
+    }
+}
+
 /// The partition (0..`partitions`) of `key`.
 ///
 /// # Panics
@@ -72,7 +115,13 @@ impl InputKey {
 /// When `partitions` is 0, which configuration validation rules out.
 pub fn of(key: &str, partitions: u32) -> u32 {
     assert!(partitions > 0, "a domain has at least one partition");
-    fnv1a32(wire::key_token(key).as_bytes()) % partitions
+    key_hash(key) % partitions
+}
+
+/// The hash [`of`] takes modulo P: FNV-1a 32 of the key's subject token. The embedded log
+/// keeps it per record, so a partition's host picks its inputs without reading the others.
+pub fn key_hash(key: &str) -> u32 {
+    fnv1a32(wire::key_token(key).as_bytes())
 }
 
 /// FNV-1a, 32 bits: the hash nats-server's `partition()` subject mapping uses.

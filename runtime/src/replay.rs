@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crate::deadletter::{self, DeadLetterRecord, Holds};
 use crate::envelope::Envelope;
 use crate::hosted::HostedDomain;
-use crate::log::{EventLog, LogError, Record, Visibility};
+use crate::log::{EventLog, LogError, Record, Take, Visibility, Wanted};
 
 const PAGE: usize = 4096;
 
@@ -113,7 +113,7 @@ fn last_consumed(log: &dyn EventLog, domain: &str, stream: &str) -> Result<u64, 
 
 /// The durable record at node-wide `offset`.
 pub fn read_at(log: &dyn EventLog, offset: u64) -> Result<Option<Arc<Record>>, LogError> {
-    let batch = log.read_after(offset.saturating_sub(1), 1, &|_| true)?;
+    let batch = log.read_after(offset.saturating_sub(1), 1, &|_| Take::All)?;
     Ok(batch.records.into_iter().find(|r| r.offset == offset))
 }
 
@@ -127,7 +127,7 @@ pub fn rebuild(
     domain: &mut dyn HostedDomain,
     stream: &str,
     log: &dyn EventLog,
-    subscribed: &dyn Fn(&str) -> bool,
+    subscribed: Wanted<'_>,
     start: Start,
     upto: u64,
     time: &str,

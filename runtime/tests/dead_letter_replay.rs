@@ -89,8 +89,8 @@ fn fed(key: &str, n: u64) -> Envelope {
     .envelope
 }
 
-fn subscribed(event_type: &str) -> bool {
-    event_type == Fed::TYPE
+fn subscribed(event_type: &str) -> herald_runtime::log::Take {
+    (event_type == Fed::TYPE).into()
 }
 
 fn replay(log: &MemoryLog, start: Start) -> (Box<dyn HostedDomain>, Replayed) {

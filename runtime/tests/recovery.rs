@@ -119,8 +119,8 @@ fn echo() -> Box<dyn HostedDomain> {
     DomainEntry::of::<Echo>().create()
 }
 
-fn subscribed(event_type: &str) -> bool {
-    event_type == Ping::TYPE
+fn subscribed(event_type: &str) -> herald_runtime::log::Take {
+    (event_type == Ping::TYPE).into()
 }
 
 /// Handles a ping live, as the host does, appending its reactions (or only `keep` of them).

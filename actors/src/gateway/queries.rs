@@ -105,7 +105,9 @@ pub async fn entity(
 }
 
 /// `GET /v1/domains/{domain}/queries/{name}?param=value`. A domain spread over partitions
-/// is asked in every partition; the answer lists each partition's (`stream`, `answer`).
+/// is asked in every partition, and answers for the whole domain: the partitions' answers
+/// combined by its `Domain::merge`. Any partition that cannot answer fails the query: never
+/// a partial answer.
 pub async fn query(
     path: web::Path<(String, String)>,
     params: web::Query<Params>,
@@ -118,14 +120,19 @@ pub async fn query(
         let asked = streams
             .iter()
             .map(|stream| query_stream(&state, stream, &name, &params));
-        let mut partitions = Vec::with_capacity(streams.len());
-        for (stream, answer) in streams
-            .iter()
-            .zip(futures_util::future::join_all(asked).await)
-        {
-            partitions.push(serde_json::json!({"stream": stream, "answer": answer?}));
-        }
-        return Ok(HttpResponse::Ok().json(serde_json::json!({ "partitions": partitions })));
+        let answers = futures_util::future::join_all(asked)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<Value>, Problem>>()?;
+        // Every registered domain is in the catalog; the default merge is only a fallback.
+        let merged = match state.catalog.description(&domain) {
+            Some(description) => (description.merge)(&name, answers),
+            None => answers
+                .into_iter()
+                .reduce(herald_runtime::merge_json)
+                .unwrap_or_default(),
+        };
+        return Ok(HttpResponse::Ok().json(merged));
     }
     Ok(HttpResponse::Ok().json(query_stream(&state, &domain, &name, &params).await?))
 }

@@ -38,27 +38,38 @@ pub async fn list_streams(state: web::Data<GatewayState>) -> HttpResponse {
         .catalog
         .hosted()
         .into_iter()
-        .map(|name| (name.to_owned(), 0))
+        .flat_map(|name| state.layout.streams(name).iter())
+        .map(|stream| ((*stream).to_owned(), 0))
         .collect();
     last.extend(log.streams());
     let streams: Vec<Value> = last
         .into_iter()
         .map(|(stream, last_sequence)| {
+            let origin = state.layout.locate(&stream).map_or(stream.as_str(), |(d, _)| d);
+            // Each host of a subscriber (a domain, or each of its partitions) has its cursor.
             let subscribers: Vec<Value> = state
                 .catalog
-                .subscribers_of(&stream)
+                .subscribers_of(origin)
                 .into_iter()
-                .filter_map(|domain| {
-                    let host = state.hosts.get(domain)?;
+                .flat_map(|domain| {
+                    let hosts = state.layout.streams(domain);
+                    hosts.iter().map(move |host| (domain, *host, hosts.len() > 1))
+                })
+                .filter_map(|(domain, host_stream, partitioned)| {
+                    let host = state.hosts.get(host_stream)?;
                     // Read after `last_sequence`: more may have become durable since.
                     let consumed = log
                         .sequence_at(&stream, host.view.cursor())
                         .min(last_sequence);
-                    Some(json!({
+                    let mut subscriber = json!({
                         "domain": domain,
                         "consumed": consumed,
                         "lag": last_sequence.saturating_sub(consumed),
-                    }))
+                    });
+                    if partitioned {
+                        subscriber["stream"] = json!(host_stream);
+                    }
+                    Some(subscriber)
                 })
                 .collect();
             json!({

@@ -14,7 +14,6 @@ mod release;
 mod snapshots;
 mod view;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +25,7 @@ use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
 use herald_runtime::log::{LogError, Part, Record};
 use herald_runtime::replay::{self, Start};
+use herald_runtime::partition::Inputs;
 use herald_runtime::snapshot::Snapshot;
 use herald_runtime::{Envelope, Position};
 use tracing::{debug, error, info, warn};
@@ -76,7 +76,8 @@ pub struct DomainHost {
     partition: Option<(u32, u32)>,
     bus: Arc<Bus>,
     view: DomainView,
-    subscriptions: Arc<HashSet<String>>,
+    /// Which records of the log are its inputs (types, and a partition's keys).
+    inputs: Arc<Inputs>,
     /// Every input at or before this node-wide offset has been handled.
     cursor: u64,
     /// The last own sequence applied, and its offset.
@@ -110,11 +111,11 @@ impl DomainHost {
     /// Builds a host; its view is ready once the actor has started and caught up.
     pub fn new(args: HostArgs) -> Self {
         let description = args.entry.describe();
-        let subscriptions = description
-            .subscriptions
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
+        let inputs = Inputs::new(
+            &description.subscriptions,
+            description.partitioning,
+            args.partition,
+        );
         let view = match args.view {
             Some(view) => {
                 view.set_ready(false);
@@ -130,7 +131,7 @@ impl DomainHost {
             stream: args.stream,
             partition: args.partition,
             bus: args.bus,
-            subscriptions: Arc::new(subscriptions),
+            inputs: Arc::new(inputs),
             cursor: 0,
             own_sequence: 0,
             own_offset: 0,
@@ -222,12 +223,12 @@ impl DomainHost {
             }
             None => Start::default(),
         };
-        let subscriptions = Arc::clone(&self.subscriptions);
+        let inputs = Arc::clone(&self.inputs);
         let replayed = replay::rebuild(
             fresh.as_mut(),
             self.stream,
             self.bus.log(),
-            &|event_type: &str| subscriptions.contains(event_type),
+            &|event_type: &str| inputs.take(event_type),
             start,
             self.cursor,
             &now_rfc3339(),
@@ -263,8 +264,8 @@ impl DomainHost {
 
     /// Handles up to `limit` new inputs.
     fn pull(&mut self, limit: usize) -> Pulled {
-        let subscriptions = Arc::clone(&self.subscriptions);
-        let wanted = |event_type: &str| subscriptions.contains(event_type);
+        let inputs = Arc::clone(&self.inputs);
+        let wanted = |event_type: &str| inputs.take(event_type);
         let batch = match self.bus.log().read_after(self.cursor, limit, &wanted) {
             Ok(batch) => batch,
             Err(error) => {

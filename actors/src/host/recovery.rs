@@ -50,12 +50,12 @@ impl DomainHost {
             }
         }
         let upto = replay::replay_limit(log.as_ref(), name).map_err(|e| e.to_string())?;
-        let subscriptions = Arc::clone(&self.subscriptions);
+        let inputs = Arc::clone(&self.inputs);
         let replayed = replay::rebuild(
             fresh.as_mut(),
             name,
             log.as_ref(),
-            &|event_type: &str| subscriptions.contains(event_type),
+            &|event_type: &str| inputs.take(event_type),
             start,
             upto,
             &now_rfc3339(),

@@ -22,7 +22,7 @@ use super::frame::{self, Parsed};
 use super::index::Index;
 use super::segment::{self, Damage, DamageKind};
 use super::write_health::WriteHealth;
-use super::{EventLog, LogError, Part, ReadBatch, Record, Visibility};
+use super::{EventLog, LogError, Part, ReadBatch, Record, Take, Visibility, Wanted};
 use crate::codec::{self, FormatTag};
 use crate::envelope::Position;
 
@@ -629,11 +629,11 @@ impl EventLog for FileLog {
         &self,
         offset: u64,
         limit: usize,
-        wanted: &dyn Fn(&str) -> bool,
+        wanted: Wanted<'_>,
     ) -> Result<ReadBatch, LogError> {
         let state = self.read();
         let visible = self.visible(&state);
-        let mut decided: Vec<Option<bool>> = vec![None; state.index.kinds()];
+        let mut decided: Vec<Option<Take>> = vec![None; state.index.kinds()];
         let mut page = Page::default();
         let mut scanned_to = offset;
         let mut next = offset + 1;
@@ -642,7 +642,7 @@ impl EventLog for FileLog {
             let kind = loc.kind;
             let take =
                 *decided[kind as usize].get_or_insert_with(|| wanted(state.index.kind_name(kind)));
-            if take && !page.take(next, loc.size) {
+            if take.accepts(loc.key_hash) && !page.take(next, loc.size) {
                 break;
             }
             scanned_to = next;
@@ -878,7 +878,7 @@ mod tests {
             b.iter().map(|r| r.envelope.id.as_str()).collect::<Vec<_>>(),
             ["3", "6", "9"]
         );
-        let only_b = log.read_after(0, 1000, &|t| t == "b.Y").unwrap();
+        let only_b = log.read_after(0, 1000, &|t| (t == "b.Y").into()).unwrap();
         assert_eq!(only_b.records.len(), 34);
         assert_eq!(only_b.scanned_to, 100);
         assert_eq!(log.sequence_at("a", 4), 2);

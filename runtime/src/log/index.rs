@@ -17,6 +17,8 @@ pub struct Loc {
     pub size: u32,
     /// Interned event type.
     pub kind: u32,
+    /// The event's `partitionkey`, hashed ([`crate::partition::key_hash`]).
+    pub key_hash: u32,
 }
 
 /// Offsets, streams and types of every record in the log.
@@ -48,6 +50,7 @@ impl Index {
             pos,
             size,
             kind,
+            key_hash: crate::partition::key_hash(&record.envelope.partitionkey),
         });
         match self.streams.get_mut(&record.envelope.stream) {
             Some(offsets) => offsets.push(record.offset),

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use super::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
+use super::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility, Wanted};
 use crate::envelope::Position;
 
 /// The whole log in memory; every method takes one lock, so appends are atomic, and every
@@ -145,7 +145,7 @@ impl EventLog for MemoryLog {
         &self,
         offset: u64,
         limit: usize,
-        wanted: &dyn Fn(&str) -> bool,
+        wanted: Wanted<'_>,
     ) -> Result<ReadBatch, LogError> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let mut batch = ReadBatch {
@@ -157,7 +157,7 @@ impl EventLog for MemoryLog {
                 break;
             }
             batch.scanned_to = record.offset;
-            if wanted(&record.envelope.event_type) {
+            if wanted(&record.envelope.event_type).takes(record) {
                 batch.records.push(Arc::clone(record));
             }
         }
@@ -222,7 +222,7 @@ mod tests {
         let a = log.read_stream("a", 2, 10, Visibility::Durable).unwrap();
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].envelope.id, "2");
-        let only_b = log.read_after(0, 10, &|t| t == "b.Y").unwrap();
+        let only_b = log.read_after(0, 10, &|t| (t == "b.Y").into()).unwrap();
         assert_eq!(only_b.records.len(), 1);
         assert_eq!(only_b.scanned_to, 3);
         assert_eq!(log.streams(), vec![("a".into(), 2), ("b".into(), 1)]);

@@ -18,6 +18,7 @@ mod file;
 pub mod frame;
 mod index;
 mod memory;
+pub mod partitions;
 mod segment;
 mod write_health;
 
@@ -60,6 +61,60 @@ pub enum Visibility {
     /// Also records written but not yet durable: the appender's own view.
     Written,
 }
+
+/// What a reader of the node-wide order takes of the records of one event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// None of them.
+    Nothing,
+    /// All of them.
+    All,
+    /// Those whose `partitionkey` falls in `partition` (of `partitions`): the inputs of one
+    /// partition of a domain keyed by key.
+    Partition {
+        /// The partition, from 0.
+        partition: u32,
+        /// The domain's partition count.
+        partitions: u32,
+    },
+}
+
+impl Take {
+    /// Whether a record whose key hashes to `key_hash` ([`crate::partition::key_hash`]) is taken.
+    pub fn accepts(self, key_hash: u32) -> bool {
+        match self {
+            Self::Nothing => false,
+            Self::All => true,
+            Self::Partition {
+                partition,
+                partitions,
+            } => partitions == 0 || key_hash % partitions == partition,
+        }
+    }
+
+    /// Whether `record` is taken.
+    pub fn takes(self, record: &Record) -> bool {
+        match self {
+            Self::Nothing => false,
+            Self::All => true,
+            Self::Partition { .. } => {
+                self.accepts(crate::partition::key_hash(&record.envelope.partitionkey))
+            }
+        }
+    }
+}
+
+impl From<bool> for Take {
+    fn from(all: bool) -> Self {
+        match all {
+            true => Self::All,
+            false => Self::Nothing,
+        }
+    }
+}
+
+/// What a reader takes of each event type: see [`Take`].
+pub type Wanted<'a> = &'a dyn Fn(&str) -> Take;
 
 /// Records read from the node-wide order.
 #[derive(Debug, Default)]
@@ -189,13 +244,13 @@ pub trait EventLog: Send + Sync + 'static {
         limit: usize,
         visibility: Visibility,
     ) -> Result<Vec<Arc<Record>>, LogError>;
-    /// Durable records after node-wide `offset` whose event type `wanted` accepts, up to
-    /// `limit` of them.
+    /// Durable records after node-wide `offset` that `wanted` takes (by event type, and for
+    /// a partition by key), up to `limit` of them.
     fn read_after(
         &self,
         offset: u64,
         limit: usize,
-        wanted: &dyn Fn(&str) -> bool,
+        wanted: Wanted<'_>,
     ) -> Result<ReadBatch, LogError>;
     /// The last durable node-wide offset (0 when empty).
     fn head(&self) -> u64;

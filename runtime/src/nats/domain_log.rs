@@ -25,7 +25,7 @@ use super::lease::Lease;
 use super::streams::{self, AppendError, Outgoing, Placement};
 use super::wire;
 use crate::deadletter;
-use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
+use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility, Wanted};
 
 /// Where the watermark starts: past any offset either space reaches.
 pub(super) const ALWAYS_DURABLE: u64 = 1 << 62;
@@ -651,7 +651,7 @@ impl EventLog for JetStreamDomainLog {
         &self,
         offset: u64,
         limit: usize,
-        wanted: &dyn Fn(&str) -> bool,
+        wanted: Wanted<'_>,
     ) -> Result<ReadBatch, LogError> {
         let mut batch = ReadBatch {
             records: Vec::new(),
@@ -681,7 +681,7 @@ impl EventLog for JetStreamDomainLog {
                 Some((first, _)) if first.offset == offset + 1 => {
                     for (record, _) in inbox.buffer.iter().take(limit) {
                         batch.scanned_to = record.offset;
-                        if wanted(&record.envelope.event_type) {
+                        if wanted(&record.envelope.event_type).takes(record) {
                             batch.records.push(Arc::clone(record));
                         }
                     }
@@ -706,7 +706,7 @@ impl EventLog for JetStreamDomainLog {
         };
         for record in &records {
             batch.scanned_to = record.offset;
-            if wanted(&record.envelope.event_type) {
+            if wanted(&record.envelope.event_type).takes(record) {
                 batch.records.push(Arc::clone(record));
             }
         }

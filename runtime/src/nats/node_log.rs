@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::connection::Nats;
 use super::streams;
 use crate::deadletter;
-use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility};
+use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility, Wanted};
 
 /// How often tails look for new events.
 const TICK: Duration = Duration::from_millis(250);
@@ -102,7 +102,7 @@ impl EventLog for JetStreamNodeLog {
         &self,
         offset: u64,
         _: usize,
-        _: &dyn Fn(&str) -> bool,
+        _: Wanted<'_>,
     ) -> Result<ReadBatch, LogError> {
         Ok(ReadBatch {
             records: Vec::new(),

@@ -436,7 +436,12 @@ fn embedded_layout(
         })
         .collect();
     let streams: Vec<String> = log.streams().into_iter().map(|(name, _)| name).collect();
-    let counts = partitions::settle(&config.node.data_dir.join("log"), &streams, &wishes, default)?;
+    let counts = partitions::settle(
+        &config.node.data_dir.join("log"),
+        &streams,
+        &wishes,
+        default,
+    )?;
     Ok(Layout::new(registered.iter().map(|entry| {
         (entry.name, counts.get(entry.name).copied().unwrap_or(1))
     })))

@@ -99,7 +99,7 @@ impl Saga {
         while progressed {
             progressed = false;
             for member in &mut self.members {
-                let wanted = |event_type: &str| member.subscribes_to(event_type);
+                let wanted = |event_type: &str| member.subscribes_to(event_type).into();
                 let batch = self
                     .log
                     .read_after(member.cursor, 1000, &wanted)
@@ -135,7 +135,7 @@ impl Saga {
                     .find(|entry| entry.name == member.description.name)
                     .expect("registered")
                     .create();
-                let wanted = |event_type: &str| member.subscribes_to(event_type);
+                let wanted = |event_type: &str| member.subscribes_to(event_type).into();
                 let upto = replay_limit(&self.log, member.description.name).expect("limit");
                 let stream = fresh.name();
                 let replayed = rebuild(

@@ -109,6 +109,10 @@ pub fn listening_address(line: &str) -> Option<&str> {
         .find_map(|word| word.strip_prefix("address="))
 }
 
+/// The partitions of orders and shipping on an embedded test node, unless a test says
+/// otherwise (`HERALD_DOMAINS__PARTITIONS`).
+pub const TEST_PARTITIONS: &str = "3";
+
 /// How long a node may take to report its address and then to become ready (recovery of a
 /// large log in a debug build on a loaded 2-core machine included).
 pub const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -171,6 +175,13 @@ impl Node {
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Embedded test nodes spread orders and shipping over partitions, whatever the
+        // machine's cores, so every guarantee is tested per partition.
+        let networked = env.iter().any(|(key, _)| key.starts_with("HERALD_BUS__"))
+            || std::fs::read_to_string(config).is_ok_and(|text| text.contains("\"nats\""));
+        if !networked {
+            command.env("HERALD_DOMAINS__PARTITIONS", TEST_PARTITIONS);
+        }
         for (key, value) in env {
             command.env(key, value);
         }

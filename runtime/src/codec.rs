@@ -23,6 +23,9 @@ pub enum FormatTag {
     ForwardRequestV1 = 6,
     /// The hosting node's reply to a forwarded request, layout 1.
     ForwardReplyV1 = 7,
+    /// A log record in layout 2: a fixed header of positions, then the envelope
+    /// (`log/staged.rs`), so the envelope can be encoded before the log's lock.
+    RecordV2 = 8,
 }
 
 impl FormatTag {
@@ -35,6 +38,7 @@ impl FormatTag {
             5 => Some(Self::SnapshotV2),
             6 => Some(Self::ForwardRequestV1),
             7 => Some(Self::ForwardReplyV1),
+            8 => Some(Self::RecordV2),
             _ => None,
         }
     }
@@ -105,6 +109,32 @@ pub fn encode_into<T: Serialize>(
     bincode::serde::encode_into_std_write(value, out, config())
         .map(|_| ())
         .map_err(|source| CodecError::Encode { tag, source })
+}
+
+/// Encodes `value`'s bincode bytes alone, for a layout that writes its own tag (`tag` only
+/// names it in errors).
+pub fn encode_body_into<T: Serialize>(
+    tag: FormatTag,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(|_| ())
+        .map_err(|source| CodecError::Encode { tag, source })
+}
+
+/// Decodes bincode bytes that are exactly one value, bounded as [`decode`] is; `tag`
+/// names the layout in errors.
+pub fn decode_body<T: DeserializeOwned>(tag: FormatTag, body: &[u8]) -> Result<T, CodecError> {
+    let (value, read) =
+        decode_bounded(body).map_err(|source| CodecError::Decode { tag, source })?;
+    if read != body.len() {
+        return Err(CodecError::Trailing {
+            tag,
+            extra: body.len() - read,
+        });
+    }
+    Ok(value)
 }
 
 /// How much memory decoding may claim per input byte. bincode reserves a string's or

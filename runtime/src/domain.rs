@@ -74,12 +74,16 @@ pub trait Domain:
 pub fn merge_json(left: serde_json::Value, right: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match (left, right) {
-        (Value::Number(a), Value::Number(b)) => match (a.as_u64(), b.as_u64(), a.as_i64(), b.as_i64()) {
-            (Some(x), Some(y), _, _) if x.checked_add(y).is_some() => Value::from(x + y),
-            (_, _, Some(x), Some(y)) if x.checked_add(y).is_some() => Value::from(x + y),
-            _ => serde_json::Number::from_f64(a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0))
+        (Value::Number(a), Value::Number(b)) => {
+            match (a.as_u64(), b.as_u64(), a.as_i64(), b.as_i64()) {
+                (Some(x), Some(y), _, _) if x.checked_add(y).is_some() => Value::from(x + y),
+                (_, _, Some(x), Some(y)) if x.checked_add(y).is_some() => Value::from(x + y),
+                _ => serde_json::Number::from_f64(
+                    a.as_f64().unwrap_or(0.0) + b.as_f64().unwrap_or(0.0),
+                )
                 .map_or(Value::Null, Value::Number),
-        },
+            }
+        }
         (Value::Object(mut a), Value::Object(b)) => {
             for (key, value) in b {
                 let merged = match a.remove(&key) {

@@ -97,6 +97,16 @@ impl GatewayState {
         }
     }
 
+    /// The streams of the domains this node enables: each domain's, or each of its
+    /// partitions'.
+    pub fn hosted_streams(&self) -> Vec<&'static str> {
+        self.catalog
+            .hosted()
+            .into_iter()
+            .flat_map(|domain| self.layout.streams(domain).iter().copied())
+            .collect()
+    }
+
     /// The host of a stream a client named (a domain's, or a partition's such as
     /// `orders-p3`): 404 if there is no such stream, 503 if not here.
     pub fn host(&self, domain: &str) -> Result<HostHandle, Problem> {

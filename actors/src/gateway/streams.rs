@@ -35,17 +35,18 @@ const BATCH_JSON: &str = "application/cloudevents-batch+json";
 pub async fn list_streams(state: web::Data<GatewayState>) -> HttpResponse {
     let log = &state.log;
     let mut last: BTreeMap<String, u64> = state
-        .catalog
-        .hosted()
+        .hosted_streams()
         .into_iter()
-        .flat_map(|name| state.layout.streams(name).iter())
-        .map(|stream| ((*stream).to_owned(), 0))
+        .map(|stream| (stream.to_owned(), 0))
         .collect();
     last.extend(log.streams());
     let streams: Vec<Value> = last
         .into_iter()
         .map(|(stream, last_sequence)| {
-            let origin = state.layout.locate(&stream).map_or(stream.as_str(), |(d, _)| d);
+            let origin = state
+                .layout
+                .locate(&stream)
+                .map_or(stream.as_str(), |(d, _)| d);
             // Each host of a subscriber (a domain, or each of its partitions) has its cursor.
             let subscribers: Vec<Value> = state
                 .catalog
@@ -53,7 +54,9 @@ pub async fn list_streams(state: web::Data<GatewayState>) -> HttpResponse {
                 .into_iter()
                 .flat_map(|domain| {
                     let hosts = state.layout.streams(domain);
-                    hosts.iter().map(move |host| (domain, *host, hosts.len() > 1))
+                    hosts
+                        .iter()
+                        .map(move |host| (domain, *host, hosts.len() > 1))
                 })
                 .filter_map(|(domain, host_stream, partitioned)| {
                     let host = state.hosts.get(host_stream)?;
@@ -268,12 +271,11 @@ fn known_stream(state: &GatewayState, stream: &str) -> Result<u64, Problem> {
     if let Some((_, last)) = streams.iter().find(|(name, _)| name == stream) {
         return Ok(*last);
     }
-    if state.catalog.hosted().contains(&stream) {
+    let hosted = state.hosted_streams();
+    if hosted.contains(&stream) {
         return Ok(0);
     }
-    let mut known: Vec<String> = state
-        .catalog
-        .hosted()
+    let mut known: Vec<String> = hosted
         .into_iter()
         .map(str::to_owned)
         .chain(streams.into_iter().map(|(name, _)| name))

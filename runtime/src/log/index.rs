@@ -35,6 +35,19 @@ pub struct Index {
 impl Index {
     /// Adds `record`, which must be the next offset, found at `segment`/`pos`.
     pub fn push(&mut self, record: &Record, segment: u32, pos: u64, size: u32) {
+        let key_hash = crate::partition::key_hash(&record.envelope.partitionkey);
+        self.push_hashed(record, segment, pos, size, key_hash);
+    }
+
+    /// [`Index::push`] with the key's hash already computed (outside the log's lock).
+    pub fn push_hashed(
+        &mut self,
+        record: &Record,
+        segment: u32,
+        pos: u64,
+        size: u32,
+        key_hash: u32,
+    ) {
         let event_type = &record.envelope.event_type;
         let kind = match self.kind_ids.get(event_type) {
             Some(&kind) => kind,
@@ -50,7 +63,7 @@ impl Index {
             pos,
             size,
             kind,
-            key_hash: crate::partition::key_hash(&record.envelope.partitionkey),
+            key_hash,
         });
         match self.streams.get_mut(&record.envelope.stream) {
             Some(offsets) => offsets.push(record.offset),

@@ -20,6 +20,7 @@ mod index;
 mod memory;
 pub mod partitions;
 mod segment;
+mod staged;
 mod write_health;
 
 use std::path::PathBuf;

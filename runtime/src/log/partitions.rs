@@ -170,7 +170,9 @@ fn read(file: &Path) -> Result<BTreeMap<String, u32>, PartitionsError> {
         LogError::Corrupt {
             file: file.to_owned(),
             byte: error.column() as u64,
-            reason: format!("partition counts do not parse ({error}); expected {{\"domain\": count, …}}"),
+            reason: format!(
+                "partition counts do not parse ({error}); expected {{\"domain\": count, …}}"
+            ),
         }
         .into()
     })
@@ -210,7 +212,10 @@ mod tests {
         assert_eq!(first["orders"], 4);
         let streams = vec!["orders-p3".to_owned(), "deadletter-orders-p0".to_owned()];
         let again = settle(dir.path(), &streams, &[wish("orders", None)], 16).unwrap();
-        assert_eq!(again["orders"], 4, "the data dir's count wins over the default");
+        assert_eq!(
+            again["orders"], 4,
+            "the data dir's count wins over the default"
+        );
         let same = settle(dir.path(), &streams, &[wish("orders", Some(4))], 16).unwrap();
         assert_eq!(same["orders"], 4);
     }
@@ -221,7 +226,10 @@ mod tests {
         settle(dir.path(), &[], &[wish("orders", Some(4))], 2).unwrap();
         let error = settle(dir.path(), &[], &[wish("orders", Some(8))], 2).unwrap_err();
         let message = error.to_string();
-        assert!(message.contains("laid out in 4") && message.contains("gives 8"), "{message}");
+        assert!(
+            message.contains("laid out in 4") && message.contains("gives 8"),
+            "{message}"
+        );
         assert!(message.contains("set partitions = 4"), "{message}");
     }
 
@@ -232,7 +240,14 @@ mod tests {
         let counts = settle(dir.path(), &streams, &[wish("orders", None)], 8).unwrap();
         assert_eq!(counts["orders"], 1);
         let error = settle(dir.path(), &streams, &[wish("orders", Some(8))], 8).unwrap_err();
-        assert!(matches!(error, PartitionsError::Changed { recorded: 1, configured: 8, .. }));
+        assert!(matches!(
+            error,
+            PartitionsError::Changed {
+                recorded: 1,
+                configured: 8,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -241,7 +256,10 @@ mod tests {
         settle(dir.path(), &[], &[wish("orders", Some(2))], 2).unwrap();
         let streams = vec!["orders-p5".to_owned()];
         let error = settle(dir.path(), &streams, &[wish("orders", None)], 2).unwrap_err();
-        assert!(matches!(error, PartitionsError::Unexplained { .. }), "{error}");
+        assert!(
+            matches!(error, PartitionsError::Unexplained { .. }),
+            "{error}"
+        );
         let lost = tempfile::tempdir().unwrap();
         let error = settle(lost.path(), &streams, &[wish("orders", None)], 2).unwrap_err();
         assert!(error.to_string().contains("orders-p5"), "{error}");

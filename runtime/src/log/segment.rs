@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use super::durability::Synced;
 use super::frame::{self, Parsed};
 use super::{LogError, Record};
-use crate::codec::{self, FormatTag};
 
 /// First bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"HERALDS1";
@@ -33,7 +32,7 @@ pub fn header(first: u64) -> [u8; HEADER_LEN as usize] {
 
 /// Decodes one record from a frame's payload.
 pub fn decode(payload: &[u8]) -> Result<Record, String> {
-    codec::decode(FormatTag::RecordV1, payload).map_err(|error| error.to_string())
+    super::staged::decode(payload).map_err(|error| error.to_string())
 }
 
 /// Whether damage can be a write cut short by a crash, or is something else.

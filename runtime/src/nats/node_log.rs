@@ -98,12 +98,7 @@ impl EventLog for JetStreamNodeLog {
         streams::own_records(&stored, stream)
     }
 
-    fn read_after(
-        &self,
-        offset: u64,
-        _: usize,
-        _: Wanted<'_>,
-    ) -> Result<ReadBatch, LogError> {
+    fn read_after(&self, offset: u64, _: usize, _: Wanted<'_>) -> Result<ReadBatch, LogError> {
         Ok(ReadBatch {
             records: Vec::new(),
             scanned_to: offset,

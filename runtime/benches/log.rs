@@ -1,6 +1,7 @@
 //! Durable appends to Herald's file log against a raw append-plus-`fdatasync` loop writing
 //! the same bytes per batch, in the same run: batches of 1, 64 and 1024 records of about
-//! 300 bytes. Both run in the target directory, on the same disk as the node's data.
+//! 300 bytes. Both run in the target directory, on the same disk as the node's data. Then
+//! the serialized part of an append (time under the log's lock) against the whole append.
 #![allow(missing_docs)] // criterion's macros generate undocumented public functions.
 
 use std::fs::OpenOptions;
@@ -106,9 +107,59 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
+/// The serialized cost of an event: how long an append holds the log's lock (offsets, the
+/// deduplication index, one copy, one write, the index), per event, next to the whole CPU
+/// cost of the same append (fsync never) measured in the same run. Only the first can never
+/// run on two cores at once.
+fn serialized(c: &mut Criterion) {
+    let mut group = c.benchmark_group("serialized append");
+    group.sample_size(20);
+    for batch in [1_u64, 64] {
+        group.throughput(Throughput::Elements(batch));
+        let dir = scratch_dir();
+        let log = FileLog::open(FileLogOptions {
+            fsync: false,
+            ..FileLogOptions::new(dir.path().join("log"))
+        })
+        .expect("log opens")
+        .log;
+        let mut next = 0;
+        let mut events = |batch: u64| {
+            let events: Vec<Envelope> = (next..next + batch).map(envelope).collect();
+            next += batch;
+            events
+        };
+        group.bench_with_input(
+            BenchmarkId::new("baseline: whole append, fsync never", batch),
+            &batch,
+            |b, &batch| {
+                b.iter_batched(
+                    || events(batch),
+                    |events| log.append("orders", 0, events).expect("appends"),
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("under the log's lock", batch),
+            &batch,
+            |b, &batch| {
+                b.iter_custom(|iters| {
+                    let (before, _) = log.serialized();
+                    for _ in 0..iters {
+                        log.append("orders", 0, events(batch)).expect("appends");
+                    }
+                    log.serialized().0 - before
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = append
+    targets = append, serialized
 }
 criterion_main!(benches);

@@ -77,6 +77,16 @@ pub enum CodecError {
         /// bincode's reason.
         source: bincode::error::EncodeError,
     },
+    /// A layout with a fixed part got fewer bytes than that part needs.
+    #[error("a {tag:?} value of {len} bytes is too short: it needs at least {min}")]
+    Truncated {
+        /// The layout.
+        tag: FormatTag,
+        /// The bytes there were.
+        len: usize,
+        /// The fewest it can have.
+        min: usize,
+    },
     /// Bytes were left over after the value: the frame is not what it claims.
     #[error("{extra} trailing bytes after a {tag:?} value")]
     Trailing {

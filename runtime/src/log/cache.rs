@@ -37,6 +37,17 @@ impl Cache {
     /// Adds the record after the newest (its frame `size` in bytes), dropping the oldest
     /// while over the limit; a record larger than the whole limit is not kept at all.
     pub(crate) fn push(&mut self, record: Arc<Record>, size: usize) {
+        self.push_evicting(record, size, &mut Vec::new());
+    }
+
+    /// [`Cache::push`], moving the records it evicts into `evicted`, so the caller can free
+    /// them after releasing the log's lock (freeing a record's strings is not free).
+    pub(crate) fn push_evicting(
+        &mut self,
+        record: Arc<Record>,
+        size: usize,
+        evicted: &mut Vec<Arc<Record>>,
+    ) {
         let cost = size + RECORD_OVERHEAD;
         if self.records.is_empty() {
             self.first = record.offset;
@@ -44,9 +55,10 @@ impl Cache {
         self.records.push_back((record, cost));
         self.bytes += cost;
         while self.bytes > self.limit {
-            let Some((_, dropped)) = self.records.pop_front() else {
+            let Some((old, dropped)) = self.records.pop_front() else {
                 break;
             };
+            evicted.push(old);
             self.bytes -= dropped;
             self.first += 1;
         }

@@ -453,8 +453,9 @@ impl FileLog {
             staged_parts.push((part.stream, part.consumed, events));
         }
         let locked = Instant::now();
+        let mut evicted = Vec::new();
         let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let appended = self.place(&mut guard, staged_parts, total);
+        let appended = self.place(&mut guard, staged_parts, total, &mut evicted);
         drop(guard);
         self.serial_nanos.fetch_add(
             u64::try_from(locked.elapsed().as_nanos()).unwrap_or(u64::MAX),
@@ -464,6 +465,7 @@ impl FileLog {
             self.serial_events
                 .fetch_add(total as u64, Ordering::Relaxed);
         }
+        drop(evicted);
         appended
     }
 
@@ -474,6 +476,7 @@ impl FileLog {
         state: &mut State,
         parts: Vec<(String, u64, Vec<Staged>)>,
         total: usize,
+        evicted: &mut Vec<Arc<Record>>,
     ) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
         let first_offset = state.written + 1;
         let appended_ms = now_ms();
@@ -596,7 +599,9 @@ impl FileLog {
                 state
                     .index
                     .push_hashed(&record, segment_index, pos, size, key_hash);
-                state.cache.push(Arc::clone(&record), size as usize);
+                state
+                    .cache
+                    .push_evicting(Arc::clone(&record), size as usize, evicted);
                 part_appended.push(record);
             }
             appended.push(part_appended);

@@ -3,27 +3,30 @@
 //! Appends from every host meet at one lock (offsets are node-wide and the file is one), so
 //! whatever can be done before it is done by the appending thread: the envelope is encoded
 //! and checksummed, and the hashes the log indexes it by are computed. Under the lock the
-//! log only assigns the offset and sequence, writes a fixed-size header in front of the
-//! bytes, combines the checksums and copies (layout `RecordV2`).
+//! log only assigns the offset and sequence, writes them in a fixed-size trailer after the
+//! bytes, continues the checksum over the trailer and copies (layout `RecordV2`). The
+//! positions go last so the checksum of everything before them is computed outside the
+//! lock and merely continued under it (combining two checksums in the other order costs
+//! microseconds).
 //!
-//! `RecordV2` payload: tag, then offset, consumed, appended_ms (u64 LE each), group_rest
-//! (u32 LE), sequence (u64 LE), then the bincode envelope with sequence 0. Records written
-//! as `RecordV1` (one bincode `Record`) are still read.
+//! `RecordV2` payload: tag, the bincode envelope with sequence 0, then offset, consumed,
+//! appended_ms (u64 LE each), group_rest (u32 LE), sequence (u64 LE). Records written as
+//! `RecordV1` (one bincode `Record`) are still read.
 
 use super::{dedup, Record};
 use crate::codec::{self, CodecError, FormatTag};
 use crate::envelope::Envelope;
 
-/// The header of a `RecordV2` payload: the tag and the fields assigned under the lock.
-pub(crate) const HEADER_LEN: usize = 1 + 8 + 8 + 8 + 4 + 8;
+/// The trailer of a `RecordV2` payload: the fields assigned under the lock.
+pub(crate) const TRAILER_LEN: usize = 8 + 8 + 8 + 4 + 8;
 
 /// An event encoded for appending, waiting for its place.
 pub(crate) struct Staged {
     /// The event, its `stream` filled in; `sequence` is set once placed.
     pub envelope: Envelope,
-    /// The bincode envelope, with sequence 0.
+    /// The tag and the bincode envelope, with sequence 0: the payload before its trailer.
     pub body: Vec<u8>,
-    /// CRC32C of `body`.
+    /// CRC32C of `body`, to be continued over the trailer.
     pub body_crc: u32,
     /// The event's key in the deduplication index.
     pub dedup_key: u64,
@@ -38,6 +41,7 @@ impl Staged {
         envelope.stream.push_str(stream);
         envelope.sequence = 0;
         let mut body = Vec::with_capacity(256 + envelope.data.len());
+        body.push(FormatTag::RecordV2 as u8);
         codec::encode_body_into(FormatTag::RecordV2, &envelope, &mut body)?;
         Ok(Self {
             body_crc: crc32c::crc32c(&body),
@@ -50,25 +54,24 @@ impl Staged {
 
     /// The frame's size on disk.
     pub fn frame_len(&self) -> usize {
-        super::frame::HEADER_LEN + HEADER_LEN + self.body.len()
+        super::frame::HEADER_LEN + self.body.len() + TRAILER_LEN
     }
 
     /// Appends the frame of this event placed at `place` to `out`, and answers its record.
     pub fn write(self, place: Place, out: &mut Vec<u8>) -> Record {
-        let mut header = [0u8; HEADER_LEN];
-        header[0] = FormatTag::RecordV2 as u8;
-        header[1..9].copy_from_slice(&place.offset.to_le_bytes());
-        header[9..17].copy_from_slice(&place.consumed.to_le_bytes());
-        header[17..25].copy_from_slice(&place.appended_ms.to_le_bytes());
-        header[25..29].copy_from_slice(&place.group_rest.to_le_bytes());
-        header[29..37].copy_from_slice(&place.sequence.to_le_bytes());
-        let crc = crc32c::crc32c_combine(crc32c::crc32c(&header), self.body_crc, self.body.len());
+        let mut trailer = [0u8; TRAILER_LEN];
+        trailer[0..8].copy_from_slice(&place.offset.to_le_bytes());
+        trailer[8..16].copy_from_slice(&place.consumed.to_le_bytes());
+        trailer[16..24].copy_from_slice(&place.appended_ms.to_le_bytes());
+        trailer[24..28].copy_from_slice(&place.group_rest.to_le_bytes());
+        trailer[28..36].copy_from_slice(&place.sequence.to_le_bytes());
+        let crc = crc32c::crc32c_append(self.body_crc, &trailer);
         // Bodies are bounded far below u32 by the caller's frame check.
-        let len = u32::try_from(HEADER_LEN + self.body.len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(self.body.len() + TRAILER_LEN).unwrap_or(u32::MAX);
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(&crc.to_le_bytes());
-        out.extend_from_slice(&header);
         out.extend_from_slice(&self.body);
+        out.extend_from_slice(&trailer);
         let mut envelope = self.envelope;
         envelope.sequence = place.sequence;
         Record {
@@ -100,21 +103,27 @@ pub(crate) struct Place {
 pub(crate) fn decode(payload: &[u8]) -> Result<Record, CodecError> {
     match payload.first() {
         Some(&tag) if tag == FormatTag::RecordV2 as u8 => {
-            let header = payload.get(..HEADER_LEN).ok_or(CodecError::Empty)?;
+            let Some(split) = payload.len().checked_sub(TRAILER_LEN).filter(|at| *at > 1) else {
+                return Err(CodecError::Truncated {
+                    tag: FormatTag::RecordV2,
+                    len: payload.len(),
+                    min: TRAILER_LEN + 2,
+                });
+            };
+            let (body, trailer) = payload.split_at(split);
             let u64_at = |at: usize| {
                 let mut bytes = [0u8; 8];
-                bytes.copy_from_slice(&header[at..at + 8]);
+                bytes.copy_from_slice(&trailer[at..at + 8]);
                 u64::from_le_bytes(bytes)
             };
             let mut rest = [0u8; 4];
-            rest.copy_from_slice(&header[25..29]);
-            let mut envelope: Envelope =
-                codec::decode_body(FormatTag::RecordV2, &payload[HEADER_LEN..])?;
-            envelope.sequence = u64_at(29);
+            rest.copy_from_slice(&trailer[24..28]);
+            let mut envelope: Envelope = codec::decode_body(FormatTag::RecordV2, &body[1..])?;
+            envelope.sequence = u64_at(28);
             Ok(Record {
-                offset: u64_at(1),
-                consumed: u64_at(9),
-                appended_ms: u64_at(17),
+                offset: u64_at(0),
+                consumed: u64_at(8),
+                appended_ms: u64_at(16),
                 group_rest: u32::from_le_bytes(rest),
                 envelope,
             })
@@ -158,7 +167,7 @@ mod tests {
         assert_eq!(
             (decoded.offset, decoded.envelope.sequence),
             (42, 9),
-            "the header's fields win"
+            "the trailer's fields win"
         );
         assert_eq!(decoded.envelope.stream, "orders-p1");
     }
@@ -177,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_bit_in_the_header_fails_the_checksum() {
+    fn a_flipped_bit_in_the_trailer_fails_the_checksum() {
         let staged = Staged::new("orders", event("e-3")).unwrap();
         let place = Place {
             offset: 1,
@@ -188,7 +197,21 @@ mod tests {
         };
         let mut out = Vec::new();
         staged.write(place, &mut out);
-        out[frame::HEADER_LEN + 3] ^= 1;
+        let last = out.len() - 3;
+        out[last] ^= 1;
         assert!(matches!(frame::parse(&out), Parsed::Bad(_)));
+    }
+
+    #[test]
+    fn a_payload_too_short_for_its_trailer_is_a_clean_error() {
+        for len in [1, 2, 10, TRAILER_LEN, TRAILER_LEN + 1] {
+            let mut payload = vec![0u8; len];
+            payload[0] = FormatTag::RecordV2 as u8;
+            let error = decode(&payload).unwrap_err();
+            assert!(
+                error.to_string().contains("too short") || len > TRAILER_LEN,
+                "{len}: {error}"
+            );
+        }
     }
 }

@@ -428,11 +428,11 @@ fn embedded_layout(
     let default = cores.clamp(1, herald_config::MAX_PARTITIONS);
     let wishes: Vec<Wish> = registered
         .iter()
-        .filter(|entry| enabled.iter().any(|name| name == entry.name))
         .map(|entry| Wish {
             domain: entry.name,
             by_key: entry.describe().partitioning.by_key(),
             configured: config.partitions(entry.name),
+            hosted: enabled.iter().any(|name| name == entry.name),
         })
         .collect();
     let streams: Vec<String> = log.streams().into_iter().map(|(name, _)| name).collect();

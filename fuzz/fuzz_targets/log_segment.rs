@@ -20,7 +20,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use herald_runtime::codec::{self, FormatTag};
 use herald_runtime::log::frame::{self, Parsed};
 use herald_runtime::log::{
     self, DamageKind, EventLog, FileLog, FileLogOptions, Record, Visibility,
@@ -84,7 +83,7 @@ fn rescan(segment: &[u8]) -> Vec<Record> {
             panic!("bytes before the damage are not a whole frame");
         };
         records.push(
-            codec::decode(FormatTag::RecordV1, payload).expect("a frame before the damage decodes"),
+            log::decode_record(payload).expect("a frame before the damage decodes"),
         );
         rest = &rest[size..];
     }

@@ -68,9 +68,9 @@ pub trait Domain:
 }
 
 /// Merges two partitions' answers: numbers are summed (integers exactly, while they fit),
-/// objects merged key by key, arrays concatenated; for anything else (strings, booleans,
-/// mismatched kinds) the first answer's value stands when both are equal, else the values
-/// are listed.
+/// objects merged key by key, arrays concatenated, `null` yields to the other; for other
+/// values (strings, booleans, mismatched kinds) the first partition's stands. Associative,
+/// so the whole domain's answer does not depend on how many partitions there are.
 pub fn merge_json(left: serde_json::Value, right: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match (left, right) {
@@ -99,8 +99,7 @@ pub fn merge_json(left: serde_json::Value, right: serde_json::Value) -> serde_js
             Value::Array(a)
         }
         (Value::Null, other) | (other, Value::Null) => other,
-        (a, b) if a == b => a,
-        (a, b) => Value::Array(vec![a, b]),
+        (first, _) => first,
     }
 }
 
@@ -163,4 +162,32 @@ pub enum QueryError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_json;
+    use serde_json::json;
+
+    #[test]
+    fn partitions_answers_merge_the_same_whatever_their_grouping() {
+        let answers = [
+            json!({"orders": 2, "by_status": {"paid": 2}, "ids": ["a", "b"], "unit": "EUR"}),
+            json!({"orders": 1, "by_status": {"paid": 1, "rejected": 1}, "ids": ["c"], "unit": "EUR"}),
+            json!({"orders": 0, "by_status": {}, "ids": [], "unit": "USD", "max": null}),
+        ];
+        let left = answers.iter().cloned().reduce(merge_json).unwrap();
+        let [a, b, c] = answers;
+        let right = merge_json(a, merge_json(b, c));
+        assert_eq!(left, right);
+        assert_eq!(
+            left,
+            json!({"orders": 3, "by_status": {"paid": 3, "rejected": 1}, "ids": ["a", "b", "c"], "unit": "EUR", "max": null})
+        );
+        assert_eq!(
+            merge_json(json!(u64::MAX), json!(1)),
+            json!(18_446_744_073_709_551_616.0)
+        );
+        assert_eq!(merge_json(json!(-2), json!(1)), json!(-1));
+    }
 }

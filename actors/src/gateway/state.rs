@@ -110,6 +110,22 @@ impl GatewayState {
     /// The host of a stream a client named (a domain's, or a partition's such as
     /// `orders-p3`): 404 if there is no such stream, 503 if not here.
     pub fn host(&self, domain: &str) -> Result<HostHandle, Problem> {
+        let partitions = self.layout.streams(domain);
+        if partitions.len() > 1 {
+            // A partitioned domain's dead letters and hosts are per partition.
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "partitioned-domain",
+                "Domain is partitioned",
+                format!(
+                    "domain \"{domain}\" is spread over {} partitions, each with its own stream and dead letters: name one of {}",
+                    partitions.len(),
+                    partitions.join(", ")
+                ),
+            )
+            .with("domain", domain)
+            .with("streams", serde_json::json!(partitions)));
+        }
         if self.layout.locate(domain).is_none() {
             let mut known: Vec<&str> = self.layout.all_streams().collect();
             known.sort_unstable();

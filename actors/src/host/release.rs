@@ -171,7 +171,10 @@ impl DomainHost {
                 parked_again = Some((parked, items));
                 break;
             }
-            match guarded(|| domain.handle(&input.envelope, &now)) {
+            // The emit rule holds here as live: a partition's reactions stay in it.
+            let placed = guarded(|| domain.handle(&input.envelope, &now))
+                .and_then(|emitted| self.place_reactions(&emitted).map(|()| emitted));
+            match placed {
                 Ok(emitted) => {
                     // Applied before the append, in order, as the next input's handler must
                     // see them; a failed append rebuilds the state from the log.

@@ -36,6 +36,12 @@ pub use segment::{Damage, DamageKind};
 
 use crate::envelope::{Envelope, Position};
 
+/// Decodes a record's payload as the log stores it (layout `RecordV2`, or `RecordV1` of
+/// older logs), exactly as opening the log does.
+pub fn decode_record(payload: &[u8]) -> Result<Record, crate::codec::CodecError> {
+    staged::decode(payload)
+}
+
 /// One appended event with its node-wide place.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {

@@ -26,6 +26,9 @@ pub struct Wish {
     pub by_key: bool,
     /// The count its config names (`[domain.<name>] partitions`, else `[domains] partitions`).
     pub configured: Option<u32>,
+    /// Whether this node runs it. A domain not run keeps the count on record (else 1),
+    /// and none is recorded for it.
+    pub hosted: bool,
 }
 
 /// Why the recorded counts and the config cannot both hold.
@@ -79,6 +82,10 @@ pub fn settle(
             Some(count) => Some(*count),
             None => inferred(wish.domain, streams, &file)?,
         };
+        if !wish.hosted {
+            counts.insert(wish.domain, found.unwrap_or(1));
+            continue;
+        }
         let count = match (found, wish.configured) {
             (_, _) if !wish.by_key => 1,
             (Some(recorded), Some(configured)) if recorded != configured => {
@@ -202,7 +209,28 @@ mod tests {
             domain,
             by_key: true,
             configured,
+            hosted: true,
         }
+    }
+
+    #[test]
+    fn a_domain_not_run_here_keeps_its_count_and_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        settle(dir.path(), &[], &[wish("orders", Some(4))], 2).unwrap();
+        let resting = |domain| Wish {
+            hosted: false,
+            ..wish(domain, Some(9))
+        };
+        let counts = settle(
+            dir.path(),
+            &[],
+            &[resting("orders"), resting("shipping")],
+            2,
+        )
+        .unwrap();
+        assert_eq!((counts["orders"], counts["shipping"]), (4, 1));
+        let text = fs::read_to_string(dir.path().join(FILE)).unwrap();
+        assert!(!text.contains("shipping"), "{text}");
     }
 
     #[test]
@@ -272,6 +300,7 @@ mod tests {
             domain: "inventory",
             by_key: false,
             configured: None,
+            hosted: true,
         };
         let streams = vec!["orders-pending".to_owned(), "inventory".to_owned()];
         let counts = settle(dir.path(), &streams, &[whole, wish("orders", None)], 3).unwrap();

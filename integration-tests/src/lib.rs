@@ -111,7 +111,40 @@ pub fn listening_address(line: &str) -> Option<&str> {
 
 /// The partitions of orders and shipping on an embedded test node, unless a test says
 /// otherwise (`HERALD_DOMAINS__PARTITIONS`).
-pub const TEST_PARTITIONS: &str = "3";
+pub const TEST_PARTITIONS: u32 = 3;
+
+/// The streams of `domain` laid out in `partitions` partitions, in partition order:
+/// `orders-p0`, `orders-p1`, ..., or the domain's own name when it has one.
+pub fn domain_streams(domain: &str, partitions: u32) -> Vec<String> {
+    (0..partitions.max(1))
+        .map(|partition| herald_runtime::partition::stream(domain, partition, partitions))
+        .collect()
+}
+
+/// The stream holding `key` of `domain` laid out in `partitions` partitions: the node's
+/// own routing (`herald_runtime::partition::of`), so a test names the stream a key is in.
+pub fn key_stream(domain: &str, key: &str, partitions: u32) -> String {
+    let partitions = partitions.max(1);
+    herald_runtime::partition::stream(
+        domain,
+        herald_runtime::partition::of(key, partitions),
+        partitions,
+    )
+}
+
+/// How many partitions `domain` runs in, as a `/v1/streams` answer lists its streams
+/// (`orders-p0`..: their count; the domain's own name, or nothing: 1).
+pub fn listed_partitions(streams: &Value, domain: &str) -> u32 {
+    let prefix = format!("{domain}-p");
+    let partitions = stream_names(streams)
+        .iter()
+        .filter(|name| {
+            name.strip_prefix(&prefix)
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .count();
+    (partitions as u32).max(1)
+}
 
 /// How long a node may take to report its address and then to become ready (recovery of a
 /// large log in a debug build on a loaded 2-core machine included).
@@ -180,7 +213,7 @@ impl Node {
         let networked = env.iter().any(|(key, _)| key.starts_with("HERALD_BUS__"))
             || std::fs::read_to_string(config).is_ok_and(|text| text.contains("\"nats\""));
         if !networked {
-            command.env("HERALD_DOMAINS__PARTITIONS", TEST_PARTITIONS);
+            command.env("HERALD_DOMAINS__PARTITIONS", TEST_PARTITIONS.to_string());
         }
         for (key, value) in env {
             command.env(key, value);
@@ -403,6 +436,21 @@ impl Node {
             reply.text
         );
         reply.json
+    }
+
+    /// How many partitions `domain` runs in on this node, by its streams in `/v1/streams`.
+    pub fn partitions(&self, domain: &str) -> u32 {
+        listed_partitions(&self.streams(), domain)
+    }
+
+    /// The stream holding `key` of `domain` on this node (`orders-p1`, or `inventory`).
+    pub fn key_stream(&self, domain: &str, key: &str) -> String {
+        key_stream(domain, key, self.partitions(domain))
+    }
+
+    /// The streams of `domain`'s partitions on this node, in partition order.
+    pub fn domain_streams(&self, domain: &str) -> Vec<String> {
+        domain_streams(domain, self.partitions(domain))
     }
 
     /// One page of `GET /v1/streams/{stream}/events?from=&limit=`, asserted 200 with the

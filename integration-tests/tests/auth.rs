@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use herald_integration_tests::{
-    herald_binary, node_command_with, order_placed, run_command, sample_config_with_auth,
-    stock_added, Node, Reply,
+    domain_streams, herald_binary, listed_partitions, node_command_with, order_placed, run_command,
+    sample_config_with_auth, stock_added, Node, Reply,
 };
 
 const PUBLISHER: &str = "publisher-secret-8f2c1a9e77b4";
@@ -91,16 +91,24 @@ fn assert_problem(reply: &Reply, status: u16, detail: &str, what: &str) {
     );
 }
 
-fn last_sequence(node: &Node, stream: &str) -> u64 {
+/// The events appended to `domain`: the last sequences of its streams (one per partition)
+/// summed.
+fn domain_events(node: &Node, domain: &str) -> u64 {
     let reply = get(node, "/v1/streams", Some(&bearer(READER)));
     assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.json["streams"]
-        .as_array()
-        .expect("streams")
+    let partitions = listed_partitions(&reply.json, domain);
+    domain_streams(domain, partitions)
         .iter()
-        .find(|s| s["stream"] == stream)
-        .and_then(|s| s["last_sequence"].as_u64())
-        .expect("the stream is listed")
+        .map(|stream| {
+            reply.json["streams"]
+                .as_array()
+                .expect("streams")
+                .iter()
+                .find(|s| s["stream"] == stream.as_str())
+                .and_then(|s| s["last_sequence"].as_u64())
+                .unwrap_or_else(|| panic!("expected {stream} listed: {}", reply.text))
+        })
+        .sum()
 }
 
 #[test]
@@ -140,7 +148,7 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
         "query without a token",
     );
     assert_eq!(
-        last_sequence(&node, "inventory"),
+        domain_events(&node, "inventory"),
         0,
         "a refused request appended"
     );
@@ -160,7 +168,7 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
         "admin querying",
     );
     assert_eq!(
-        last_sequence(&node, "inventory"),
+        domain_events(&node, "inventory"),
         0,
         "a forbidden request appended"
     );
@@ -168,7 +176,7 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
     // The right scope.
     let reply = publish(&node, &stock, Some(&bearer(PUBLISHER)));
     assert_eq!(reply.status, 202, "publisher publishing: {}", reply.text);
-    assert_eq!(last_sequence(&node, "inventory"), 1);
+    assert_eq!(domain_events(&node, "inventory"), 1);
 
     // Per domain: orders-only may publish and query orders, nothing else.
     let reply = publish(&node, &stock_added("sku-2", 1), Some(&bearer(ORDERS_ONLY)));
@@ -178,7 +186,7 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
         "on domain \"inventory\"",
         "orders-only to inventory",
     );
-    assert_eq!(last_sequence(&node, "inventory"), 1);
+    assert_eq!(domain_events(&node, "inventory"), 1);
     let order = order_placed("o-1", "alice", &[("sku-1", 1, 700)]);
     let reply = publish(&node, &order, Some(&bearer(ORDERS_ONLY)));
     assert_eq!(reply.status, 202, "orders-only to orders: {}", reply.text);
@@ -224,7 +232,7 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
     );
     assert_problem(&reply, 403, "inventory", "mixed batch");
     assert_eq!(
-        last_sequence(&node, "orders"),
+        domain_events(&node, "orders"),
         1,
         "half a forbidden batch was appended"
     );
@@ -238,17 +246,23 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(get(&node, "/v1/domains", Some(&bearer(READER))).status, 200);
 
-    // Dead letters, and the dead-letter streams, are for admin tokens only.
+    // Dead letters, and the dead-letter streams, are for admin tokens only. A partitioned
+    // domain parks per partition: its dead letters are named by the partition's stream.
+    let reply = get(&node, "/v1/streams", Some(&bearer(READER)));
+    let orders = domain_streams("orders", listed_partitions(&reply.json, "orders")).swap_remove(0);
     for path in [
-        "/v1/deadletters",
-        "/v1/deadletters/orders",
-        "/v1/streams/deadletter-orders/events",
+        "/v1/deadletters".to_owned(),
+        "/v1/deadletters/orders".to_owned(),
+        format!("/v1/deadletters/{orders}"),
+        format!("/v1/streams/deadletter-{orders}/events"),
     ] {
+        let path = path.as_str();
         let reply = get(&node, path, None);
         assert_problem(&reply, 401, "bearer", path);
         let reply = get(&node, path, Some(&bearer(READER)));
         assert_problem(&reply, 403, "admin", path);
-        // Past auth: 200, or 404 for a dead-letter stream nothing was ever parked in.
+        // Past auth: 200, or 404 for a dead-letter stream nothing was ever parked in (or a
+        // partitioned domain named whole).
         let reply = get(&node, path, Some(&bearer(ADMIN)));
         assert!(
             reply.status == 200 || reply.status == 404,
@@ -256,15 +270,16 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
             reply.text
         );
     }
+    let skip_path = format!("{}/v1/deadletters/{orders}/orders-1/skip", node.base);
     let skip = node
         .client()
-        .post(format!("{}/v1/deadletters/orders/orders-1/skip", node.base))
+        .post(&skip_path)
         .header("authorization", bearer(PUBLISHER))
         .send();
     assert_problem(&Reply::from(skip), 403, "admin", "skip with publish scope");
     let skip = node
         .client()
-        .post(format!("{}/v1/deadletters/orders/orders-1/skip", node.base))
+        .post(&skip_path)
         .header("authorization", bearer(ADMIN))
         .send();
     assert_problem(

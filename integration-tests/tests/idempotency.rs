@@ -57,6 +57,36 @@ fn order_original() -> Value {
     )
 }
 
+/// Where an original was appended, as its 202 said: its stream (for orders, the partition
+/// holding its key) and sequence.
+#[derive(Debug, Clone)]
+struct Original {
+    stream: String,
+    sequence: u64,
+}
+
+impl Original {
+    /// The position as a problem's `original` names it.
+    fn json(&self) -> Value {
+        json!({"stream": self.stream, "sequence": self.sequence})
+    }
+}
+
+/// Publishes `event`, asserts 202, and answers where it was appended.
+fn accept_original(node: &Node, event: &Value) -> Original {
+    let reply = node.publish(event);
+    assert_eq!(reply.status, 202, "{event}: {}", reply.text);
+    Original {
+        stream: reply.json["stream"]
+            .as_str()
+            .unwrap_or_else(|| panic!("expected a stream in the 202: {}", reply.json))
+            .to_owned(),
+        sequence: reply.json["sequence"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("expected a sequence in the 202: {}", reply.json)),
+    }
+}
+
 /// What a resend is answered.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
@@ -234,9 +264,9 @@ fn order_cases() -> Vec<Case> {
     ]
 }
 
-/// Sends `case` to `node` and checks its answer against the original at
-/// `stream`#`sequence`; returns the answer.
-fn check(node: &Node, stream: &str, sequence: u64, case: &Case) -> Reply {
+/// Sends `case` to `node` and checks its answer against `original`; returns the answer.
+fn check(node: &Node, original: &Original, case: &Case) -> Reply {
+    let (stream, sequence) = (original.stream.as_str(), original.sequence);
     let reply = node.post("/v1/events", STRUCTURED, case.body.clone());
     let what = case.what;
     match case.expect {
@@ -284,21 +314,23 @@ fn check(node: &Node, stream: &str, sequence: u64, case: &Case) -> Reply {
 }
 
 /// Every case of both originals, at `node`; answers each reply in order.
-fn check_all(node: &Node, stock: u64, order: u64) -> Vec<Reply> {
+fn check_all(node: &Node, stock: &Original, order: &Original) -> Vec<Reply> {
     let mut replies = Vec::new();
     for case in stock_cases() {
-        replies.push(check(node, "inventory", stock, &case));
+        replies.push(check(node, stock, &case));
     }
     for case in order_cases() {
-        replies.push(check(node, "orders", order, &case));
+        replies.push(check(node, order, &case));
     }
     replies
 }
 
-/// The events of this test's source in `stream`, as `(id, data)`.
-fn client_events(node: &Node, stream: &str) -> Vec<(String, Value)> {
-    node.read_stream(stream)
-        .into_iter()
+/// The events of this test's source in `domain`'s streams (each of its partitions, in
+/// partition order), as `(id, data)`.
+fn client_events(node: &Node, domain: &str) -> Vec<(String, Value)> {
+    node.domain_streams(domain)
+        .iter()
+        .flat_map(|stream| node.read_stream(stream))
         .filter(|event| event["source"] == SOURCE)
         .map(|event| {
             (
@@ -330,7 +362,7 @@ fn assert_batch_conflict(reply: &Reply, index: usize, original: Value) {
 /// Batches: a conflicting resend refuses the whole batch, and so does a batch holding one
 /// `source` and `id` twice for two different events; an identical resend in a batch is a
 /// duplicate next to a new event. Returns the sequence of the one event appended.
-fn check_batches(node: &Node, stock: u64) -> u64 {
+fn check_batches(node: &Node, stock: &Original) -> u64 {
     let fresh = |id: &str| {
         client_event(
             id,
@@ -342,11 +374,7 @@ fn check_batches(node: &Node, stock: u64) -> u64 {
     let mut other = stock_original();
     other["data"] = json!({"sku": "sku-i", "quantity": 7});
     let refused = node.publish_batch(&[fresh("batch-1"), other]);
-    assert_batch_conflict(
-        &refused,
-        1,
-        json!({"stream": "inventory", "sequence": stock}),
-    );
+    assert_batch_conflict(&refused, 1, stock.json());
 
     let mut twin = fresh("batch-2");
     twin["data"] = json!({"sku": "sku-k", "quantity": 2});
@@ -358,7 +386,7 @@ fn check_batches(node: &Node, stock: u64) -> u64 {
     let results = &mixed.json["results"];
     assert_eq!(results[0]["status"], "accepted", "{results}");
     assert_eq!(results[1]["status"], "duplicate", "{results}");
-    assert_eq!(results[1]["sequence"], stock, "{results}");
+    assert_eq!(results[1]["sequence"], stock.sequence, "{results}");
     results[0]["sequence"].as_u64().expect("a sequence")
 }
 
@@ -382,10 +410,16 @@ fn assert_only_originals(node: &Node) {
 fn a_resend_is_a_duplicate_only_when_it_is_the_same_event_embedded() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut node = Node::start_in(dir.path(), &[]);
-    let stock = node.accept(&stock_original());
-    let order = node.accept(&order_original());
-    check_all(&node, stock, order);
-    check_batches(&node, stock);
+    let stock = accept_original(&node, &stock_original());
+    let order = accept_original(&node, &order_original());
+    // The order's key decides its partition: resends are answered with that stream.
+    assert_eq!(order.stream, node.key_stream("orders", "o-i"));
+    assert!(
+        order.stream.starts_with("orders-p"),
+        "expected orders partitioned on a test node: {order:?}"
+    );
+    check_all(&node, &stock, &order);
+    check_batches(&node, &stock);
     // A binary-mode resend is compared the same way.
     let headers = |quantity: &str| {
         node.post_with(
@@ -404,7 +438,7 @@ fn a_resend_is_a_duplicate_only_when_it_is_the_same_event_embedded() {
     };
     let binary = headers("5");
     assert_eq!(binary.status, 200, "{}", binary.text);
-    assert_eq!(binary.json["sequence"], stock, "{}", binary.json);
+    assert_eq!(binary.json["sequence"], stock.sequence, "{}", binary.json);
     let binary = headers("8");
     assert_eq!(binary.status, 409, "{}", binary.text);
     assert_eq!(binary.json["differs"], json!(["data"]), "{}", binary.json);
@@ -418,11 +452,7 @@ fn a_resend_is_a_duplicate_only_when_it_is_the_same_event_embedded() {
         json!({"customer": "dave", "amount": 10}),
     );
     let refused = node.publish_batch(&[credit, other]);
-    assert_batch_conflict(
-        &refused,
-        1,
-        json!({"stream": "inventory", "sequence": stock}),
-    );
+    assert_batch_conflict(&refused, 1, stock.json());
     assert!(
         client_events(&node, "payments").is_empty(),
         "nothing appended"
@@ -432,7 +462,7 @@ fn a_resend_is_a_duplicate_only_when_it_is_the_same_event_embedded() {
     // After a SIGKILL the index is rebuilt from the log: the same answers.
     node.kill();
     let node = Node::start_in(dir.path(), &[]);
-    check_all(&node, stock, order);
+    check_all(&node, &stock, &order);
     assert_only_originals(&node);
 }
 
@@ -442,10 +472,10 @@ fn a_resend_is_compared_by_the_owner_in_networked_mode_and_the_answer_forwarded_
     let nats = NatsServer::start();
     let owner = nats.node("node-b", "inventory,orders");
     let entry = nats.node("node-a", "payments");
-    let stock = owner.accept(&stock_original());
-    let order = owner.accept(&order_original());
-    let direct = check_all(&owner, stock, order);
-    let forwarded = check_all(&entry, stock, order);
+    let stock = accept_original(&owner, &stock_original());
+    let order = accept_original(&owner, &order_original());
+    let direct = check_all(&owner, &stock, &order);
+    let forwarded = check_all(&entry, &stock, &order);
     for (direct, forwarded) in direct.iter().zip(&forwarded) {
         assert_eq!(forwarded.status, direct.status, "{}", forwarded.text);
         if direct.status == 409 {
@@ -453,14 +483,14 @@ fn a_resend_is_compared_by_the_owner_in_networked_mode_and_the_answer_forwarded_
             assert_eq!(forwarded.json, direct.json);
         }
     }
-    check_batches(&entry, stock);
+    check_batches(&entry, &stock);
     assert_only_originals(&entry);
 
     // A new owner (the same node id, restarted) reads the recent events back from
     // JetStream: the same answers.
     drop(owner);
     let owner = nats.node("node-b", "inventory,orders");
-    check_all(&owner, stock, order);
+    check_all(&owner, &stock, &order);
     assert_only_originals(&owner);
 }
 
@@ -475,7 +505,7 @@ fn a_resend_beyond_the_owners_index_is_compared_with_what_jetstream_holds() {
         "inventory,orders",
         &[("HERALD_FAULT_RESEND_INDEX", "2")],
     );
-    let stock = node.accept(&stock_original());
+    let stock = accept_original(&node, &stock_original());
     let mut fillers = 0;
     let mut forget = || {
         for _ in 0..2 {
@@ -497,7 +527,7 @@ fn a_resend_beyond_the_owners_index_is_compared_with_what_jetstream_holds() {
         .collect();
     for case in &cases {
         forget();
-        check(&node, "inventory", stock, case);
+        check(&node, &stock, case);
     }
     // A batch is one atomic batch, which JetStream refuses without saying which event it
     // holds, nor where.
@@ -511,11 +541,7 @@ fn a_resend_beyond_the_owners_index_is_compared_with_what_jetstream_holds() {
     );
     forget();
     let refused = node.publish_batch(&[fresh.clone(), other]);
-    assert_batch_conflict(
-        &refused,
-        1,
-        json!({"stream": "inventory", "sequence": stock}),
-    );
+    assert_batch_conflict(&refused, 1, stock.json());
     forget();
     let mixed = node.publish_batch(&[fresh, stock_original()]);
     assert_eq!(mixed.status, 202, "{}", mixed.text);
@@ -530,7 +556,7 @@ fn a_resend_beyond_the_owners_index_is_compared_with_what_jetstream_holds() {
         mixed.json
     );
     assert_eq!(
-        mixed.json["results"][1]["sequence"], stock,
+        mixed.json["results"][1]["sequence"], stock.sequence,
         "{}",
         mixed.json
     );

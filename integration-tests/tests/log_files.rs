@@ -326,10 +326,17 @@ fn snapshots_are_named_by_cursor_and_two_kept_per_domain() {
     let files = segments::snapshot_files(dir.path());
     let domains: std::collections::BTreeSet<&str> =
         files.iter().map(|f| f.domain.as_str()).collect();
-    for domain in ["inventory", "orders", "payments", "shipping"] {
+    // Each host snapshots on its own: every partition of orders and shipping (named by its
+    // stream, `orders-p0`) as well as the unpartitioned domains.
+    let hosts = ["inventory", "payments"]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(domain_streams("orders", TEST_PARTITIONS))
+        .chain(domain_streams("shipping", TEST_PARTITIONS));
+    for host in hosts {
         assert!(
-            domains.contains(domain),
-            "expected snapshots of {domain} after ~{} events with snapshot_every=5, saw {files:?}",
+            domains.contains(host.as_str()),
+            "expected snapshots of {host} after ~{} events with snapshot_every=5, saw {files:?}",
             before["streams"]
         );
     }

@@ -57,35 +57,37 @@ fn metrics_report_the_log_streams_domains_ingress_and_connections() {
     assert_eq!(value("herald_ingress_requests_total{status=\"202\"}"), 3.0);
     assert_eq!(value("herald_ingress_requests_total{status=\"422\"}"), 1.0);
     assert!(value("herald_log_head_offset") >= 3.0);
+    // A partitioned domain (orders, shipping on a test node) reports each partition's host,
+    // labelled with its partition; the others one host.
+    let mut hosts = Vec::new();
     for domain in ["analytics", "inventory", "orders", "payments", "shipping"] {
+        match node.partitions(domain) {
+            1 => hosts.push(format!("domain=\"{domain}\"")),
+            partitions => hosts
+                .extend((0..partitions).map(|p| format!("domain=\"{domain}\",partition=\"{p}\""))),
+        }
+    }
+    assert!(
+        hosts.iter().any(|labels| labels.contains("partition=")),
+        "expected a partitioned domain on a test node: {hosts:?}"
+    );
+    for labels in &hosts {
         assert_eq!(
-            value(&format!("herald_domain_lag_records{{domain=\"{domain}\"}}")),
+            value(&format!("herald_domain_lag_records{{{labels}}}")),
+            0.0
+        );
+        assert_eq!(value(&format!("herald_domain_ready{{{labels}}}")), 1.0);
+        assert_eq!(value(&format!("herald_domain_failed{{{labels}}}")), 0.0);
+        assert_eq!(
+            value(&format!("herald_domain_dead_letters{{{labels}}}")),
             0.0
         );
         assert_eq!(
-            value(&format!("herald_domain_ready{{domain=\"{domain}\"}}")),
-            1.0
-        );
-        assert_eq!(
-            value(&format!("herald_domain_failed{{domain=\"{domain}\"}}")),
-            0.0
-        );
-        assert_eq!(
-            value(&format!(
-                "herald_domain_dead_letters{{domain=\"{domain}\"}}"
-            )),
-            0.0
-        );
-        assert_eq!(
-            value(&format!(
-                "herald_domain_ingress_capacity{{domain=\"{domain}\"}}"
-            )),
+            value(&format!("herald_domain_ingress_capacity{{{labels}}}")),
             1024.0
         );
         assert_eq!(
-            value(&format!(
-                "herald_domain_ingress_refused_total{{domain=\"{domain}\"}}"
-            )),
+            value(&format!("herald_domain_ingress_refused_total{{{labels}}}")),
             0.0
         );
     }

@@ -14,7 +14,11 @@ fn happy_path_reaches_delivered() {
     accepted(&node.publish(&stock_added("sku-a", 10)));
     accepted(&node.publish(&credit_granted("alice", 10_000)));
     let placed = node.publish(&order_placed("o-1", "alice", &[("sku-a", 3, 500)]));
-    assert_eq!(placed.json["stream"], "orders");
+    // The partition of orders that holds o-1 (orders-p0.. on a partitioned node).
+    assert_eq!(
+        placed.json["stream"],
+        node.key_stream("orders", "o-1").as_str()
+    );
     accepted(&placed);
 
     node.await_field("orders", "o-1", "status", &json!("awaiting_shipment"));

@@ -1,9 +1,10 @@
 //! Replay: rebuilding every example domain's state from a durable log of one million
-//! events, as a node does on start without snapshots. Reported as log events per second
-//! (the whole log is read once per domain that consumes from it).
+//! events, as a node does on start without snapshots: orders and shipping laid out in one
+//! partition per core (the embedded default; `HERALD_BENCH_PARTITIONS` overrides), every
+//! host (domain or partition) rebuilt on its own thread at once. Reported as log events per
+//! second (each host reads the whole log's index, and the records it consumes).
 #![allow(missing_docs)] // criterion's macros generate undocumented public functions.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use herald_runtime::cloudevent::parse_structured;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
 use herald_runtime::log::{EventLog, FileLog, FileLogOptions};
+use herald_runtime::partition::Inputs;
 use herald_runtime::replay::{rebuild, replay_limit, Start};
 use herald_runtime::Envelope;
 use serde_json::{json, Value};
@@ -22,11 +24,51 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EVENTS: u64 = 1_000_000;
 const TIME: &str = "2026-11-25T10:00:00Z";
 
+/// One host: a domain, or one partition of it.
 struct Member {
     entry: DomainEntry,
+    stream: String,
     domain: Box<dyn HostedDomain>,
-    subscriptions: HashSet<String>,
+    inputs: Inputs,
     cursor: u64,
+}
+
+/// Partitions of orders and shipping: one per core, as a node defaults to.
+fn partitions() -> u32 {
+    std::env::var("HERALD_BENCH_PARTITIONS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+        .max(1)
+}
+
+/// Every host of the example domains, fresh.
+fn members() -> Vec<Member> {
+    let partitions = partitions();
+    herald_domains::all()
+        .into_iter()
+        .flat_map(|entry| {
+            let description = entry.describe();
+            let count = match description.partitioning.by_key() {
+                true => partitions,
+                false => 1,
+            };
+            (0..count).map(move |p| {
+                let description = entry.describe();
+                Member {
+                    stream: herald_runtime::partition::stream(entry.name, p, count),
+                    domain: entry.create(),
+                    inputs: Inputs::new(
+                        &description.subscriptions,
+                        description.partitioning,
+                        (count > 1).then_some((p, count)),
+                    ),
+                    entry,
+                    cursor: 0,
+                }
+            })
+        })
+        .collect()
 }
 
 fn ingress(event_type: &str, subject: &str, id: u64, data: Value) -> Envelope {
@@ -49,20 +91,7 @@ fn write_saga(dir: &Path) -> Arc<FileLog> {
         .expect("log opens")
         .log,
     );
-    let mut members: Vec<Member> = herald_domains::all()
-        .into_iter()
-        .map(|entry| Member {
-            domain: entry.create(),
-            subscriptions: entry
-                .describe()
-                .subscriptions
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            entry,
-            cursor: 0,
-        })
-        .collect();
+    let mut members = members();
     let mut id = 0;
     let mut order = 0;
     while log.head() < EVENTS {
@@ -99,16 +128,17 @@ fn write_saga(dir: &Path) -> Arc<FileLog> {
             id += 1;
         }
         for event in events {
-            let stream = event
-                .event_type
-                .split('.')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+            let domain = event.event_type.split('.').next().unwrap_or_default();
+            let hosts = members.iter().filter(|m| m.entry.name == domain).count() as u32;
+            let stream = herald_runtime::partition::stream(
+                domain,
+                herald_runtime::partition::of(&event.subject, hosts),
+                hosts,
+            );
             let member = members
                 .iter_mut()
-                .find(|m| m.entry.name == stream)
-                .expect("an owning domain");
+                .find(|m| m.stream == stream)
+                .expect("an owning host");
             member.domain.admit(&event).expect("admitted");
             log.append(&stream, member.cursor, vec![event])
                 .expect("appended");
@@ -123,9 +153,9 @@ fn settle(log: &dyn EventLog, members: &mut [Member]) {
     while progressed {
         progressed = false;
         for member in members.iter_mut() {
-            let subscriptions = member.subscriptions.clone();
+            let inputs = &member.inputs;
             let batch = log
-                .read_after(member.cursor, 4096, &|t| subscriptions.contains(t).into())
+                .read_after(member.cursor, 4096, &|t| inputs.take(t))
                 .expect("reads");
             for record in &batch.records {
                 let emitted = member
@@ -134,7 +164,7 @@ fn settle(log: &dyn EventLog, members: &mut [Member]) {
                     .unwrap_or_default();
                 if !emitted.is_empty() {
                     let records = log
-                        .append(member.entry.name, record.offset, emitted)
+                        .append(&member.stream, record.offset, emitted)
                         .expect("appends");
                     for appended in &records {
                         member.domain.apply(&appended.envelope).expect("applies");
@@ -150,43 +180,59 @@ fn settle(log: &dyn EventLog, members: &mut [Member]) {
     }
 }
 
-/// What a starting node does per domain: replay to the limit, then consume the rest.
+/// What a starting node does per host, every host on its own thread at once: replay to
+/// the limit, then consume the rest.
 fn rebuild_all(log: &dyn EventLog) -> u64 {
-    let mut handled = 0;
-    for entry in herald_domains::all() {
-        let mut domain = entry.create();
-        let subscriptions: HashSet<String> = entry
-            .describe()
-            .subscriptions
-            .iter()
-            .map(|s| s.to_string())
+    std::thread::scope(|scope| {
+        let hosts: Vec<_> = members()
+            .into_iter()
+            .map(|member| scope.spawn(move || rebuild_one(log, member)))
             .collect();
-        let wanted = |t: &str| subscriptions.contains(t).into();
-        let upto = replay_limit(log, entry.name).expect("limit");
-        let stream = domain.name();
-        let replayed = rebuild(
-            domain.as_mut(),
-            stream,
-            log,
-            &wanted,
-            Start::default(),
-            upto,
-            TIME,
-        )
-        .expect("rebuilds");
-        handled += replayed.handled + replayed.applied;
-        let mut cursor = replayed.cursor;
-        loop {
-            let batch = log.read_after(cursor, 4096, &wanted).expect("reads");
-            for record in &batch.records {
-                let _ = domain.handle(&record.envelope, TIME);
-                handled += 1;
-            }
-            if batch.scanned_to == cursor {
-                break;
-            }
-            cursor = batch.scanned_to;
+        hosts
+            .into_iter()
+            .map(|host| host.join().expect("a host rebuilds"))
+            .sum()
+    })
+}
+
+/// Rebuilds one host; with `HERALD_BENCH_TRACE` set, prints how long it took (where the
+/// time goes: the slowest host bounds the whole).
+fn rebuild_one(log: &dyn EventLog, member: Member) -> u64 {
+    let started = std::time::Instant::now();
+    let name = member.stream.clone();
+    let handled = rebuild_host(log, member);
+    if std::env::var_os("HERALD_BENCH_TRACE").is_some() {
+        eprintln!("{name}: {handled} records in {:?}", started.elapsed());
+    }
+    handled
+}
+
+fn rebuild_host(log: &dyn EventLog, mut member: Member) -> u64 {
+    let inputs = &member.inputs;
+    let wanted = |t: &str| inputs.take(t);
+    let upto = replay_limit(log, &member.stream).expect("limit");
+    let replayed = rebuild(
+        member.domain.as_mut(),
+        &member.stream,
+        log,
+        &wanted,
+        Start::default(),
+        upto,
+        TIME,
+    )
+    .expect("rebuilds");
+    let mut handled = replayed.handled + replayed.applied;
+    let mut cursor = replayed.cursor;
+    loop {
+        let batch = log.read_after(cursor, 4096, &wanted).expect("reads");
+        for record in &batch.records {
+            let _ = member.domain.handle(&record.envelope, TIME);
+            handled += 1;
         }
+        if batch.scanned_to == cursor {
+            break;
+        }
+        cursor = batch.scanned_to;
     }
     handled
 }
@@ -199,7 +245,10 @@ fn replay(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(head));
     group.bench_function(
-        format!("rebuild every example domain from {head} events"),
+        format!(
+            "rebuild every example domain ({} partitions of orders and shipping) from {head} events",
+            partitions()
+        ),
         |b| b.iter(|| rebuild_all(log.as_ref())),
     );
     group.finish();

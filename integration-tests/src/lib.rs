@@ -201,7 +201,10 @@ impl Node {
         node
     }
 
-    /// Starts a node from `config` on `data_dir`; returns once it reports its address.
+    /// Starts a node from `config` on `data_dir`; returns once it reports its address. An
+    /// `env` entry with an empty value leaves that variable unset, so a test can start a
+    /// node without what the harness sets (`("HERALD_DOMAINS__PARTITIONS", "")`: the
+    /// node's own default).
     pub fn launch_with_config(config: &Path, data_dir: &Path, env: &[(&str, &str)]) -> Node {
         let mut command = node_command_with(&herald_binary(), config, data_dir);
         command
@@ -216,7 +219,10 @@ impl Node {
             command.env("HERALD_DOMAINS__PARTITIONS", TEST_PARTITIONS.to_string());
         }
         for (key, value) in env {
-            command.env(key, value);
+            match value.is_empty() {
+                true => command.env_remove(key),
+                false => command.env(key, value),
+            };
         }
         let mut child = command.spawn().expect("herald starts");
         let logs = Arc::new(Mutex::new(Vec::new()));

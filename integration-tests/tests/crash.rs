@@ -422,6 +422,7 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
         .collect();
     eprintln!("settled after {:.1} s", started.elapsed().as_secs_f64());
     let log = Log::read(&node);
+    assert_partitioned(&log, &["orders", "shipping"]);
     let mut failures = Failures::default();
     for client in &clients {
         for anomaly in &client.anomalies {
@@ -482,6 +483,29 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     );
 }
 
+/// Asserts that `domains` ran in partitions through the rounds: each of their
+/// `TEST_PARTITIONS` streams holds events and none sits in a stream named for the domain,
+/// so the guarantees checked here held per partition.
+fn assert_partitioned(log: &Log, domains: &[&str]) {
+    for domain in domains {
+        assert!(
+            !log.streams.contains_key(*domain),
+            "expected {domain} partitioned, the log has a stream \"{domain}\": {:?}",
+            log.streams.keys().collect::<Vec<_>>()
+        );
+        for stream in domain_streams(domain, TEST_PARTITIONS) {
+            assert!(
+                log.streams
+                    .get(&stream)
+                    .is_some_and(|events| !events.is_empty()),
+                "expected events in {stream} (each of {domain}'s {TEST_PARTITIONS} partitions): \
+                 streams {:?}",
+                log.streams.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
 /// Every acknowledged event once at its position; refused ones absent; each client's
 /// events in the order it sent them.
 fn check_acknowledged(log: &Log, seeds: &[Ack], clients: &[Client], failures: &mut Failures) {
@@ -533,8 +557,9 @@ fn check_acknowledged(log: &Log, seeds: &[Ack], clients: &[Client], failures: &m
 /// A batch as sent, and its 202 answer if it got one.
 type SentBatch = (Vec<Value>, Option<Value>);
 
-/// A batch that spans domains (inventory, payments, orders) is appended by several hosts;
-/// a SIGKILL must still leave all of it or none of it in the log, acknowledged or not.
+/// A batch that spans domains (inventory, payments, and two orders, most often in two
+/// partitions of orders) is appended by several hosts; a SIGKILL must still leave all of it
+/// or none of it in the log, acknowledged or not.
 /// Batches lost to a kill are never resent here: a resend would complete a half batch and
 /// hide it.
 #[test]
@@ -568,6 +593,7 @@ fn cross_domain_batches_are_all_or_nothing_across_sigkill() {
                             stock_added(&format!("bsku-{thread}"), 1),
                             credit_granted(&format!("bcust-{thread}"), 1),
                             order_placed(&order, "nobody", &[("no-such-sku", 1, 1)]),
+                            order_placed(&format!("{order}-x"), "nobody", &[("no-such-sku", 1, 1)]),
                         ];
                         let answer = http
                             .post(format!("{base}/v1/events"))
@@ -597,6 +623,7 @@ fn cross_domain_batches_are_all_or_nothing_across_sigkill() {
     let node = Node::start_in(dir.path(), &[]);
     node.settle();
     let log = Log::read(&node);
+    assert_partitioned(&log, &["orders"]);
     let sent = sent.lock().expect("sent lock");
     let mut failures = Failures::default();
     for (batch, answer) in sent.iter() {
@@ -640,9 +667,20 @@ fn cross_domain_batches_are_all_or_nothing_across_sigkill() {
         }
     }
     let acked = sent.iter().filter(|(_, a)| a.is_some()).count();
+    // The two orders of a batch fall in two partitions about two times in three.
+    let across_partitions = sent
+        .iter()
+        .filter_map(|(_, answer)| answer.as_ref())
+        .filter(|answer| answer["results"][2]["stream"] != answer["results"][3]["stream"])
+        .count();
     eprintln!(
-        "batch crash test: {rounds} rounds, {} batches sent, {acked} acknowledged",
+        "batch crash test: {rounds} rounds, {} batches sent, {acked} acknowledged, \
+         {across_partitions} of them across two partitions of orders",
         sent.len()
+    );
+    assert!(
+        across_partitions > 0,
+        "expected some acknowledged batches across two partitions of orders"
     );
     failures.assert_none(&format!("batch crash test (HERALD_CRASH_SEED={seed})"));
 }

@@ -329,6 +329,22 @@ fn the_saga_runs_on_partitions_over_three_nodes_entering_at_one_and_queried_at_o
     });
     assert_saga_whole(n2, &orders);
     assert_eq!(n3.summary()["revenue"], json!(100 * orders.len()));
+    // A named query answers for the whole domain from any node, whichever partitions it
+    // owns: every partition asked (here or at its owner) and the answers merged.
+    let whole = json!({
+        "orders": orders.len(),
+        "by_status": {"awaiting_shipment": orders.len() - 4, "delivered": 4},
+    });
+    for (node, id) in nodes.iter().zip(members) {
+        for query in ["", "?customer=alice"] {
+            let path = format!("/v1/domains/orders/queries/statuses{query}");
+            let reply = node.get(&path);
+            assert_eq!(reply.status, 200, "{path} on {id}: {}", reply.text);
+            assert_eq!(reply.json, whole, "{path} on {id}");
+        }
+        let reply = node.get("/v1/domains/orders/queries/statuses?customer=nobody");
+        assert_eq!(reply.json["orders"], 0, "on {id}: {}", reply.text);
+    }
     for node in &nodes {
         assert!(
             mismatches(node, &members).is_empty(),

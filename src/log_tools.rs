@@ -106,13 +106,27 @@ fn tail(
             damage.reason
         );
     }
-    // A registered domain's stream exists before its first event (analytics never appends;
-    // dead letters appear with the first parked input): empty, not unknown.
+    // A registered domain's streams exist before their first event (analytics never
+    // appends; dead letters appear with the first parked input; a partition may have no
+    // key yet): empty, not unknown. A partitioned domain's own name is no stream.
+    let counts = log::partitions::recorded(&dir).unwrap_or_default();
     let registered = |name: &str| {
+        let name = name.strip_prefix("deadletter-").unwrap_or(name);
         herald_domains::all().iter().any(|domain| {
-            name == domain.name || name.strip_prefix("deadletter-") == Some(domain.name)
+            let count = counts.get(domain.name).copied().unwrap_or(1);
+            match count {
+                1 => name == domain.name,
+                _ => (0..count).any(|p| name == format!("{}-p{p}", domain.name)),
+            }
         })
     };
+    if let Some(count) = stream.and_then(|s| counts.get(s)).filter(|count| **count > 1) {
+        let name = stream.unwrap_or_default();
+        anyhow::bail!(
+            "domain \"{name}\" is spread over {count} partitions, each its own stream: name one of {name}-p0 to {name}-p{}",
+            count - 1
+        );
+    }
     if let Some(stream) = stream.filter(|stream| !streams.contains(*stream) && !registered(stream))
     {
         let guess = nearest(stream, streams.iter().map(String::as_str))

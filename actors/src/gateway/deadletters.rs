@@ -1,7 +1,8 @@
 //! The dead-letter API: see what each domain parked, and retry or skip it.
 //!
-//! `GET /v1/deadletters` counts per domain; `GET /v1/deadletters/{domain}` lists the parked
-//! inputs with their errors; `POST /v1/deadletters/{domain}/{id}/retry` runs the handler
+//! `GET /v1/deadletters` counts per domain (per partition stream); `GET
+//! /v1/deadletters/{domain}` lists the parked inputs with their errors (all partitions of a
+//! domain run here); `POST /v1/deadletters/{domain}/{id}/retry` runs the handler
 //! again (after a fix) and `.../skip` gives up on the input; either releases its key, and
 //! the inputs that waited behind it are handled in order. Both answer once the release is
 //! durable.
@@ -12,7 +13,7 @@ use herald_runtime::deadletter;
 use serde_json::{json, Value};
 
 use super::problem::Problem;
-use super::state::GatewayState;
+use super::state::{GatewayState, HostHandle};
 use super::streams::log_problem;
 use crate::host::{DeadLetter, Release, ReleaseAction, ReleaseError};
 
@@ -36,12 +37,35 @@ pub async fn counts(state: web::Data<GatewayState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "domains": domains }))
 }
 
-/// `GET /v1/deadletters/{domain}`: the domain's parked inputs.
+/// `GET /v1/deadletters/{domain}`: the domain's parked inputs. A domain whose partitions
+/// all run here (embedded mode) lists them all, each naming its partition's `stream`;
+/// networked, name one partition (`orders-p3`) on its owner.
 pub async fn list(
     path: web::Path<String>,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let domain = path.into_inner();
+    if let Some(partitions) = local_partitions(&state, &domain) {
+        let dead_letters: Vec<Value> = partitions
+            .iter()
+            .flat_map(|(stream, host)| {
+                host.view
+                    .dead_letters()
+                    .iter()
+                    .map(|dead_letter| {
+                        let mut described = describe(dead_letter);
+                        described["stream"] = json!(deadletter::stream(stream));
+                        described
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        return Ok(HttpResponse::Ok().json(json!({
+            "domain": domain,
+            "streams": partitions.iter().map(|(stream, _)| deadletter::stream(stream)).collect::<Vec<_>>(),
+            "dead_letters": dead_letters,
+        })));
+    }
     let host = state.host(&domain)?;
     let dead_letters: Vec<Value> = host.view.dead_letters().iter().map(describe).collect();
     Ok(HttpResponse::Ok().json(json!({
@@ -49,6 +73,18 @@ pub async fn list(
         "stream": deadletter::stream(&domain),
         "dead_letters": dead_letters,
     })))
+}
+
+/// The partition hosts of `domain` when it has several and all run on this node.
+fn local_partitions(state: &GatewayState, domain: &str) -> Option<Vec<(&'static str, HostHandle)>> {
+    let streams = state.layout.streams(domain);
+    if streams.len() < 2 {
+        return None;
+    }
+    streams
+        .iter()
+        .map(|stream| Some((*stream, state.hosts.get(*stream)?.value().clone())))
+        .collect()
 }
 
 fn describe(dead_letter: &DeadLetter) -> Value {
@@ -84,6 +120,19 @@ async fn release(
     action: ReleaseAction,
     state: &GatewayState,
 ) -> Result<HttpResponse, Problem> {
+    // A partitioned domain named whole: the partition that parked `id` releases it.
+    let domain = match local_partitions(state, &domain) {
+        Some(partitions) => partitions
+            .iter()
+            .find(|(_, host)| {
+                host.view
+                    .dead_letters()
+                    .iter()
+                    .any(|dead_letter| dead_letter.parked.input.dead_letter_id() == id)
+            })
+            .map_or(domain, |(stream, _)| (*stream).to_owned()),
+        None => domain,
+    };
     let host = state.ready_host(&domain)?;
     let answer = host
         .addr

@@ -31,6 +31,14 @@ pub(crate) const GROUP_MAX: usize = 1000;
 /// to find what it just recognised.
 const RESTAGES: u32 = 8;
 
+/// An event's `source` and `id`, hashed: what tells a resend within the group.
+pub(crate) fn group_key(event: &Envelope) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&event.source, &event.id).hash(&mut hasher);
+    hasher.finish()
+}
+
 /// A request staged into the state, waiting for its group's append.
 pub(crate) struct Waiting {
     staged: Staged,
@@ -104,6 +112,8 @@ impl DomainHost {
             Ok(staged) => {
                 let count = staged.appends.len();
                 self.group_events += count;
+                self.group_keys
+                    .extend(staged.appends.iter().map(|event| group_key(event)));
                 self.group.push(Waiting {
                     staged,
                     count,
@@ -117,6 +127,11 @@ impl DomainHost {
     }
 
     fn in_group(&self, event: &Envelope) -> bool {
+        // The set answers the common case (not there) without comparing to every event
+        // staged: a scan per request made a full group quadratic.
+        if !self.group_keys.contains(&group_key(event)) {
+            return false;
+        }
         self.group.iter().any(|waiting| {
             waiting
                 .staged
@@ -138,6 +153,7 @@ impl DomainHost {
         }
         let mut group = std::mem::take(&mut self.group);
         self.group_events = 0;
+        self.group_keys.clear();
         if let Err(error) = self.usable() {
             // A host that could not rebuild its state appends nothing more.
             for waiting in group {

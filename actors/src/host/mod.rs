@@ -14,6 +14,7 @@ mod release;
 mod snapshots;
 mod view;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -104,6 +105,8 @@ pub struct DomainHost {
     /// Ingress staged into the state, to append together (see `group.rs`).
     group: Vec<group::Waiting>,
     group_events: usize,
+    /// [`group::group_key`] of every event in `group`.
+    group_keys: HashSet<u64>,
     on_stop: Option<(tokio::sync::mpsc::UnboundedSender<(&'static str, u64)>, u64)>,
 }
 
@@ -148,6 +151,7 @@ impl DomainHost {
             snapshot_pending: false,
             group: Vec::new(),
             group_events: 0,
+            group_keys: HashSet::new(),
             on_stop: args.on_stop,
         }
     }
@@ -384,7 +388,11 @@ impl DomainHost {
         let mut domain = view.write();
         let log = self.bus.log();
         let mut admitted_any = false;
+        // Keys of the events staged so far: an earlier one is searched for only on a hit.
+        let mut keys = HashSet::with_capacity(events.len());
         for (index, event) in events.into_iter().enumerate() {
+            let key = group::group_key(&event);
+            let repeated = keys.contains(&key);
             // Deduplication runs before validation: a resent event is not a conflict. A
             // resend must be the same event, though: another event under a taken `source`
             // and `id` refuses the whole group rather than being dropped as a duplicate.
@@ -395,6 +403,7 @@ impl DomainHost {
                     &original.envelope,
                     Original::Logged(original.envelope.position()),
                 )),
+                None if !repeated => None,
                 None => staged.appends.iter().position(same).map(|earlier| {
                     let at = staged
                         .slots
@@ -427,7 +436,10 @@ impl DomainHost {
                     .push(Slot::Duplicate(original.envelope.position()));
                 continue;
             }
-            if let Some(earlier) = staged.appends.iter().position(same) {
+            if let Some(earlier) = repeated
+                .then(|| staged.appends.iter().position(same))
+                .flatten()
+            {
                 staged.slots.push(Slot::DuplicateOfStaged(earlier));
                 continue;
             }
@@ -456,6 +468,7 @@ impl DomainHost {
             admitted_any = true;
             staged.slots.push(Slot::New(staged.appends.len()));
             staged.appends.push(event);
+            keys.insert(key);
         }
         Ok(staged)
     }

@@ -554,7 +554,9 @@ impl FileLog {
         let base = state.active().len;
         let mut scratch = std::mem::take(&mut state.scratch);
         scratch.clear();
-        let mut records: Vec<Vec<(Arc<Record>, u64, u32, u32)>> = Vec::with_capacity(parts.len());
+        // Per part, each record with where it lands: position, frame size, key hash.
+        type Landed = (Arc<Record>, u64, u32, u32);
+        let mut records: Vec<Vec<Landed>> = Vec::with_capacity(parts.len());
         let mut offset = first_offset;
         for ((_, consumed, events), first_sequence) in parts.into_iter().zip(first_sequences) {
             let mut part_records = Vec::with_capacity(events.len());

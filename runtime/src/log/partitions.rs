@@ -167,6 +167,11 @@ fn partition_of(domain: &str, name: &str) -> Option<u32> {
     }
 }
 
+/// The counts recorded in the log directory `dir` (none for a log from before partitions).
+pub fn recorded(dir: &Path) -> Result<BTreeMap<String, u32>, PartitionsError> {
+    read(&dir.join(FILE))
+}
+
 fn read(file: &Path) -> Result<BTreeMap<String, u32>, PartitionsError> {
     let text = match fs::read_to_string(file) {
         Ok(text) => text,

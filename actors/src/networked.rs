@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use herald_config::{Config, NatsCredentials};
 use herald_runtime::hosted::DomainEntry;
@@ -16,8 +15,8 @@ use serde_json::json;
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::gateway::Problem;
-use crate::node::NodeError;
+use crate::error::NodeError;
+use crate::gateway::nats_down;
 
 /// The NATS settings of `config`, secrets read from their variables or files.
 pub fn settings(config: &Config) -> Result<NatsSettings, NodeError> {
@@ -91,17 +90,6 @@ pub async fn connect(
     let _ = serving.await;
     let nats = connected.map_err(NodeError::Nats)?;
     Ok((Arc::clone(&nats), nats.status()))
-}
-
-/// 503 for a request that needs NATS while it cannot be reached.
-pub fn nats_down(reason: &str) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "nats-unavailable",
-        "NATS unavailable",
-        format!("{reason}; retry shortly (nothing was appended)"),
-    )
-    .retry_after(1)
 }
 
 /// Creates (or checks) the streams of every domain in `enabled`, for all its partitions:

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::TcpListener;
-use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +12,13 @@ use actix_web::{web, App, HttpServer};
 use dashmap::DashMap;
 use herald_config::{BusKind, Config, DedupWindow, FsyncPolicy};
 use herald_runtime::bus::Bus;
-use herald_runtime::catalog::{Catalog, CatalogError};
+use herald_runtime::catalog::Catalog;
 use herald_runtime::hosted::DomainEntry;
-use herald_runtime::log::partitions::{self, PartitionsError, Wish};
-use herald_runtime::log::{self, EventLog, FileLog, FileLogOptions, LogError};
+use herald_runtime::log::partitions::{self, Wish};
+use herald_runtime::log::{self, EventLog, FileLog, FileLogOptions};
 use herald_runtime::nats::{BusStatus, JetStreamNodeLog, Nats, ObjectSnapshots};
 use herald_runtime::partition::Layout;
-use herald_runtime::snapshot::{FileSnapshots, SnapshotError};
+use herald_runtime::snapshot::FileSnapshots;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -32,47 +32,7 @@ use crate::networked;
 use crate::ownership::{self, Bucket, Factory, Member, Ownership};
 use crate::supervisor::{Outages, RestartPolicy, Supervisor};
 
-/// Why a node could not start or stopped badly.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// The registered domains are wired wrongly.
-    #[error("domain wiring: {0}")]
-    Catalog(#[from] CatalogError),
-    /// The data directory cannot be created.
-    #[error(
-        "cannot create data directory {path}: {source}; check [node] data_dir and its permissions"
-    )]
-    DataDir {
-        /// The directory.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The event log cannot be opened.
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// The snapshots directory cannot be used.
-    #[error(transparent)]
-    Snapshots(#[from] SnapshotError),
-    /// A token of `[auth]` cannot be read.
-    #[error("[auth]: {0}")]
-    Auth(String),
-    /// The HTTP server failed.
-    #[error("http server: {0}")]
-    Http(#[source] std::io::Error),
-    /// NATS cannot be used: credentials refused, server too old, no JetStream.
-    #[error(transparent)]
-    Nats(#[from] herald_runtime::nats::NatsError),
-    /// A setting cannot be used as given (a secret that cannot be read).
-    #[error("{0}")]
-    Config(String),
-    /// The config's partition counts do not fit the data dir.
-    #[error(transparent)]
-    Partitions(#[from] PartitionsError),
-    /// A domain did not become ready in time.
-    #[error("domains not ready after {0:?}: {1}")]
-    NotReady(Duration, String),
-}
+pub use crate::error::NodeError;
 
 /// Connections each HTTP worker accepts beyond `[http] max_connections`, only to answer
 /// them 503 and close them; past that, the kernel's backlog holds new ones.

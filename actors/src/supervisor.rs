@@ -17,8 +17,9 @@ use herald_runtime::nats::BusStatus;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, warn};
 
-use crate::gateway::{Admission, HostHandle};
+use crate::admission::Admission;
 use crate::host::{Checkpoint, DomainHost, DomainView, Drain, HostArgs, Retire};
+use crate::registry::HostHandle;
 
 /// Makes the arguments of a new host for one domain, given the view to publish to.
 pub type HostFactory = Box<dyn Fn(Option<DomainView>) -> HostArgs + Send>;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::problem::Problem;
 use super::state::GatewayState;
-use crate::ownership::{Member, Scan};
+use crate::members::{Member, Scan};
 
 /// Lists the nodes, each domain's hosting nodes, and each domain's partitions and owners.
 pub async fn cluster(state: web::Data<GatewayState>) -> Result<HttpResponse, Problem> {
@@ -17,7 +17,7 @@ pub async fn cluster(state: web::Data<GatewayState>) -> Result<HttpResponse, Pro
         id: state.node.clone(),
         http: state.address.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        domains: crate::ownership::hosted(&state.hosts),
+        domains: crate::registry::hosted(&state.hosts),
         enabled: state
             .catalog
             .hosted()
@@ -28,7 +28,7 @@ pub async fn cluster(state: web::Data<GatewayState>) -> Result<HttpResponse, Pro
     let (mode, scan) = match &state.owners {
         Some(owners) => {
             if let Some(reason) = state.nats_down() {
-                return Err(crate::networked::nats_down(&reason));
+                return Err(super::problem::nats_down(&reason));
             }
             let scan = owners.scan().await.map_err(|error| {
                 Problem::new(
@@ -45,7 +45,7 @@ pub async fn cluster(state: web::Data<GatewayState>) -> Result<HttpResponse, Pro
             let member = here();
             let mut scan = Scan::default();
             for stream in member.domains.keys() {
-                let claim = crate::ownership::Claim {
+                let claim = crate::members::Claim {
                     node: member.id.clone(),
                     since: 0,
                 };

@@ -115,6 +115,43 @@ pub async fn skip(
     release(path.into_inner(), ReleaseAction::Skip, &state).await
 }
 
+/// The partition stream of `domain` that parked `id`. None did: 404 `unknown-dead-letter`
+/// naming the domain, unless a partition is still recovering (its dead letters are not
+/// known yet), which answers as that partition.
+fn parking_partition(
+    state: &GatewayState,
+    partitions: &[(&'static str, HostHandle)],
+    domain: &str,
+    id: &str,
+) -> Result<String, Problem> {
+    let parked_by = partitions.iter().find(|(_, host)| {
+        host.view
+            .dead_letters()
+            .iter()
+            .any(|dead_letter| dead_letter.parked.input.dead_letter_id() == id)
+    });
+    if let Some((stream, _)) = parked_by {
+        return Ok((*stream).to_owned());
+    }
+    if let Some((stream, _)) = partitions.iter().find(|(_, host)| !host.view.is_ready()) {
+        state.ready_host(stream)?;
+    }
+    Err(unknown_dead_letter(domain, id))
+}
+
+fn unknown_dead_letter(domain: &str, id: &str) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "unknown-dead-letter",
+        "Unknown dead letter",
+        format!(
+            "domain \"{domain}\" has no parked input \"{id}\"; GET /v1/deadletters/{domain} lists them"
+        ),
+    )
+    .with("domain", domain)
+    .with("id", id)
+}
+
 async fn release(
     (domain, id): (String, String),
     action: ReleaseAction,
@@ -122,15 +159,7 @@ async fn release(
 ) -> Result<HttpResponse, Problem> {
     // A partitioned domain named whole: the partition that parked `id` releases it.
     let domain = match local_partitions(state, &domain) {
-        Some(partitions) => partitions
-            .iter()
-            .find(|(_, host)| {
-                host.view
-                    .dead_letters()
-                    .iter()
-                    .any(|dead_letter| dead_letter.parked.input.dead_letter_id() == id)
-            })
-            .map_or(domain, |(stream, _)| (*stream).to_owned()),
+        Some(partitions) => parking_partition(state, &partitions, &domain, &id)?,
         None => domain,
     };
     let host = state.ready_host(&domain)?;
@@ -154,7 +183,10 @@ async fn release(
     let durability = state.log.durability();
     match answer {
         Ok(outcome) => {
-            durability.wait(outcome.sync_to).await.map_err(log_problem)?;
+            durability
+                .wait(outcome.sync_to)
+                .await
+                .map_err(log_problem)?;
             Ok(HttpResponse::Ok().json(json!({
                 "domain": domain,
                 "id": id,
@@ -167,16 +199,7 @@ async fn release(
                 "still_waiting": outcome.still_waiting,
             })))
         }
-        Err(ReleaseError::NotFound { .. }) => Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown-dead-letter",
-            "Unknown dead letter",
-            format!(
-                "domain \"{domain}\" has no parked input \"{id}\"; GET /v1/deadletters/{domain} lists them"
-            ),
-        )
-        .with("domain", domain.as_str())
-        .with("id", id.as_str())),
+        Err(ReleaseError::NotFound { .. }) => Err(unknown_dead_letter(&domain, &id)),
         Err(ReleaseError::StillFailing { error, sync_to, .. }) => {
             durability.wait(sync_to).await.map_err(log_problem)?;
             Err(Problem::new(

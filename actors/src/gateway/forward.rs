@@ -85,7 +85,7 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
         )
     })?;
     if let BusStatus::Down(reason) = &*nats.status().borrow() {
-        return Err(crate::networked::nats_down(reason));
+        return Err(super::problem::nats_down(reason));
     }
     let settings = nats.settings();
     let subject = subject(&settings.prefix, domain);

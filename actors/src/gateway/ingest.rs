@@ -20,13 +20,13 @@ use herald_runtime::Envelope;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::admission::{self, Slot, Undelivered};
 use super::auth::Grant;
 use super::body;
 use super::forward;
 use super::problem::Problem;
 use super::state::{GatewayState, HostHandle, Limits};
 use super::streams::log_problem;
+use crate::admission::{self, Slot, Undelivered};
 use crate::host::{Committed, Decision, Ingest, IngestError, Outcome, Prepare};
 
 /// Structured mode: one event as a JSON object.
@@ -185,7 +185,7 @@ pub(crate) async fn ingest_here(
     group: Vec<(usize, Envelope)>,
 ) -> Result<Outcomes, Problem> {
     if let Some(reason) = state.nats_down() {
-        return Err(crate::networked::nats_down(&reason));
+        return Err(super::problem::nats_down(&reason));
     }
     dispatch_durable(state, mode, BTreeMap::from([(domain, group)])).await
 }
@@ -232,7 +232,7 @@ fn networked_checks(
     groups: &BTreeMap<&'static str, Vec<(usize, Envelope)>>,
 ) -> Result<(), Problem> {
     if let Some(reason) = state.nats_down() {
-        return Err(crate::networked::nats_down(&reason));
+        return Err(super::problem::nats_down(&reason));
     }
     let domains: BTreeSet<&str> = groups
         .keys()
@@ -598,7 +598,7 @@ fn ingest_problem(error: IngestError, domain: &str, mode: Mode, indexes: &[usize
 /// The answer for an ingress message the host never answered.
 fn undelivered_problem(undelivered: Undelivered, domain: &str, host: &HostHandle) -> Problem {
     match undelivered {
-        Undelivered::Full => host.admission.overloaded(domain),
+        Undelivered::Full => host.admission.overloaded(domain).into(),
         Undelivered::Gone => host_gone(domain),
     }
 }

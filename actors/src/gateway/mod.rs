@@ -4,7 +4,6 @@
 //! server or called in tests without a socket. [`Gateway`] is the actor that owns the
 //! running server and stops it gracefully.
 
-mod admission;
 mod auth;
 mod body;
 mod cluster;
@@ -27,12 +26,11 @@ use actix_web::web;
 use auth::Need;
 use herald_config::Scope;
 
-pub use admission::{Admission, Slot};
-pub use auth::{Access, Grant};
+pub use auth::Access;
 pub use body::{close_unread, BodyLimits};
 pub use limits::{limit, Connections};
-pub use metrics::{Metrics, PROMETHEUS_TEXT};
-pub use problem::{Problem, PROBLEM_JSON};
+pub use metrics::Metrics;
+pub use problem::nats_down;
 pub use state::{GatewayState, HostHandle, Limits};
 
 /// Registers every route of the HTTP API v1, each with what a token needs to use it.

@@ -200,3 +200,34 @@ pub fn id_conflict(
     .with("original", original)
     .with("differs", conflict.differs.clone())
 }
+
+/// Seconds a client is asked to wait after a 429: about one turn of a busy host.
+const OVERLOADED_RETRY_AFTER: u32 = 1;
+
+impl From<crate::admission::Overloaded> for Problem {
+    fn from(overloaded: crate::admission::Overloaded) -> Self {
+        let crate::admission::Overloaded { domain, capacity } = overloaded;
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "domain-overloaded",
+            "Domain overloaded",
+            format!(
+                "domain \"{domain}\" already holds {capacity} ingress requests ([domain.{domain}] mailbox_capacity) \
+                 and cannot keep up; nothing was appended, retry after {OVERLOADED_RETRY_AFTER} s"
+            ),
+        )
+        .with("domain", domain.as_str())
+        .retry_after(OVERLOADED_RETRY_AFTER)
+    }
+}
+
+/// 503 for a request that needs NATS while it cannot be reached.
+pub fn nats_down(reason: &str) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nats-unavailable",
+        "NATS unavailable",
+        format!("{reason}; retry shortly (nothing was appended)"),
+    )
+    .retry_after(1)
+}

@@ -3,39 +3,22 @@
 
 use std::sync::Arc;
 
-use actix::Addr;
 use actix_web::http::StatusCode;
 use dashmap::DashMap;
-use herald_runtime::bus::Bus;
+
 use herald_runtime::catalog::Catalog;
 use herald_runtime::log::EventLog;
 use herald_runtime::nats::{BusStatus, Nats};
 use herald_runtime::partition::Layout;
 use tokio::sync::watch;
 
-use super::admission::Admission;
 use super::auth::Access;
 use super::limits::Connections;
 use super::metrics::Metrics;
 use super::problem::Problem;
-use crate::host::{DomainHost, DomainView, Health};
-use crate::ownership::Bucket;
-
-/// How the gateway reaches one hosted domain.
-#[derive(Clone)]
-pub struct HostHandle {
-    /// The host's mailbox, for ingress.
-    pub addr: Addr<DomainHost>,
-    /// The host's published state, for queries.
-    pub view: DomainView,
-    /// The host's ingress slots: a full set answers 429.
-    pub admission: Arc<Admission>,
-    /// The bus the host consumes from: its inputs' head, for lag.
-    pub bus: Arc<Bus>,
-    /// Which start of a host this is (node-wide count), so a late stop signal of an
-    /// earlier host for the same stream is not taken for this one's.
-    pub started: u64,
-}
+use crate::host::Health;
+use crate::members::Bucket;
+pub use crate::registry::HostHandle;
 
 /// Request limits, from `[http]`.
 #[derive(Clone)]

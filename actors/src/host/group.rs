@@ -21,7 +21,7 @@ use herald_runtime::Envelope;
 use tokio::sync::oneshot;
 
 use super::{Committed, DomainHost, IngestError, Staged};
-use crate::gateway::Slot;
+use crate::admission::Slot;
 
 /// Most events one group appends: JetStream's limit for an atomic batch.
 pub(crate) const GROUP_MAX: usize = 1000;

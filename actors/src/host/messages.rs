@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
-use actix::Message;
+use actix::prelude::*;
 use herald_runtime::hosted::Refusal;
 use herald_runtime::log::{Part, Record};
 use herald_runtime::{Envelope, Position};
 use tokio::sync::oneshot;
+
+use super::DomainHost;
+use crate::admission::Admitted;
 
 /// How one proposed ingress event ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,3 +163,35 @@ pub struct Checkpoint;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Retire;
+
+// Ingress arrives with the slot it took at the gateway (`crate::admission`).
+impl Handler<Admitted<Ingest>> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, admitted: Admitted<Ingest>, ctx: &mut Self::Context) {
+        let Admitted {
+            message,
+            slot,
+            reply,
+        } = admitted;
+        // Appended with the other requests of its group; the client may have gone by
+        // then, its events are appended (or not) all the same.
+        self.enqueue_ingest(message.events, slot, reply, ctx);
+    }
+}
+
+impl Handler<Admitted<Prepare>> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, admitted: Admitted<Prepare>, ctx: &mut Self::Context) {
+        let Admitted {
+            message,
+            slot,
+            reply,
+        } = admitted;
+        // The host now holds its mailbox until the decision; the slot has done its job.
+        let answer = <Self as Handler<Prepare>>::handle(self, message, ctx);
+        drop(slot);
+        let _ = reply.send(answer);
+    }
+}

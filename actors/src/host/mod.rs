@@ -37,7 +37,7 @@ pub use messages::{
     Checkpoint, Committed, Decision, Drain, IdConflict, Ingest, IngestError, Original, Outcome,
     Prepare, Retire,
 };
-pub use release::{Release, ReleaseAction, ReleaseError, ReleaseOutcome};
+pub use release::{Release, ReleaseAction, ReleaseError};
 pub use snapshots::{SharedStore, SnapshotSettings};
 pub use view::{DeadLetter, DomainView, Health, PENDING};
 

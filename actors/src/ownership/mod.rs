@@ -15,8 +15,6 @@
 //!   lease's deadline, and JetStream's expected-sequence fence refuses a stale append that
 //!   slips through.
 
-mod bucket;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,9 +27,11 @@ use herald_runtime::partition::{self, Layout};
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-pub use bucket::{Bucket, Claim, Member, Scan};
+pub use crate::members::{Bucket, Claim, Member};
+use crate::registry::hosted;
 
-use crate::gateway::{forward, GatewayState, HostHandle};
+use crate::gateway::{forward, GatewayState};
+use crate::registry::HostHandle;
 use crate::supervisor::{HostFactory, Hosting};
 
 /// Renewals are sent this much before the lease would run out at the server, and the
@@ -144,21 +144,6 @@ async fn run(
             }
         }
     }
-}
-
-/// The streams `hosts` holds, each with its one-word status: what a member entry says.
-pub fn hosted(
-    hosts: &DashMap<&'static str, HostHandle>,
-) -> std::collections::BTreeMap<String, String> {
-    hosts
-        .iter()
-        .map(|host| {
-            (
-                (*host.key()).to_owned(),
-                host.view.health().status().to_owned(),
-            )
-        })
-        .collect()
 }
 
 fn now_ms() -> u64 {

@@ -14,14 +14,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use actix_web::http::StatusCode;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::problem::Problem;
-use crate::host::{DomainHost, Ingest, Prepare};
-
-/// Seconds a client is asked to wait after a 429: about one turn of a busy host.
-const RETRY_AFTER_SECONDS: u32 = 1;
+/// A domain refused a request: all its ingress slots are taken (the gateway answers 429).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overloaded {
+    /// The domain (or partition stream).
+    pub domain: String,
+    /// Its slots.
+    pub capacity: usize,
+}
 
 /// The ingress slots of one domain, and how often it had to refuse.
 #[derive(Debug)]
@@ -47,8 +49,8 @@ impl Admission {
         }
     }
 
-    /// Takes a slot, or answers 429 naming `domain` when all are taken.
-    pub fn admit(&self, domain: &str) -> Result<Slot, Problem> {
+    /// Takes a slot, or says `domain` is overloaded when all are taken.
+    pub fn admit(&self, domain: &str) -> Result<Slot, Overloaded> {
         match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(permit) => Ok(Slot { _permit: permit }),
             Err(_) => Err(self.overloaded(domain)),
@@ -57,20 +59,12 @@ impl Admission {
 
     /// Counts a refusal and says so: for a full set of slots, or a message actix's own
     /// mailbox refused.
-    pub(crate) fn overloaded(&self, domain: &str) -> Problem {
+    pub(crate) fn overloaded(&self, domain: &str) -> Overloaded {
         self.refused.fetch_add(1, Ordering::Relaxed);
-        Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "domain-overloaded",
-            "Domain overloaded",
-            format!(
-                "domain \"{domain}\" already holds {} ingress requests ([domain.{domain}] mailbox_capacity) \
-                 and cannot keep up; nothing was appended, retry after {RETRY_AFTER_SECONDS} s",
-                self.capacity
-            ),
-        )
-        .with("domain", domain)
-        .retry_after(RETRY_AFTER_SECONDS)
+        Overloaded {
+            domain: domain.to_owned(),
+            capacity: self.capacity,
+        }
     }
 
     /// The number of slots.
@@ -92,44 +86,16 @@ impl Admission {
 /// A host message that holds an ingress slot until the host handles it, and the channel
 /// its answer goes back on (so the gateway can `try_send` and still get a reply).
 pub(crate) struct Admitted<M: Message> {
-    message: M,
-    slot: Slot,
-    reply: oneshot::Sender<M::Result>,
+    /// The message.
+    pub message: M,
+    /// The slot it holds.
+    pub slot: Slot,
+    /// Where its answer goes.
+    pub reply: oneshot::Sender<M::Result>,
 }
 
 impl<M: Message> Message for Admitted<M> {
     type Result = ();
-}
-
-impl Handler<Admitted<Ingest>> for DomainHost {
-    type Result = ();
-
-    fn handle(&mut self, admitted: Admitted<Ingest>, ctx: &mut Self::Context) {
-        let Admitted {
-            message,
-            slot,
-            reply,
-        } = admitted;
-        // Appended with the other requests of its group; the client may have gone by
-        // then, its events are appended (or not) all the same.
-        self.enqueue_ingest(message.events, slot, reply, ctx);
-    }
-}
-
-impl Handler<Admitted<Prepare>> for DomainHost {
-    type Result = ();
-
-    fn handle(&mut self, admitted: Admitted<Prepare>, ctx: &mut Self::Context) {
-        let Admitted {
-            message,
-            slot,
-            reply,
-        } = admitted;
-        // The host now holds its mailbox until the decision; the slot has done its job.
-        let answer = <Self as Handler<Prepare>>::handle(self, message, ctx);
-        drop(slot);
-        let _ = reply.send(answer);
-    }
 }
 
 /// Why an admitted message got no answer.
@@ -142,15 +108,15 @@ pub(crate) enum Undelivered {
 }
 
 /// Sends `message` with its `slot` without waiting for mailbox room, then awaits the answer.
-pub(crate) async fn ask<M>(
-    addr: &Addr<DomainHost>,
+pub(crate) async fn ask<A, M>(
+    addr: &Addr<A>,
     message: M,
     slot: Slot,
 ) -> Result<M::Result, Undelivered>
 where
+    A: Actor<Context = Context<A>> + Handler<Admitted<M>>,
     M: Message + Send + 'static,
     M::Result: Send,
-    DomainHost: Handler<Admitted<M>>,
 {
     let (reply, answer) = oneshot::channel();
     addr.try_send(Admitted {

@@ -120,7 +120,10 @@ fn tail(
             }
         })
     };
-    if let Some(count) = stream.and_then(|s| counts.get(s)).filter(|count| **count > 1) {
+    if let Some(count) = stream
+        .and_then(|s| counts.get(s))
+        .filter(|count| **count > 1)
+    {
         let name = stream.unwrap_or_default();
         anyhow::bail!(
             "domain \"{name}\" is spread over {count} partitions, each its own stream: name one of {name}-p0 to {name}-p{}",

@@ -16,7 +16,8 @@ use herald_runtime::log::{LogError, Record};
 use herald_runtime::HandleError;
 use tracing::{error, warn};
 
-use super::{DomainHost, Stall, STALL_RETRY};
+use super::inputs::{Stall, STALL_RETRY};
+use super::DomainHost;
 
 /// How a domain's failing handlers are retried and parked, from `[domain.<name>]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,9 @@
 //! is left (see `recovery.rs`).
 
 mod faults;
-mod group;
+mod ingress;
+mod inputs;
+use inputs::Pulled;
 mod messages;
 mod recovery;
 mod release;
@@ -15,7 +17,6 @@ mod snapshots;
 mod view;
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -24,12 +25,10 @@ use herald_runtime::bus::{Bus, Subscriber};
 use herald_runtime::deadletter::Holds;
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
-use herald_runtime::log::{LogError, Part, Record};
+use herald_runtime::log::{LogError, Record};
 use herald_runtime::partition::Inputs;
 use herald_runtime::replay::{self, Start};
-use herald_runtime::snapshot::Snapshot;
-use herald_runtime::{Envelope, Position};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 pub use faults::FaultPolicy;
 pub(crate) use messages::Wake;
@@ -103,9 +102,9 @@ pub struct DomainHost {
     /// A snapshot is due; taken at the end of the current message.
     snapshot_pending: bool,
     /// Ingress staged into the state, to append together (see `group.rs`).
-    group: Vec<group::Waiting>,
+    group: Vec<ingress::Waiting>,
     group_events: usize,
-    /// [`group::group_key`] of every event in `group`.
+    /// [`ingress::group_key`] of every event in `group`.
     group_keys: HashSet<u64>,
     on_stop: Option<(tokio::sync::mpsc::UnboundedSender<(&'static str, u64)>, u64)>,
 }
@@ -187,28 +186,6 @@ impl DomainHost {
         self.broken = true;
     }
 
-    /// A partition's reactions must stay in it: each one's key must fall in this
-    /// partition, or two partitions could write one key. (Their ids stay derived from the
-    /// domain and the cause, as replay derives them when it completes a torn append.)
-    fn place_reactions(&self, emitted: &[Envelope]) -> Result<(), faults::Failure> {
-        let Some((partition, partitions)) = self.partition else {
-            return Ok(());
-        };
-        for event in emitted {
-            let lands = herald_runtime::partition::of(&event.partitionkey, partitions);
-            if lands != partition {
-                return Err(faults::Failure {
-                    message: format!(
-                        "the handler emitted {} with key \"{}\", which belongs to partition {lands}, not to this one ({partition} of {partitions}); a partitioned domain may only emit events for keys of the partition handling the input",
-                        event.event_type, event.partitionkey
-                    ),
-                    panicked: false,
-                });
-            }
-        }
-        Ok(())
-    }
-
     /// Replaces the state with one rebuilt from the last snapshot plus the log, up to the
     /// current cursor: the way back after admitted events were not appended.
     fn rebuild(&mut self) -> Result<(), String> {
@@ -266,278 +243,6 @@ impl DomainHost {
         self.view.set_dead_letters(dead_letters);
     }
 
-    /// Handles up to `limit` new inputs.
-    fn pull(&mut self, limit: usize) -> Pulled {
-        let inputs = Arc::clone(&self.inputs);
-        let wanted = |event_type: &str| inputs.take(event_type);
-        let batch = match self.bus.log().read_after(self.cursor, limit, &wanted) {
-            Ok(batch) => batch,
-            Err(error) => {
-                error!(domain = self.name(), %error, "cannot read inputs from the log");
-                return Pulled {
-                    handled: 0,
-                    more: false,
-                    stall: Some(Stall::Retry(STALL_RETRY)),
-                };
-            }
-        };
-        let mut handled = 0;
-        for record in &batch.records {
-            if let Err(stall) = self.handle_input(record) {
-                // The input stays unconsumed (cursor before it) and is tried again later.
-                self.publish_positions();
-                return Pulled {
-                    handled,
-                    more: false,
-                    stall: Some(stall),
-                };
-            }
-            handled += 1;
-        }
-        let more = batch.scanned_to < self.bus.log().head();
-        self.cursor = self.cursor.max(batch.scanned_to);
-        self.publish_positions();
-        Pulled {
-            handled,
-            more,
-            stall: None,
-        }
-    }
-
-    /// Handles one input: the handler runs, its events are appended, then applied, all
-    /// under the write lock so queries see the step whole or not at all. An input whose
-    /// key is held waits behind the parked one. A failing handler is retried with backoff
-    /// and its input parked after the last attempt (see `faults.rs`). Answers how to wait
-    /// when the input must be handled again later: the state is then back to the log's.
-    fn handle_input(&mut self, record: &Record) -> Result<(), Stall> {
-        let input = &record.envelope;
-        if self.holds.wait(&input.partitionkey, record.offset) {
-            self.cursor = record.offset;
-            self.view.note_waiting(&input.partitionkey);
-            return Ok(());
-        }
-        let view = self.view.clone();
-        let mut domain = view.write();
-        let placed = faults::guarded(|| domain.handle(input, &now_rfc3339()))
-            .and_then(|emitted| self.place_reactions(&emitted).map(|()| emitted));
-        let emitted = match placed {
-            Ok(emitted) => emitted,
-            Err(failure) => {
-                // Marked while the lock is held: no query reads what the failed handler left.
-                view.mark_pending();
-                drop(domain);
-                return self.failed(record, failure);
-            }
-        };
-        self.retrying = None;
-        if emitted.is_empty() {
-            self.cursor = record.offset;
-            return Ok(());
-        }
-        match self.bus.append(self.stream, record.offset, emitted) {
-            Ok(records) => {
-                apply_all(domain.as_mut(), &records);
-                self.cursor = record.offset;
-                self.note_own(&records);
-                self.publish_positions();
-                Ok(())
-            }
-            Err(error) => {
-                error!(domain = self.name(), %error, input_offset = record.offset, "cannot append reactions; the input will be handled again");
-                view.mark_pending();
-                drop(domain);
-                if let LogError::Fenced { .. } = error {
-                    self.fenced(&error);
-                }
-                // The handler may have changed read-model state for an input whose
-                // reaction is not logged: go back to what the log says. An append whose
-                // answer was lost may have landed all the same (networked mode): then the
-                // input is handled, and handling it again would repeat its reactions.
-                self.cursor = record.offset - 1;
-                let landed = replay::replay_limit(self.bus.log(), self.stream)
-                    .is_ok_and(|limit| limit != u64::MAX && limit >= record.offset);
-                if landed {
-                    warn!(
-                        domain = self.name(),
-                        input_offset = record.offset,
-                        "the reactions were appended after all; the input is handled"
-                    );
-                    self.cursor = record.offset;
-                }
-                self.restore();
-                match (landed, self.blocked) {
-                    (_, true) => Err(Stall::Blocked),
-                    (true, false) => Ok(()),
-                    (false, false) => Err(Stall::Retry(STALL_RETRY)),
-                }
-            }
-        }
-    }
-
-    fn note_own(&mut self, records: &[Arc<Record>]) {
-        if let Some(last) = records.last() {
-            self.own_sequence = last.envelope.sequence;
-            self.own_offset = last.offset;
-        }
-    }
-
-    /// Deduplicates and admits `events` into the state; returns what to append.
-    fn stage(&mut self, events: Vec<Envelope>) -> Result<Staged, IngestError> {
-        let mut staged = Staged::default();
-        let view = self.view.clone();
-        let mut domain = view.write();
-        let log = self.bus.log();
-        let mut admitted_any = false;
-        // Keys of the events staged so far: an earlier one is searched for only on a hit.
-        let mut keys = HashSet::with_capacity(events.len());
-        for (index, event) in events.into_iter().enumerate() {
-            let key = group::group_key(&event);
-            let repeated = keys.contains(&key);
-            // Deduplication runs before validation: a resent event is not a conflict. A
-            // resend must be the same event, though: another event under a taken `source`
-            // and `id` refuses the whole group rather than being dropped as a duplicate.
-            let logged = log.find(self.stream, &event.source, &event.id);
-            let same = |e: &Envelope| e.source == event.source && e.id == event.id;
-            let held = match &logged {
-                Some(original) => Some((
-                    &original.envelope,
-                    Original::Logged(original.envelope.position()),
-                )),
-                None if !repeated => None,
-                None => staged.appends.iter().position(same).map(|earlier| {
-                    let at = staged
-                        .slots
-                        .iter()
-                        .position(|slot| matches!(slot, Slot::New(i) if *i == earlier))
-                        .unwrap_or(earlier);
-                    (&staged.appends[earlier], Original::Earlier(at))
-                }),
-            };
-            if let Some((held, original)) = held {
-                let differs = herald_runtime::log::differences(held, &event);
-                if !differs.is_empty() {
-                    drop(domain);
-                    if admitted_any {
-                        self.restore();
-                    }
-                    return Err(IngestError::IdConflict(IdConflict {
-                        index,
-                        event_source: event.source,
-                        id: event.id,
-                        original,
-                        differs,
-                    }));
-                }
-            }
-            if let Some(original) = logged {
-                staged.sync_to = staged.sync_to.max(original.offset);
-                staged
-                    .slots
-                    .push(Slot::Duplicate(original.envelope.position()));
-                continue;
-            }
-            if let Some(earlier) = repeated
-                .then(|| staged.appends.iter().position(same))
-                .flatten()
-            {
-                staged.slots.push(Slot::DuplicateOfStaged(earlier));
-                continue;
-            }
-            match faults::caught(|| domain.admit(&event)) {
-                Ok(Ok(())) => {}
-                Ok(Err(refusal)) => {
-                    drop(domain);
-                    if admitted_any {
-                        self.restore();
-                    }
-                    return Err(IngestError::Refused { index, refusal });
-                }
-                Err(message) => {
-                    // The domain's validate or apply panicked, maybe half-way: rebuild.
-                    self.view.mark_pending();
-                    drop(domain);
-                    error!(domain = self.name(), index, %message, "domain panicked admitting an ingress event");
-                    self.restore();
-                    return Err(IngestError::Panicked { index, message });
-                }
-            }
-            if !admitted_any {
-                // Marked while the write lock is held: no query reads this state as settled.
-                self.view.mark_pending();
-            }
-            admitted_any = true;
-            staged.slots.push(Slot::New(staged.appends.len()));
-            staged.appends.push(event);
-            keys.insert(key);
-        }
-        Ok(staged)
-    }
-
-    /// Appends what was staged; on failure the state goes back to the log's.
-    fn commit(&mut self, mut staged: Staged) -> Result<Committed, IngestError> {
-        let appends = std::mem::take(&mut staged.appends);
-        let records = if appends.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.bus.append(self.stream, self.cursor, appends)
-        };
-        self.finish(staged, records.map_err(|error| error.to_string()))
-    }
-
-    /// Answers staged events once their records were appended (or not).
-    fn finish(
-        &mut self,
-        staged: Staged,
-        records: Result<Vec<Arc<Record>>, String>,
-    ) -> Result<Committed, IngestError> {
-        let Staged {
-            slots, mut sync_to, ..
-        } = staged;
-        let records = match records {
-            Ok(records) => records,
-            Err(error) => {
-                self.restore();
-                return Err(IngestError::Log(error));
-            }
-        };
-        self.note_own(&records);
-        if let Some(last) = records.last() {
-            sync_to = sync_to.max(last.offset);
-        }
-        let positions: Vec<Position> = records.iter().map(|r| r.envelope.position()).collect();
-        self.publish_positions();
-        let outcomes = slots
-            .into_iter()
-            .map(|slot| match slot {
-                Slot::Duplicate(position) => Outcome::Duplicate(position),
-                Slot::DuplicateOfStaged(index) => Outcome::Duplicate(positions[index].clone()),
-                Slot::New(index) => Outcome::Accepted(positions[index].clone()),
-            })
-            .collect();
-        self.snapshots_note(records.len() as u64);
-        Ok(Committed { outcomes, sync_to })
-    }
-
-    /// Admitted but unappended events, or a failed handler, changed the state: rebuild it
-    /// from the log. False if that failed: the host then stops at the end of the message,
-    /// and the supervisor starts a new one, which recovers from the files.
-    fn restore(&mut self) -> bool {
-        // The group's staged events are in the state but not yet in the log: append them
-        // first, so the rebuild keeps them (and their clients get their answers).
-        self.flush_ingress();
-        let rebuilt = self.rebuild();
-        self.publish_positions();
-        match rebuilt {
-            Ok(()) => true,
-            Err(error) => {
-                error!(domain = self.name(), %error, "rebuild from the log failed; the host stops and is started again");
-                self.view.set_ready(false);
-                self.broken = true;
-                false
-            }
-        }
-    }
-
     /// Whether consumption must wait now: a retry not due yet, or blocked on an operator.
     fn waiting_to_retry(&self) -> bool {
         self.blocked
@@ -545,20 +250,6 @@ impl DomainHost {
                 .retrying
                 .as_ref()
                 .is_some_and(|retrying| std::time::Instant::now() < retrying.not_before)
-    }
-
-    fn ready_check(&self) -> Result<(), IngestError> {
-        if self.view.is_ready() && !self.fenced {
-            Ok(())
-        } else {
-            Err(IngestError::NotReady(self.name().to_owned()))
-        }
-    }
-
-    fn snapshots_note(&mut self, changed: u64) {
-        if self.snapshots.note(changed) {
-            self.snapshot_pending = true;
-        }
     }
 }
 
@@ -569,44 +260,6 @@ fn apply_all(domain: &mut dyn HostedDomain, records: &[Arc<Record>]) {
             error!(%error, "an appended own event does not decode");
         }
     }
-}
-
-/// What one pull did.
-#[derive(Debug, Clone, Copy)]
-struct Pulled {
-    /// Inputs handled.
-    handled: u64,
-    /// More inputs wait in the log.
-    more: bool,
-    /// An input could not be handled now; when to try again.
-    stall: Option<Stall>,
-}
-
-/// Why consumption paused, and until when.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stall {
-    /// Try the same input again after this long.
-    Retry(std::time::Duration),
-    /// Wait for an operator: too many keys are parked to park another.
-    Blocked,
-}
-
-/// How long a host waits before handling again an input whose reactions failed to append.
-const STALL_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// What the host prepared for one group of ingress events.
-#[derive(Default)]
-struct Staged {
-    slots: Vec<Slot>,
-    appends: Vec<Envelope>,
-    /// The highest offset of an original that a duplicate points at.
-    sync_to: u64,
-}
-
-enum Slot {
-    Duplicate(Position),
-    DuplicateOfStaged(usize),
-    New(usize),
 }
 
 /// Wakes a host through its mailbox, at most one wake in flight.
@@ -628,50 +281,6 @@ impl Subscriber for HostWaker {
 }
 
 impl DomainHost {
-    /// Starts a snapshot of the current state: the returned job writes it once the log
-    /// holds everything it reflects. `None` when snapshots are off or the state is unsaved.
-    fn snapshot_job(&mut self) -> Option<impl Future<Output = Result<String, String>>> {
-        // A snapshot must not hold staged events the log does not have yet.
-        self.flush_ingress();
-        let store = self.snapshots.store().cloned()?;
-        let state = match self.view.read().save_state() {
-            Ok(state) => state,
-            Err(error) => {
-                error!(domain = self.name(), %error, "cannot encode the domain's state for a snapshot");
-                return None;
-            }
-        };
-        let snapshot = Arc::new(Snapshot {
-            domain: self.name().to_owned(),
-            cursor: self.cursor,
-            own_sequence: self.own_sequence,
-            offset: self.cursor.max(self.own_offset),
-            dead_sequence: self.dead_sequence,
-            holds: self.holds.clone(),
-            state,
-        });
-        self.snapshots.started(Arc::clone(&snapshot));
-        // A snapshot must never reflect records a crash could still take back.
-        let durable = self.bus.log().durability().wait(snapshot.offset);
-        Some(async move {
-            durable.await.map_err(|error| error.to_string())?;
-            tokio::task::spawn_blocking(move || store.save(&snapshot))
-                .await
-                .map_err(|error| error.to_string())?
-                .map_err(|error| error.to_string())
-        })
-    }
-
-    fn snapshot_written(&mut self, written: Result<String, String>) {
-        self.snapshots.finished();
-        match written {
-            Ok(location) => debug!(domain = self.name(), %location, "snapshot written"),
-            Err(error) => {
-                warn!(domain = self.name(), %error, "snapshot not written; the next one will try again")
-            }
-        }
-    }
-
     fn after_step(&mut self, ctx: &mut Context<Self>) {
         if self.broken {
             ctx.stop();
@@ -748,46 +357,6 @@ impl Drop for DomainHost {
     }
 }
 
-impl Handler<Wake> for DomainHost {
-    type Result = ();
-
-    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
-        self.wake_pending.store(false, Ordering::Release);
-        self.flush_ingress();
-        if !self.view.is_ready() {
-            // Not recovered (or a rebuild failed): consuming now would build on bad state.
-            return;
-        }
-        if self.waiting_to_retry() {
-            // Every durable advance in the node wakes every host; a failing input is tried
-            // again only when its backoff is over (a timer wakes the host then).
-            return;
-        }
-        let pulled = self.pull(PULL_BATCH);
-        self.snapshots_note(pulled.handled);
-        self.after_step(ctx);
-        self.schedule(pulled, ctx);
-    }
-}
-
-impl DomainHost {
-    /// Arranges the next pull: later after a stall, now if more inputs wait.
-    fn schedule(&mut self, pulled: Pulled, ctx: &mut Context<Self>) {
-        match pulled.stall {
-            Some(Stall::Retry(delay)) => {
-                ctx.run_later(delay, |_, ctx| ctx.notify(Wake));
-            }
-            // A release (retry or skip of a dead letter) wakes the host again.
-            Some(Stall::Blocked) => {}
-            None if pulled.more => {
-                // Yield between batches so ingress and other messages are not starved.
-                ctx.notify(Wake);
-            }
-            None => {}
-        }
-    }
-}
-
 impl Handler<Drain> for DomainHost {
     type Result = u64;
 
@@ -831,50 +400,5 @@ impl Handler<Retire> for DomainHost {
     fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
         self.flush_ingress();
         ctx.stop();
-    }
-}
-
-impl Handler<Ingest> for DomainHost {
-    type Result = Result<Committed, IngestError>;
-
-    fn handle(&mut self, ingest: Ingest, ctx: &mut Self::Context) -> Self::Result {
-        self.flush_ingress();
-        self.ready_check()?;
-        let staged = self.stage(ingest.events)?;
-        let committed = self.commit(staged);
-        self.after_step(ctx);
-        committed
-    }
-}
-
-impl Handler<Prepare> for DomainHost {
-    type Result = Result<Part, IngestError>;
-
-    fn handle(&mut self, prepare: Prepare, ctx: &mut Self::Context) -> Self::Result {
-        self.flush_ingress();
-        self.ready_check()?;
-        let mut staged = self.stage(prepare.events)?;
-        let part = Part {
-            stream: self.name().to_owned(),
-            consumed: self.cursor,
-            events: std::mem::take(&mut staged.appends),
-        };
-        let admitted = !part.events.is_empty();
-        // Hold the mailbox until the coordinator decides: nothing may slip in between.
-        ctx.wait(prepare.decision.into_actor(self).map(
-            move |decision, host, ctx| match decision {
-                Ok(Decision::Commit(records, reply)) => {
-                    let _ = reply.send(host.finish(staged, Ok(records)));
-                    host.after_step(ctx);
-                }
-                Ok(Decision::Abort) | Err(_) => {
-                    warn!(domain = host.name(), "prepared batch aborted");
-                    if admitted {
-                        host.restore();
-                    }
-                }
-            },
-        ));
-        Ok(part)
     }
 }

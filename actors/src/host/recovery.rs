@@ -15,7 +15,8 @@ use herald_runtime::replay::{self, Start};
 use herald_runtime::snapshot::Snapshot;
 use tracing::{info, warn};
 
-use super::{apply_all, DomainHost, Stall, PULL_BATCH};
+use super::inputs::Stall;
+use super::{apply_all, DomainHost, PULL_BATCH};
 
 impl DomainHost {
     /// Rebuilds the state and catches up with the log; the host is then ready.

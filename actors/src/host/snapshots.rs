@@ -1,10 +1,12 @@
 //! When a host snapshots its domain, and the last snapshot it took (kept in memory so a
 //! rebuild after a refused batch replays only what came after it).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_runtime::snapshot::{Snapshot, SnapshotStore};
+use tracing::{debug, error, warn};
 
 /// A node's snapshot store, shared by its hosts.
 pub type SharedStore = Arc<dyn SnapshotStore>;
@@ -87,5 +89,57 @@ impl Snapshots {
 
     pub(crate) fn finished(&mut self) {
         self.in_flight = false;
+    }
+}
+
+impl super::DomainHost {
+    pub(super) fn snapshots_note(&mut self, changed: u64) {
+        if self.snapshots.note(changed) {
+            self.snapshot_pending = true;
+        }
+    }
+
+    /// Starts a snapshot of the current state: the returned job writes it once the log
+    /// holds everything it reflects. `None` when snapshots are off or the state is unsaved.
+    pub(super) fn snapshot_job(&mut self) -> Option<impl Future<Output = Result<String, String>>> {
+        // A snapshot must not hold staged events the log does not have yet.
+        self.flush_ingress();
+        let store = self.snapshots.store().cloned()?;
+        let state = match self.view.read().save_state() {
+            Ok(state) => state,
+            Err(error) => {
+                error!(domain = self.name(), %error, "cannot encode the domain's state for a snapshot");
+                return None;
+            }
+        };
+        let snapshot = Arc::new(Snapshot {
+            domain: self.name().to_owned(),
+            cursor: self.cursor,
+            own_sequence: self.own_sequence,
+            offset: self.cursor.max(self.own_offset),
+            dead_sequence: self.dead_sequence,
+            holds: self.holds.clone(),
+            state,
+        });
+        self.snapshots.started(Arc::clone(&snapshot));
+        // A snapshot must never reflect records a crash could still take back.
+        let durable = self.bus.log().durability().wait(snapshot.offset);
+        Some(async move {
+            durable.await.map_err(|error| error.to_string())?;
+            tokio::task::spawn_blocking(move || store.save(&snapshot))
+                .await
+                .map_err(|error| error.to_string())?
+                .map_err(|error| error.to_string())
+        })
+    }
+
+    pub(super) fn snapshot_written(&mut self, written: Result<String, String>) {
+        self.snapshots.finished();
+        match written {
+            Ok(location) => debug!(domain = self.name(), %location, "snapshot written"),
+            Err(error) => {
+                warn!(domain = self.name(), %error, "snapshot not written; the next one will try again")
+            }
+        }
     }
 }

@@ -1,0 +1,466 @@
+//! Ingress: staging clients' events into the state (deduplication, `validate`, `apply`),
+//! the two-phase `Prepare` of a batch across hosts, and group commit.
+//!
+//! Group commit: requests that reach the host while it is busy are validated
+//! one by one as they come (each against the state the ones before it left), then appended
+//! together in one write, and each is answered with its own outcome.
+//!
+//! One append per group instead of one per request is what lets a domain keep up with
+//! many clients: the embedded log syncs once per group, and JetStream takes a group as
+//! one atomic batch, which costs the server a few milliseconds however small it is.
+//!
+//! Staged-but-unappended events live only in the state, so anything else the host does
+//! (handling an input, a release, a snapshot, a rebuild after a refusal) appends the group
+//! first: the log and the state never disagree about what came before.
+//!
+//! The log may refuse a group for a resend the host's index did not hold (networked mode:
+//! JetStream recognises `Nats-Msg-Id`s for its `duplicate_window`, further back than the
+//! host remembers). The log then knows the original, so the host stages the group's
+//! requests again, as sent: each is answered as a resend, a conflict, or new.
+
+use actix::prelude::*;
+use herald_runtime::log::LogError;
+use herald_runtime::Envelope;
+use tokio::sync::oneshot;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use herald_runtime::log::{Part, Record};
+use herald_runtime::Position;
+use tracing::{error, warn};
+
+use super::messages::{Decision, IdConflict, Ingest, Original, Outcome, Prepare};
+use super::{faults, Committed, DomainHost, IngestError};
+use crate::admission::Slot;
+
+/// Most events one group appends: JetStream's limit for an atomic batch.
+pub(crate) const GROUP_MAX: usize = 1000;
+
+/// How many times one group is staged again after the log recognised a resend; each time
+/// the log has learned at least one more original, so this only bounds a log that fails
+/// to find what it just recognised.
+const RESTAGES: u32 = 8;
+
+/// An event's `source` and `id`, hashed: what tells a resend within the group.
+pub(crate) fn group_key(event: &Envelope) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&event.source, &event.id).hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A request staged into the state, waiting for its group's append.
+pub(crate) struct Waiting {
+    staged: Staged,
+    count: usize,
+    /// The request's events as sent, to stage again if the log recognises a resend.
+    events: Vec<Envelope>,
+    reply: oneshot::Sender<Result<Committed, IngestError>>,
+    /// Held until the answer: the domain's ingress bound covers waiting requests too.
+    slot: Slot,
+}
+
+/// Appends the waiting group; sent to itself when the first request of a group is staged,
+/// so it runs once the requests already in the mailbox are staged too.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct FlushIngress;
+
+impl DomainHost {
+    /// Stages `events` into the group, or answers at once (not ready, refused, or every
+    /// event a duplicate).
+    pub(crate) fn enqueue_ingest(
+        &mut self,
+        events: Vec<Envelope>,
+        slot: Slot,
+        reply: oneshot::Sender<Result<Committed, IngestError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Err(error) = self.ready_check() {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        // A resend of an event still in the group is found in the log only once the group
+        // is appended; so is the group's room.
+        let resends = events.iter().any(|event| self.in_group(event));
+        if resends || self.group_events + events.len() > GROUP_MAX {
+            self.flush_ingress();
+            // The flush may have failed and left the host unable to go on.
+            if let Err(error) = self.ready_check().and(self.usable()) {
+                let _ = reply.send(Err(error));
+                self.after_step(ctx);
+                return;
+            }
+        }
+        let first = self.group.is_empty();
+        if self.stage_request(events, slot, reply) {
+            if first {
+                ctx.notify(FlushIngress);
+            }
+        } else {
+            self.after_step(ctx);
+        }
+    }
+
+    /// Stages one request into the group, or answers it at once (refused, or every event
+    /// a resend); true when it joined the group.
+    fn stage_request(
+        &mut self,
+        events: Vec<Envelope>,
+        slot: Slot,
+        reply: oneshot::Sender<Result<Committed, IngestError>>,
+    ) -> bool {
+        match self.stage(events.clone()) {
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                false
+            }
+            Ok(staged) if staged.appends.is_empty() => {
+                let _ = reply.send(self.finish(staged, Ok(Vec::new())));
+                false
+            }
+            Ok(staged) => {
+                let count = staged.appends.len();
+                self.group_events += count;
+                self.group_keys.extend(staged.appends.iter().map(group_key));
+                self.group.push(Waiting {
+                    staged,
+                    count,
+                    events,
+                    reply,
+                    slot,
+                });
+                true
+            }
+        }
+    }
+
+    fn in_group(&self, event: &Envelope) -> bool {
+        // The set answers the common case (not there) without comparing to every event
+        // staged: a scan per request made a full group quadratic.
+        if !self.group_keys.contains(&group_key(event)) {
+            return false;
+        }
+        self.group.iter().any(|waiting| {
+            waiting
+                .staged
+                .appends
+                .iter()
+                .any(|staged| staged.source == event.source && staged.id == event.id)
+        })
+    }
+
+    /// Appends every waiting request in one write and answers each; on failure every one
+    /// is refused and the state goes back to the log's.
+    pub(crate) fn flush_ingress(&mut self) {
+        self.flush_group(0);
+    }
+
+    fn flush_group(&mut self, restaged: u32) {
+        if self.group.is_empty() {
+            return;
+        }
+        let mut group = std::mem::take(&mut self.group);
+        self.group_events = 0;
+        self.group_keys.clear();
+        if let Err(error) = self.usable() {
+            // A host that could not rebuild its state appends nothing more.
+            for waiting in group {
+                let _ = waiting.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        let appends: Vec<Envelope> = group
+            .iter_mut()
+            .flat_map(|waiting| std::mem::take(&mut waiting.staged.appends))
+            .collect();
+        match self.bus.append(self.stream, self.cursor, appends) {
+            Ok(records) => {
+                let mut rest = records.as_slice();
+                for waiting in group {
+                    let (mine, after) = rest.split_at(waiting.count.min(rest.len()));
+                    rest = after;
+                    let answer = self.finish(waiting.staged, Ok(mine.to_vec()));
+                    let _ = waiting.reply.send(answer);
+                }
+            }
+            Err(LogError::Duplicate { .. }) if restaged < RESTAGES => {
+                // Nothing was appended, and the log now holds the original for `find`.
+                if !self.restore() {
+                    for waiting in group {
+                        let _ = waiting
+                            .reply
+                            .send(Err(IngestError::NotReady(self.name().to_owned())));
+                    }
+                    return;
+                }
+                for waiting in group {
+                    self.stage_request(waiting.events, waiting.slot, waiting.reply);
+                }
+                self.flush_group(restaged + 1);
+            }
+            Err(error) => {
+                if let LogError::Fenced { .. } = error {
+                    self.fenced(&error);
+                }
+                let message = error.to_string();
+                let mut waiting = group.into_iter();
+                if let Some(first) = waiting.next() {
+                    // `finish` puts the state back to the log's, once for the whole group.
+                    let answer = self.finish(first.staged, Err(message.clone()));
+                    let _ = first.reply.send(answer);
+                }
+                for other in waiting {
+                    let _ = other.reply.send(Err(IngestError::Log(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+impl DomainHost {
+    /// Refuses work once a rebuild failed or another writer took the domain's streams.
+    fn usable(&self) -> Result<(), IngestError> {
+        match self.broken || self.fenced {
+            true => Err(IngestError::NotReady(self.name().to_owned())),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Handler<FlushIngress> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushIngress, ctx: &mut Self::Context) {
+        self.flush_ingress();
+        self.after_step(ctx);
+    }
+}
+
+impl DomainHost {
+    /// Deduplicates and admits `events` into the state; returns what to append.
+    pub(super) fn stage(&mut self, events: Vec<Envelope>) -> Result<Staged, IngestError> {
+        let mut staged = Staged::default();
+        let view = self.view.clone();
+        let mut domain = view.write();
+        let log = self.bus.log();
+        let mut admitted_any = false;
+        // Keys of the events staged so far: an earlier one is searched for only on a hit.
+        let mut keys = HashSet::with_capacity(events.len());
+        for (index, event) in events.into_iter().enumerate() {
+            let key = group_key(&event);
+            let repeated = keys.contains(&key);
+            // Deduplication runs before validation: a resent event is not a conflict. A
+            // resend must be the same event, though: another event under a taken `source`
+            // and `id` refuses the whole group rather than being dropped as a duplicate.
+            let logged = log.find(self.stream, &event.source, &event.id);
+            let same = |e: &Envelope| e.source == event.source && e.id == event.id;
+            let held = match &logged {
+                Some(original) => Some((
+                    &original.envelope,
+                    Original::Logged(original.envelope.position()),
+                )),
+                None if !repeated => None,
+                None => staged.appends.iter().position(same).map(|earlier| {
+                    let at = staged
+                        .slots
+                        .iter()
+                        .position(|slot| matches!(slot, Answer::New(i) if *i == earlier))
+                        .unwrap_or(earlier);
+                    (&staged.appends[earlier], Original::Earlier(at))
+                }),
+            };
+            if let Some((held, original)) = held {
+                let differs = herald_runtime::log::differences(held, &event);
+                if !differs.is_empty() {
+                    drop(domain);
+                    if admitted_any {
+                        self.restore();
+                    }
+                    return Err(IngestError::IdConflict(IdConflict {
+                        index,
+                        event_source: event.source,
+                        id: event.id,
+                        original,
+                        differs,
+                    }));
+                }
+            }
+            if let Some(original) = logged {
+                staged.sync_to = staged.sync_to.max(original.offset);
+                staged
+                    .slots
+                    .push(Answer::Duplicate(original.envelope.position()));
+                continue;
+            }
+            if let Some(earlier) = repeated
+                .then(|| staged.appends.iter().position(same))
+                .flatten()
+            {
+                staged.slots.push(Answer::DuplicateOfStaged(earlier));
+                continue;
+            }
+            match faults::caught(|| domain.admit(&event)) {
+                Ok(Ok(())) => {}
+                Ok(Err(refusal)) => {
+                    drop(domain);
+                    if admitted_any {
+                        self.restore();
+                    }
+                    return Err(IngestError::Refused { index, refusal });
+                }
+                Err(message) => {
+                    // The domain's validate or apply panicked, maybe half-way: rebuild.
+                    self.view.mark_pending();
+                    drop(domain);
+                    error!(domain = self.name(), index, %message, "domain panicked admitting an ingress event");
+                    self.restore();
+                    return Err(IngestError::Panicked { index, message });
+                }
+            }
+            if !admitted_any {
+                // Marked while the write lock is held: no query reads this state as settled.
+                self.view.mark_pending();
+            }
+            admitted_any = true;
+            staged.slots.push(Answer::New(staged.appends.len()));
+            staged.appends.push(event);
+            keys.insert(key);
+        }
+        Ok(staged)
+    }
+
+    /// Appends what was staged; on failure the state goes back to the log's.
+    pub(super) fn commit(&mut self, mut staged: Staged) -> Result<Committed, IngestError> {
+        let appends = std::mem::take(&mut staged.appends);
+        let records = if appends.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.bus.append(self.stream, self.cursor, appends)
+        };
+        self.finish(staged, records.map_err(|error| error.to_string()))
+    }
+
+    /// Answers staged events once their records were appended (or not).
+    pub(super) fn finish(
+        &mut self,
+        staged: Staged,
+        records: Result<Vec<Arc<Record>>, String>,
+    ) -> Result<Committed, IngestError> {
+        let Staged {
+            slots, mut sync_to, ..
+        } = staged;
+        let records = match records {
+            Ok(records) => records,
+            Err(error) => {
+                self.restore();
+                return Err(IngestError::Log(error));
+            }
+        };
+        self.note_own(&records);
+        if let Some(last) = records.last() {
+            sync_to = sync_to.max(last.offset);
+        }
+        let positions: Vec<Position> = records.iter().map(|r| r.envelope.position()).collect();
+        self.publish_positions();
+        let outcomes = slots
+            .into_iter()
+            .map(|slot| match slot {
+                Answer::Duplicate(position) => Outcome::Duplicate(position),
+                Answer::DuplicateOfStaged(index) => Outcome::Duplicate(positions[index].clone()),
+                Answer::New(index) => Outcome::Accepted(positions[index].clone()),
+            })
+            .collect();
+        self.snapshots_note(records.len() as u64);
+        Ok(Committed { outcomes, sync_to })
+    }
+
+    /// Admitted but unappended events, or a failed handler, changed the state: rebuild it
+    /// from the log. False if that failed: the host then stops at the end of the message,
+    /// and the supervisor starts a new one, which recovers from the files.
+    pub(super) fn restore(&mut self) -> bool {
+        // The group's staged events are in the state but not yet in the log: append them
+        // first, so the rebuild keeps them (and their clients get their answers).
+        self.flush_ingress();
+        let rebuilt = self.rebuild();
+        self.publish_positions();
+        match rebuilt {
+            Ok(()) => true,
+            Err(error) => {
+                error!(domain = self.name(), %error, "rebuild from the log failed; the host stops and is started again");
+                self.view.set_ready(false);
+                self.broken = true;
+                false
+            }
+        }
+    }
+
+    pub(super) fn ready_check(&self) -> Result<(), IngestError> {
+        if self.view.is_ready() && !self.fenced {
+            Ok(())
+        } else {
+            Err(IngestError::NotReady(self.name().to_owned()))
+        }
+    }
+}
+
+/// What the host prepared for one group of ingress events.
+#[derive(Default)]
+pub(super) struct Staged {
+    slots: Vec<Answer>,
+    appends: Vec<Envelope>,
+    /// The highest offset of an original that a duplicate points at.
+    sync_to: u64,
+}
+
+pub(super) enum Answer {
+    Duplicate(Position),
+    DuplicateOfStaged(usize),
+    New(usize),
+}
+
+impl Handler<Ingest> for DomainHost {
+    type Result = Result<Committed, IngestError>;
+
+    fn handle(&mut self, ingest: Ingest, ctx: &mut Self::Context) -> Self::Result {
+        self.flush_ingress();
+        self.ready_check()?;
+        let staged = self.stage(ingest.events)?;
+        let committed = self.commit(staged);
+        self.after_step(ctx);
+        committed
+    }
+}
+
+impl Handler<Prepare> for DomainHost {
+    type Result = Result<Part, IngestError>;
+
+    fn handle(&mut self, prepare: Prepare, ctx: &mut Self::Context) -> Self::Result {
+        self.flush_ingress();
+        self.ready_check()?;
+        let mut staged = self.stage(prepare.events)?;
+        let part = Part {
+            stream: self.name().to_owned(),
+            consumed: self.cursor,
+            events: std::mem::take(&mut staged.appends),
+        };
+        let admitted = !part.events.is_empty();
+        // Hold the mailbox until the coordinator decides: nothing may slip in between.
+        ctx.wait(prepare.decision.into_actor(self).map(
+            move |decision, host, ctx| match decision {
+                Ok(Decision::Commit(records, reply)) => {
+                    let _ = reply.send(host.finish(staged, Ok(records)));
+                    host.after_step(ctx);
+                }
+                Ok(Decision::Abort) | Err(_) => {
+                    warn!(domain = host.name(), "prepared batch aborted");
+                    if admitted {
+                        host.restore();
+                    }
+                }
+            },
+        ));
+        Ok(part)
+    }
+}

@@ -6,10 +6,13 @@
 //! in the order handled, through an emitted `faulty.Handled`. `fault: "crash"` (or
 //! `"crash-once"`) is handled, but applying its `Handled` panics, outside any handler: the
 //! host itself dies, for the supervision tests.
+//!
+//! It is keyed by key (`ByKey`), so a test node runs it in partitions, each with its own
+//! dead-letter stream (`deadletter-faulty-p1`), holds and `max_parked_keys`.
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
+use herald_runtime::{Domain, HandleError, Incoming, Outbox, Partitioning, Rejection};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -54,6 +57,12 @@ impl Domain for Faulty {
 
     fn ingress() -> &'static [&'static str] {
         &[]
+    }
+
+    // State is per key and each `Fed` is keyed by its key, as is the `Handled` it causes:
+    // the fault tests run in partitions like the real ByKey domains.
+    fn partitioning() -> Partitioning {
+        Partitioning::ByKey { inputs: &[] }
     }
 
     fn validate(&self, _: &FaultyEvent) -> Result<(), Rejection> {

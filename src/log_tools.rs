@@ -109,7 +109,10 @@ fn tail(
     // A registered domain's streams exist before their first event (analytics never
     // appends; dead letters appear with the first parked input; a partition may have no
     // key yet): empty, not unknown. A partitioned domain's own name is no stream.
-    let counts = log::partitions::recorded(&dir).unwrap_or_default();
+    let counts = log::partitions::recorded(&dir).unwrap_or_else(|error| {
+        eprintln!("herald log: {error}; streams are named as if no domain were partitioned");
+        Default::default()
+    });
     let registered = |name: &str| {
         let name = name.strip_prefix("deadletter-").unwrap_or(name);
         herald_domains::all().iter().any(|domain| {

@@ -714,6 +714,14 @@ fn keys_parked_in_different_partitions_are_listed_and_released_by_the_domains_na
     let skipped = release(&node, &x_id, "skip");
     assert_eq!(skipped.status, 200, "{}", skipped.text);
     assert_eq!(skipped.json["handled"], 2, "{}", skipped.text);
+    // The answer names the domain as asked, and the partition that released it.
+    assert_eq!(skipped.json["domain"], "faulty", "{}", skipped.text);
+    assert_eq!(
+        skipped.json["stream"],
+        node.key_stream("faulty", &x),
+        "{}",
+        skipped.text
+    );
     assert_eq!(handled(&node, &x), [2, 3]);
     assert_eq!(count_beside(&node, &x), (0, 0));
     assert_eq!(count_beside(&node, &y), (1, 1));

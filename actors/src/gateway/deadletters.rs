@@ -157,10 +157,12 @@ async fn release(
     action: ReleaseAction,
     state: &GatewayState,
 ) -> Result<HttpResponse, Problem> {
-    // A partitioned domain named whole: the partition that parked `id` releases it.
-    let domain = match local_partitions(state, &domain) {
-        Some(partitions) => parking_partition(state, &partitions, &domain, &id)?,
-        None => domain,
+    // A partitioned domain named whole: the partition that parked `id` releases it. The
+    // answers name the domain as the client did, and the partition stream as `stream`.
+    let named = domain;
+    let domain = match local_partitions(state, &named) {
+        Some(partitions) => parking_partition(state, &partitions, &named, &id)?,
+        None => named.clone(),
     };
     let host = state.ready_host(&domain)?;
     let answer = host
@@ -188,7 +190,8 @@ async fn release(
                 .await
                 .map_err(log_problem)?;
             Ok(HttpResponse::Ok().json(json!({
-                "domain": domain,
+                "domain": named,
+                "stream": domain,
                 "id": id,
                 "action": match action {
                     ReleaseAction::Retry => "retried",
@@ -199,7 +202,7 @@ async fn release(
                 "still_waiting": outcome.still_waiting,
             })))
         }
-        Err(ReleaseError::NotFound { .. }) => Err(unknown_dead_letter(&domain, &id)),
+        Err(ReleaseError::NotFound { .. }) => Err(unknown_dead_letter(&named, &id)),
         Err(ReleaseError::StillFailing { error, sync_to, .. }) => {
             durability.wait(sync_to).await.map_err(log_problem)?;
             Err(Problem::new(

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use herald_config::nearest;
 use herald_runtime::log::{self, DamageKind, DirLock};
+use herald_runtime::partition::Layout;
 
 /// The `herald log` subcommands.
 #[derive(Subcommand)]
@@ -76,6 +77,30 @@ fn tail(
     limit: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
     let dir = log_dir(data_dir)?;
+    // A registered domain's streams exist before their first event (analytics never
+    // appends; dead letters appear with the first parked input; a partition may have no
+    // key yet): empty, not unknown. A partitioned domain's own name is no stream: said
+    // before the files are read.
+    let counts = log::partitions::recorded(&dir).unwrap_or_else(|error| {
+        eprintln!("herald log: {error}; streams are named as if no domain were partitioned");
+        Default::default()
+    });
+    let layout = Layout::new(
+        herald_domains::all()
+            .iter()
+            .map(|domain| (domain.name, counts.get(domain.name).copied().unwrap_or(1))),
+    );
+    if let Some(name) = stream.filter(|name| layout.partitions(name) > 1) {
+        anyhow::bail!(
+            "domain \"{name}\" is spread over {} partitions, each its own stream: name one of {}",
+            layout.partitions(name),
+            layout.streams(name).join(", ")
+        );
+    }
+    let registered = |name: &str| {
+        let name = name.strip_prefix("deadletter-").unwrap_or(name);
+        layout.locate(name).is_some()
+    };
     // One read-only pass over the files: nothing is opened for writing, nothing is cut.
     let mut remaining = limit.unwrap_or(u64::MAX);
     let mut out = std::io::stdout().lock();
@@ -104,33 +129,6 @@ fn tail(
             damage.file.display(),
             damage.byte,
             damage.reason
-        );
-    }
-    // A registered domain's streams exist before their first event (analytics never
-    // appends; dead letters appear with the first parked input; a partition may have no
-    // key yet): empty, not unknown. A partitioned domain's own name is no stream.
-    let counts = log::partitions::recorded(&dir).unwrap_or_else(|error| {
-        eprintln!("herald log: {error}; streams are named as if no domain were partitioned");
-        Default::default()
-    });
-    let registered = |name: &str| {
-        let name = name.strip_prefix("deadletter-").unwrap_or(name);
-        herald_domains::all().iter().any(|domain| {
-            let count = counts.get(domain.name).copied().unwrap_or(1);
-            match count {
-                1 => name == domain.name,
-                _ => (0..count).any(|p| name == format!("{}-p{p}", domain.name)),
-            }
-        })
-    };
-    if let Some(count) = stream
-        .and_then(|s| counts.get(s))
-        .filter(|count| **count > 1)
-    {
-        let name = stream.unwrap_or_default();
-        anyhow::bail!(
-            "domain \"{name}\" is spread over {count} partitions, each its own stream: name one of {name}-p0 to {name}-p{}",
-            count - 1
         );
     }
     if let Some(stream) = stream.filter(|stream| !streams.contains(*stream) && !registered(stream))

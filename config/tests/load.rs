@@ -304,7 +304,7 @@ fn invalid_values_are_all_reported() {
 }
 
 #[test]
-fn partitions_default_to_one_and_are_bounded() {
+fn partitions_default_to_unset_and_are_bounded() {
     check(
         "[domains]\npartitions = 0\n[domain.orders]\npartitions = 257\n",
         &[],

@@ -684,6 +684,47 @@ pub fn herald_log_on(subcommand: &str, data_dir: &Path, extra: &[&str]) -> Finis
     herald_log(&args)
 }
 
+/// `herald log verify` on a damaged `data_dir`: asserted to fail and to name the damage
+/// (`names_place`); answers its output.
+pub fn verify_refuses(data_dir: &Path, what: &str, names_place: &dyn Fn(&str) -> bool) -> String {
+    let verify = herald_log_on("verify", data_dir, &[]);
+    let output = verify.output();
+    assert!(
+        verify.status.is_some_and(|code| code != 0) && names_place(&output),
+        "{what}: expected `herald log verify` to fail and name the damage, saw {:?}:\n{output}",
+        verify.status
+    );
+    output
+}
+
+/// `herald log repair` on a damaged `data_dir`: asserted to succeed and to say what it cut
+/// (`names_place`); answers its output.
+pub fn repair_cuts(data_dir: &Path, what: &str, names_place: &dyn Fn(&str) -> bool) -> String {
+    let repair = herald_log_on("repair", data_dir, &[]);
+    let output = repair.output();
+    assert_eq!(
+        repair.status,
+        Some(0),
+        "{what}: expected `herald log repair` to succeed:\n{output}"
+    );
+    assert!(
+        names_place(&output),
+        "{what}: expected `herald log repair` to say what it cut:\n{output}"
+    );
+    output
+}
+
+/// `herald log verify` on `data_dir`, asserted to pass.
+pub fn verify_passes(data_dir: &Path, what: &str) {
+    let verify = herald_log_on("verify", data_dir, &[]);
+    assert_eq!(
+        verify.status,
+        Some(0),
+        "{what}: expected `herald log verify` to pass:\n{}",
+        verify.output()
+    );
+}
+
 /// `herald run` on `data_dir` for a node expected to refuse to start: waits up to `timeout`
 /// for it to exit (killing it otherwise, with `timed_out` set).
 pub fn run_node_to_exit(data_dir: &Path, env: &[(&str, &str)], timeout: Duration) -> Finished {

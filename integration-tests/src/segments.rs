@@ -202,6 +202,18 @@ pub fn assert_layout(data_dir: &Path) -> u64 {
     next_offset - 1
 }
 
+/// The last record of the last segment, with its segment.
+pub fn last_record(data_dir: &Path) -> (Segment, Record) {
+    let segments = read_log(data_dir);
+    let last = segments.last().expect("at least one segment").clone();
+    let record = last
+        .records
+        .last()
+        .unwrap_or_else(|| panic!("expected records in the last segment {}", last.name))
+        .clone();
+    (last, record)
+}
+
 /// The one record whose payload contains `needle`: its segment and the record. Fails if
 /// there is none or more than one.
 pub fn find_record(data_dir: &Path, needle: &str) -> (Segment, Record) {

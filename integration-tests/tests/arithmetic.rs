@@ -32,20 +32,11 @@ fn check_refused(node: &Node, what: &str, event: &Value, values: &[&str]) {
     }
 }
 
-fn accept(node: &Node, event: &Value) {
-    let reply = node.publish(event);
-    assert_eq!(
-        reply.status, 202,
-        "expected 202 for {event}: {}",
-        reply.text
-    );
-}
-
 #[test]
 fn ingress_refuses_what_cannot_be_counted_exactly() {
     let node = Node::start();
-    accept(&node, &credit_granted("c-1", MAX));
-    accept(&node, &stock_added("s-1", MAX));
+    node.accept(&credit_granted("c-1", MAX));
+    node.accept(&stock_added("s-1", MAX));
 
     let max = MAX.to_string();
     let huge = HUGE.to_string();
@@ -92,11 +83,11 @@ fn ingress_refuses_what_cannot_be_counted_exactly() {
 #[test]
 fn credit_and_revenue_stay_exact_at_the_top_of_u64() {
     let node = Node::start();
-    accept(&node, &stock_added("s-1", 2));
+    node.accept(&stock_added("s-1", 2));
     // Two customers each spend u64::MAX cents: revenue passes u64.
     for (customer, order) in [("c-1", "o-1"), ("c-2", "o-2")] {
-        accept(&node, &credit_granted(customer, MAX));
-        accept(&node, &order_placed(order, customer, &[("s-1", 1, MAX)]));
+        node.accept(&credit_granted(customer, MAX));
+        node.accept(&order_placed(order, customer, &[("s-1", 1, MAX)]));
         node.await_field("orders", order, "status", &json!("awaiting_shipment"));
         assert_eq!(
             node.entity("payments", customer),
@@ -115,7 +106,7 @@ fn credit_and_revenue_stay_exact_at_the_top_of_u64() {
         &credit_granted("c-1", 1),
         &["c-1", &MAX.to_string()],
     );
-    accept(&node, &order_event("orders.OrderCancelled", "o-1"));
+    node.accept(&order_event("orders.OrderCancelled", "o-1"));
     node.await_field("orders", "o-1", "status", &json!("cancelled"));
     node.settle();
     assert_eq!(

@@ -468,13 +468,7 @@ fn acknowledged_events_survive_sigkill_exactly_once() {
     );
     let mut node = node;
     node.stop();
-    let verify = herald_log_on("verify", dir.path(), &[]);
-    assert_eq!(
-        verify.status,
-        Some(0),
-        "expected `herald log verify` to pass the log after all the kills:\n{}",
-        verify.output()
-    );
+    verify_passes(dir.path(), "the log after all the kills");
     let records = herald_integration_tests::segments::assert_layout(dir.path());
     assert_eq!(
         records as usize,

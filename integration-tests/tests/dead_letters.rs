@@ -14,6 +14,7 @@ use herald_integration_tests::{
     credit_granted, domain_streams, event, eventually, key_stream, order_placed, poll, stock_added,
     stream_names, Node, Reply, TEST_PARTITIONS,
 };
+use herald_runtime::deadletter;
 use serde_json::{json, Value};
 
 const DOMAINS: &str = "analytics,inventory,orders,payments,shipping,feeder,faulty";
@@ -54,7 +55,7 @@ fn stream_of(key: &str) -> String {
 
 /// The dead-letter stream of the partition that holds `key` (`deadletter-faulty-p1`).
 fn dead_letter_stream_of(key: &str) -> String {
-    format!("deadletter-{}", stream_of(key))
+    deadletter::stream(&stream_of(key))
 }
 
 /// The first of `prefix`, `prefix1`, `prefix2`, ... that falls in faulty's partition of
@@ -164,7 +165,7 @@ fn partition_counts(node: &Node) -> BTreeMap<String, (u64, u64)> {
     domain_streams("faulty", TEST_PARTITIONS)
         .into_iter()
         .map(|stream| {
-            let dead_letters = format!("deadletter-{stream}");
+            let dead_letters = deadletter::stream(&stream);
             let counts = reply.json["domains"]
                 .as_array()
                 .and_then(|domains| {
@@ -271,7 +272,7 @@ fn a_panicking_input_is_parked_its_key_held_and_retried_in_order_across_sigkill(
     assert_eq!(stream[0]["data"]["attempts"], 3);
     for other in domain_streams("faulty", TEST_PARTITIONS) {
         if other != stream_of("a") {
-            let records = dead_letter_records(&node, &format!("deadletter-{other}"));
+            let records = dead_letter_records(&node, &deadletter::stream(&other));
             assert!(records.is_empty(), "deadletter-{other}: {records:?}");
         }
     }
@@ -662,7 +663,7 @@ fn keys_parked_in_different_partitions_are_listed_and_released_by_the_domains_na
     assert_eq!(whole.status, 200, "{}", whole.text);
     let every_stream: Vec<String> = domain_streams("faulty", TEST_PARTITIONS)
         .iter()
-        .map(|stream| format!("deadletter-{stream}"))
+        .map(|stream| deadletter::stream(stream))
         .collect();
     assert_eq!(whole.json["streams"], json!(every_stream), "{}", whole.text);
     let listed: BTreeMap<String, (Value, Value, Value)> = dead_letters(&node)

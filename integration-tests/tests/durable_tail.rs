@@ -92,18 +92,6 @@ fn assert_unchanged(what: &str, before: &BTreeMap<PathBuf, Vec<u8>>, dir: &Path)
     );
 }
 
-/// The last record of the last segment.
-fn last_record(data_dir: &Path) -> (Segment, Record) {
-    let segments = segments::read_log(data_dir);
-    let last = segments.last().expect("at least one segment").clone();
-    let record = last
-        .records
-        .last()
-        .expect("records in the last segment")
-        .clone();
-    (last, record)
-}
-
 /// A node with a saga round and then one last event (a StockAdded nothing reacts to),
 /// stopped as `evidence` says. Answers what it served before the last event, its keys, the
 /// last event's sku, and the number of records.
@@ -119,7 +107,7 @@ fn written_and_stopped(dir: &Path, evidence: Evidence) -> (Value, Keys, u64) {
         Evidence::MarkOnly => node.kill(),
     }
     let records = segments::assert_layout(dir);
-    let (segment, record) = last_record(dir);
+    let (segment, record) = segments::last_record(dir);
     assert!(
         record.contains("dur-last"),
         "expected the last record of {} to hold the last event",
@@ -167,7 +155,7 @@ fn refused_until_repaired(evidence: Evidence, how: Damage) {
     let case = format!("{how:?} with {evidence:?}");
     let dir = tempfile::tempdir().expect("temp dir");
     let (before_last, keys, records) = written_and_stopped(dir.path(), evidence);
-    let (segment, record) = last_record(dir.path());
+    let (segment, record) = segments::last_record(dir.path());
     damage(how, &segment, &record);
     let damaged = files(dir.path());
     let names_place =
@@ -192,33 +180,14 @@ fn refused_until_repaired(evidence: Evidence, how: Damage) {
     );
     assert_unchanged(&format!("{case}: the refused start"), &damaged, dir.path());
 
-    let verify = herald_log_on("verify", dir.path(), &[]);
+    let verified = verify_refuses(dir.path(), &case, &names_place);
     assert!(
-        verify.status.is_some_and(|code| code != 0)
-            && names_place(&verify.output())
-            && verify.output().contains("corrupt"),
-        "{case}: expected `herald log verify` to fail, call it corrupt and name {} and byte \
-         {}:\n{}",
-        segment.name,
-        record.start,
-        verify.output()
+        verified.contains("corrupt"),
+        "{case}: expected `herald log verify` to call it corrupt:\n{verified}"
     );
     assert_unchanged(&format!("{case}: verify"), &damaged, dir.path());
 
-    let repair = herald_log_on("repair", dir.path(), &[]);
-    assert_eq!(
-        repair.status,
-        Some(0),
-        "{case}: expected `herald log repair` to succeed:\n{}",
-        repair.output()
-    );
-    assert!(
-        names_place(&repair.output()),
-        "{case}: expected repair to say it cut {} at byte {}:\n{}",
-        segment.name,
-        record.start,
-        repair.output()
-    );
+    repair_cuts(dir.path(), &case, &names_place);
     let cut_bytes = &damaged[&segment.path][record.start as usize..];
     if !cut_bytes.is_empty() {
         let kept = PathBuf::from(format!("{}.cut-{}", segment.path.display(), record.start));
@@ -242,13 +211,7 @@ fn refused_until_repaired(evidence: Evidence, how: Damage) {
         ahead.is_empty(),
         "{case}: expected repair to move aside snapshots reflecting the cut record: {ahead:?}"
     );
-    let verify = herald_log_on("verify", dir.path(), &[]);
-    assert_eq!(
-        verify.status,
-        Some(0),
-        "{case}: expected verify to pass after repair:\n{}",
-        verify.output()
-    );
+    verify_passes(dir.path(), &format!("{case}: after repair"));
 
     let node = Node::start_in(dir.path(), &env);
     assert_same_json(
@@ -303,7 +266,7 @@ fn bytes_past_everything_durable_are_still_a_torn_tail() {
             _ => node.stop(),
         }
         let records = segments::assert_layout(dir.path());
-        let (segment, record) = last_record(dir.path());
+        let (segment, record) = segments::last_record(dir.path());
         let frame = std::fs::read(&segment.path).expect("read segment")
             [record.start as usize..record.end() as usize]
             .to_vec();

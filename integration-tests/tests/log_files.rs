@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use herald_integration_tests::invariants::{self, Failures, Log};
-use herald_integration_tests::segments::{self, Record, Segment};
+use herald_integration_tests::segments::{self, Record};
 use herald_integration_tests::workload::{fingerprint, saga_round, Keys};
 use herald_integration_tests::*;
 use serde_json::{json, Value};
@@ -28,18 +28,6 @@ fn lines_with<'a>(logs: &'a str, needles: &[&str]) -> Vec<&'a str> {
             needles.iter().all(|n| lower.contains(&n.to_lowercase()))
         })
         .collect()
-}
-
-/// The record of `stream`'s event at `sequence` must be the last of the last segment.
-fn last_record(data_dir: &Path) -> (Segment, Record) {
-    let segments = segments::read_log(data_dir);
-    let last = segments.last().expect("at least one segment").clone();
-    let record = last
-        .records
-        .last()
-        .unwrap_or_else(|| panic!("expected records in the last segment {}", last.name))
-        .clone();
-    (last, record)
 }
 
 /// Sequences of a stream's events as read through the API.
@@ -87,13 +75,7 @@ fn segment_files_follow_the_documented_layout() {
         }
     }
 
-    let verify = herald_log_on("verify", dir.path(), &[]);
-    assert_eq!(
-        verify.status,
-        Some(0),
-        "expected `herald log verify` to pass a clean log: {}",
-        verify.output()
-    );
+    verify_passes(dir.path(), "a clean log");
 }
 
 #[test]
@@ -109,7 +91,7 @@ fn a_torn_tail_is_cut_with_a_warning_and_every_record_before_it_kept() {
     // A crash mid-write leaves the start of a record after the last whole one: past what
     // the durable mark and the shutdown snapshots show was synced, so never acknowledged.
     // (Damage to a record they show was synced refuses the start: tests/durable_tail.rs.)
-    let (segment, record) = last_record(dir.path());
+    let (segment, record) = segments::last_record(dir.path());
     let bytes = std::fs::read(&segment.path).expect("read segment");
     let frame = &bytes[record.start as usize..record.end() as usize];
     let torn_writes = [
@@ -143,8 +125,7 @@ fn a_torn_tail_is_cut_with_a_warning_and_every_record_before_it_kept() {
             bytes,
             "{what}: expected the segment cut back to its last whole record"
         );
-        let verify = herald_log_on("verify", dir.path(), &[]);
-        assert_eq!(verify.status, Some(0), "verify: {}", verify.output());
+        verify_passes(dir.path(), "after a torn tail was cut");
         segments::assert_layout(dir.path());
     }
 
@@ -218,35 +199,9 @@ fn flipped_byte_mid_log(snapshots: &'static str) {
         refused.output()
     );
 
-    let verify = herald_log_on("verify", dir.path(), &[]);
-    assert!(
-        verify.status.is_some_and(|code| code != 0),
-        "expected `herald log verify` to fail on a damaged log, saw {:?}:\n{}",
-        verify.status,
-        verify.output()
-    );
-    assert!(
-        names_place(&verify.output()),
-        "expected `herald log verify` to name {} and byte offset {}:\n{}",
-        segment.name,
-        record.start,
-        verify.output()
-    );
-
-    let repair = herald_log_on("repair", dir.path(), &[]);
-    assert_eq!(
-        repair.status,
-        Some(0),
-        "expected `herald log repair` to succeed:\n{}",
-        repair.output()
-    );
-    assert!(
-        names_place(&repair.output()),
-        "expected `herald log repair` to say what it cut: {} from byte {}:\n{}",
-        segment.name,
-        record.start,
-        repair.output()
-    );
+    let what = format!("a flipped byte mid-log (snapshot_every={snapshots})");
+    verify_refuses(dir.path(), &what, &names_place);
+    repair_cuts(dir.path(), &what, &names_place);
     let remaining: usize = segments::read_log(dir.path())
         .iter()
         .map(|s| s.records.len())
@@ -255,13 +210,7 @@ fn flipped_byte_mid_log(snapshots: &'static str) {
         remaining as u64, records_before,
         "expected repair to keep exactly the records before the damaged one"
     );
-    let verify = herald_log_on("verify", dir.path(), &[]);
-    assert_eq!(
-        verify.status,
-        Some(0),
-        "expected verify to pass after repair:\n{}",
-        verify.output()
-    );
+    verify_passes(dir.path(), &format!("{what}, after repair"));
 
     let node = Node::start_in(dir.path(), &env);
     let repaired = fingerprint(&node, &keys);

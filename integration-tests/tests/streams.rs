@@ -597,9 +597,9 @@ fn cli_tail_prints_what_the_events_api_serves() {
     node.stop();
     let data_dir = dir.path().to_string_lossy().into_owned();
 
-    // An empty stream (a partition no key of the round hashed to) is listed by the API as
-    // hosted, but the offline tool knows only streams with records.
-    for (stream, events) in api.iter().filter(|(_, events)| !events.is_empty()) {
+    // An empty stream (a partition no key of the round hashed to) prints nothing: the tool
+    // knows the partition streams from log/PARTITIONS.
+    for (stream, events) in &api {
         let printed = cli_events(&["tail", "--data-dir", &data_dir, "--stream", stream]);
         assert_same_json(
             &format!("`herald log tail --stream {stream}` against the events API"),
@@ -622,6 +622,14 @@ fn cli_tail_prints_what_the_events_api_serves() {
         Value::from(page),
         Value::from(api["inventory"][1..4].to_vec()),
         "expected --from 2 --limit 3 to print inventory 2..=4"
+    );
+
+    // A partitioned domain's own name is no stream: refused, naming its partitions.
+    let whole = herald_log(&["tail", "--data-dir", &data_dir, "--stream", "orders"]);
+    assert!(
+        whole.status.is_some_and(|code| code != 0) && whole.output().contains("orders-p0"),
+        "expected `herald log tail --stream orders` to name the partition streams:\n{}",
+        whole.output()
     );
 
     // Without --stream: every event once, each stream in its order.

@@ -12,7 +12,6 @@
 //! route ingress and queries.
 
 use crate::log::Take;
-use crate::nats::wire;
 
 /// How a domain's state divides over keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +120,15 @@ pub fn of(key: &str, partitions: u32) -> u32 {
 /// The hash [`of`] takes modulo P: FNV-1a 32 of the key's subject token. The embedded log
 /// keeps it per record, so a partition's host picks its inputs without reading the others.
 pub fn key_hash(key: &str) -> u32 {
-    fnv1a32(wire::key_token(key).as_bytes())
+    // The token's 16 hex digits, written on the stack: this runs for every record appended
+    // or indexed, so no String.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hash = xxhash_rust::xxh3::xxh3_64(key.as_bytes());
+    let mut token = [0u8; 16];
+    for (i, digit) in token.iter_mut().enumerate() {
+        *digit = HEX[((hash >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    fnv1a32(&token)
 }
 
 /// FNV-1a, 32 bits: the hash nats-server's `partition()` subject mapping uses.
@@ -254,6 +261,18 @@ fn rank(domain: &str, partition: u32, member: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nats::wire;
+
+    #[test]
+    fn the_key_hash_is_fnv1a_of_the_keys_subject_token() {
+        for key in ["", "o-1", "order-42", "ünïcode key"] {
+            assert_eq!(
+                key_hash(key),
+                fnv1a32(wire::key_token(key).as_bytes()),
+                "{key}"
+            );
+        }
+    }
 
     #[test]
     fn fnv1a_matches_the_reference_vectors() {

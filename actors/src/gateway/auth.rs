@@ -185,16 +185,11 @@ impl Need {
             }
             Self::Stream(name) => {
                 let stream = param(name)?;
-                match stream.strip_prefix(DEAD_LETTER_PREFIX) {
-                    Some(parked) => Requirement::Scope(
-                        Scope::Admin,
-                        Some(owning_domain(layout, parked).to_owned()),
-                    ),
-                    None => Requirement::Scope(
-                        Scope::Query,
-                        Some(owning_domain(layout, stream).to_owned()),
-                    ),
-                }
+                let (scope, named) = match stream.strip_prefix(DEAD_LETTER_PREFIX) {
+                    Some(parked) => (Scope::Admin, parked),
+                    None => (Scope::Query, stream),
+                };
+                Requirement::Scope(scope, Some(owning_domain(layout, named).to_owned()))
             }
         })
     }

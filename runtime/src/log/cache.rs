@@ -37,7 +37,7 @@ impl Cache {
     /// Adds the record after the newest (its frame `size` in bytes), dropping the oldest
     /// while over the limit; a record larger than the whole limit is not kept at all.
     pub(crate) fn push(&mut self, record: Arc<Record>, size: usize) {
-        self.push_evicting(record, size, &mut Vec::new());
+        self.push_then(record, size, drop);
     }
 
     /// [`Cache::push`], moving the records it evicts into `evicted`, so the caller can free
@@ -48,6 +48,11 @@ impl Cache {
         size: usize,
         evicted: &mut Vec<Arc<Record>>,
     ) {
+        self.push_then(record, size, |old| evicted.push(old));
+    }
+
+    /// Adds the record, handing each one it evicts to `evict`.
+    fn push_then(&mut self, record: Arc<Record>, size: usize, mut evict: impl FnMut(Arc<Record>)) {
         let cost = size + RECORD_OVERHEAD;
         if self.records.is_empty() {
             self.first = record.offset;
@@ -58,7 +63,7 @@ impl Cache {
             let Some((old, dropped)) = self.records.pop_front() else {
                 break;
             };
-            evicted.push(old);
+            evict(old);
             self.bytes -= dropped;
             self.first += 1;
         }

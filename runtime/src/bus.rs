@@ -5,7 +5,7 @@
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::envelope::Envelope;
-use crate::log::{EventLog, LogError, Record};
+use crate::log::{Acked, EventLog, LogError, Record};
 
 /// Something to wake when events it subscribes to were appended.
 pub trait Subscriber: Send + Sync {
@@ -72,5 +72,16 @@ impl Bus {
         events: Vec<Envelope>,
     ) -> Result<Vec<Arc<Record>>, LogError> {
         self.log.append(stream, consumed, events)
+    }
+
+    /// Appends `units` to `stream` without waiting for the log to hold them (see
+    /// [`EventLog::append_pipelined`]).
+    pub fn append_pipelined(
+        &self,
+        stream: &str,
+        consumed: u64,
+        units: Vec<Vec<Envelope>>,
+    ) -> Result<(Vec<Arc<Record>>, Acked), LogError> {
+        self.log.append_pipelined(stream, consumed, units)
     }
 }

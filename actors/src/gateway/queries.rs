@@ -13,14 +13,28 @@ use super::problem::Problem;
 use super::state::GatewayState;
 use super::streams::log_problem;
 use crate::host::{Health, PENDING};
+use crate::registry::HostHandle;
 
 /// How long a query waits for a domain to finish appending what it admitted.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// 503: the domain's appends were not stored within [`SETTLE_TIMEOUT`].
+fn busy(domain: &str) -> Problem {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "domain-busy",
+        "Domain busy",
+        format!("domain \"{domain}\" is still appending a batch; retry shortly"),
+    )
+    .with("domain", domain)
+    .retry_after(1)
+}
 
 /// Reads an answer that shows only durable events: never one taken while the state holds
 /// admitted events not yet appended, and only once what it reflects is synced.
 async fn settled<T>(
     state: &GatewayState,
+    host: &HostHandle,
     domain: &str,
     read: impl Fn() -> (T, u64),
 ) -> Result<T, Problem> {
@@ -28,23 +42,27 @@ async fn settled<T>(
     loop {
         let (answer, reflects) = read();
         if reflects != PENDING {
-            state
-                .log
-                .durability()
-                .wait(reflects)
-                .await
-                .map_err(log_problem)?;
+            // With pipelined appends, the state may run ahead of what JetStream has
+            // acknowledged: the answer waits until it has.
+            match host.bus.log().acknowledged() {
+                Some(acked) => {
+                    let left = SETTLE_TIMEOUT.saturating_sub(started.elapsed());
+                    match tokio::time::timeout(left, acked.wait(reflects)).await {
+                        Ok(acked) => acked.map_err(log_problem)?,
+                        Err(_) => return Err(busy(domain)),
+                    }
+                }
+                None => state
+                    .log
+                    .durability()
+                    .wait(reflects)
+                    .await
+                    .map_err(log_problem)?,
+            }
             return Ok(answer);
         }
         if started.elapsed() > SETTLE_TIMEOUT {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "domain-busy",
-                "Domain busy",
-                format!("domain \"{domain}\" is still appending a batch; retry shortly"),
-            )
-            .with("domain", domain)
-            .retry_after(1));
+            return Err(busy(domain));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -170,7 +188,7 @@ pub(crate) async fn entity_here(
     key: &str,
 ) -> Result<Value, Problem> {
     let host = state.ready_host(domain)?;
-    let entity = settled(state, domain, || host.view.entity(key)).await?;
+    let entity = settled(state, &host, domain, || host.view.entity(key)).await?;
     entity.ok_or_else(|| {
         Problem::new(
             StatusCode::NOT_FOUND,
@@ -191,7 +209,7 @@ pub(crate) async fn query_here(
     params: &Params,
 ) -> Result<Value, Problem> {
     let host = state.ready_host(domain)?;
-    let answer = settled(state, domain, || host.view.query(name, params)).await?;
+    let answer = settled(state, &host, domain, || host.view.query(name, params)).await?;
     match answer {
         Ok(answer) => Ok(answer),
         Err(error @ QueryError::UnknownQuery { .. }) => Err(Problem::new(

@@ -13,6 +13,14 @@
 //! (handling an input, a release, a snapshot, a rebuild after a refusal) appends the group
 //! first: the log and the state never disagree about what came before.
 //!
+//! Pipelining (networked mode): a group is *sent* when flushed, each request as its own
+//! unit (one message, or an atomic batch for a request of several events), and the host
+//! goes on staging the next group while JetStream acknowledges; each request is answered
+//! once its unit is acknowledged, in order. A refused unit refuses every unit sent after it
+//! and the log takes no more until the state is rebuilt: the host answers what was stored,
+//! refuses (503) what was not or may not have been, stages again the requests that were
+//! resends or never sent, and rebuilds (`restore`). Every 2xx follows an acknowledgement.
+//!
 //! The log may refuse a group for a resend the host's index did not hold (networked mode:
 //! JetStream recognises `Nats-Msg-Id`s for its `duplicate_window`, further back than the
 //! host remembers). The log then knows the original, so the host stages the group's
@@ -26,7 +34,8 @@ use tokio::sync::oneshot;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use herald_runtime::log::{Part, Record};
+use futures_util::future::{FutureExt as _, Shared};
+use herald_runtime::log::{Acked, Part, Record};
 use herald_runtime::Position;
 use tracing::{error, warn};
 
@@ -60,6 +69,38 @@ pub(crate) struct Waiting {
     /// Held until the answer: the domain's ingress bound covers waiting requests too.
     slot: Slot,
 }
+
+/// A request sent to the log with its group, answered once its unit is acknowledged.
+pub(crate) struct Sent {
+    answer: Result<Committed, IngestError>,
+    events: Vec<Envelope>,
+    reply: oneshot::Sender<Result<Committed, IngestError>>,
+    slot: Slot,
+}
+
+/// A group sent to the log and not yet answered.
+pub(crate) struct InFlight {
+    acked: Shared<Acked>,
+    requests: Vec<Sent>,
+    /// How many times these requests were staged again already.
+    restaged: u32,
+}
+
+/// What answering the acknowledged groups found: a refusal, and requests to stage again.
+#[derive(Default)]
+pub(super) struct Refusal {
+    /// The first refusal that was not a recognised resend.
+    failed: Option<LogError>,
+    /// Requests that stored nothing and can be staged again, with their count of tries.
+    restage: Vec<(Sent, u32)>,
+    /// Whether the log refused anything (then it takes nothing until the state is rebuilt).
+    refused: bool,
+}
+
+/// A group in flight was acknowledged (or refused): answer what is in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Acknowledged;
 
 /// Appends the waiting group; sent to itself when the first request of a group is staged,
 /// so it runs once the requests already in the mailbox are staged too.
@@ -117,7 +158,25 @@ impl DomainHost {
                 false
             }
             Ok(staged) if staged.appends.is_empty() => {
-                let _ = reply.send(self.finish(staged, Ok(Vec::new())));
+                let answer = self.finish(staged, Ok(Vec::new()));
+                let sync_to = answer.as_ref().map_or(0, |committed| committed.sync_to);
+                match self.acked.as_ref().filter(|acked| acked.durable() < sync_to) {
+                    // Every event is a resend of one still in flight: told once it is stored.
+                    Some(acked) => {
+                        let stored = acked.wait(sync_to);
+                        actix::spawn(async move {
+                            let _held = slot;
+                            let answer = match stored.await {
+                                Ok(()) => answer,
+                                Err(error) => Err(IngestError::Log(error.to_string())),
+                            };
+                            let _ = reply.send(answer);
+                        });
+                    }
+                    None => {
+                        let _ = reply.send(answer);
+                    }
+                }
                 false
             }
             Ok(staged) => {
@@ -171,34 +230,42 @@ impl DomainHost {
             }
             return;
         }
-        let appends: Vec<Envelope> = group
+        // One unit per request: a single event is one message, and only a request of
+        // several pays for an atomic batch.
+        let units: Vec<Vec<Envelope>> = group
             .iter_mut()
-            .flat_map(|waiting| std::mem::take(&mut waiting.staged.appends))
+            .map(|waiting| std::mem::take(&mut waiting.staged.appends))
             .collect();
-        match self.bus.append(self.stream, self.cursor, appends) {
-            Ok(records) => {
+        match self.bus.append_pipelined(self.stream, self.cursor, units) {
+            Ok((records, acked)) => {
                 let mut rest = records.as_slice();
+                let mut requests = Vec::with_capacity(group.len());
                 for waiting in group {
                     let (mine, after) = rest.split_at(waiting.count.min(rest.len()));
                     rest = after;
-                    let answer = self.finish(waiting.staged, Ok(mine.to_vec()));
-                    let _ = waiting.reply.send(answer);
+                    requests.push(Sent {
+                        answer: self.finish(waiting.staged, Ok(mine.to_vec())),
+                        events: waiting.events,
+                        reply: waiting.reply,
+                        slot: waiting.slot,
+                    });
                 }
-            }
-            Err(LogError::Duplicate { .. }) if restaged < RESTAGES => {
-                // Nothing was appended, and the log now holds the original for `find`.
-                if !self.restore() {
-                    for waiting in group {
-                        let _ = waiting
-                            .reply
-                            .send(Err(IngestError::NotReady(self.name().to_owned())));
-                    }
-                    return;
+                let acked = acked.shared();
+                self.in_flight.push_back(InFlight {
+                    acked: acked.clone(),
+                    requests,
+                    restaged,
+                });
+                if acked.clone().now_or_never().is_some() {
+                    // Acknowledged already (a log that does not pipeline): answer now.
+                    let refusal = self.answer_acknowledged(false);
+                    self.after_refusal(refusal);
+                } else if let Some(host) = self.me.clone() {
+                    actix::spawn(async move {
+                        acked.await;
+                        host.do_send(Acknowledged);
+                    });
                 }
-                for waiting in group {
-                    self.stage_request(waiting.events, waiting.slot, waiting.reply);
-                }
-                self.flush_group(restaged + 1);
             }
             Err(error) => {
                 if let LogError::Fenced { .. } = error {
@@ -217,6 +284,123 @@ impl DomainHost {
             }
         }
     }
+
+    /// Answers the groups in flight whose acknowledgements are in, oldest first (with
+    /// `wait`, every one, waiting for each): what was stored is answered; what was refused
+    /// is refused, or kept to be staged again when it stored nothing and can be.
+    pub(super) fn answer_acknowledged(&mut self, wait: bool) -> Refusal {
+        let mut refusal = Refusal::default();
+        while let Some(first) = self.in_flight.front() {
+            let outcomes = match first.acked.peek() {
+                Some(outcomes) => outcomes.clone(),
+                None if wait => block_on(first.acked.clone()),
+                None => match first.acked.clone().now_or_never() {
+                    Some(outcomes) => outcomes,
+                    None => break,
+                },
+            };
+            let Some(entry) = self.in_flight.pop_front() else {
+                break;
+            };
+            let mut outcomes = outcomes.into_iter();
+            for sent in entry.requests {
+                let outcome = outcomes.next().unwrap_or_else(|| {
+                    Err(LogError::Unavailable(
+                        "the log answered fewer units than were sent".into(),
+                    ))
+                });
+                match outcome {
+                    Ok(()) => {
+                        let _ = sent.reply.send(sent.answer);
+                    }
+                    // Nothing was stored, and the log now holds the original for `find`.
+                    Err(LogError::Duplicate { .. }) if entry.restaged < RESTAGES => {
+                        refusal.refused = true;
+                        refusal.restage.push((sent, entry.restaged + 1));
+                    }
+                    Err(error) => {
+                        refusal.refused = true;
+                        let _ = sent.reply.send(Err(IngestError::Log(error.to_string())));
+                        refusal.failed.get_or_insert(error);
+                    }
+                }
+            }
+        }
+        refusal
+    }
+
+    /// Answers every group in flight, waiting for each; recovers from a refusal.
+    pub(super) fn settle(&mut self) {
+        let refusal = self.answer_acknowledged(true);
+        self.after_refusal(refusal);
+    }
+
+    /// After a refusal: the state was built on appends the log does not hold, so it is
+    /// rebuilt, and the requests that stored nothing are staged again on it.
+    fn after_refusal(&mut self, refusal: Refusal) {
+        if refusal.refused {
+            self.rebuild_after(refusal);
+        }
+    }
+
+    /// Rebuilds the state from the log after `refusal` (or after a failure of the host's
+    /// own, with none), then stages again what can be.
+    fn rebuild_after(&mut self, mut refusal: Refusal) -> bool {
+        let mut refusal_more = self.answer_acknowledged(true);
+        refusal.refused |= refusal_more.refused;
+        refusal.restage.append(&mut refusal_more.restage);
+        if refusal.failed.is_none() {
+            refusal.failed = refusal_more.failed;
+        }
+        if refusal.refused {
+            // The group staged meanwhile was built on the refused appends: staged again
+            // on the rebuilt state rather than appended.
+            for waiting in std::mem::take(&mut self.group) {
+                let sent = Sent {
+                    answer: Err(IngestError::NotReady(self.name().to_owned())),
+                    events: waiting.events,
+                    reply: waiting.reply,
+                    slot: waiting.slot,
+                };
+                refusal.restage.push((sent, 0));
+            }
+            self.group_events = 0;
+            self.group_keys.clear();
+        } else {
+            // The group's staged events are in the state but not yet in the log: append
+            // them first, so the rebuild keeps them (and their clients get their answers).
+            self.flush_ingress();
+            let mut flushed = self.answer_acknowledged(true);
+            if flushed.refused {
+                return self.rebuild_after(std::mem::take(&mut flushed));
+            }
+        }
+        self.bus.log().reopen();
+        let rebuilt = self.rebuild();
+        self.publish_positions();
+        if let Err(error) = rebuilt {
+            error!(domain = self.name(), %error, "rebuild from the log failed; the host stops and is started again");
+            self.view.set_ready(false);
+            self.broken = true;
+        }
+        if let Some(error @ LogError::Fenced { .. }) = &refusal.failed {
+            self.fenced(error);
+        }
+        let restaged = refusal.restage.iter().map(|(_, tries)| *tries).max();
+        for (sent, _) in refusal.restage {
+            if self.broken {
+                let _ = sent
+                    .reply
+                    .send(Err(IngestError::NotReady(self.name().to_owned())));
+            } else {
+                self.stage_request(sent.events, sent.slot, sent.reply);
+            }
+        }
+        if let Some(restaged) = restaged {
+            self.flush_group(restaged);
+        }
+        !self.broken
+    }
 }
 
 impl DomainHost {
@@ -226,6 +410,16 @@ impl DomainHost {
             true => Err(IngestError::NotReady(self.name().to_owned())),
             false => Ok(()),
         }
+    }
+}
+
+impl Handler<Acknowledged> for DomainHost {
+    type Result = ();
+
+    fn handle(&mut self, _: Acknowledged, ctx: &mut Self::Context) {
+        let refusal = self.answer_acknowledged(false);
+        self.after_refusal(refusal);
+        self.after_step(ctx);
     }
 }
 
@@ -380,20 +574,7 @@ impl DomainHost {
     /// from the log. False if that failed: the host then stops at the end of the message,
     /// and the supervisor starts a new one, which recovers from the files.
     pub(super) fn restore(&mut self) -> bool {
-        // The group's staged events are in the state but not yet in the log: append them
-        // first, so the rebuild keeps them (and their clients get their answers).
-        self.flush_ingress();
-        let rebuilt = self.rebuild();
-        self.publish_positions();
-        match rebuilt {
-            Ok(()) => true,
-            Err(error) => {
-                error!(domain = self.name(), %error, "rebuild from the log failed; the host stops and is started again");
-                self.view.set_ready(false);
-                self.broken = true;
-                false
-            }
-        }
+        self.rebuild_after(Refusal::default())
     }
 
     pub(super) fn ready_check(&self) -> Result<(), IngestError> {
@@ -462,5 +643,26 @@ impl Handler<Prepare> for DomainHost {
             },
         ));
         Ok(part)
+    }
+}
+
+/// Runs `future` to its end on this thread. Only for futures another thread completes (an
+/// acknowledgement the NATS thread receives): the host waits for its appends in flight
+/// before it rebuilds, hands off or stops.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
     }
 }

@@ -25,7 +25,7 @@ use herald_runtime::bus::{Bus, Subscriber};
 use herald_runtime::deadletter::Holds;
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
-use herald_runtime::log::{LogError, Record};
+use herald_runtime::log::{Durability, LogError, Record};
 use herald_runtime::partition::Inputs;
 use herald_runtime::replay::{self, Start};
 use tracing::{debug, error, info};
@@ -106,6 +106,12 @@ pub struct DomainHost {
     group_events: usize,
     /// [`ingress::group_key`] of every event in `group`.
     group_keys: HashSet<u64>,
+    /// Groups sent to the log and not yet answered, oldest first.
+    in_flight: std::collections::VecDeque<ingress::InFlight>,
+    /// What the log acknowledged, when its appends are pipelined.
+    acked: Option<Arc<Durability>>,
+    /// This host's address, for the tasks that tell it of acknowledgements.
+    me: Option<Addr<DomainHost>>,
     on_stop: Option<(tokio::sync::mpsc::UnboundedSender<(&'static str, u64)>, u64)>,
 }
 
@@ -127,7 +133,11 @@ impl DomainHost {
             }
             None => DomainView::new(args.entry.create()),
         };
+        let acked = args.bus.log().acknowledged();
         Self {
+            acked,
+            in_flight: std::collections::VecDeque::new(),
+            me: None,
             view,
             entry: args.entry,
             stream: args.stream,
@@ -171,8 +181,13 @@ impl DomainHost {
             // Staged events not yet appended are in the state: queries must keep waiting.
             return;
         }
-        self.view
-            .set_positions(self.cursor, self.cursor.max(self.own_offset));
+        // With pipelined appends, what the state reflects is its own last offset, which
+        // readers wait to see acknowledged (inputs are in another position space).
+        let reflects = match self.acked {
+            Some(_) => self.own_offset,
+            None => self.cursor.max(self.own_offset),
+        };
+        self.view.set_positions(self.cursor, reflects);
     }
 
     /// Another writer appended to this stream, or this node's lease on it ran out: the
@@ -302,6 +317,7 @@ impl Actor for DomainHost {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        self.me = Some(ctx.address());
         self.bus.subscribe(Arc::new(HostWaker {
             host: ctx.address(),
             pending: Arc::clone(&self.wake_pending),
@@ -362,6 +378,7 @@ impl Handler<Drain> for DomainHost {
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> u64 {
         self.flush_ingress();
+        self.settle();
         let mut total = 0;
         while self.view.is_ready() && !self.waiting_to_retry() {
             let pulled = self.pull(PULL_BATCH);
@@ -399,6 +416,7 @@ impl Handler<Retire> for DomainHost {
 
     fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
         self.flush_ingress();
+        self.settle();
         ctx.stop();
     }
 }

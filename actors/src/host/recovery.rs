@@ -41,7 +41,11 @@ impl DomainHost {
                         offset = snapshot.offset,
                         "state loaded from a snapshot"
                     );
-                    self.own_offset = snapshot.offset;
+                    // A snapshot's offset is node-wide in embedded mode; on JetStream it may
+                    // be an inbox position, which is no own offset to wait for.
+                    if self.acked.is_none() {
+                        self.own_offset = snapshot.offset;
+                    }
                     self.snapshots.base = Some(snapshot);
                 }
                 Err(error) => {

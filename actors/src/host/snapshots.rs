@@ -122,8 +122,12 @@ impl super::DomainHost {
             state,
         });
         self.snapshots.started(Arc::clone(&snapshot));
-        // A snapshot must never reflect records a crash could still take back.
-        let durable = self.bus.log().durability().wait(snapshot.offset);
+        // A snapshot must never reflect records a crash could still take back (nor, with
+        // pipelined appends, own records JetStream has not acknowledged).
+        let durable = match &self.acked {
+            Some(acked) => acked.wait(self.own_offset),
+            None => self.bus.log().durability().wait(snapshot.offset),
+        };
         Some(async move {
             durable.await.map_err(|error| error.to_string())?;
             tokio::task::spawn_blocking(move || store.save(&snapshot))

@@ -216,6 +216,10 @@ pub struct Part {
     pub events: Vec<Envelope>,
 }
 
+/// What each unit of a pipelined append came to, in order: stored, or why not.
+pub type Acked =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Result<(), LogError>>> + Send>>;
+
 /// The storage every bus appends to and reads from.
 pub trait EventLog: Send + Sync + 'static {
     /// Appends every part, all or none, even across a crash: fills in `stream` and
@@ -239,6 +243,34 @@ pub trait EventLog: Send + Sync + 'static {
         }])?;
         Ok(parts.pop().unwrap_or_default())
     }
+    /// Appends `units` to `stream` in order, each all or nothing on its own, and answers
+    /// their records (in order, one run) as soon as they are sent, with what each unit came
+    /// to once the log has it or not ([`Acked`]). A refused unit refuses every unit after it,
+    /// so what is stored is always a prefix and the stream stays dense. Logs that do not
+    /// pipeline append the units as one, answered before this returns.
+    fn append_pipelined(
+        &self,
+        stream: &str,
+        consumed: u64,
+        units: Vec<Vec<Envelope>>,
+    ) -> Result<(Vec<Arc<Record>>, Acked), LogError> {
+        let count = units.len();
+        let records = self.append(stream, consumed, units.concat())?;
+        Ok((
+            records,
+            Box::pin(std::future::ready(vec![Ok(()); count])),
+        ))
+    }
+    /// For a log whose appends are acknowledged after [`EventLog::append_pipelined`]
+    /// returns: the highest own offset acknowledged, which a reader of state that reflects
+    /// pipelined appends waits for. `None`: an append is acknowledged when it returns.
+    fn acknowledged(&self) -> Option<Arc<Durability>> {
+        None
+    }
+    /// The appender rebuilt its state from the log after a refused pipelined append: take
+    /// appends again (a log that pipelines refuses them until then, since they were built
+    /// on state the log does not hold).
+    fn reopen(&self) {}
     /// The record of the event with this `source` and `id` in `stream`, written or durable,
     /// if it is within the deduplication window.
     fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>>;

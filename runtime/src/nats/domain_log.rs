@@ -13,7 +13,7 @@
 //! arrival, which is how the bus hears that there are inputs to read.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use async_nats::jetstream;
 use futures_util::StreamExt;
@@ -22,10 +22,14 @@ use tracing::{debug, info, warn};
 
 use super::connection::Nats;
 use super::lease::Lease;
+use super::publisher::{Job, Publisher, Refused};
 use super::streams::{self, AppendError, Outgoing, Placement};
 use super::wire;
 use crate::deadletter;
-use crate::log::{Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility, Wanted};
+use crate::envelope::Envelope;
+use crate::log::{
+    Acked, Durability, EventLog, LogError, Part, ReadBatch, Record, Visibility, Wanted,
+};
 
 /// Where the watermark starts: past any offset either space reaches.
 pub(super) const ALWAYS_DURABLE: u64 = 1 << 62;
@@ -75,6 +79,12 @@ pub struct JetStreamDomainLog {
     inbox: Arc<Mutex<Inbox>>,
     room: Arc<Notify>,
     durability: Arc<Durability>,
+    /// Sends appends in order, many in flight (see `publisher.rs`).
+    publisher: Publisher,
+    /// The highest own offset JetStream acknowledged.
+    acked: Arc<Durability>,
+    /// This log, for the acknowledgement futures it hands out.
+    me: Weak<Self>,
 }
 
 #[derive(Default)]
@@ -170,7 +180,9 @@ impl JetStreamDomainLog {
         place: Placement,
         lease: Option<Arc<Lease>>,
     ) -> Result<Arc<Self>, LogError> {
-        let log = Arc::new(Self {
+        let acked = Arc::new(Durability::new(0));
+        let publisher = Publisher::start(&nats, Arc::clone(&acked));
+        let log = Arc::new_cyclic(|me| Self {
             nats,
             stream: stream.to_owned(),
             dead: deadletter::stream(stream),
@@ -180,6 +192,9 @@ impl JetStreamDomainLog {
             inbox: Arc::default(),
             room: Arc::new(Notify::new()),
             durability: Arc::new(Durability::new(ALWAYS_DURABLE)),
+            publisher,
+            acked,
+            me: me.clone(),
         });
         let mut own = log.own.lock().unwrap_or_else(PoisonError::into_inner);
         log.load_own(&mut own)?;
@@ -220,7 +235,8 @@ impl JetStreamDomainLog {
         };
         own.events_last = events_last;
         own.dead_last = dead_last;
-        own.counter = 0;
+        // Never lowered: offsets of appends that were refused are not given again, so the
+        // acknowledged watermark only moves forward.
         own.forget_all();
         // The recent events, a page per call, so each call stays within its time bound and
         // one page at a time is in memory; the index keeps what its bounds allow.
@@ -256,13 +272,23 @@ impl JetStreamDomainLog {
             }
         }
         own.stale = false;
+        self.acked.advance(own.counter);
         debug!(domain = %self.stream, events_last, dead_last, counter = own.counter, "JetStream streams opened");
         Ok(())
     }
 
     fn own_state(&self) -> Result<std::sync::MutexGuard<'_, Own>, LogError> {
         let mut own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.publisher.take_reload() {
+            own.stale = true;
+        }
         if own.stale {
+            // The streams' ends are read once every append in flight is answered: a
+            // refusal refuses those after it, so the ends then stay put.
+            let settled = self.publisher.settled();
+            self.nats
+                .block("appends in flight", settled)?;
+            self.publisher.take_reload();
             self.load_own(&mut own)?;
         }
         Ok(own)
@@ -490,17 +516,44 @@ async fn prefetch(
     durability.advance(durability.durable() + 1);
 }
 
-impl EventLog for JetStreamDomainLog {
-    fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
+/// One unit of a pipelined append: its records and the answers of its jobs.
+struct SentUnit {
+    records: Vec<Arc<Record>>,
+    jobs: Vec<tokio::sync::oneshot::Receiver<Result<(), Refused>>>,
+    /// Whether a duplicate refusal may be answered from the original (ingress events
+    /// only: a reaction or a dead letter JetStream already holds means the ends moved).
+    recognisable: bool,
+}
+
+impl JetStreamDomainLog {
+    /// Sends `units` to `stream` (the domain's or its dead letters') in order, without
+    /// waiting for their acknowledgements.
+    fn send_units(
+        &self,
+        stream: &str,
+        consumed: u64,
+        units: Vec<Vec<Envelope>>,
+    ) -> Result<Vec<SentUnit>, LogError> {
         if !self.writable() {
             return Err(LogError::Fenced {
                 stream: self.stream.clone(),
                 reason: "this node's lease on it has run out (another node may own it now)".into(),
             });
         }
+        if self.publisher.refused() {
+            return Err(LogError::Unavailable(format!(
+                "an earlier append to {} was refused; nothing more is appended until the domain's state is rebuilt from its streams",
+                self.stream
+            )));
+        }
+        let dead = stream == self.dead;
+        if stream != self.stream && !dead {
+            return Err(LogError::Unavailable(format!(
+                "the log of domain \"{}\" cannot append to stream \"{stream}\"",
+                self.stream
+            )));
+        }
         let mut own = self.own_state()?;
-        let total: usize = parts.iter().map(|part| part.events.len()).sum();
-        let mut rest = total as u32;
         let appended_ms = u64::try_from(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -509,27 +562,22 @@ impl EventLog for JetStreamDomainLog {
         )
         .unwrap_or(0);
         let prefix = self.nats.settings().prefix.clone();
-        let timeout = self.nats.settings().request_timeout;
-        let mut answered = Vec::with_capacity(parts.len());
-        for part in parts {
-            let dead = part.stream == self.dead;
-            if part.stream != self.stream && !dead {
-                return Err(LogError::Unavailable(format!(
-                    "the log of domain \"{}\" cannot append to stream \"{}\"",
-                    self.stream, part.stream
-                )));
-            }
+        let name = self.js(stream);
+        let mut sent = Vec::with_capacity(units.len());
+        for events in units {
             let last = if dead { own.dead_last } else { own.events_last };
-            let mut records = Vec::with_capacity(part.events.len());
-            let mut outgoing = Vec::with_capacity(part.events.len());
-            for (index, mut envelope) in part.events.into_iter().enumerate() {
-                envelope.stream = part.stream.clone();
+            let mut rest = events.len() as u32;
+            let recognisable = !dead && events.iter().all(|e| e.cause.is_none());
+            let mut records = Vec::with_capacity(events.len());
+            let mut outgoing = Vec::with_capacity(events.len());
+            for (index, mut envelope) in events.into_iter().enumerate() {
+                envelope.stream = stream.to_owned();
                 envelope.sequence = last + 1 + index as u64;
                 rest -= 1;
-                let offset = own.counter + 1 + records.len() as u64;
+                let offset = own.counter + 1 + index as u64;
                 let record = Record {
                     offset,
-                    consumed: part.consumed,
+                    consumed,
                     appended_ms,
                     group_rest: rest,
                     envelope,
@@ -544,57 +592,31 @@ impl EventLog for JetStreamDomainLog {
                     ),
                     headers: wire::headers(&record, offset),
                     body: bytes::Bytes::from(record.envelope.data.clone()),
-                    msg_id: wire::msg_id(
-                        &part.stream,
-                        &record.envelope.source,
-                        &record.envelope.id,
-                    ),
+                    msg_id: wire::msg_id(stream, &record.envelope.source, &record.envelope.id),
                 });
                 records.push(Arc::new(record));
             }
-            let name = self.js(&part.stream);
-            let started = std::time::Instant::now();
-            // More than one atomic batch holds is appended as several: a crash between
-            // them is a torn append, which recovery completes (the missing reactions).
+            // More than one atomic batch holds is sent as several: a crash between them
+            // is a torn append, which recovery completes (the missing reactions).
             let mut expected = last;
+            let mut jobs = Vec::new();
             let mut outgoing = outgoing.into_iter().peekable();
+            let mut sent_records = 0;
             while outgoing.peek().is_some() {
                 let chunk: Vec<Outgoing> = outgoing.by_ref().take(streams::MAX_BATCH).collect();
                 let count = chunk.len() as u64;
-                let client = self.nats.client().clone();
-                let js_name = name.clone();
-                let appended = self
-                    .nats
-                    .block("an append", async move {
-                        Ok(streams::append(&client, &js_name, expected, chunk, timeout).await)
-                    })
-                    .unwrap_or_else(|error| Err(AppendError::Log(error)));
-                match appended {
-                    Ok(()) => {}
-                    // Nothing is stored: JetStream knows an ingress event by its
-                    // `Nats-Msg-Id` from further back than `recent`. Remember the original,
-                    // so the host compares the resend with it and answers for itself.
-                    Err(AppendError::Duplicate(at))
-                        if expected == last
-                            && !dead
-                            && records.iter().all(|r| r.envelope.cause.is_none()) =>
-                    {
-                        return Err(self.recognised(&mut own, &name, at, &records));
-                    }
-                    Err(AppendError::Duplicate(at)) => {
-                        own.stale = true;
-                        return Err(LogError::Unavailable(format!(
-                            "JetStream stream {name} already holds an event of this append (at sequence {at:?}); the stream is read again"
-                        )));
-                    }
-                    Err(AppendError::Log(error)) => {
-                        own.stale = true;
-                        return Err(error);
-                    }
-                }
+                sent_records += chunk.len();
+                let (done, answer) = tokio::sync::oneshot::channel();
+                self.publisher.send(Job {
+                    name: name.clone(),
+                    expected,
+                    messages: chunk,
+                    last_offset: records[sent_records - 1].offset,
+                    done,
+                });
+                jobs.push(answer);
                 expected += count;
             }
-            debug!(domain = %self.stream, events = records.len(), elapsed_us = started.elapsed().as_micros() as u64, "append");
             if let Some(record) = records.last() {
                 own.counter = record.offset;
                 if dead {
@@ -608,9 +630,121 @@ impl EventLog for JetStreamDomainLog {
                     own.remember(record);
                 }
             }
+            sent.push(SentUnit {
+                records,
+                jobs,
+                recognisable,
+            });
+        }
+        Ok(sent)
+    }
+
+    /// What one sent unit came to, from its jobs' answers: on this (the appending)
+    /// thread, because answering a resend reads its original from JetStream.
+    fn unit_outcome(&self, unit: &SentUnit, answers: Vec<Result<(), Refused>>) -> Result<(), LogError> {
+        let refusal = answers.into_iter().enumerate().find_map(|(index, answer)| {
+            answer.err().map(|refused| (index, refused))
+        });
+        let Some((index, refused)) = refusal else {
+            return Ok(());
+        };
+        let name = self.js(&unit.records[0].envelope.stream);
+        let mut own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
+        own.stale = true;
+        match refused {
+            Refused::Chained(reason) => Err(LogError::Unavailable(reason)),
+            // Nothing is stored: JetStream knows an ingress event by its `Nats-Msg-Id` from
+            // further back than `recent`. Remember the original, so the host compares the
+            // resend with it and answers for itself.
+            Refused::First(AppendError::Duplicate(at)) if index == 0 && unit.recognisable => {
+                // The original is read once the ends are known again.
+                drop(own);
+                let mut own = self.own_state()?;
+                Err(self.recognised(&mut own, &name, at, &unit.records))
+            }
+            Refused::First(AppendError::Duplicate(at)) => Err(LogError::Unavailable(format!(
+                "JetStream stream {name} already holds an event of this append (at sequence {at:?}); the stream is read again"
+            ))),
+            Refused::First(AppendError::Log(error)) => Err(error),
+        }
+    }
+}
+
+/// Waits for every job of every unit, in order.
+async fn answers(
+    jobs: Vec<Vec<tokio::sync::oneshot::Receiver<Result<(), Refused>>>>,
+) -> Vec<Vec<Result<(), Refused>>> {
+    let mut all = Vec::with_capacity(jobs.len());
+    for unit in jobs {
+        let mut answered = Vec::with_capacity(unit.len());
+        for job in unit {
+            answered.push(job.await.unwrap_or_else(|_| {
+                Err(Refused::First(AppendError::Log(LogError::Unavailable(
+                    "the NATS thread stopped before the append was acknowledged; whether it was stored is unknown until the stream is read again".into(),
+                ))))
+            }));
+        }
+        all.push(answered);
+    }
+    all
+}
+
+impl EventLog for JetStreamDomainLog {
+    fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
+        let mut answered = Vec::with_capacity(parts.len());
+        for part in parts {
+            let mut units = self.send_units(&part.stream, part.consumed, vec![part.events])?;
+            let jobs = units.iter_mut().map(|unit| std::mem::take(&mut unit.jobs)).collect();
+            let started = std::time::Instant::now();
+            let outcomes = self
+                .nats
+                .block("an append", async move { Ok(answers(jobs).await) })?;
+            for (unit, outcome) in units.iter().zip(outcomes) {
+                self.unit_outcome(unit, outcome)?;
+            }
+            let records: Vec<Arc<Record>> =
+                units.into_iter().flat_map(|unit| unit.records).collect();
+            debug!(domain = %self.stream, events = records.len(), elapsed_us = started.elapsed().as_micros() as u64, "append");
             answered.push(records);
         }
         Ok(answered)
+    }
+
+    fn append_pipelined(
+        &self,
+        stream: &str,
+        consumed: u64,
+        units: Vec<Vec<Envelope>>,
+    ) -> Result<(Vec<Arc<Record>>, Acked), LogError> {
+        let mut units = self.send_units(stream, consumed, units)?;
+        let jobs: Vec<_> = units.iter_mut().map(|unit| std::mem::take(&mut unit.jobs)).collect();
+        let records = units.iter().flat_map(|unit| unit.records.clone()).collect();
+        let log = self.me.clone();
+        let acked: Acked = Box::pin(async move {
+            let outcomes = answers(jobs).await;
+            let Some(log) = log.upgrade() else {
+                return outcomes
+                    .iter()
+                    .map(|_| Err(LogError::Unavailable("the domain's log was closed".into())))
+                    .collect();
+            };
+            units
+                .iter()
+                .zip(outcomes)
+                .map(|(unit, outcome)| log.unit_outcome(unit, outcome))
+                .collect()
+        });
+        Ok((records, acked))
+    }
+
+    fn acknowledged(&self) -> Option<Arc<Durability>> {
+        Some(Arc::clone(&self.acked))
+    }
+
+    fn reopen(&self) {
+        // The ends were read again at the refusal (`take_reload`); reading them once more
+        // would forget the originals a refused resend was recognised by.
+        self.publisher.reopen();
     }
 
     fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {

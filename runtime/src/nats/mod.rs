@@ -10,6 +10,7 @@ mod domain_log;
 pub mod layout;
 mod lease;
 mod node_log;
+mod publisher;
 mod snapshots;
 pub mod streams;
 pub mod wire;

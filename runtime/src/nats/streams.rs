@@ -253,89 +253,48 @@ impl From<LogError> for AppendError {
     }
 }
 
-/// Appends `messages` to JetStream stream `name` as one unit, fenced on `expected_last`:
-/// stored whole at `expected_last + 1 ..`, or not at all.
-pub async fn append(
-    client: &async_nats::Client,
-    name: &str,
-    expected_last: u64,
-    mut messages: Vec<Outgoing>,
-    timeout: Duration,
-) -> Result<(), AppendError> {
+/// `messages` as published for one append fenced on `expected_last`: one message with
+/// its `Nats-Msg-Id` and fence, or an atomic batch (the fence on its first message, checked
+/// when it commits, so a refused fence abandons the whole batch), in order, as subject,
+/// headers and body. The caller asks for the acknowledgement on the last one.
+pub(super) fn framed(messages: Vec<Outgoing>, expected_last: u64) -> Vec<(String, HeaderMap, Bytes)> {
     let count = messages.len();
-    if count == 0 {
-        return Ok(());
-    }
-    if count > MAX_BATCH {
-        return Err(AppendError::Log(LogError::Unavailable(format!(
-            "an append of {count} events to {name} exceeds JetStream's atomic batch limit of {MAX_BATCH}; split it"
-        ))));
-    }
-    if count == 1 {
-        let mut message = messages.remove(0);
-        message
-            .headers
-            .insert("Nats-Msg-Id", message.msg_id.as_str());
-        message.headers.insert(
-            "Nats-Expected-Last-Sequence",
-            expected_last.to_string().as_str(),
-        );
-        let reply = request(client, message, timeout, name).await?;
-        return check_ack(name, expected_last, 1, &reply);
-    }
     // Unique across restarts too (a PID repeats in containers): an abandoned batch of an
     // earlier process must never be mistaken for this one.
-    let batch = format!(
-        "{}-{}-{}",
-        std::process::id(),
-        *STARTED,
-        BATCH_IDS.fetch_add(1, Ordering::Relaxed)
-    );
-    for (index, mut message) in messages.into_iter().enumerate() {
-        let position = index + 1;
-        message
-            .headers
-            .insert("Nats-Msg-Id", message.msg_id.as_str());
-        message.headers.insert("Nats-Batch-Id", batch.as_str());
-        message
-            .headers
-            .insert("Nats-Batch-Sequence", position.to_string().as_str());
-        if position == 1 {
-            // Checked when the batch commits: a refused fence abandons the whole batch.
-            message.headers.insert(
-                "Nats-Expected-Last-Sequence",
-                expected_last.to_string().as_str(),
-            );
-        }
-        if position == count {
-            message.headers.insert("Nats-Batch-Commit", "1");
-            let reply = request(client, message, timeout, name).await?;
-            return check_ack(name, expected_last, count as u64, &reply);
-        } else {
-            client
-                .publish_with_headers(message.subject, message.headers, message.body)
-                .await
-                .map_err(|error| AppendError::Log(unavailable(name, error)))?;
-        }
-    }
-    Ok(())
-}
-
-async fn request(
-    client: &async_nats::Client,
-    message: Outgoing,
-    timeout: Duration,
-    name: &str,
-) -> Result<Bytes, LogError> {
-    let request = async_nats::Request::new()
-        .headers(message.headers)
-        .payload(message.body)
-        .timeout(Some(timeout));
-    client
-        .send_request(message.subject, request)
-        .await
-        .map(|reply| reply.payload)
-        .map_err(|error| LogError::Unavailable(format!("append to JetStream stream {name}: {error}; whether it was stored is unknown until the stream is read again")))
+    let batch = (count > 1).then(|| {
+        format!(
+            "{}-{}-{}",
+            std::process::id(),
+            *STARTED,
+            BATCH_IDS.fetch_add(1, Ordering::Relaxed)
+        )
+    });
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut message)| {
+            let position = index + 1;
+            message
+                .headers
+                .insert("Nats-Msg-Id", message.msg_id.as_str());
+            if position == 1 {
+                message.headers.insert(
+                    "Nats-Expected-Last-Sequence",
+                    expected_last.to_string().as_str(),
+                );
+            }
+            if let Some(batch) = &batch {
+                message.headers.insert("Nats-Batch-Id", batch.as_str());
+                message
+                    .headers
+                    .insert("Nats-Batch-Sequence", position.to_string().as_str());
+                if position == count {
+                    message.headers.insert("Nats-Batch-Commit", "1");
+                }
+            }
+            (message.subject, message.headers, message.body)
+        })
+        .collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -362,7 +321,7 @@ struct AckError {
 const BATCH_DUPLICATE: u64 = 10201;
 
 /// Checks a publish reply: stored where expected, or why not.
-fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result<(), AppendError> {
+pub(super) fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result<(), AppendError> {
     let ack: Ack = serde_json::from_slice(reply).map_err(|error| {
         LogError::Unavailable(format!(
             "JetStream stream {name} answered an append with something unreadable ({error}): {}",

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{self, kv};
 use futures_util::StreamExt;
-use herald_runtime::nats::{wire, Nats};
+use herald_runtime::nats::{layout, wire, Nats, NatsSettings};
 use serde::{Deserialize, Serialize};
 
 /// What one node says about itself.
@@ -66,6 +66,36 @@ fn claim_key(stream: &str) -> String {
     format!("part.{}", wire::token(stream))
 }
 
+/// The bucket `name`, created as this node would make it if no node did yet. Nodes
+/// starting at once all create it (alike, so all succeed); should one create fail anyway
+/// (a cluster's meta leader still applying another's), the bucket found is the other's.
+async fn open_or_create(
+    context: &jetstream::Context,
+    settings: &NatsSettings,
+    name: &str,
+) -> Result<kv::Store, String> {
+    if let Ok(store) = context.get_key_value(name).await {
+        return Ok(store);
+    }
+    let created = context
+        .create_key_value(kv::Config {
+            bucket: name.to_owned(),
+            description: "Herald nodes and the streams each owns".into(),
+            history: 1,
+            max_age: settings.lease,
+            num_replicas: settings.replicas,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(store) => Ok(store),
+        Err(error) => context
+            .get_key_value(name)
+            .await
+            .map_err(|_| format!("KV bucket {name}: {error}")),
+    }
+}
+
 impl Bucket {
     /// Opens the bucket, creating it with `max_age` = the lease; refuses one made with
     /// another lease (every node must expire owners alike).
@@ -75,34 +105,18 @@ impl Bucket {
         let name = format!("{}-owners", settings.prefix);
         let store = nats
             .spawn(async move {
-                if let Ok(store) = context.get_key_value(&name).await {
-                    let mut stream = context
-                        .get_stream(format!("KV_{name}"))
-                        .await
-                        .map_err(|error| format!("KV bucket {name}: {error}"))?;
-                    let info = stream
-                        .info()
-                        .await
-                        .map_err(|error| format!("KV bucket {name}: {error}"))?;
-                    if info.config.max_age != settings.lease {
-                        return Err(format!(
-                            "[bus.nats] lease is {:?} here, but the cluster's owners bucket {name} was made with {:?}: every node must use the same lease; set it to {:?} (or delete the bucket while no node runs)",
-                            settings.lease, info.config.max_age, info.config.max_age
-                        ));
-                    }
-                    return Ok(store);
+                let store = layout::patiently(&name, |_| true, || {
+                    open_or_create(&context, &settings, &name)
+                })
+                .await?;
+                let made_with = store.stream.cached_info().config.max_age;
+                if made_with != settings.lease {
+                    return Err(format!(
+                        "[bus.nats] lease is {:?} here, but the cluster's owners bucket {name} was made with {made_with:?}: every node must use the same lease; set it to {made_with:?} (or delete the bucket while no node runs)",
+                        settings.lease
+                    ));
                 }
-                context
-                    .create_key_value(kv::Config {
-                        bucket: name.clone(),
-                        description: "Herald nodes and the streams each owns".into(),
-                        history: 1,
-                        max_age: settings.lease,
-                        num_replicas: settings.replicas,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|error| format!("KV bucket {name}: {error}"))
+                Ok(store)
             })
             .await
             .map_err(|error| error.to_string())??;

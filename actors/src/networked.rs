@@ -94,7 +94,8 @@ pub async fn connect(
 
 /// Creates (or checks) the streams of every domain in `enabled`, for all its partitions:
 /// its own streams, its inputs' streams and its inbox (or router and partition inboxes).
-/// A domain whose streams were laid out with another partition count is refused.
+/// A domain configured with another partition count than the one agreed for it (recorded
+/// by the first node to lay it out) is refused, whether this node hosts it or not.
 pub async fn provision(
     nats: &Arc<Nats>,
     layout: &Arc<Layout>,
@@ -112,6 +113,29 @@ pub async fn provision(
                 .collect::<Vec<_>>()
         })
         .collect();
+    let records = {
+        let context = nats.context().clone();
+        let settings = nats.settings().clone();
+        let known: Vec<(&'static str, u32)> = registered
+            .iter()
+            .map(|entry| (entry.name, layout.partitions(entry.name)))
+            .collect();
+        nats.spawn(async move {
+            let records = layout::Records::open(&context, &settings).await?;
+            // Every domain's recorded count, before anything is laid out: this node routes
+            // keys of domains it does not host too, and a count of its own would send
+            // them to the wrong partition.
+            for (domain, partitions) in known {
+                records.check(domain, partitions).await?;
+            }
+            Ok(records)
+        })
+        .await
+        .map_err(|error| {
+            NodeError::Config(format!("reading the domains' partition counts: {error}"))
+        })?
+        .map_err(refusal)?
+    };
     for entry in registered
         .iter()
         .filter(|entry| enabled.iter().any(|name| name == entry.name))
@@ -137,18 +161,16 @@ pub async fn provision(
         let context = nats.context().clone();
         let settings = nats.settings().clone();
         let shared = Arc::clone(layout);
+        let records = records.clone();
         let domain = entry.name;
         nats.spawn(async move {
-            layout::provision(&context, &settings, &shared, domain, &inputs).await
+            layout::provision(&context, &settings, &records, &shared, domain, &inputs).await
         })
         .await
         .map_err(|error| {
             NodeError::Config(format!("provisioning the streams of \"{domain}\": {error}"))
         })?
-        .map_err(|error| match error {
-            LayoutError::Mismatch(message) => NodeError::Config(message),
-            LayoutError::Log(error) => NodeError::Log(error),
-        })?;
+        .map_err(refusal)?;
         info!(
             domain = entry.name,
             partitions = layout.partitions(entry.name),
@@ -156,4 +178,13 @@ pub async fn provision(
         );
     }
     Ok(())
+}
+
+/// A count other than the agreed one is the operator's to fix (exit 2); NATS failing is
+/// an outage.
+fn refusal(error: LayoutError) -> NodeError {
+    match error {
+        LayoutError::Mismatch(message) => NodeError::Config(message),
+        LayoutError::Log(error) => NodeError::Log(error),
+    }
 }

@@ -12,14 +12,25 @@
 //!   and `…in.orders.all.>`: dense from 1, read exactly like an unpartitioned inbox.
 //!
 //! Inputs of partitions nobody owns yet wait in their inboxes.
+//!
+//! Every node starting at once lays out the same streams, so the partition count of a
+//! domain is agreed before any of its streams is made: [`Records`] holds one record per
+//! domain, written with `create` so exactly one node decides and the rest read it back.
+
+use std::time::Duration;
 
 use async_nats::jetstream;
+use tracing::warn;
 
 use super::connection::NatsSettings;
 use super::streams::{self, Placement};
 use crate::deadletter;
 use crate::log::LogError;
 use crate::partition::{InputKey, Layout};
+
+mod records;
+
+pub use records::{records_bucket, Records};
 
 /// Why a domain's streams cannot be laid out.
 #[derive(Debug, thiserror::Error)]
@@ -56,17 +67,21 @@ pub fn placement(layout: &Layout, stream: &str) -> Placement {
 }
 
 /// Creates or checks every stream `domain` needs: its own and its inputs' streams, and its
-/// inbox (or router and partition inboxes).
+/// inbox (or router and partition inboxes). Each domain's partition count is agreed
+/// through `records` first.
 pub async fn provision(
     context: &jetstream::Context,
     settings: &NatsSettings,
+    records: &Records,
     layout: &Layout,
     domain: &'static str,
     inputs: &[Input],
 ) -> Result<(), LayoutError> {
     let prefix = &settings.prefix;
     for origin in inputs.iter().map(|input| input.origin).chain([domain]) {
-        check_count(context, prefix, origin, layout.partitions(origin)).await?;
+        records
+            .agree(context, origin, layout.partitions(origin))
+            .await?;
         for stream in layout.streams(origin) {
             let place = placement(layout, stream);
             for (name, dead) in [
@@ -74,11 +89,11 @@ pub async fn provision(
                 (deadletter::stream(stream), true),
             ] {
                 let subjects = streams::own_subjects(prefix, &place, dead);
-                streams::provision_own(
-                    context,
-                    settings,
-                    streams::stream_name(prefix, &name),
-                    subjects,
+                let name = streams::stream_name(prefix, &name);
+                patiently(
+                    &name,
+                    |_| true,
+                    || streams::provision_own(context, settings, name.clone(), subjects.clone()),
                 )
                 .await?;
             }
@@ -108,23 +123,73 @@ pub async fn provision(
         }
     }
     let inbox = streams::inbox_name(prefix, domain);
-    streams::provision_inbox(context, settings, inbox.clone(), sources).await?;
+    patiently(
+        &inbox,
+        |_| true,
+        || streams::provision_inbox(context, settings, inbox.clone(), sources.clone()),
+    )
+    .await?;
     if partitions > 1 {
         for (partition, stream) in layout.streams(domain).iter().enumerate() {
-            let filters = [partition.to_string(), "all".to_owned()]
+            let filters: Vec<(String, String)> = [partition.to_string(), "all".to_owned()]
                 .into_iter()
                 .map(|token| (format!("{prefix}.in.{domain}.{token}.>"), String::new()))
                 .collect();
-            streams::provision_inbox(
-                context,
-                settings,
-                streams::inbox_name(prefix, stream),
-                vec![streams::source(inbox.clone(), filters)],
+            let name = streams::inbox_name(prefix, stream);
+            patiently(
+                &name,
+                |_| true,
+                || {
+                    streams::provision_inbox(
+                        context,
+                        settings,
+                        name.clone(),
+                        vec![streams::source(inbox.clone(), filters.clone())],
+                    )
+                },
             )
             .await?;
         }
     }
     Ok(())
+}
+
+/// How long a starting node keeps trying a JetStream call of its layout that fails: nodes
+/// starting at once on a fresh cluster meet while its streams elect their leaders (a
+/// request then times out) and while another node creates the same stream (a create can
+/// be refused while the server applies the other's).
+pub const START_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until it succeeds, fails in a way `retryable` says is final, or
+/// [`START_PATIENCE`] has passed since the first try; then returns its last error.
+pub async fn patiently<T, E, F, Fut>(
+    what: &str,
+    retryable: impl Fn(&E) -> bool,
+    mut attempt: F,
+) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if retryable(&error) && started.elapsed() + pause < START_PATIENCE => {
+                warn!(what, %error, retry_in = ?pause, "a JetStream call at start failed; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Whether a layout error may pass (NATS), rather than being the operator's to fix.
+fn transient(error: &LayoutError) -> bool {
+    matches!(error, LayoutError::Log(_))
 }
 
 /// The router's destination for one input type: `<prefix>.in.<domain>.<partition or
@@ -151,32 +216,6 @@ fn route(
         "{prefix}.in.{domain}.{target}.{origin}.{}.{tail}",
         super::wire::token(name)
     )
-}
-
-/// Refuses to lay a domain out with another partition count than its streams already
-/// have: keys would move between streams, and their order with them.
-async fn check_count(
-    context: &jetstream::Context,
-    prefix: &str,
-    domain: &str,
-    partitions: u32,
-) -> Result<(), LayoutError> {
-    let exists = |stream: String| streams::exists(context, streams::stream_name(prefix, &stream));
-    let had = if exists(domain.to_owned()).await? {
-        (partitions > 1).then(|| "1".to_owned())
-    } else if exists(format!("{domain}-p0")).await? {
-        let fewer = !exists(format!("{domain}-p{}", partitions.saturating_sub(1))).await?;
-        let more = exists(format!("{domain}-p{partitions}")).await?;
-        (partitions == 1 || fewer || more).then(|| "another number of".to_owned())
-    } else {
-        None
-    };
-    match had {
-        Some(had) => Err(LayoutError::Mismatch(format!(
-            "domain \"{domain}\" is configured with {partitions} partition(s), but its JetStream streams ({prefix}-{domain}…) were laid out with {had} partition(s); the count is fixed once a domain's streams exist: set its partitions back, or delete the domain's streams to start over"
-        ))),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]

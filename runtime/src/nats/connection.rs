@@ -16,6 +16,7 @@ use async_nats::{ConnectErrorKind, ConnectOptions, Event};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::coalesce::{CoalescedError, Coalescer};
 use crate::log::LogError;
 
 /// The oldest nats-server Herald runs on: atomic batches arrived in 2.12.
@@ -115,6 +116,7 @@ pub struct Nats {
     context: jetstream::Context,
     settings: NatsSettings,
     status: watch::Receiver<BusStatus>,
+    coalescer: Coalescer,
 }
 
 impl Nats {
@@ -143,9 +145,34 @@ impl Nats {
             context,
             settings,
             status: receiver,
+            coalescer: Coalescer::default(),
         });
         nats.check_jetstream().await?;
         Ok(nats)
+    }
+
+    /// Request-reply of `frame` (a [`crate::codec::FormatTag::ForwardRequestV1`] frame) on
+    /// `subject`, travelling in a batch with the others sent meanwhile (see `coalesce.rs`);
+    /// answers the one answer frame, within `request_timeout`.
+    pub fn request_coalesced(
+        &self,
+        subject: &str,
+        frame: Vec<u8>,
+    ) -> impl Future<Output = Result<Vec<u8>, CoalescedError>> + 'static {
+        let answered = self.coalescer.request(
+            &self.runtime,
+            &self.client,
+            subject,
+            frame,
+            self.settings.request_timeout,
+        );
+        async move {
+            answered.await.unwrap_or_else(|_| {
+                Err(CoalescedError::Other(
+                    "the NATS thread stopped before an answer came".into(),
+                ))
+            })
+        }
     }
 
     /// The settings it was made with.
@@ -359,7 +386,8 @@ fn check_version(version: &str, servers: &str) -> Result<(), NatsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::coalesce::{CoalescedError, Coalescer};
+use super::*;
 
     #[test]
     fn old_servers_are_refused_with_what_to_install() {

@@ -5,6 +5,7 @@
 //! embedded mode; [`JetStreamNodeLog`] is the gateway's read view of every stream. The
 //! layout on JetStream is in ARCHITECTURE.md, "Networked mode".
 
+mod coalesce;
 mod connection;
 mod domain_log;
 pub mod layout;
@@ -15,6 +16,7 @@ mod snapshots;
 pub mod streams;
 pub mod wire;
 
+pub use coalesce::CoalescedError;
 pub use connection::{BusStatus, Nats, NatsAuth, NatsError, NatsSettings, MIN_SERVER};
 pub use domain_log::JetStreamDomainLog;
 pub use layout::{Input, LayoutError};

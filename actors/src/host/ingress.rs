@@ -89,6 +89,8 @@ pub(crate) struct InFlight {
     restaged: u32,
     /// Whether it holds an atomic batch.
     batch: bool,
+    /// For a handler's reactions: the offset of the input they answer.
+    reaction: Option<u64>,
 }
 
 /// What answering the acknowledged groups found: a refusal, and requests to stage again.
@@ -100,6 +102,8 @@ pub(super) struct Refusal {
     restage: Vec<(Sent, u32)>,
     /// Whether the log refused anything (then it takes nothing until the state is rebuilt).
     refused: bool,
+    /// The cursor to go back to: before the first input whose reactions were refused.
+    rewind: Option<u64>,
 }
 
 /// A group in flight was acknowledged (or refused): answer what is in.
@@ -278,6 +282,7 @@ impl DomainHost {
                     requests,
                     restaged,
                     batch,
+                    reaction: None,
                 });
                 if acked.clone().now_or_never().is_some() {
                     // Acknowledged already (a log that does not pipeline): answer now.
@@ -326,6 +331,14 @@ impl DomainHost {
                 break;
             };
             self.batches_in_flight -= usize::from(entry.batch);
+            if let Some(input) = entry.reaction {
+                if let Some(Err(error)) = outcomes.first() {
+                    refusal.refused = true;
+                    refusal.rewind = Some(refusal.rewind.map_or(input - 1, |at| at.min(input - 1)));
+                    refusal.failed.get_or_insert(error.clone());
+                }
+                continue;
+            }
             for sent in entry.requests {
                 let outcome = outcomes.get(sent.unit).cloned().unwrap_or_else(|| {
                     Err(LogError::Unavailable(
@@ -352,6 +365,43 @@ impl DomainHost {
         refusal
     }
 
+    /// Sends a handler's reactions to input `input` without waiting for the log: their
+    /// acknowledgement is checked with the groups in flight, and a refusal rewinds the
+    /// cursor to handle the input again on the rebuilt state.
+    pub(super) fn append_reactions(
+        &mut self,
+        input: u64,
+        emitted: Vec<Envelope>,
+    ) -> Result<Vec<Arc<Record>>, LogError> {
+        let (records, acked) = self
+            .bus
+            .append_pipelined(self.stream, input, vec![emitted])?;
+        let acked = acked.shared();
+        self.in_flight.push_back(InFlight {
+            acked: acked.clone(),
+            requests: Vec::new(),
+            restaged: 0,
+            batch: false,
+            reaction: Some(input),
+        });
+        let stored = acked
+            .clone()
+            .now_or_never()
+            .is_some_and(|outcomes| outcomes.iter().all(Result::is_ok));
+        if stored && self.in_flight.len() == 1 {
+            // Acknowledged already (a log that does not pipeline), with nothing before it.
+            // Anything else is answered through the mailbox: the caller holds the state's
+            // write lock, which a rebuild would need.
+            self.in_flight.pop_back();
+        } else if let Some(host) = self.me.clone() {
+            actix::spawn(async move {
+                acked.await;
+                host.do_send(Acknowledged);
+            });
+        }
+        Ok(records)
+    }
+
     /// Answers every group in flight, waiting for each; recovers from a refusal.
     pub(super) fn settle(&mut self) {
         let refusal = self.answer_acknowledged(true);
@@ -375,6 +425,10 @@ impl DomainHost {
         if refusal.failed.is_none() {
             refusal.failed = refusal_more.failed;
         }
+        refusal.rewind = match (refusal.rewind, refusal_more.rewind) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if refusal.refused {
             // The group staged meanwhile was built on the refused appends: staged again
             // on the rebuilt state rather than appended.
@@ -400,6 +454,16 @@ impl DomainHost {
             }
         }
         self.bus.log().reopen();
+        if let Some(rewind) = refusal.rewind {
+            // Inputs whose reactions the log refused are handled again, unless what it
+            // holds says they landed after all (an acknowledgement lost, not a refusal).
+            self.cursor = self.cursor.min(rewind);
+            if let Ok(limit) = herald_runtime::replay::replay_limit(self.bus.log(), self.stream) {
+                if limit != u64::MAX && limit > self.cursor {
+                    self.cursor = limit;
+                }
+            }
+        }
         let rebuilt = self.rebuild();
         self.publish_positions();
         if let Err(error) = rebuilt {

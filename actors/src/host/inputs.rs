@@ -85,7 +85,7 @@ impl DomainHost {
             self.cursor = record.offset;
             return Ok(());
         }
-        match self.bus.append(self.stream, record.offset, emitted) {
+        match self.append_reactions(record.offset, emitted) {
             Ok(records) => {
                 apply_all(domain.as_mut(), &records);
                 self.cursor = record.offset;

@@ -175,19 +175,7 @@ impl NatsServer {
             ),
         )
         .expect("nats config");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("nats.log"))
-            .expect("nats log");
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("nats-server starts");
-        self.child = Some(child);
+        self.child = Some(spawn_server(&self.binary, &config, self.dir.path()));
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
@@ -397,4 +385,20 @@ pub fn owners(node: &Node, domain: &str) -> Vec<Owner> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Starts `binary` with `config`, its log appended to `nats.log` in `dir`.
+pub(crate) fn spawn_server(binary: &Path, config: &Path, dir: &Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("nats.log"))
+        .expect("nats log");
+    Command::new(binary)
+        .arg("-c")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("nats-server starts")
 }

@@ -264,7 +264,10 @@ async fn answer_frame(state: &GatewayState, stream: &'static str, frame: &[u8]) 
                 .collect();
             frames.and_then(|frames| codec::encode(FormatTag::ForwardBatchReplyV1, &frames))
         }
-        _ => codec::encode(FormatTag::ForwardReplyV1, &handle(state, stream, frame).await),
+        _ => codec::encode(
+            FormatTag::ForwardReplyV1,
+            &handle(state, stream, frame).await,
+        ),
     };
     match encoded {
         Ok(frame) => Some(frame),

@@ -169,7 +169,11 @@ impl DomainHost {
             Ok(staged) if staged.appends.is_empty() => {
                 let answer = self.finish(staged, Ok(Vec::new()));
                 let sync_to = answer.as_ref().map_or(0, |committed| committed.sync_to);
-                match self.acked.as_ref().filter(|acked| acked.durable() < sync_to) {
+                match self
+                    .acked
+                    .as_ref()
+                    .filter(|acked| acked.durable() < sync_to)
+                {
                     // Every event is a resend of one still in flight: told once it is stored.
                     Some(acked) => {
                         let stored = acked.wait(sync_to);

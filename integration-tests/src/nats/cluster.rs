@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -146,19 +146,11 @@ impl NatsCluster {
             ),
         )
         .expect("nats config");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(member.dir.path().join("nats.log"))
-            .expect("nats log");
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("nats-server starts");
-        member.child = Some(child);
+        member.child = Some(super::spawn_server(
+            &self.binary,
+            &config,
+            member.dir.path(),
+        ));
         let port = member.client_port;
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {

@@ -256,10 +256,7 @@ pub trait EventLog: Send + Sync + 'static {
     ) -> Result<(Vec<Arc<Record>>, Acked), LogError> {
         let count = units.len();
         let records = self.append(stream, consumed, units.concat())?;
-        Ok((
-            records,
-            Box::pin(std::future::ready(vec![Ok(()); count])),
-        ))
+        Ok((records, Box::pin(std::future::ready(vec![Ok(()); count]))))
     }
     /// For a log whose appends are acknowledged after [`EventLog::append_pipelined`]
     /// returns: the highest own offset acknowledged, which a reader of state that reflects

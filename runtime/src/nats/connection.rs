@@ -387,7 +387,7 @@ fn check_version(version: &str, servers: &str) -> Result<(), NatsError> {
 #[cfg(test)]
 mod tests {
     use super::coalesce::{CoalescedError, Coalescer};
-use super::*;
+    use super::*;
 
     #[test]
     fn old_servers_are_refused_with_what_to_install() {

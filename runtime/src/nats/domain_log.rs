@@ -286,8 +286,7 @@ impl JetStreamDomainLog {
             // The streams' ends are read once every append in flight is answered: a
             // refusal refuses those after it, so the ends then stay put.
             let settled = self.publisher.settled();
-            self.nats
-                .block("appends in flight", settled)?;
+            self.nats.block("appends in flight", settled)?;
             self.publisher.take_reload();
             self.load_own(&mut own)?;
         }
@@ -641,10 +640,15 @@ impl JetStreamDomainLog {
 
     /// What one sent unit came to, from its jobs' answers: on this (the appending)
     /// thread, because answering a resend reads its original from JetStream.
-    fn unit_outcome(&self, unit: &SentUnit, answers: Vec<Result<(), Refused>>) -> Result<(), LogError> {
-        let refusal = answers.into_iter().enumerate().find_map(|(index, answer)| {
-            answer.err().map(|refused| (index, refused))
-        });
+    fn unit_outcome(
+        &self,
+        unit: &SentUnit,
+        answers: Vec<Result<(), Refused>>,
+    ) -> Result<(), LogError> {
+        let refusal = answers
+            .into_iter()
+            .enumerate()
+            .find_map(|(index, answer)| answer.err().map(|refused| (index, refused)));
         let Some((index, refused)) = refusal else {
             return Ok(());
         };
@@ -694,7 +698,10 @@ impl EventLog for JetStreamDomainLog {
         let mut answered = Vec::with_capacity(parts.len());
         for part in parts {
             let mut units = self.send_units(&part.stream, part.consumed, vec![part.events])?;
-            let jobs = units.iter_mut().map(|unit| std::mem::take(&mut unit.jobs)).collect();
+            let jobs = units
+                .iter_mut()
+                .map(|unit| std::mem::take(&mut unit.jobs))
+                .collect();
             let started = std::time::Instant::now();
             let outcomes = self
                 .nats
@@ -717,7 +724,10 @@ impl EventLog for JetStreamDomainLog {
         units: Vec<Vec<Envelope>>,
     ) -> Result<(Vec<Arc<Record>>, Acked), LogError> {
         let mut units = self.send_units(stream, consumed, units)?;
-        let jobs: Vec<_> = units.iter_mut().map(|unit| std::mem::take(&mut unit.jobs)).collect();
+        let jobs: Vec<_> = units
+            .iter_mut()
+            .map(|unit| std::mem::take(&mut unit.jobs))
+            .collect();
         let records = units.iter().flat_map(|unit| unit.records.clone()).collect();
         let log = self.me.clone();
         let acked: Acked = Box::pin(async move {

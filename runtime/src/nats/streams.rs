@@ -257,7 +257,10 @@ impl From<LogError> for AppendError {
 /// its `Nats-Msg-Id` and fence, or an atomic batch (the fence on its first message, checked
 /// when it commits, so a refused fence abandons the whole batch), in order, as subject,
 /// headers and body. The caller asks for the acknowledgement on the last one.
-pub(super) fn framed(messages: Vec<Outgoing>, expected_last: u64) -> Vec<(String, HeaderMap, Bytes)> {
+pub(super) fn framed(
+    messages: Vec<Outgoing>,
+    expected_last: u64,
+) -> Vec<(String, HeaderMap, Bytes)> {
     let count = messages.len();
     // Unique across restarts too (a PID repeats in containers): an abandoned batch of an
     // earlier process must never be mistaken for this one.
@@ -321,7 +324,12 @@ struct AckError {
 const BATCH_DUPLICATE: u64 = 10201;
 
 /// Checks a publish reply: stored where expected, or why not.
-pub(super) fn check_ack(name: &str, expected_last: u64, count: u64, reply: &[u8]) -> Result<(), AppendError> {
+pub(super) fn check_ack(
+    name: &str,
+    expected_last: u64,
+    count: u64,
+    reply: &[u8],
+) -> Result<(), AppendError> {
     let ack: Ack = serde_json::from_slice(reply).map_err(|error| {
         LogError::Unavailable(format!(
             "JetStream stream {name} answered an append with something unreadable ({error}): {}",

@@ -1,5 +1,6 @@
 //! Networked mode on a real nats-server with JetStream: the saga across nodes, SIGKILL of a
-//! node under load, a NATS outage, and a plain NATS client reading Herald's events.
+//! node under load, a NATS outage, a plain NATS client reading Herald's events, and
+//! pipelined appends under load when one is refused (a second writer) or NATS goes away.
 
 use herald_integration_tests::invariants;
 use herald_integration_tests::nats::{owners, NatsServer};
@@ -702,4 +703,534 @@ fn a_stale_owner_paused_past_its_lease_cannot_append() {
 fn a_stale_owner_that_ignores_its_lease_is_refused_by_the_jetstream_fence() {
     let _serial = serial();
     stale_owner(true);
+}
+
+/// One client request of [`Load`]: the event sent and what the node answered.
+struct Answer {
+    event: serde_json::Value,
+    /// HTTP status; 0 when no answer came (the text says why).
+    status: u16,
+    text: String,
+    json: serde_json::Value,
+}
+
+impl Answer {
+    fn retryable(&self) -> bool {
+        matches!(self.status, 503 | 504)
+    }
+}
+
+/// Clients posting single `inventory.StockAdded` events (each its own id; key
+/// `load-<client>`) to one node as fast as it answers, until told to stop.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    succeeded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    retryable: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    clients: Vec<std::thread::JoinHandle<Vec<Answer>>>,
+}
+
+/// How many clients [`Load`] runs.
+const LOAD_CLIENTS: usize = 16;
+
+impl Load {
+    fn start(node: &Node) -> Load {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let succeeded = Arc::new(AtomicUsize::new(0));
+        let retryable = Arc::new(AtomicUsize::new(0));
+        let clients = (0..LOAD_CLIENTS)
+            .map(|client| {
+                let base = node.base.clone();
+                let (stop, succeeded, retryable) =
+                    (stop.clone(), succeeded.clone(), retryable.clone());
+                std::thread::spawn(move || {
+                    let http = reqwest::blocking::Client::builder()
+                        .timeout(std::time::Duration::from_secs(30))
+                        .build()
+                        .expect("client");
+                    let mut answers = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        let event = stock_added(&format!("load-{client}"), 1);
+                        let answer = post_event(&http, &base, event);
+                        if (200..300).contains(&answer.status) {
+                            succeeded.fetch_add(1, Ordering::SeqCst);
+                        } else if answer.retryable() {
+                            retryable.fetch_add(1, Ordering::SeqCst);
+                            // A client backs off before its next request; this keeps the
+                            // events to resend afterwards in the hundreds.
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                        answers.push(answer);
+                    }
+                    answers
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            succeeded,
+            retryable,
+            clients,
+        }
+    }
+
+    /// Waits until `more` requests beyond those answered 2xx so far were answered 2xx.
+    fn await_more_succeeded(&self, more: usize, what: &str) {
+        use std::sync::atomic::Ordering;
+        let target = self.succeeded.load(Ordering::SeqCst) + more;
+        assert!(
+            poll(std::time::Duration::from_secs(120), || self
+                .succeeded
+                .load(Ordering::SeqCst)
+                >= target),
+            "timed out waiting for {more} more events answered 2xx {what}; {} so far",
+            self.succeeded.load(Ordering::SeqCst)
+        );
+    }
+
+    /// Waits until `more` requests beyond those answered 503/504 so far were answered so.
+    fn await_more_retryable(&self, more: usize, what: &str) {
+        use std::sync::atomic::Ordering;
+        let target = self.retryable.load(Ordering::SeqCst) + more;
+        assert!(
+            poll(std::time::Duration::from_secs(60), || self
+                .retryable
+                .load(Ordering::SeqCst)
+                >= target),
+            "timed out waiting for {more} more events answered 503/504 {what}; {} so far",
+            self.retryable.load(Ordering::SeqCst)
+        );
+    }
+
+    /// Stops the clients; every answer they got.
+    fn finish(mut self) -> Vec<Answer> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::mem::take(&mut self.clients)
+            .into_iter()
+            .flat_map(|client| client.join().expect("a client thread"))
+            .collect()
+    }
+}
+
+impl Drop for Load {
+    /// A test that fails mid-load stops its clients, so they do not load the tests after it.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// POSTs `event` to the node at `base`.
+fn post_event(http: &reqwest::blocking::Client, base: &str, event: serde_json::Value) -> Answer {
+    let sent = http
+        .post(format!("{base}/v1/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body(event.to_string())
+        .send();
+    match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().unwrap_or_default();
+            Answer {
+                event,
+                status,
+                json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+                text,
+            }
+        }
+        Err(error) => Answer {
+            event,
+            status: 0,
+            text: format!("no answer: {error}"),
+            json: serde_json::Value::Null,
+        },
+    }
+}
+
+/// The state of JetStream stream `name` as the server reports it.
+fn stream_state(url: &str, name: &str) -> async_nats::jetstream::stream::State {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.expect("connects to NATS");
+        let context = async_nats::jetstream::new(client);
+        let stream = context.get_stream(name).await.expect("the stream exists");
+        stream.get_info().await.expect("stream info").state
+    })
+}
+
+/// How far ahead of the node's `herald-own` counter the second writer's record is.
+const FOREIGN_OWN_AHEAD: u64 = 1000;
+
+/// Appends one `inventory.StockAdded` of `sku` to `herald-inventory` the way a second
+/// Herald writer would (a stale owner): a whole Herald record after the stream's last one,
+/// fenced with `Nats-Expected-Last-Sequence` so it lands exactly where its headers say.
+/// Tries again while the node's own appends move the end first. Answers the event's
+/// `(source, id)` and the sequence it landed at.
+fn append_as_second_writer(url: &str, sku: &str) -> ((String, String), u64) {
+    use async_nats::jetstream::context::PublishErrorKind;
+    use herald_runtime::nats::{streams, wire, Placement};
+
+    let source = "/tests/second-writer".to_owned();
+    let id = format!("second-writer-{sku}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sequence = runtime.block_on(async {
+        let client = async_nats::connect(url).await.expect("connects to NATS");
+        let context = async_nats::jetstream::new(client);
+        let stream = context
+            .get_stream("herald-inventory")
+            .await
+            .expect("the stream exists");
+        let place = Placement {
+            domain: "inventory".into(),
+            partition: None,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the second writer lost the race to the node's appends {tries} times in 60 s"
+            );
+            let last = stream
+                .get_last_raw_message_by_subject("herald.ev.inventory.>")
+                .await
+                .expect("the stream's last message");
+            let previous = wire::record(&last.headers, &last.payload, None)
+                .expect("the node's last message is a Herald record");
+            let data = json!({"sku": sku, "quantity": 7}).to_string().into_bytes();
+            let record = herald_runtime::log::Record {
+                // Another writer's own counter is its own: this one is ahead (as if it had
+                // appended dead letters), which also marks the node's records after this
+                // one: those it sent before it learned of the refusal sit below it.
+                offset: previous.offset + FOREIGN_OWN_AHEAD,
+                consumed: previous.consumed,
+                appended_ms: previous.appended_ms,
+                group_rest: 0,
+                envelope: herald_runtime::Envelope {
+                    id: id.clone(),
+                    source: source.clone(),
+                    specversion: "1.0".into(),
+                    event_type: "inventory.StockAdded".into(),
+                    subject: sku.into(),
+                    time: "2025-01-01T00:00:00Z".into(),
+                    datacontenttype: "application/json".into(),
+                    data: data.clone(),
+                    partitionkey: sku.into(),
+                    traceparent: None,
+                    extensions: Vec::new(),
+                    cause: None,
+                    stream: "inventory".into(),
+                    sequence: last.sequence + 1,
+                },
+            };
+            let mut headers = wire::headers(&record, record.offset);
+            headers.insert(
+                "Nats-Msg-Id",
+                wire::msg_id("inventory", &source, &id).as_str(),
+            );
+            headers.insert(
+                "Nats-Expected-Last-Sequence",
+                last.sequence.to_string().as_str(),
+            );
+            let subject = streams::subject("herald", &place, false, "inventory.StockAdded", sku);
+            let acked = match context
+                .publish_with_headers(subject, headers, data.into())
+                .await
+            {
+                Ok(ack) => ack.await,
+                Err(error) => Err(error),
+            };
+            match acked {
+                Ok(ack) => {
+                    assert_eq!(ack.sequence, last.sequence + 1, "{ack:?}");
+                    eprintln!(
+                        "the second writer appended at {} after {tries} tries",
+                        ack.sequence
+                    );
+                    return ack.sequence;
+                }
+                Err(error) if error.kind() == PublishErrorKind::WrongLastSequence => continue,
+                Err(error) => panic!("the second writer's append failed: {error}"),
+            }
+        }
+    });
+    ((source, id), sequence)
+}
+
+/// After a disturbance under [`Load`]: clients saw only 2xx or 503/504; the node is ready
+/// and takes new events; every event answered 2xx is stored once, where its answer said;
+/// the stream is dense; every event answered 503/504 is taken when sent again, and then
+/// every event sent is stored exactly once and the node's state is what the stream holds.
+/// `foreign` is an event another writer appended, with its sequence.
+fn assert_nothing_acknowledged_lost(
+    node: &Node,
+    url: &str,
+    mut answers: Vec<Answer>,
+    foreign: Option<((String, String), u64)>,
+) {
+    let unexpected: Vec<String> = answers
+        .iter()
+        .filter(|answer| !(200..300).contains(&answer.status) && !answer.retryable())
+        .take(5)
+        .map(|answer| format!("{} {}", answer.status, answer.text))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "clients must see only 2xx or 503/504; saw (first 5):\n{}",
+        unexpected.join("\n")
+    );
+
+    node.await_ready(std::time::Duration::from_secs(90));
+    eventually("inventory has a ready owner again", || {
+        owners(node, "inventory")
+            .first()
+            .is_some_and(|owner| owner.status == "ready")
+    });
+    let after = stock_added("after", 1);
+    let took = node.publish(&after);
+    assert_eq!(
+        took.status, 202,
+        "a new event after recovery: {}",
+        took.json
+    );
+    answers.push(Answer {
+        event: after,
+        status: took.status,
+        text: took.text,
+        json: took.json,
+    });
+
+    // What the retryable answers said, for whoever reads a failure.
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for answer in answers.iter().filter(|answer| answer.retryable()) {
+        let detail = answer.json["detail"].as_str().unwrap_or(&answer.text);
+        let detail: String = detail.chars().take(120).collect();
+        *kinds
+            .entry(format!("{} {detail}", answer.status))
+            .or_default() += 1;
+    }
+    eprintln!("retryable answers: {kinds:#?}");
+
+    // Resent as a client would, retrying 503 while the node still recovers.
+    let http = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let (mut resent, mut already_stored) = (0, 0);
+    for answer in answers.iter_mut().filter(|answer| answer.retryable()) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let again = post_event(&http, &node.base, answer.event.clone());
+            if again.status == 503 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+            assert!(
+                matches!(again.status, 200 | 202),
+                "a resend of an event answered {} must be 202 (new) or 200 (duplicate); saw {} {}",
+                answer.status,
+                again.status,
+                again.text
+            );
+            already_stored += usize::from(again.status == 200);
+            *answer = again;
+            resent += 1;
+            break;
+        }
+    }
+
+    let state = stream_state(url, "herald-inventory");
+    let messages = herald_integration_tests::nats::read_stream(url, "herald-inventory");
+    assert!(
+        state.first_sequence == 1
+            && state.messages == state.last_sequence
+            && messages.len() as u64 == state.messages,
+        "herald-inventory's sequences must be dense from 1: first {}, last {}, messages {}, read {}",
+        state.first_sequence,
+        state.last_sequence,
+        state.messages,
+        messages.len()
+    );
+    // Read in order from 1 with no gaps: message i sits at sequence i + 1.
+    let mut stored: std::collections::HashMap<(String, String), Vec<u64>> =
+        std::collections::HashMap::new();
+    for (index, message) in messages.iter().enumerate() {
+        let sequence = index as u64 + 1;
+        assert_eq!(
+            message.header("herald-sequence"),
+            Some(sequence.to_string().as_str()),
+            "message at sequence {sequence} says another Herald sequence"
+        );
+        let key = (
+            message.header("ce-source").unwrap_or_default().to_owned(),
+            message.header("ce-id").unwrap_or_default().to_owned(),
+        );
+        stored.entry(key).or_default().push(sequence);
+    }
+    for answer in &answers {
+        let key = (
+            answer.event["source"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            answer.event["id"].as_str().unwrap_or_default().to_owned(),
+        );
+        let at = stored.get(&key).cloned().unwrap_or_default();
+        assert_eq!(
+            (
+                answer.json["stream"].as_str(),
+                answer.json["sequence"]
+                    .as_u64()
+                    .map(|sequence| vec![sequence])
+            ),
+            (Some("inventory"), Some(at.clone())),
+            "event {key:?} answered {} {}: stored at {at:?}",
+            answer.status,
+            answer.text
+        );
+    }
+    let mut expected_count = answers.len();
+    if let Some((key, sequence)) = &foreign {
+        assert_eq!(
+            stored.get(key),
+            Some(&vec![*sequence]),
+            "the second writer's event stays where it landed"
+        );
+        expected_count += 1;
+    }
+    assert_eq!(
+        messages.len(),
+        expected_count,
+        "the stream holds each event sent once and nothing else"
+    );
+
+    // The rebuilt state is the stream's: each key's stock is what its events added.
+    let mut added: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for message in &messages {
+        let body: serde_json::Value =
+            serde_json::from_slice(&message.body).expect("a StockAdded body");
+        *added
+            .entry(message.header("ce-subject").unwrap_or_default().to_owned())
+            .or_default() += body["quantity"].as_u64().unwrap_or(0);
+    }
+    for (sku, quantity) in &added {
+        node.await_field("inventory", sku, "available", &json!(quantity));
+    }
+    let at_once = answers.len() - resent;
+    eprintln!(
+        "{} events sent, {at_once} answered 2xx at once, {resent} answered 503/504 and resent \
+         ({already_stored} of them found stored already)",
+        answers.len()
+    );
+}
+
+/// A second writer appends to inventory's stream while sixteen clients load the node: the
+/// node's next append is refused by its fence, and every append sent after it must be
+/// refused with it; nothing answered 2xx is lost, and everything refused is taken again.
+#[test]
+fn a_refused_append_under_load_refuses_what_was_sent_after_it_and_loses_nothing_acknowledged() {
+    let _serial = serial();
+    let nats = NatsServer::start();
+    let node = nats.node("solo", "inventory");
+    let load = Load::start(&node);
+    load.await_more_succeeded(300, "before the second writer");
+    let foreign = append_as_second_writer(&nats.url(), "second-writer");
+    eventually(
+        "the node's next append was refused by JetStream's fence",
+        || {
+            node.logs()
+                .contains("another writer appended to herald-inventory")
+        },
+    );
+    load.await_more_succeeded(300, "after the refusal");
+    let answers = load.finish();
+    let chained = answers
+        .iter()
+        .filter(|answer| answer.text.contains("was refused with it"))
+        .count();
+    let refused = answers.iter().filter(|answer| answer.retryable()).count();
+    eprintln!("{refused} answered 503/504, {chained} of them refused after an earlier refusal");
+    assert!(
+        refused > 0,
+        "some appends in flight when the second writer appended were refused; logs:\n{}",
+        node.logs_tail(40)
+    );
+    assert_nothing_sent_before_the_refusal_landed_after_it(&nats.url(), &foreign);
+    assert_nothing_acknowledged_lost(&node, &nats.url(), answers, Some(foreign));
+}
+
+/// The node's records after the second writer's, as `(sequence, herald-own, ce-id)`, that
+/// it sent before it learned its append was refused: their own counter is still below the
+/// second writer's, which the node takes up once it reads the stream again. Every append
+/// sent after a refused one must be refused with it: the fence of each is the sequence the
+/// one before it would have ended at, which one foreign message of the same length
+/// satisfies, so only refusing the rest of the chain keeps them out.
+fn assert_nothing_sent_before_the_refusal_landed_after_it(
+    url: &str,
+    foreign: &((String, String), u64),
+) {
+    let messages = herald_integration_tests::nats::read_stream(url, "herald-inventory");
+    let own = |message: &herald_integration_tests::nats::PlainMessage| {
+        message
+            .header("herald-own")
+            .and_then(|own| own.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let at = usize::try_from(foreign.1).expect("a sequence") - 1;
+    let foreign_own = own(&messages[at]);
+    let landed: Vec<(usize, u64, &str)> = messages[at + 1..]
+        .iter()
+        .enumerate()
+        .filter(|(_, message)| own(message) < foreign_own)
+        .map(|(index, message)| {
+            (
+                at + 2 + index,
+                own(message),
+                message.header("ce-id").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        landed.is_empty(),
+        "appends the node sent after its refused one (built on it) were stored after the \
+         second writer's record at sequence {} (herald-own {foreign_own}): {} of them, \
+         (sequence, herald-own, ce-id) {:?}",
+        foreign.1,
+        landed.len(),
+        &landed[..landed.len().min(10)]
+    );
+}
+
+/// nats-server stops and starts again on the same port and store while sixteen clients
+/// load the node, with appends in flight: the same guarantees as after a refusal.
+#[test]
+fn a_nats_outage_under_load_loses_nothing_acknowledged() {
+    let _serial = serial();
+    let mut nats = NatsServer::start();
+    let node = nats.node("solo", "inventory");
+    let load = Load::start(&node);
+    load.await_more_succeeded(300, "before the outage");
+    // Stopped with appends in flight: their acknowledgements never come.
+    nats.stop();
+    eventually("/readyz names NATS", || {
+        let ready = node.get("/readyz");
+        ready.status == 503 && ready.text.contains("NATS")
+    });
+    load.await_more_retryable(LOAD_CLIENTS, "while NATS is away");
+    nats.start_again();
+    load.await_more_succeeded(300, "after NATS came back");
+    let answers = load.finish();
+    assert!(
+        node.logs().contains("lost the connection to NATS"),
+        "the node saw the outage; logs:\n{}",
+        node.logs_tail(40)
+    );
+    assert_nothing_acknowledged_lost(&node, &nats.url(), answers, None);
 }

@@ -94,7 +94,9 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
     let subject = subject(&settings.prefix, domain);
     let timeout = settings.request_timeout;
     let message = nats
-        .request_coalesced(&subject, frame)
+        // Ingress is small and quick to answer: it travels in batches. Reads may be
+        // neither, and one slow read must not hold the answers of a batch.
+        .request_coalesced(&subject, frame, matches!(request, Request::Ingest { .. }))
         .await
         .map_err(|error| match error {
             CoalescedError::NoResponders => Problem::new(

@@ -603,6 +603,21 @@ fn undelivered_problem(undelivered: Undelivered, domain: &str, host: &HostHandle
     }
 }
 
+/// The longest an ingress request waits for its host's answer.
+const HOST_ANSWER: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// 504: the host did not answer within [`HOST_ANSWER`].
+fn host_late(domain: &str) -> Problem {
+    Problem::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "domain-timeout",
+        "Domain did not answer in time",
+        format!("domain \"{domain}\" did not answer within {HOST_ANSWER:?}; an event may or may not have been appended: re-sending it is safe (it is deduplicated by source and id)"),
+    )
+    .with("domain", domain)
+    .retry_after(1)
+}
+
 fn host_gone(domain: &str) -> Problem {
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -642,8 +657,12 @@ async fn dispatch(
         let ingest = Ingest {
             events: envelopes.clone(),
         };
-        let Committed { outcomes, sync_to } = admission::ask(&host.addr, ingest, slot)
+        // Bounded, so a client hears before its own timeout: a host waiting out a NATS
+        // outage answers when it can, to nobody.
+        let asked = tokio::time::timeout(HOST_ANSWER, admission::ask(&host.addr, ingest, slot))
             .await
+            .map_err(|_| host_late(domain))?;
+        let Committed { outcomes, sync_to } = asked
             .map_err(|undelivered| undelivered_problem(undelivered, domain, &host))?
             .map_err(|error| ingest_problem(error, domain, mode, &indexes))?;
         return Ok((zip_outcomes(indexes, outcomes, envelopes), sync_to));

@@ -40,6 +40,7 @@ async fn settled<T>(
 ) -> Result<T, Problem> {
     let started = Instant::now();
     loop {
+        let rebuilds = host.view.rebuilds();
         let (answer, reflects) = read();
         if reflects != PENDING {
             // With pipelined appends, the state may run ahead of what JetStream has
@@ -50,6 +51,10 @@ async fn settled<T>(
                     match tokio::time::timeout(left, acked.wait(reflects)).await {
                         Ok(acked) => acked.map_err(log_problem)?,
                         Err(_) => return Err(busy(domain)),
+                    }
+                    if host.view.rebuilds() != rebuilds {
+                        // Rebuilt meanwhile: the answer may show appends the log refused.
+                        continue;
                     }
                 }
                 None => state

@@ -81,6 +81,10 @@ pub(crate) struct Sent {
     unit: usize,
 }
 
+/// [`Sent::unit`] of a request that sent nothing itself: every event resends one that may
+/// still be in flight, so it is answered with the group before it.
+const FOLLOWS: usize = usize::MAX;
+
 /// A group sent to the log and not yet answered.
 pub(crate) struct InFlight {
     acked: Shared<Acked>,
@@ -161,7 +165,8 @@ impl DomainHost {
         slot: Slot,
         reply: oneshot::Sender<Result<Committed, IngestError>>,
     ) -> bool {
-        match self.stage(events.clone()) {
+        let sent = events.clone();
+        match self.stage(sent) {
             Err(error) => {
                 let _ = reply.send(Err(error));
                 false
@@ -169,24 +174,28 @@ impl DomainHost {
             Ok(staged) if staged.appends.is_empty() => {
                 let answer = self.finish(staged, Ok(Vec::new()));
                 let sync_to = answer.as_ref().map_or(0, |committed| committed.sync_to);
-                match self
+                let in_flight = self
                     .acked
                     .as_ref()
-                    .filter(|acked| acked.durable() < sync_to)
-                {
-                    // Every event is a resend of one still in flight: told once it is stored.
-                    Some(acked) => {
-                        let stored = acked.wait(sync_to);
-                        actix::spawn(async move {
-                            let _held = slot;
-                            let answer = match stored.await {
-                                Ok(()) => answer,
-                                Err(error) => Err(IngestError::Log(error.to_string())),
-                            };
-                            let _ = reply.send(answer);
-                        });
-                    }
-                    None => {
+                    .is_some_and(|acked| acked.durable() < sync_to);
+                match self.in_flight.back().map(|last| last.acked.clone()) {
+                    // Every event is a resend of one that may still be in flight: answered
+                    // once everything sent before it is, and staged again if any of that
+                    // was refused (the original may be gone; the resend is then new).
+                    Some(last) if in_flight => self.in_flight.push_back(InFlight {
+                        acked: last,
+                        requests: vec![Sent {
+                            answer,
+                            events,
+                            reply,
+                            slot,
+                            unit: FOLLOWS,
+                        }],
+                        restaged: 0,
+                        batch: false,
+                        reaction: None,
+                    }),
+                    _ => {
                         let _ = reply.send(answer);
                     }
                 }
@@ -325,7 +334,17 @@ impl DomainHost {
         while let Some(first) = self.in_flight.front() {
             let outcomes = match first.acked.peek() {
                 Some(outcomes) => outcomes.clone(),
-                None if wait => block_on(first.acked.clone()),
+                // The log answers every append within its own timeouts; this bound only
+                // keeps a host from waiting forever on one that does not.
+                None if wait => block_on(first.acked.clone(), SETTLE_LIMIT).unwrap_or_else(|| {
+                    let count = first.requests.iter().map(|sent| sent.unit).filter(|u| *u != FOLLOWS).max().map_or(1, |u| u + 1);
+                    vec![
+                        Err(LogError::Unavailable(format!(
+                            "the append was not answered within {SETTLE_LIMIT:?}; whether it was stored is unknown until the stream is read again"
+                        )));
+                        count
+                    ]
+                }),
                 None => match first.acked.clone().now_or_never() {
                     Some(outcomes) => outcomes,
                     None => break,
@@ -344,17 +363,26 @@ impl DomainHost {
                 continue;
             }
             for sent in entry.requests {
-                let outcome = outcomes.get(sent.unit).cloned().unwrap_or_else(|| {
-                    Err(LogError::Unavailable(
-                        "the log answered fewer units than were sent".into(),
-                    ))
-                });
+                let outcome = match sent.unit {
+                    FOLLOWS if outcomes.iter().all(Result::is_ok) => Ok(()),
+                    FOLLOWS => Err(LogError::NotStored(
+                        "an append sent before this resend was refused".into(),
+                    )),
+                    unit => outcomes.get(unit).cloned().unwrap_or_else(|| {
+                        Err(LogError::Unavailable(
+                            "the log answered fewer units than were sent".into(),
+                        ))
+                    }),
+                };
                 match outcome {
                     Ok(()) => {
                         let _ = sent.reply.send(sent.answer);
                     }
-                    // Nothing was stored, and the log now holds the original for `find`.
-                    Err(LogError::Duplicate { .. }) if entry.restaged < RESTAGES => {
+                    // Nothing was stored: a resend (the log now holds the original for
+                    // `find`), or refused with an earlier append; staged again.
+                    Err(LogError::Duplicate { .. } | LogError::NotStored(_))
+                        if entry.restaged < RESTAGES =>
+                    {
                         refusal.refused = true;
                         refusal.restage.push((sent, entry.restaged + 1));
                     }
@@ -509,8 +537,13 @@ impl Handler<Acknowledged> for DomainHost {
     type Result = ();
 
     fn handle(&mut self, _: Acknowledged, ctx: &mut Self::Context) {
+        let cursor = self.cursor;
         let refusal = self.answer_acknowledged(false);
         self.after_refusal(refusal);
+        if self.cursor < cursor {
+            // Inputs whose reactions were refused are handled again, now.
+            ctx.notify(super::Wake);
+        }
         if self.batches_in_flight == 0 {
             // A group held back behind a batch goes now, as one batch.
             self.flush_ingress();
@@ -748,23 +781,31 @@ impl Handler<Prepare> for DomainHost {
     }
 }
 
-/// Runs `future` to its end on this thread. Only for futures another thread completes (an
-/// acknowledgement the NATS thread receives): the host waits for its appends in flight
-/// before it rebuilds, hands off or stops.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+/// The longest the host waits for its appends in flight before it rebuilds, hands off or
+/// stops.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `future` to its end on this thread, for at most `limit` (`None` after it). Only
+/// for futures another thread completes (an acknowledgement the NATS thread receives).
+fn block_on<F: std::future::Future>(future: F, limit: std::time::Duration) -> Option<F::Output> {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {
             self.0.unpark();
         }
     }
+    let deadline = std::time::Instant::now() + limit;
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut context = std::task::Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     loop {
         if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
+            return Some(output);
         }
-        std::thread::park();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::park_timeout(left);
     }
 }

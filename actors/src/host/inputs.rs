@@ -34,7 +34,18 @@ impl DomainHost {
         };
         let mut handled = 0;
         for record in &batch.records {
-            if let Err(stall) = self.handle_input(record) {
+            let handled_to = self.cursor;
+            let outcome = self.handle_input(record);
+            if self.cursor < handled_to {
+                // A refusal rewound the cursor: the rest of this batch is read again.
+                self.publish_positions();
+                return Pulled {
+                    handled,
+                    more: outcome.is_ok(),
+                    stall: outcome.err(),
+                };
+            }
+            if let Err(stall) = outcome {
                 // The input stays unconsumed (cursor before it) and is tried again later.
                 self.publish_positions();
                 return Pulled {

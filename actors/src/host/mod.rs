@@ -244,6 +244,7 @@ impl DomainHost {
         self.dead_sequence = replayed.dead_sequence;
         self.holds = replayed.holds;
         *self.view.write() = fresh;
+        self.view.note_rebuilt();
         self.publish_dead_letters();
         Ok(())
     }
@@ -422,7 +423,14 @@ impl Handler<Retire> for DomainHost {
 
     fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
         self.flush_ingress();
-        self.settle();
+        // A refusal restages and sends again: settled until nothing is left in flight, so
+        // no client loses an answer to the host stopping (bounded by the restage limit).
+        for _ in 0..16 {
+            if self.in_flight.is_empty() {
+                break;
+            }
+            self.settle();
+        }
         ctx.stop();
     }
 }

@@ -273,6 +273,8 @@ impl Handler<Release> for DomainHost {
 
     fn handle(&mut self, release: Release, ctx: &mut Self::Context) -> Self::Result {
         self.flush_ingress();
+        // A dead letter's `consumed` must not pass reactions the log may still refuse.
+        self.settle();
         if !self.view.is_ready() {
             return Err(ReleaseError::NotReady(self.name().to_owned()));
         }

@@ -102,8 +102,10 @@ impl super::DomainHost {
     /// Starts a snapshot of the current state: the returned job writes it once the log
     /// holds everything it reflects. `None` when snapshots are off or the state is unsaved.
     pub(super) fn snapshot_job(&mut self) -> Option<impl Future<Output = Result<String, String>>> {
-        // A snapshot must not hold staged events the log does not have yet.
+        // A snapshot must not hold staged events the log does not have yet, nor appends in
+        // flight that the log may still refuse.
         self.flush_ingress();
+        self.settle();
         let store = self.snapshots.store().cloned()?;
         let state = match self.view.read().save_state() {
             Ok(state) => state,

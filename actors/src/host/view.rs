@@ -25,6 +25,8 @@ pub struct DomainView {
     cursor: Arc<AtomicU64>,
     /// The highest log offset the state reflects.
     reflects: Arc<AtomicU64>,
+    /// Bumped at every rebuild: an answer read before one may hold appends the log refused.
+    rebuilds: Arc<AtomicU64>,
     /// Why the domain stopped consuming, while it is failed.
     failure: Arc<RwLock<Option<String>>>,
     /// The parked inputs, one per held key, as the host last published them.
@@ -70,6 +72,7 @@ impl DomainView {
             ready: Arc::new(AtomicBool::new(false)),
             cursor: Arc::new(AtomicU64::new(0)),
             reflects: Arc::new(AtomicU64::new(0)),
+            rebuilds: Arc::new(AtomicU64::new(0)),
             failure: Arc::new(RwLock::new(None)),
             dead_letters: Arc::new(RwLock::new(Vec::new())),
         }
@@ -160,6 +163,15 @@ impl DomainView {
     /// The state holds admitted events not yet appended: queries must wait for the host.
     pub(crate) fn mark_pending(&self) {
         self.reflects.store(PENDING, Ordering::Release);
+    }
+
+    /// How many times the state was rebuilt.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn note_rebuilt(&self) {
+        self.rebuilds.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn set_positions(&self, cursor: u64, reflects: u64) {

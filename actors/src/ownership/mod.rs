@@ -390,10 +390,10 @@ impl Ownership {
     ) {
         let started = Instant::now();
         let Held {
-            revision,
+            mut revision,
             lease,
             _serving,
-            ..
+            claim,
         } = hold;
         drop(_serving);
         let stopping = self.hosting.stop(stream, true);
@@ -402,7 +402,15 @@ impl Ownership {
         loop {
             tokio::select! {
                 () = &mut stopping => break,
-                () = tokio::time::sleep(every) => self.renew_held(held).await,
+                () = tokio::time::sleep(every) => {
+                    // The moving stream too: its host is still draining and writing.
+                    let sent = Instant::now();
+                    if let Ok(Some(renewed)) = self.bucket.renew(stream, &claim, revision).await {
+                        revision = renewed;
+                        lease.extend(sent + self.bucket.lease() - MARGIN);
+                    }
+                    self.renew_held(held).await;
+                }
             }
         }
         lease.revoke();

@@ -176,6 +176,10 @@ pub enum LogError {
         /// The server's refusal.
         reason: String,
     },
+    /// An append sent after one the log refused was refused with it; nothing of it was
+    /// stored, and it may be sent again once the appender rebuilt its state.
+    #[error("{0}")]
+    NotStored(String),
     /// One record would exceed the frame limit.
     #[error(
         "a record of {size} bytes exceeds the log's limit of {max} bytes; nothing was appended"

@@ -36,6 +36,8 @@ type Answer = Result<Vec<u8>, CoalescedError>;
 struct Pending {
     frame: Vec<u8>,
     answer: oneshot::Sender<Answer>,
+    /// When it was asked: its answer is due within the timeout from then.
+    asked: Instant,
 }
 
 /// The coalescing queues of one connection, one per subject.
@@ -55,7 +57,11 @@ impl Coalescer {
         timeout: Duration,
     ) -> oneshot::Receiver<Answer> {
         let (answer, answered) = oneshot::channel();
-        let mut pending = Pending { frame, answer };
+        let mut pending = Pending {
+            frame,
+            answer,
+            asked: Instant::now(),
+        };
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
         for _ in 0..2 {
             let queue = queues.entry(subject.to_owned()).or_insert_with(|| {
@@ -84,6 +90,31 @@ impl Coalescer {
     }
 }
 
+/// One request-reply of `frame` on `subject`, not batched (a read, whose answer may be
+/// large and slow), with the same retries and errors.
+pub(super) fn request_one(
+    runtime: &tokio::runtime::Handle,
+    client: &async_nats::Client,
+    subject: &str,
+    frame: Vec<u8>,
+    timeout: Duration,
+) -> oneshot::Receiver<Answer> {
+    let (answer, answered) = oneshot::channel();
+    let client = client.clone();
+    let subject = subject.to_owned();
+    runtime.spawn(async move {
+        let reply = exchange(&client, &subject, timeout, vec![frame])
+            .await
+            .and_then(|mut replies| {
+                replies
+                    .pop()
+                    .ok_or_else(|| CoalescedError::Other("an empty answer".into()))
+            });
+        let _ = answer.send(reply);
+    });
+    answered
+}
+
 /// Takes the requests for `subject` as they come and sends them in batches.
 async fn send_batches(
     client: async_nats::Client,
@@ -92,33 +123,46 @@ async fn send_batches(
     mut requests: mpsc::UnboundedReceiver<Pending>,
 ) {
     let room = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut carried: Option<Pending> = None;
     loop {
         let Ok(permit) = Arc::clone(&room).acquire_owned().await else {
             return;
         };
-        let Some(first) = requests.recv().await else {
-            return;
+        let first = match carried.take() {
+            Some(first) => first,
+            None => match requests.recv().await {
+                Some(first) => first,
+                None => return,
+            },
         };
         let mut bytes = first.frame.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_PARTS && bytes < MAX_BYTES {
+        // A request that would take the batch past the bound starts the next one.
+        let mut next = None;
+        while batch.len() < MAX_PARTS {
             match requests.try_recv() {
-                Ok(more) => {
+                Ok(more) if bytes + more.frame.len() <= MAX_BYTES => {
                     bytes += more.frame.len();
                     batch.push(more);
+                }
+                Ok(more) => {
+                    next = Some(more);
+                    break;
                 }
                 Err(_) => break,
             }
         }
         let client = client.clone();
         let subject = subject.clone();
+        let asked = batch.iter().map(|pending| pending.asked).min();
+        let left = asked.map_or(timeout, |asked| timeout.saturating_sub(asked.elapsed()));
         tokio::spawn(async move {
             let (frames, answers): (Vec<Vec<u8>>, Vec<oneshot::Sender<Answer>>) = batch
                 .into_iter()
                 .map(|pending| (pending.frame, pending.answer))
                 .unzip();
             let count = frames.len();
-            match exchange(&client, &subject, timeout, &frames).await {
+            match exchange(&client, &subject, left, frames).await {
                 Ok(replies) if replies.len() == count => {
                     for (answer, reply) in answers.into_iter().zip(replies) {
                         let _ = answer.send(Ok(reply));
@@ -141,19 +185,28 @@ async fn send_batches(
             }
             drop(permit);
         });
+        carried = next;
     }
 }
 
 /// Sends one batch and reads its answers; while nobody answers on the subject (it is
-/// between owners) it is asked again with backoff, within `timeout`.
+/// between owners) it is asked again with backoff, within `timeout`. A batch of one goes as
+/// its own frame, which any version of the owner answers.
 async fn exchange(
     client: &async_nats::Client,
     subject: &str,
     timeout: Duration,
-    frames: &[Vec<u8>],
+    mut frames: Vec<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>, CoalescedError> {
-    let frame = codec::encode(FormatTag::ForwardBatchV1, &frames)
-        .map_err(|error| CoalescedError::Other(error.to_string()))?;
+    let single = frames.len() == 1;
+    let frame = match frames.pop() {
+        Some(frame) if single => frame,
+        last => {
+            frames.extend(last);
+            codec::encode(FormatTag::ForwardBatchV1, &frames)
+                .map_err(|error| CoalescedError::Other(error.to_string()))?
+        }
+    };
     let frame = bytes::Bytes::from(frame);
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
@@ -164,6 +217,7 @@ async fn exchange(
             .payload(frame.clone())
             .timeout(Some(left.max(Duration::from_millis(100))));
         match client.send_request(subject.to_owned(), request).await {
+            Ok(message) if single => return Ok(vec![message.payload.to_vec()]),
             Ok(message) => {
                 return codec::decode(FormatTag::ForwardBatchReplyV1, &message.payload).map_err(
                     |error| {

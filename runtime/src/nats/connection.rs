@@ -16,7 +16,7 @@ use async_nats::{ConnectErrorKind, ConnectOptions, Event};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::coalesce::{CoalescedError, Coalescer};
+use super::coalesce::{request_one, CoalescedError, Coalescer};
 use crate::log::LogError;
 
 /// The oldest nats-server Herald runs on: atomic batches arrived in 2.12.
@@ -152,20 +152,21 @@ impl Nats {
     }
 
     /// Request-reply of `frame` (a [`crate::codec::FormatTag::ForwardRequestV1`] frame) on
-    /// `subject`, travelling in a batch with the others sent meanwhile (see `coalesce.rs`);
-    /// answers the one answer frame, within `request_timeout`.
+    /// `subject`; with `coalesce`, travelling in a batch with the others sent meanwhile (see
+    /// `coalesce.rs`). Answers the one answer frame, within `request_timeout`.
     pub fn request_coalesced(
         &self,
         subject: &str,
         frame: Vec<u8>,
+        coalesce: bool,
     ) -> impl Future<Output = Result<Vec<u8>, CoalescedError>> + 'static {
-        let answered = self.coalescer.request(
-            &self.runtime,
-            &self.client,
-            subject,
-            frame,
-            self.settings.request_timeout,
-        );
+        let timeout = self.settings.request_timeout;
+        let answered = match coalesce {
+            true => self
+                .coalescer
+                .request(&self.runtime, &self.client, subject, frame, timeout),
+            false => request_one(&self.runtime, &self.client, subject, frame, timeout),
+        };
         async move {
             answered.await.unwrap_or_else(|_| {
                 Err(CoalescedError::Other(
@@ -386,7 +387,7 @@ fn check_version(version: &str, servers: &str) -> Result<(), NatsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::coalesce::{CoalescedError, Coalescer};
+    use super::coalesce::{request_one, CoalescedError, Coalescer};
     use super::*;
 
     #[test]

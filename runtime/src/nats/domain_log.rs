@@ -238,6 +238,7 @@ impl JetStreamDomainLog {
         // Never lowered: offsets of appends that were refused are not given again, so the
         // acknowledged watermark only moves forward.
         own.forget_all();
+        let mut stored = 0;
         // The recent events, a page per call, so each call stays within its time bound and
         // one page at a time is in memory; the index keeps what its bounds allow.
         let mut from = events_last.saturating_sub(dedup_events() as u64 - 1).max(1);
@@ -260,19 +261,21 @@ impl JetStreamDomainLog {
                 None => break,
             }
             for record in streams::own_records(&page, &self.stream)? {
-                own.counter = own.counter.max(record.offset);
+                stored = stored.max(record.offset);
                 own.remember(&record);
             }
         }
         let dead_tail = streams::own_records(&dead_tail, &self.dead)?;
         for record in dead_tail.iter() {
-            own.counter = own.counter.max(record.offset);
+            stored = stored.max(record.offset);
             if record.envelope.stream == self.stream {
                 own.remember(record);
             }
         }
         own.stale = false;
-        self.acked.advance(own.counter);
+        own.counter = own.counter.max(stored);
+        // Only what the streams hold: offsets of refused appends stay unacknowledged.
+        self.acked.advance(stored);
         debug!(domain = %self.stream, events_last, dead_last, counter = own.counter, "JetStream streams opened");
         Ok(())
     }
@@ -612,6 +615,7 @@ impl JetStreamDomainLog {
                     messages: chunk,
                     last_offset: records[sent_records - 1].offset,
                     done,
+                    epoch: 0,
                 });
                 jobs.push(answer);
                 expected += count;
@@ -656,7 +660,7 @@ impl JetStreamDomainLog {
         let mut own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
         own.stale = true;
         match refused {
-            Refused::Chained(reason) => Err(LogError::Unavailable(reason)),
+            Refused::Chained(reason) => Err(LogError::NotStored(reason)),
             // Nothing is stored: JetStream knows an ingress event by its `Nats-Msg-Id` from
             // further back than `recent`. Remember the original, so the host compares the
             // resend with it and answers for itself.

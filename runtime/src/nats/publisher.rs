@@ -35,6 +35,8 @@ pub(super) struct Job {
     pub last_offset: u64,
     /// Told the outcome.
     pub done: oneshot::Sender<Result<(), Refused>>,
+    /// How many times the log was reopened when this was sent (set by [`Publisher::send`]).
+    pub epoch: u64,
 }
 
 /// Why an append was not stored.
@@ -59,6 +61,9 @@ pub(super) struct Publisher {
     refused: Arc<AtomicBool>,
     /// An append was refused since this was last taken: the stream's ends must be read.
     reload: Arc<AtomicBool>,
+    /// Reopenings so far: a job sent before the last one is never published after a
+    /// refusal of its own epoch.
+    epoch: AtomicU64,
 }
 
 impl Publisher {
@@ -84,11 +89,13 @@ impl Publisher {
             answered,
             refused,
             reload,
+            epoch: AtomicU64::new(0),
         }
     }
 
     /// Sends `job` after every job sent before it.
-    pub fn send(&self, job: Job) {
+    pub fn send(&self, mut job: Job) {
+        job.epoch = self.epoch.load(Ordering::SeqCst);
         let number = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
         if let Err(mpsc::error::SendError((_, job))) = self.jobs.send((number, job)) {
             let _ = job.done.send(Err(Refused::First(AppendError::Log(
@@ -114,6 +121,7 @@ impl Publisher {
 
     /// The appender rebuilt its state from the streams: appends are taken again.
     pub fn reopen(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         self.refused.store(false, Ordering::SeqCst);
     }
 }
@@ -133,7 +141,10 @@ struct InFlight {
     expected: u64,
     count: u64,
     last_offset: u64,
+    /// The `Nats-Msg-Id` of its last message: what the append after it is fenced on.
+    last_msg_id: String,
     deadline: Instant,
+    epoch: u64,
     reply: Option<Result<Bytes, String>>,
     done: oneshot::Sender<Result<(), Refused>>,
 }
@@ -159,40 +170,21 @@ async fn run(
         }
     };
     let mut waiting: VecDeque<InFlight> = VecDeque::new();
+    // Jobs taken but not sent yet (an atomic batch waits until nothing is in flight).
+    let mut backlog: VecDeque<(u64, Job)> = VecDeque::new();
     let mut token = 0u64;
     // Jobs numbered below this were sent before the last refusal: refused with it.
     let mut chain_until = 0u64;
     let mut chain_cause = String::new();
+    // The epoch of the last refusal: jobs of it (or before) not yet published are refused
+    // with it, unpublished, as JetStream would refuse them for their fence.
+    let mut refused_epoch: Option<u64> = None;
     loop {
         let deadline = waiting.front().map(|first| first.deadline);
         tokio::select! {
             job = jobs.recv() => {
-                let Some((number, job)) = job else { break };
-                let Job { name, expected, messages, last_offset, done } = job;
-                if replies.is_none() {
-                    let _ = done.send(Err(Refused::First(AppendError::Log(LogError::Unavailable(
-                        "append acknowledgements cannot be received; nothing was appended".into(),
-                    )))));
-                    answered.advance(number);
-                    continue;
-                }
-                token += 1;
-                let count = messages.len() as u64;
-                let reply = send(&client, &format!("{inbox}.{token}"), &name, expected, messages)
-                    .await
-                    .err()
-                    .map(Err);
-                waiting.push_back(InFlight {
-                    number,
-                    token,
-                    name,
-                    expected,
-                    count,
-                    last_offset,
-                    deadline: Instant::now() + timeout,
-                    reply,
-                    done,
-                });
+                let Some(job) = job else { break };
+                backlog.push_back(job);
             }
             Some(message) = async {
                 match replies.as_mut() {
@@ -254,6 +246,7 @@ async fn run(
                 Err(error) => {
                     refused.store(true, Ordering::SeqCst);
                     reload.store(true, Ordering::SeqCst);
+                    refused_epoch = Some(refused_epoch.map_or(done.epoch, |e| e.max(done.epoch)));
                     chain_until = waiting.back().map_or(done.number + 1, |last| last.number + 1);
                     chain_cause = match &error {
                         AppendError::Duplicate(_) => "it held an event JetStream already had".into(),
@@ -265,10 +258,91 @@ async fn run(
             let _ = done.done.send(outcome);
             answered.advance(done.number);
         }
+        // Send what may go: an atomic batch only once nothing is in flight (its fence is
+        // then exact), and what follows it only after it.
+        while let Some((_, front)) = backlog.front() {
+            if front.messages.len() > 1 && !waiting.is_empty() {
+                break;
+            }
+            let Some((number, job)) = backlog.pop_front() else {
+                break;
+            };
+            let Job {
+                name,
+                expected,
+                messages,
+                last_offset,
+                done,
+                epoch,
+            } = job;
+            if refused_epoch.is_some_and(|refused| epoch <= refused) {
+                let _ = done.send(Err(Refused::Chained(format!(
+                    "an append sent before it to JetStream stream {name} was refused ({chain_cause}), so this one was not sent; nothing of it was stored"
+                ))));
+                answered.advance(number);
+                continue;
+            }
+            if replies.is_none() {
+                let _ = done.send(Err(Refused::First(AppendError::Log(
+                    LogError::Unavailable(
+                        "append acknowledgements cannot be received; nothing was appended".into(),
+                    ),
+                ))));
+                answered.advance(number);
+                continue;
+            }
+            token += 1;
+            let count = messages.len() as u64;
+            let last_msg_id = messages
+                .last()
+                .map(|m| m.msg_id.clone())
+                .unwrap_or_default();
+            // Behind an append in flight, a message is also fenced on that append's last
+            // message: a sequence alone would hold if another writer stored as many
+            // messages as a refused append held, and this one would land after them.
+            let after = waiting
+                .iter()
+                .rev()
+                .find(|previous| previous.name == name)
+                .map(|previous| previous.last_msg_id.clone());
+            // Bounded: while NATS is away the client's buffer fills and a publish waits,
+            // and acknowledgements and timeouts must still be seen.
+            let sent = tokio::time::timeout(
+                timeout,
+                send(&client, &format!("{inbox}.{token}"), &name, expected, after, messages),
+            )
+            .await
+            .unwrap_or_else(|_| Err(format!(
+                "append to JetStream stream {name} could not be sent within {timeout:?} (NATS unreachable?); whether it was stored is unknown until the stream is read again"
+            )));
+            let reply = sent.err().map(Err);
+            waiting.push_back(InFlight {
+                number,
+                token,
+                name,
+                expected,
+                count,
+                last_offset,
+                last_msg_id,
+                deadline: Instant::now() + timeout,
+                epoch,
+                reply,
+                done,
+            });
+        }
+    }
+    for (number, job) in backlog {
+        let _ = job.done.send(Err(Refused::First(AppendError::Log(
+            LogError::Unavailable(
+                "the stream's log was closed before the append was sent; nothing of it was stored"
+                    .into(),
+            ),
+        ))));
+        answered.advance(number);
     }
     for entry in waiting {
         let _ = entry.done.send(Err(Refused::First(AppendError::Log(LogError::Unavailable(
-            "the NATS connection closed before the append was acknowledged; whether it was stored is unknown until the stream is read again".into(),
+            "the stream's log was closed before the append was acknowledged; whether it was stored is unknown until the stream is read again".into(),
         )))));
         answered.advance(entry.number);
     }
@@ -281,6 +355,7 @@ async fn send(
     reply: &str,
     name: &str,
     expected: u64,
+    after: Option<String>,
     messages: Vec<Outgoing>,
 ) -> Result<(), String> {
     let unsent = |error: &dyn std::fmt::Display| {
@@ -288,7 +363,10 @@ async fn send(
             "append to JetStream stream {name}: {error}; whether it was stored is unknown until the stream is read again"
         )
     };
-    let framed = streams::framed(messages, expected);
+    let mut framed = streams::framed(messages, expected);
+    if let (Some(after), Some((_, headers, _))) = (after, framed.first_mut()) {
+        headers.insert("Nats-Expected-Last-Msg-Id", after.as_str());
+    }
     let count = framed.len();
     for (index, (subject, headers, body)) in framed.into_iter().enumerate() {
         if index + 1 == count {

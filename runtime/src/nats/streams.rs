@@ -347,8 +347,9 @@ pub(super) fn check_ack(
         return Err(AppendError::Duplicate((count == 1).then_some(ack.seq)));
     }
     if let Some(error) = ack.error {
-        // 10071: wrong last sequence: someone else appended since this host's last append.
-        if error.err_code == 10071 {
+        // 10071: wrong last sequence, 10070: wrong last message id: someone else appended
+        // since this host's last append (or an append before this one was refused).
+        if error.err_code == 10071 || error.err_code == 10070 {
             return Err(AppendError::Log(LogError::Fenced {
                 stream: name.to_owned(),
                 reason: format!(

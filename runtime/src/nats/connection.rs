@@ -387,7 +387,6 @@ fn check_version(version: &str, servers: &str) -> Result<(), NatsError> {
 
 #[cfg(test)]
 mod tests {
-    use super::coalesce::{request_one, CoalescedError, Coalescer};
     use super::*;
 
     #[test]

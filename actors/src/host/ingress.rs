@@ -583,7 +583,16 @@ impl DomainHost {
             // Deduplication runs before validation: a resent event is not a conflict. A
             // resend must be the same event, though: another event under a taken `source`
             // and `id` refuses the whole group rather than being dropped as a duplicate.
-            let logged = log.find(self.stream, &event.source, &event.id);
+            let logged = match log.find(self.stream, &event.source, &event.id) {
+                Ok(logged) => logged,
+                Err(error) => {
+                    drop(domain);
+                    if admitted_any {
+                        self.restore();
+                    }
+                    return Err(IngestError::Log(error.to_string()));
+                }
+            };
             let same = |e: &Envelope| e.source == event.source && e.id == event.id;
             let held = match &logged {
                 Some(original) => Some((

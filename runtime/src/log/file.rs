@@ -645,9 +645,15 @@ impl EventLog for FileLog {
             })
     }
 
-    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
-        self.read()
-            .find(dedup::key(stream, source, id), stream, source, id)
+    fn find(
+        &self,
+        stream: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<Arc<Record>>, LogError> {
+        Ok(self
+            .read()
+            .find(dedup::key(stream, source, id), stream, source, id))
     }
 
     fn read_stream(
@@ -935,7 +941,7 @@ mod tests {
         assert_eq!(only_b.records.len(), 34);
         assert_eq!(only_b.scanned_to, 100);
         assert_eq!(log.sequence_at("a", 4), 2);
-        let found = log.find("a", "/t", "1").unwrap();
+        let found = log.find("a", "/t", "1").unwrap().unwrap();
         assert_eq!(found.envelope.sequence, 1);
         let err = log.append("a", 0, vec![event("2", "a.X")]).unwrap_err();
         assert!(matches!(err, LogError::Duplicate { position, .. } if position.sequence == 2));
@@ -1032,6 +1038,6 @@ mod tests {
         );
         assert_eq!(opened.log.head(), 1);
         assert_eq!(opened.log.streams(), vec![("a".into(), 1)]);
-        assert!(opened.log.find("a", "/t", "2").is_none());
+        assert!(opened.log.find("a", "/t", "2").unwrap().is_none());
     }
 }

@@ -114,11 +114,19 @@ impl EventLog for MemoryLog {
         Ok(appended)
     }
 
-    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
+    fn find(
+        &self,
+        stream: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<Arc<Record>>, LogError> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        let sequence = *inner.ids.get(&key(stream, source, id))?;
-        let offset = *inner.streams.get(stream)?.get(sequence as usize - 1)?;
-        inner.records.get(offset as usize - 1).cloned()
+        let found = || {
+            let sequence = *inner.ids.get(&key(stream, source, id))?;
+            let offset = *inner.streams.get(stream)?.get(sequence as usize - 1)?;
+            inner.records.get(offset as usize - 1).cloned()
+        };
+        Ok(found())
     }
 
     fn read_stream(
@@ -242,9 +250,9 @@ mod tests {
         assert!(matches!(err, LogError::Duplicate { position, .. } if position.sequence == 2));
         assert_eq!(log.head(), 1);
         assert_eq!(
-            log.find("a", "/t", "1").map(|r| r.envelope.sequence),
+            log.find("a", "/t", "1").unwrap().map(|r| r.envelope.sequence),
             Some(1)
         );
-        assert_eq!(log.find("b", "/t", "1"), None);
+        assert_eq!(log.find("b", "/t", "1").unwrap(), None);
     }
 }

@@ -761,16 +761,25 @@ impl EventLog for JetStreamDomainLog {
         self.publisher.reopen();
     }
 
-    fn find(&self, stream: &str, source: &str, id: &str) -> Option<Arc<Record>> {
+    fn find(
+        &self,
+        stream: &str,
+        source: &str,
+        id: &str,
+    ) -> Result<Option<Arc<Record>>, LogError> {
         if stream != self.stream {
-            return None;
+            return Ok(None);
         }
-        let own = self.own_state().ok()?;
-        own.recent
+        // Not knowing is an error, not "new": while the index is read again after an
+        // outage, a resend of an event stored behind it would otherwise meet its original
+        // in the state and be refused 409 (found by nats_cluster.rs).
+        let own = self.own_state()?;
+        Ok(own
+            .recent
             .get(&identity(source, id))
             .map(|(record, _)| record)
             .filter(|record| record.envelope.source == source && record.envelope.id == id)
-            .cloned()
+            .cloned())
     }
 
     fn read_stream(

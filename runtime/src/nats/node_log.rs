@@ -77,8 +77,8 @@ impl EventLog for JetStreamNodeLog {
         )))
     }
 
-    fn find(&self, _: &str, _: &str, _: &str) -> Option<Arc<Record>> {
-        None
+    fn find(&self, _: &str, _: &str, _: &str) -> Result<Option<Arc<Record>>, LogError> {
+        Ok(None)
     }
 
     fn read_stream(

@@ -45,14 +45,14 @@ pub enum LogCommand {
 }
 
 /// Runs a `herald log` subcommand.
-pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
+pub fn run(command: LogCommand, registry: crate::Registry) -> anyhow::Result<ExitCode> {
     match command {
         LogCommand::Tail {
             data_dir,
             stream,
             from,
             limit,
-        } => tail(&data_dir, stream.as_deref(), from, limit),
+        } => tail(&data_dir, stream.as_deref(), from, limit, registry),
         LogCommand::Verify { data_dir } => verify(&data_dir),
         LogCommand::Repair { data_dir } => repair(&data_dir),
     }
@@ -75,6 +75,7 @@ fn tail(
     stream: Option<&str>,
     from: u64,
     limit: Option<u64>,
+    registry: crate::Registry,
 ) -> anyhow::Result<ExitCode> {
     let dir = log_dir(data_dir)?;
     // A registered domain's streams exist before their first event (analytics never
@@ -86,7 +87,7 @@ fn tail(
         Default::default()
     });
     let layout = Layout::new(
-        herald_domains::all()
+        registry()
             .iter()
             .map(|domain| (domain.name, counts.get(domain.name).copied().unwrap_or(1))),
     );

@@ -1,5 +1,6 @@
 //! The actix actors of a running Herald node. The binary uses `node` (and `error`); the
-//! rest is this crate's own.
+//! problem catalogue ([`PROBLEM_KINDS`]) is public for documents and tests; the rest is
+//! this crate's own.
 //!
 //! # Layout (each module uses only those listed above it, `node` uses them all)
 //!
@@ -24,3 +25,5 @@ pub mod node;
 mod ownership;
 mod registry;
 mod supervisor;
+
+pub use gateway::problem::{Kind as ProblemKind, KINDS as PROBLEM_KINDS};

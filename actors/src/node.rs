@@ -43,7 +43,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Runs a node until `shutdown` resolves, then stops taking requests, drains, and returns.
 ///
-/// `registered` is every domain this build knows (`herald_domains::all()`); the config
+/// `registered` is every domain this build knows (the service's registry); the config
 /// picks which of them run. Must be called inside an actix system.
 pub async fn run(
     config: Config,
@@ -53,6 +53,19 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let known: Vec<&str> = registered.iter().map(|entry| entry.name).collect();
     let enabled = config.enabled_domains(&known);
+    let left_out: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|name| !enabled.iter().any(|enabled| enabled == name))
+        .collect();
+    if !left_out.is_empty() {
+        // A domain added to the build but not to `[domains] enabled` would otherwise be
+        // silently absent.
+        info!(
+            domains = %left_out.join(", "),
+            "registered domains this node does not host: [domains] enabled leaves them out (an empty list hosts every registered domain)"
+        );
+    }
     let catalog = Arc::new(Catalog::new(&registered, &enabled)?);
     check_partitions(&config, &catalog, &enabled)?;
     let (storage, layout) = match config.bus.kind {

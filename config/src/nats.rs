@@ -1,5 +1,5 @@
 //! `[bus.nats]`: where the NATS servers are and how Herald uses JetStream, for
-//! `[bus] kind = "nats"` (networked mode; see `docs/networked-mode.md`).
+//! `[bus] kind = "nats"` (networked mode; see `docs/design/networked-mode.md`).
 
 use std::fmt;
 use std::path::PathBuf;

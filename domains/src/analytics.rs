@@ -16,10 +16,16 @@
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Params, QueryError, Rejection};
-use serde_json::{json, Value};
+use herald_runtime::prelude::*;
 
-use crate::{inventory, orders, payments, shipping};
+use crate::events::inventory::{
+    StockAdded, StockRejected, StockReleased, StockReserved, StockShipped,
+};
+use crate::events::orders::{OrderCancelled, OrderPlaced};
+use crate::events::payments::{CreditGranted, PaymentCaptured, PaymentDeclined, PaymentRefunded};
+use crate::events::shipping::{
+    ShipmentCancelled, ShipmentDelivered, ShipmentDispatched, ShipmentScheduled,
+};
 
 herald_runtime::events! {
     /// The events analytics owns: none. The enum has no variants, so no value of it exists
@@ -27,24 +33,53 @@ herald_runtime::events! {
     pub enum AnalyticsEvent in "analytics" {}
 }
 
-/// Every event type of the other domains: analytics consumes them all.
-const EVERY_OTHER_TYPE: &[&str] = &[
-    inventory::StockAdded::TYPE,
-    inventory::StockReserved::TYPE,
-    inventory::StockRejected::TYPE,
-    inventory::StockReleased::TYPE,
-    inventory::StockShipped::TYPE,
-    orders::OrderPlaced::TYPE,
-    orders::OrderCancelled::TYPE,
-    payments::CreditGranted::TYPE,
-    payments::PaymentCaptured::TYPE,
-    payments::PaymentDeclined::TYPE,
-    payments::PaymentRefunded::TYPE,
-    shipping::ShipmentScheduled::TYPE,
-    shipping::ShipmentDispatched::TYPE,
-    shipping::ShipmentDelivered::TYPE,
-    shipping::ShipmentCancelled::TYPE,
-];
+herald_runtime::inputs! {
+    /// Every event type of the other domains: analytics consumes them all.
+    pub enum AnalyticsInput {
+        StockAdded,
+        StockReserved,
+        StockRejected,
+        StockReleased,
+        StockShipped,
+        OrderPlaced,
+        OrderCancelled,
+        CreditGranted,
+        PaymentCaptured,
+        PaymentDeclined,
+        PaymentRefunded,
+        ShipmentScheduled,
+        ShipmentDispatched,
+        ShipmentDelivered,
+        ShipmentCancelled,
+    }
+}
+
+/// Revenue in cents, exactly: a number while it fits in a `u64`, else its decimal digits.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Cents {
+    /// Up to `u64::MAX`.
+    Number(u64),
+    /// Beyond it (or negative), as decimal digits.
+    Digits(String),
+}
+
+/// The answer to the `summary` query.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Summary {
+    /// Events seen, per full type name.
+    pub events_by_type: BTreeMap<String, u64>,
+    /// Orders placed.
+    pub orders_placed: u64,
+    /// Orders delivered.
+    pub orders_delivered: u64,
+    /// Orders rejected: out of stock or payment declined.
+    pub orders_rejected: u64,
+    /// Orders cancelled.
+    pub orders_cancelled: u64,
+    /// Captured minus refunded, in cents.
+    pub revenue: Cents,
+}
 
 /// The analytics domain: counts and sums over the whole saga.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -62,66 +97,55 @@ pub struct Analytics {
 
 impl Analytics {
     /// Captured minus refunded, in cents, exactly (see the module's Figures).
-    fn revenue(&self) -> Value {
+    fn revenue(&self) -> Cents {
         match self.captured.checked_sub(self.refunded) {
             Some(net) => {
-                u64::try_from(net).map_or_else(|_| json!(net.to_string()), |net| json!(net))
+                u64::try_from(net).map_or_else(|_| Cents::Digits(net.to_string()), Cents::Number)
             }
             // A refund follows its capture in the payments stream, so this cannot happen;
             // were it to, the figure is shown with its sign rather than clamped to zero.
-            None => json!(format!("-{}", self.refunded - self.captured)),
+            None => Cents::Digits(format!("-{}", self.refunded - self.captured)),
         }
     }
 }
 
 impl Domain for Analytics {
-    const NAME: &'static str = "analytics";
     type Event = AnalyticsEvent;
+    type Input = AnalyticsInput;
+    /// Analytics answers no entities: only `summary`.
+    type Entity = ();
 
-    fn subscriptions() -> &'static [&'static str] {
-        EVERY_OTHER_TYPE
-    }
-
-    fn ingress() -> &'static [&'static str] {
-        &[]
-    }
-
-    fn queries() -> &'static [&'static str] {
-        &["summary"]
-    }
-
-    fn validate(&self, proposed: &AnalyticsEvent) -> Result<(), Rejection> {
-        match *proposed {}
+    fn queries() -> Vec<Query> {
+        vec![Query::of::<Summary>("summary")]
     }
 
     fn handle(
         &mut self,
-        incoming: &Incoming<'_>,
+        input: AnalyticsInput,
         _out: &mut Outbox<AnalyticsEvent>,
     ) -> Result<(), HandleError> {
-        let event_type = incoming.event_type();
+        use AnalyticsInput as In;
         // No `+= 1` below can overflow: a log holds fewer than u64::MAX events.
         *self
             .events_by_type
-            .entry(event_type.to_owned())
+            .entry(input.type_name().to_owned())
             .or_default() += 1;
-        match event_type {
-            orders::OrderPlaced::TYPE => self.orders_placed += 1,
-            orders::OrderCancelled::TYPE => self.orders_cancelled += 1,
-            inventory::StockRejected::TYPE | payments::PaymentDeclined::TYPE => {
-                self.orders_rejected += 1
-            }
-            shipping::ShipmentDelivered::TYPE => self.orders_delivered += 1,
-            payments::PaymentCaptured::TYPE => {
-                let captured: payments::PaymentCaptured = incoming.data()?;
-                // Below 2^128 whatever the log: fewer than 2^64 amounts of under 2^64 each.
-                self.captured += u128::from(captured.amount);
-            }
-            payments::PaymentRefunded::TYPE => {
-                let refunded: payments::PaymentRefunded = incoming.data()?;
-                self.refunded += u128::from(refunded.amount);
-            }
-            _ => {}
+        match input {
+            In::OrderPlaced(_) => self.orders_placed += 1,
+            In::OrderCancelled(_) => self.orders_cancelled += 1,
+            In::StockRejected(_) | In::PaymentDeclined(_) => self.orders_rejected += 1,
+            In::ShipmentDelivered(_) => self.orders_delivered += 1,
+            // Below 2^128 whatever the log: fewer than 2^64 amounts of under 2^64 each.
+            In::PaymentCaptured(captured) => self.captured += u128::from(captured.amount),
+            In::PaymentRefunded(refunded) => self.refunded += u128::from(refunded.amount),
+            In::StockAdded(_)
+            | In::StockReserved(_)
+            | In::StockReleased(_)
+            | In::StockShipped(_)
+            | In::CreditGranted(_)
+            | In::ShipmentScheduled(_)
+            | In::ShipmentDispatched(_)
+            | In::ShipmentCancelled(_) => {}
         }
         Ok(())
     }
@@ -130,24 +154,21 @@ impl Domain for Analytics {
         match *event {}
     }
 
-    fn entity(&self, _key: &str) -> Option<Value> {
+    fn entity(&self, _key: &str) -> Option<()> {
         None
     }
 
-    fn query(&self, name: &str, _params: &Params) -> Result<Value, QueryError> {
+    fn query(&self, name: &str, _params: &Params) -> Result<serde_json::Value, QueryError> {
         match name {
-            "summary" => Ok(json!({
-                "events_by_type": self.events_by_type,
-                "orders_placed": self.orders_placed,
-                "orders_delivered": self.orders_delivered,
-                "orders_rejected": self.orders_rejected,
-                "orders_cancelled": self.orders_cancelled,
-                "revenue": self.revenue(),
-            })),
-            _ => Err(QueryError::UnknownQuery {
-                name: name.to_owned(),
-                known: Self::queries().iter().map(|q| q.to_string()).collect(),
+            "summary" => answer(&Summary {
+                events_by_type: self.events_by_type.clone(),
+                orders_placed: self.orders_placed,
+                orders_delivered: self.orders_delivered,
+                orders_rejected: self.orders_rejected,
+                orders_cancelled: self.orders_cancelled,
+                revenue: self.revenue(),
             }),
+            _ => Err(QueryError::unknown::<Self>(name)),
         }
     }
 }

@@ -10,84 +10,36 @@
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use herald_runtime::prelude::*;
 
-use crate::{orders, payments, shipping};
+use crate::events::inventory::{
+    InventoryEvent, StockLine, StockRejected, StockReleased, StockReserved, StockShipped,
+};
+use crate::events::orders::{OrderCancelled, OrderPlaced};
+use crate::events::payments::PaymentDeclined;
+use crate::events::shipping::ShipmentDispatched;
 
-/// Stock of a sku arrived.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StockAdded {
-    /// The stock-keeping unit; the entity key.
-    #[schemars(length(min = 1))]
-    pub sku: String,
-    /// How many units arrived; at least one.
-    #[schemars(range(min = 1))]
-    pub quantity: u64,
+herald_runtime::inputs! {
+    /// What inventory reacts to: orders to reserve for, and what frees or ships a reservation.
+    pub enum InventoryInput {
+        OrderPlaced,
+        OrderCancelled,
+        PaymentDeclined,
+        ShipmentDispatched,
+    }
 }
 
-/// Every line of an order was set aside.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StockReserved {
-    /// The order; the entity key.
-    pub order_id: String,
-    /// What was set aside, one line per sku.
-    pub lines: Vec<StockLine>,
-}
-
-/// An order could not be reserved in full, so nothing was set aside.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StockRejected {
-    /// The order; the entity key.
-    pub order_id: String,
-    /// Which sku fell short, and by how much.
-    pub reason: String,
-}
-
-/// An order's reserved stock went back on the shelf (payment declined or order cancelled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StockReleased {
-    /// The order; the entity key.
-    pub order_id: String,
-    /// What was released: exactly what had been reserved.
-    pub lines: Vec<StockLine>,
-}
-
-/// An order's reserved stock left the warehouse.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StockShipped {
-    /// The order; the entity key.
-    pub order_id: String,
-    /// What shipped: exactly what had been reserved.
-    pub lines: Vec<StockLine>,
-}
-
-/// A quantity of one sku.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StockLine {
+/// One sku's stock, as `GET /v1/domains/inventory/entities/{sku}` answers it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StockView {
     /// The stock-keeping unit.
     pub sku: String,
-    /// How many units.
-    pub quantity: u64,
-}
-
-herald_runtime::events! {
-    /// What the inventory domain records.
-    pub enum InventoryEvent in "inventory" {
-        StockAdded keyed by sku,
-        StockReserved keyed by order_id,
-        StockRejected keyed by order_id,
-        StockReleased keyed by order_id,
-        StockShipped keyed by order_id,
-    }
+    /// Units on the shelf, free to reserve.
+    pub available: u64,
+    /// Units set aside for orders not yet shipped.
+    pub reserved: u64,
+    /// Units that left the warehouse.
+    pub shipped: u64,
 }
 
 /// The units of one sku, by where they are.
@@ -136,7 +88,7 @@ pub struct Inventory {
 
 impl Inventory {
     /// Reserves every line of the order, or rejects it naming the first sku short.
-    fn reserve(&self, placed: orders::OrderPlaced, out: &mut Outbox<InventoryEvent>) {
+    fn reserve(&self, placed: OrderPlaced, out: &mut Outbox<InventoryEvent>) {
         // Orders refuses units past u64 at ingress; a log from before that may hold some, and
         // no sku can have that many, so the order is rejected.
         let wanted = match placed.units_per_sku() {
@@ -188,21 +140,9 @@ impl Inventory {
 }
 
 impl Domain for Inventory {
-    const NAME: &'static str = "inventory";
     type Event = InventoryEvent;
-
-    fn subscriptions() -> &'static [&'static str] {
-        &[
-            orders::OrderPlaced::TYPE,
-            orders::OrderCancelled::TYPE,
-            payments::PaymentDeclined::TYPE,
-            shipping::ShipmentDispatched::TYPE,
-        ]
-    }
-
-    fn ingress() -> &'static [&'static str] {
-        &[StockAdded::TYPE]
-    }
+    type Input = InventoryInput;
+    type Entity = StockView;
 
     fn validate(&self, proposed: &InventoryEvent) -> Result<(), Rejection> {
         let added = match proposed {
@@ -231,20 +171,17 @@ impl Domain for Inventory {
 
     fn handle(
         &mut self,
-        incoming: &Incoming<'_>,
+        input: InventoryInput,
         out: &mut Outbox<InventoryEvent>,
     ) -> Result<(), HandleError> {
-        match incoming.event_type() {
-            orders::OrderPlaced::TYPE => {
-                let placed: orders::OrderPlaced = incoming.data()?;
+        match input {
+            InventoryInput::OrderPlaced(placed) => {
                 // Decided already (a redelivery) or cancelled first: reserve nothing.
                 if !self.allocations.contains_key(&placed.order_id) {
                     self.reserve(placed, out);
                 }
-                Ok(())
             }
-            orders::OrderCancelled::TYPE => {
-                let cancelled: orders::OrderCancelled = incoming.data()?;
+            InventoryInput::OrderCancelled(cancelled) => {
                 match self.allocations.get(&cancelled.order_id) {
                     None => {
                         self.allocations
@@ -252,15 +189,9 @@ impl Domain for Inventory {
                     }
                     Some(_) => self.release(cancelled.order_id, out),
                 }
-                Ok(())
             }
-            payments::PaymentDeclined::TYPE => {
-                let declined: payments::PaymentDeclined = incoming.data()?;
-                self.release(declined.order_id, out);
-                Ok(())
-            }
-            shipping::ShipmentDispatched::TYPE => {
-                let dispatched: shipping::ShipmentDispatched = incoming.data()?;
+            InventoryInput::PaymentDeclined(declined) => self.release(declined.order_id, out),
+            InventoryInput::ShipmentDispatched(dispatched) => {
                 if let Some(Allocation::Reserved(lines)) =
                     self.allocations.get(&dispatched.order_id)
                 {
@@ -268,10 +199,9 @@ impl Domain for Inventory {
                     let order_id = dispatched.order_id;
                     out.emit(StockShipped { order_id, lines });
                 }
-                Ok(())
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     // Exact for every event validate and handle let through (see [`Stock`]): a reservation
@@ -316,13 +246,13 @@ impl Domain for Inventory {
         }
     }
 
-    fn entity(&self, key: &str) -> Option<Value> {
+    fn entity(&self, key: &str) -> Option<StockView> {
         let stock = self.stock.get(key)?;
-        Some(json!({
-            "sku": key,
-            "available": stock.available,
-            "reserved": stock.reserved,
-            "shipped": stock.shipped,
-        }))
+        Some(StockView {
+            sku: key.to_owned(),
+            available: stock.available,
+            reserved: stock.reserved,
+            shipped: stock.shipped,
+        })
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! # Layout
 //!
-//! One file per domain, each holding its event payloads, its `events!` enum and its
+//! The event types live in [`events`], one module per owning domain, so domains share
+//! types and nothing else. Then one file per domain, each with its
+//! [`inputs!`](herald_runtime::inputs) enum (what it consumes) and its
 //! [`Domain`](herald_runtime::Domain) implementation:
 //!
 //! - [`orders`]: takes orders in (`OrderPlaced`, `OrderCancelled`) and tracks each order's
@@ -26,10 +28,11 @@
 //!
 //! Write one file, `src/<name>.rs`, with a type implementing
 //! [`Domain`](herald_runtime::Domain) and its event enum declared with
-//! [`herald_runtime::events!`]; then add `pub mod <name>;` and one line to [`all`], both in
+//! [`herald_runtime::events!`]; then add `pub mod <name>;` and one line to [`saga`], both in
 //! alphabetical order. The node checks the wiring (subscriptions, ingress, schemas) at start.
 
 pub mod analytics;
+pub mod events;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod inventory;
@@ -39,22 +42,29 @@ pub mod shipping;
 
 use herald_runtime::DomainEntry;
 
-/// Every domain this build knows, alphabetically: one line per domain (then, in test
-/// builds with the `fault-injection` feature, the fault-test domains).
-pub fn all() -> Vec<DomainEntry> {
+/// The saga's domains, alphabetically: one line per domain.
+pub fn saga() -> Vec<DomainEntry> {
     vec![
         DomainEntry::of::<analytics::Analytics>(),
         DomainEntry::of::<inventory::Inventory>(),
         DomainEntry::of::<orders::Orders>(),
         DomainEntry::of::<payments::Payments>(),
         DomainEntry::of::<shipping::Shipping>(),
-        #[cfg(feature = "fault-injection")]
-        DomainEntry::of::<faults::faulty::Faulty>(),
-        #[cfg(feature = "fault-injection")]
-        DomainEntry::of::<faults::feeder::Feeder>(),
-        #[cfg(feature = "fault-injection")]
-        DomainEntry::of::<faults::laggard::Laggard>(),
     ]
+}
+
+/// Every domain this build knows: the saga's, then, in test builds with the
+/// `fault-injection` feature, the fault-test domains.
+pub fn all() -> Vec<DomainEntry> {
+    #[allow(unused_mut)] // extended only with `fault-injection`
+    let mut all = saga();
+    #[cfg(feature = "fault-injection")]
+    all.extend([
+        DomainEntry::of::<faults::faulty::Faulty>(),
+        DomainEntry::of::<faults::feeder::Feeder>(),
+        faults::laggard::entry(),
+    ]);
+    all
 }
 
 /// Their names, for validating config.

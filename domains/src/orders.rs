@@ -26,155 +26,50 @@
 
 use std::collections::{btree_map::Entry, BTreeMap, BTreeSet};
 
-use herald_runtime::{
-    Domain, HandleError, Incoming, Outbox, Params, Partitioning, QueryError, Rejection,
-};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use herald_runtime::prelude::*;
 
-use crate::{inventory, payments, shipping};
+use crate::events::inventory::{StockRejected, StockReserved};
+use crate::events::orders::OrdersEvent;
+use crate::events::payments::{PaymentCaptured, PaymentDeclined};
+use crate::events::shipping::{ShipmentDelivered, ShipmentDispatched, ShipmentScheduled};
 
-/// A client placed an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderPlaced {
-    /// The order's id; the entity key.
-    #[schemars(length(min = 1))]
+herald_runtime::inputs! {
+    /// What orders follows: every step of the saga that moves an order's status.
+    pub enum OrdersInput {
+        StockReserved,
+        StockRejected,
+        PaymentCaptured,
+        PaymentDeclined,
+        ShipmentScheduled,
+        ShipmentDispatched,
+        ShipmentDelivered,
+    }
+}
+
+/// One order, as `GET /v1/domains/orders/entities/{order_id}` answers it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct OrderView {
+    /// The order's id.
     pub order_id: String,
-    /// The customer who pays for it.
-    #[schemars(length(min = 1))]
+    /// Who pays for it.
     pub customer: String,
-    /// What is ordered; at least one line.
-    #[schemars(length(min = 1))]
-    pub lines: Vec<OrderLine>,
+    /// `placed`, `reserved`, `paid`, `awaiting_shipment`, `shipped`, `delivered`,
+    /// `rejected` or `cancelled`.
+    pub status: &'static str,
+    /// What it costs, in cents; `null` for an order whose total passes `u64::MAX`.
+    pub total: Option<u64>,
+    /// Why it was rejected or cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
-impl OrderPlaced {
-    /// What the order costs, in cents: the sum of quantity times unit price, or where that
-    /// sum passes `u64::MAX`. Orders refuses such an order at ingress; a log written before
-    /// it did may still hold one, and the other domains decide about it (see
-    /// [`OrderTooLarge`]).
-    pub fn total(&self) -> Result<u64, OrderTooLarge> {
-        let mut total: u64 = 0;
-        for (index, line) in self.lines.iter().enumerate() {
-            total = line
-                .quantity
-                .checked_mul(line.unit_price)
-                .and_then(|price| total.checked_add(price))
-                .ok_or_else(|| OrderTooLarge::Total {
-                    line: index + 1,
-                    sku: line.sku.clone(),
-                    quantity: line.quantity,
-                    unit_price: line.unit_price,
-                })?;
-        }
-        Ok(total)
-    }
-
-    /// The units ordered of each sku, summed over its lines, in the order skus first
-    /// appear; or the sku whose units pass `u64::MAX`.
-    pub fn units_per_sku(&self) -> Result<Vec<inventory::StockLine>, OrderTooLarge> {
-        let mut wanted: Vec<inventory::StockLine> = Vec::new();
-        for line in &self.lines {
-            match wanted.iter_mut().find(|w| w.sku == line.sku) {
-                Some(same) => {
-                    same.quantity = same.quantity.checked_add(line.quantity).ok_or_else(|| {
-                        OrderTooLarge::Units {
-                            sku: line.sku.clone(),
-                        }
-                    })?;
-                }
-                None => wanted.push(inventory::StockLine {
-                    sku: line.sku.clone(),
-                    quantity: line.quantity,
-                }),
-            }
-        }
-        Ok(wanted)
-    }
-}
-
-/// Why an order's figures cannot be counted exactly in the `u64` they are kept in.
-///
-/// Orders refuses such an order at ingress. One already in a log (accepted before that rule)
-/// is decided on, never clamped: inventory rejects an order whose units it cannot count, and
-/// payments declines one it cannot price.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum OrderTooLarge {
-    /// The total in cents passes `u64::MAX` at this line.
-    Total {
-        /// The line, counted from 1.
-        line: usize,
-        /// Its sku.
-        sku: String,
-        /// Its quantity.
-        quantity: u64,
-        /// Its unit price, in cents.
-        unit_price: u64,
-    },
-    /// The units of one sku, over all its lines, pass `u64::MAX`.
-    Units {
-        /// The sku.
-        sku: String,
-    },
-}
-
-impl std::fmt::Display for OrderTooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OrderTooLarge::Total {
-                line,
-                sku,
-                quantity,
-                unit_price,
-            } => write!(
-                f,
-                "the total passes {} cents at line {line} ({quantity} units of sku \"{sku}\" at {unit_price} cents)",
-                u64::MAX
-            ),
-            OrderTooLarge::Units { sku } => write!(
-                f,
-                "the lines ask for more than {} units of sku \"{sku}\"",
-                u64::MAX
-            ),
-        }
-    }
-}
-
-impl std::error::Error for OrderTooLarge {}
-
-/// One line of an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderLine {
-    /// The stock-keeping unit ordered.
-    #[schemars(length(min = 1))]
-    pub sku: String,
-    /// How many; at least one.
-    #[schemars(range(min = 1))]
-    pub quantity: u64,
-    /// Price of one unit, in cents; may be zero.
-    pub unit_price: u64,
-}
-
-/// A client cancelled an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderCancelled {
-    /// The order's id; the entity key.
-    #[schemars(length(min = 1))]
-    pub order_id: String,
-    /// Why the client cancelled.
-    pub reason: String,
-}
-
-herald_runtime::events! {
-    /// What the orders domain records.
-    pub enum OrdersEvent in "orders" {
-        OrderPlaced keyed by order_id,
-        OrderCancelled keyed by order_id,
-    }
+/// The answer to the `statuses` query: how many orders there are, by status.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Statuses {
+    /// Every order counted.
+    pub orders: u64,
+    /// Orders per status name.
+    pub by_status: BTreeMap<&'static str, u64>,
 }
 
 /// Where an order stands.
@@ -247,27 +142,12 @@ pub struct Orders {
 }
 
 impl Domain for Orders {
-    const NAME: &'static str = "orders";
     type Event = OrdersEvent;
+    type Input = OrdersInput;
+    type Entity = OrderView;
 
-    fn subscriptions() -> &'static [&'static str] {
-        &[
-            inventory::StockReserved::TYPE,
-            inventory::StockRejected::TYPE,
-            payments::PaymentCaptured::TYPE,
-            payments::PaymentDeclined::TYPE,
-            shipping::ShipmentScheduled::TYPE,
-            shipping::ShipmentDispatched::TYPE,
-            shipping::ShipmentDelivered::TYPE,
-        ]
-    }
-
-    fn ingress() -> &'static [&'static str] {
-        &[OrderPlaced::TYPE, OrderCancelled::TYPE]
-    }
-
-    fn queries() -> &'static [&'static str] {
-        &["statuses"]
+    fn queries() -> Vec<Query> {
+        vec![Query::of::<Statuses>("statuses")]
     }
 
     // Every input is a saga event about one order, keyed by the order id; no decision spans orders.
@@ -314,41 +194,17 @@ impl Domain for Orders {
 
     fn handle(
         &mut self,
-        incoming: &Incoming<'_>,
+        input: OrdersInput,
         _out: &mut Outbox<OrdersEvent>,
     ) -> Result<(), HandleError> {
-        let (order_id, next) = match incoming.event_type() {
-            inventory::StockReserved::TYPE => {
-                let reserved: inventory::StockReserved = incoming.data()?;
-                (reserved.order_id, Status::Reserved)
-            }
-            inventory::StockRejected::TYPE => {
-                let rejected: inventory::StockRejected = incoming.data()?;
-                let reason = rejected.reason;
-                (rejected.order_id, Status::Rejected { reason })
-            }
-            payments::PaymentCaptured::TYPE => {
-                let captured: payments::PaymentCaptured = incoming.data()?;
-                (captured.order_id, Status::Paid)
-            }
-            payments::PaymentDeclined::TYPE => {
-                let declined: payments::PaymentDeclined = incoming.data()?;
-                let reason = declined.reason;
-                (declined.order_id, Status::Rejected { reason })
-            }
-            shipping::ShipmentScheduled::TYPE => {
-                let scheduled: shipping::ShipmentScheduled = incoming.data()?;
-                (scheduled.order_id, Status::AwaitingShipment)
-            }
-            shipping::ShipmentDispatched::TYPE => {
-                let dispatched: shipping::ShipmentDispatched = incoming.data()?;
-                (dispatched.order_id, Status::Shipped)
-            }
-            shipping::ShipmentDelivered::TYPE => {
-                let delivered: shipping::ShipmentDelivered = incoming.data()?;
-                (delivered.order_id, Status::Delivered)
-            }
-            _ => return Ok(()),
+        let (order_id, next) = match input {
+            OrdersInput::StockReserved(e) => (e.order_id, Status::Reserved),
+            OrdersInput::StockRejected(e) => (e.order_id, Status::Rejected { reason: e.reason }),
+            OrdersInput::PaymentCaptured(e) => (e.order_id, Status::Paid),
+            OrdersInput::PaymentDeclined(e) => (e.order_id, Status::Rejected { reason: e.reason }),
+            OrdersInput::ShipmentScheduled(e) => (e.order_id, Status::AwaitingShipment),
+            OrdersInput::ShipmentDispatched(e) => (e.order_id, Status::Shipped),
+            OrdersInput::ShipmentDelivered(e) => (e.order_id, Status::Delivered),
         };
         // Every saga event follows its order's OrderPlaced, which orders applied at ingress.
         if let Some(order) = self.orders.get_mut(&order_id) {
@@ -386,39 +242,33 @@ impl Domain for Orders {
 
     // Counts per status sum over partitions, so the default `Domain::merge` answers for
     // the whole domain.
-    fn query(&self, name: &str, params: &Params) -> Result<Value, QueryError> {
+    fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
         if name != "statuses" {
-            return Err(QueryError::UnknownQuery {
-                name: name.to_owned(),
-                known: Self::queries().iter().map(|q| q.to_string()).collect(),
-            });
+            return Err(QueryError::unknown::<Self>(name));
         }
         let customer = params.get("customer");
-        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut by_status: BTreeMap<&str, u64> = BTreeMap::new();
         for order in self.orders.values() {
             if customer.is_none_or(|customer| *customer == order.customer) {
-                *counts.entry(order.status.name()).or_default() += 1;
+                *by_status.entry(order.status.name()).or_default() += 1;
             }
         }
-        Ok(json!({ "orders": counts.values().sum::<u64>(), "by_status": counts }))
+        let orders = by_status.values().sum();
+        answer(&Statuses { orders, by_status })
     }
 
-    fn entity(&self, key: &str) -> Option<Value> {
+    fn entity(&self, key: &str) -> Option<OrderView> {
         let order = self.orders.get(key)?;
-        let total = if self.unpriced.contains(key) {
-            Value::Null
-        } else {
-            json!(order.total)
+        let reason = match &order.status {
+            Status::Rejected { reason } | Status::Cancelled { reason } => Some(reason.clone()),
+            _ => None,
         };
-        let mut entity = json!({
-            "order_id": key,
-            "customer": order.customer,
-            "status": order.status.name(),
-            "total": total,
-        });
-        if let Status::Rejected { reason } | Status::Cancelled { reason } = &order.status {
-            entity["reason"] = json!(reason);
-        }
-        Some(entity)
+        Some(OrderView {
+            order_id: key.to_owned(),
+            customer: order.customer.clone(),
+            status: order.status.name(),
+            total: (!self.unpriced.contains(key)).then_some(order.total),
+            reason,
+        })
     }
 }

@@ -22,72 +22,30 @@
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use herald_runtime::prelude::*;
 
-use crate::{inventory, orders};
+use crate::events::inventory::StockReserved;
+use crate::events::orders::{OrderCancelled, OrderPlaced, OrderTooLarge};
+use crate::events::payments::{PaymentCaptured, PaymentDeclined, PaymentRefunded, PaymentsEvent};
 
-/// A customer was given credit to spend.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreditGranted {
-    /// The customer; the entity key.
-    #[schemars(length(min = 1))]
-    pub customer: String,
-    /// How much, in cents; at least one.
-    #[schemars(range(min = 1))]
-    pub amount: u64,
-}
-
-/// An order's total was taken from its customer's credit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentCaptured {
-    /// The order; the entity key.
-    pub order_id: String,
-    /// Who paid.
-    pub customer: String,
-    /// How much, in cents.
-    pub amount: u64,
-}
-
-/// An order's customer had too little credit, or the order could not be priced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentDeclined {
-    /// The order; the entity key.
-    pub order_id: String,
-    /// Who would have paid.
-    pub customer: String,
-    /// The order's total, in cents; absent when it passes `u64::MAX` (see `reason`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount: Option<u64>,
-    /// The credit there was against the total, or why there is no total.
-    pub reason: String,
-}
-
-/// A captured payment went back to the customer because the order was cancelled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentRefunded {
-    /// The order; the entity key.
-    pub order_id: String,
-    /// Who is refunded.
-    pub customer: String,
-    /// How much, in cents: what was captured.
-    pub amount: u64,
-}
-
-herald_runtime::events! {
-    /// What the payments domain records.
-    pub enum PaymentsEvent in "payments" {
-        CreditGranted keyed by customer,
-        PaymentCaptured keyed by order_id,
-        PaymentDeclined keyed by order_id,
-        PaymentRefunded keyed by order_id,
+herald_runtime::inputs! {
+    /// The three facts payments decides on: the bill, the reservation and a cancellation.
+    pub enum PaymentsInput {
+        OrderPlaced,
+        OrderCancelled,
+        StockReserved,
     }
+}
+
+/// One customer's account, as `GET /v1/domains/payments/entities/{customer}` answers it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AccountView {
+    /// The customer.
+    pub customer: String,
+    /// Cents left to spend.
+    pub credit: u64,
+    /// Cents taken for orders, net of refunds.
+    pub captured: u64,
 }
 
 /// One customer's money.
@@ -123,7 +81,7 @@ enum Outcome {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Unpriced {
     customer: String,
-    why: orders::OrderTooLarge,
+    why: OrderTooLarge,
 }
 
 /// Payments' model of one order.
@@ -148,6 +106,22 @@ pub struct Payments {
 }
 
 impl Payments {
+    /// Keeps who pays for the order and how much; a redelivered `OrderPlaced` keeps the
+    /// first bill.
+    fn bill(&mut self, placed: OrderPlaced) {
+        let order = self.orders.entry(placed.order_id.clone()).or_default();
+        let customer = placed.customer.clone();
+        match placed.total() {
+            Ok(total) => {
+                order.bill.get_or_insert(Bill { customer, total });
+            }
+            Err(why) => {
+                let unpriced = Unpriced { customer, why };
+                self.unpriced.entry(placed.order_id).or_insert(unpriced);
+            }
+        }
+    }
+
     /// Acts on what is now known about the order: capture or decline, or refund.
     fn decide(&self, order_id: String, out: &mut Outbox<PaymentsEvent>) {
         let Some(order) = self.orders.get(&order_id) else {
@@ -200,20 +174,9 @@ impl Payments {
 }
 
 impl Domain for Payments {
-    const NAME: &'static str = "payments";
     type Event = PaymentsEvent;
-
-    fn subscriptions() -> &'static [&'static str] {
-        &[
-            orders::OrderPlaced::TYPE,
-            orders::OrderCancelled::TYPE,
-            inventory::StockReserved::TYPE,
-        ]
-    }
-
-    fn ingress() -> &'static [&'static str] {
-        &[CreditGranted::TYPE]
-    }
+    type Input = PaymentsInput;
+    type Entity = AccountView;
 
     fn validate(&self, proposed: &PaymentsEvent) -> Result<(), Rejection> {
         let granted = match proposed {
@@ -246,42 +209,25 @@ impl Domain for Payments {
 
     fn handle(
         &mut self,
-        incoming: &Incoming<'_>,
+        input: PaymentsInput,
         out: &mut Outbox<PaymentsEvent>,
     ) -> Result<(), HandleError> {
-        let order_id = match incoming.event_type() {
-            orders::OrderPlaced::TYPE => {
-                let placed: orders::OrderPlaced = incoming.data()?;
-                let order = self.orders.entry(placed.order_id.clone()).or_default();
-                // A redelivered OrderPlaced keeps the first bill.
-                match placed.total() {
-                    Ok(total) => {
-                        let customer = placed.customer;
-                        order.bill.get_or_insert(Bill { customer, total });
-                    }
-                    Err(why) => {
-                        let customer = placed.customer;
-                        let unpriced = Unpriced { customer, why };
-                        self.unpriced
-                            .entry(placed.order_id.clone())
-                            .or_insert(unpriced);
-                    }
-                }
-                placed.order_id
+        let order_id = match input {
+            PaymentsInput::OrderPlaced(placed) => {
+                let order_id = placed.order_id.clone();
+                self.bill(placed);
+                order_id
             }
-            inventory::StockReserved::TYPE => {
-                let reserved: inventory::StockReserved = incoming.data()?;
+            PaymentsInput::StockReserved(reserved) => {
                 let order = self.orders.entry(reserved.order_id.clone()).or_default();
                 order.reserved = true;
                 reserved.order_id
             }
-            orders::OrderCancelled::TYPE => {
-                let cancelled: orders::OrderCancelled = incoming.data()?;
+            PaymentsInput::OrderCancelled(cancelled) => {
                 let order = self.orders.entry(cancelled.order_id.clone()).or_default();
                 order.cancelled = true;
                 cancelled.order_id
             }
-            _ => return Ok(()),
         };
         self.decide(order_id, out);
         Ok(())
@@ -329,12 +275,12 @@ impl Domain for Payments {
         }
     }
 
-    fn entity(&self, key: &str) -> Option<Value> {
+    fn entity(&self, key: &str) -> Option<AccountView> {
         let account = self.accounts.get(key)?;
-        Some(json!({
-            "customer": key,
-            "credit": account.credit,
-            "captured": account.captured,
-        }))
+        Some(AccountView {
+            customer: key.to_owned(),
+            credit: account.credit,
+            captured: account.captured,
+        })
     }
 }

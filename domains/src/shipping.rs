@@ -9,55 +9,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Partitioning, Rejection};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use herald_runtime::prelude::*;
 
-use crate::{orders, payments};
+use crate::events::orders::OrderCancelled;
+use crate::events::payments::PaymentCaptured;
+use crate::events::shipping::{ShipmentCancelled, ShipmentScheduled, ShippingEvent};
 
-/// A paid order's shipment was scheduled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShipmentScheduled {
-    /// The order; the entity key.
-    pub order_id: String,
-}
-
-/// A scheduled shipment left the warehouse.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShipmentDispatched {
-    /// The order; the entity key.
-    #[schemars(length(min = 1))]
-    pub order_id: String,
-}
-
-/// A dispatched shipment reached the customer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShipmentDelivered {
-    /// The order; the entity key.
-    #[schemars(length(min = 1))]
-    pub order_id: String,
-}
-
-/// A scheduled shipment was called off because its order was cancelled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShipmentCancelled {
-    /// The order; the entity key.
-    pub order_id: String,
-}
-
-herald_runtime::events! {
-    /// What the shipping domain records.
-    pub enum ShippingEvent in "shipping" {
-        ShipmentScheduled keyed by order_id,
-        ShipmentDispatched keyed by order_id,
-        ShipmentDelivered keyed by order_id,
-        ShipmentCancelled keyed by order_id,
+herald_runtime::inputs! {
+    /// What shipping reacts to: a paid order to ship, a cancelled one to call off.
+    pub enum ShippingInput {
+        PaymentCaptured,
+        OrderCancelled,
     }
+}
+
+/// One order's shipment, as `GET /v1/domains/shipping/entities/{order_id}` answers it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ShipmentView {
+    /// The order.
+    pub order_id: String,
+    /// `scheduled`, `dispatched`, `delivered` or `cancelled`.
+    pub status: &'static str,
 }
 
 /// Where a shipment is.
@@ -100,19 +72,9 @@ impl Shipping {
 }
 
 impl Domain for Shipping {
-    const NAME: &'static str = "shipping";
     type Event = ShippingEvent;
-
-    fn subscriptions() -> &'static [&'static str] {
-        &[
-            payments::PaymentCaptured::TYPE,
-            orders::OrderCancelled::TYPE,
-        ]
-    }
-
-    fn ingress() -> &'static [&'static str] {
-        &[ShipmentDispatched::TYPE, ShipmentDelivered::TYPE]
-    }
+    type Input = ShippingInput;
+    type Entity = ShipmentView;
 
     // Every input is about one order, keyed by the order id; a shipment never depends on another.
     fn partitioning() -> Partitioning {
@@ -141,31 +103,27 @@ impl Domain for Shipping {
 
     fn handle(
         &mut self,
-        incoming: &Incoming<'_>,
+        input: ShippingInput,
         out: &mut Outbox<ShippingEvent>,
     ) -> Result<(), HandleError> {
-        match incoming.event_type() {
-            payments::PaymentCaptured::TYPE => {
-                let captured: payments::PaymentCaptured = incoming.data()?;
+        match input {
+            ShippingInput::PaymentCaptured(captured) => {
                 let order_id = captured.order_id;
                 let known = self.shipments.contains_key(&order_id);
                 if !known && !self.cancelled_orders.contains(&order_id) {
                     out.emit(ShipmentScheduled { order_id });
                 }
-                Ok(())
             }
-            orders::OrderCancelled::TYPE => {
-                let cancelled: orders::OrderCancelled = incoming.data()?;
+            ShippingInput::OrderCancelled(cancelled) => {
                 let order_id = cancelled.order_id;
                 self.cancelled_orders.insert(order_id.clone());
                 // Dispatched or delivered goods cannot be called back: those stay as they are.
                 if self.shipments.get(&order_id) == Some(&Status::Scheduled) {
                     out.emit(ShipmentCancelled { order_id });
                 }
-                Ok(())
             }
-            _ => Ok(()),
         }
+        Ok(())
     }
 
     fn apply(&mut self, event: &ShippingEvent) {
@@ -187,8 +145,11 @@ impl Domain for Shipping {
         }
     }
 
-    fn entity(&self, key: &str) -> Option<Value> {
+    fn entity(&self, key: &str) -> Option<ShipmentView> {
         let status = self.shipments.get(key)?;
-        Some(json!({ "order_id": key, "status": status.name() }))
+        Some(ShipmentView {
+            order_id: key.to_owned(),
+            status: status.name(),
+        })
     }
 }

@@ -7,10 +7,10 @@ use common::{
     stock_added,
 };
 use herald_domains::analytics::Analytics;
-use herald_domains::inventory::{InventoryEvent, StockRejected};
-use herald_domains::orders::OrdersEvent;
-use herald_domains::payments::{PaymentRefunded, PaymentsEvent};
-use herald_domains::shipping::ShippingEvent;
+use herald_domains::events::inventory::{InventoryEvent, StockRejected};
+use herald_domains::events::orders::OrdersEvent;
+use herald_domains::events::payments::{PaymentRefunded, PaymentsEvent};
+use herald_domains::events::shipping::ShippingEvent;
 use herald_runtime::testing::Scenario;
 use herald_runtime::QueryError;
 use serde_json::{json, Value};

@@ -3,12 +3,13 @@
 mod common;
 
 use common::{cancelled, declined, dispatched, placed, reserved, stock_added, stock_lines};
-use herald_domains::inventory::{
-    Inventory, InventoryEvent, StockRejected, StockReleased, StockShipped,
+use herald_domains::events::inventory::{
+    InventoryEvent, StockRejected, StockReleased, StockShipped,
 };
-use herald_domains::orders::OrdersEvent;
-use herald_domains::payments::PaymentsEvent;
-use herald_domains::shipping::ShippingEvent;
+use herald_domains::events::orders::OrdersEvent;
+use herald_domains::events::payments::PaymentsEvent;
+use herald_domains::events::shipping::ShippingEvent;
+use herald_domains::inventory::Inventory;
 use herald_runtime::testing::Scenario;
 use serde_json::json;
 

@@ -3,10 +3,10 @@
 mod common;
 
 use common::{cancelled, captured, declined, delivered, dispatched, placed, reserved, scheduled};
-use herald_domains::inventory::{InventoryEvent, StockRejected};
+use herald_domains::events::inventory::{InventoryEvent, StockRejected};
+use herald_domains::events::payments::PaymentsEvent;
+use herald_domains::events::shipping::ShippingEvent;
 use herald_domains::orders::Orders;
-use herald_domains::payments::PaymentsEvent;
-use herald_domains::shipping::ShippingEvent;
 use herald_runtime::testing::Scenario;
 use serde_json::{json, Value};
 

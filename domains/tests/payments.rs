@@ -3,9 +3,10 @@
 mod common;
 
 use common::{cancelled, captured, credit, placed, reserved};
-use herald_domains::inventory::InventoryEvent;
-use herald_domains::orders::OrdersEvent;
-use herald_domains::payments::{PaymentDeclined, PaymentRefunded, Payments, PaymentsEvent};
+use herald_domains::events::inventory::InventoryEvent;
+use herald_domains::events::orders::OrdersEvent;
+use herald_domains::events::payments::{PaymentDeclined, PaymentRefunded, PaymentsEvent};
+use herald_domains::payments::Payments;
 use herald_runtime::testing::Scenario;
 use serde_json::json;
 

@@ -3,9 +3,10 @@
 mod common;
 
 use common::{cancelled, captured, delivered, dispatched, scheduled};
-use herald_domains::orders::OrdersEvent;
-use herald_domains::payments::PaymentsEvent;
-use herald_domains::shipping::{ShipmentCancelled, Shipping, ShippingEvent};
+use herald_domains::events::orders::OrdersEvent;
+use herald_domains::events::payments::PaymentsEvent;
+use herald_domains::events::shipping::{ShipmentCancelled, ShippingEvent};
+use herald_domains::shipping::Shipping;
 use herald_runtime::testing::Scenario;
 use serde_json::json;
 

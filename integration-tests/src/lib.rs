@@ -96,8 +96,19 @@ pub fn node_command_with(binary: &Path, config: &Path, data_dir: &Path) -> Comma
         .arg(config)
         .env("HERALD_HTTP__BIND", "127.0.0.1:0")
         .env("HERALD_NODE__DATA_DIR", data_dir)
+        // The test build also registers the fault-test domains, which the sample config's
+        // empty list would host too: test nodes host the saga unless a test says otherwise.
+        .env("HERALD_DOMAINS__ENABLED", saga_domains().join(","))
         .env("NO_COLOR", "1");
     command
+}
+
+/// The saga's domains, from the registry.
+pub fn saga_domains() -> Vec<&'static str> {
+    herald_domains::saga()
+        .iter()
+        .map(|entry| entry.name)
+        .collect()
 }
 
 /// The address in the node's "herald node listening" log line, if `line` is that line.
@@ -206,7 +217,21 @@ impl Node {
     /// node without what the harness sets (`("HERALD_DOMAINS__PARTITIONS", "")`: the
     /// node's own default).
     pub fn launch_with_config(config: &Path, data_dir: &Path, env: &[(&str, &str)]) -> Node {
-        let mut command = node_command_with(&herald_binary(), config, data_dir);
+        Self::launch(&herald_binary(), config, data_dir, env)
+    }
+
+    /// Starts `binary`, a service built on Herald (`herald::main` over its own domains),
+    /// from the sample config with its own data directory; returns once it is ready.
+    pub fn start_service(binary: &Path, env: &[(&str, &str)]) -> Node {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut node = Self::launch(binary, &sample_config(), data_dir.path(), env);
+        node._owned_dir = Some(data_dir);
+        node.await_ready(START_TIMEOUT);
+        node
+    }
+
+    fn launch(binary: &Path, config: &Path, data_dir: &Path, env: &[(&str, &str)]) -> Node {
+        let mut command = node_command_with(binary, config, data_dir);
         command
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

@@ -59,25 +59,18 @@ fn check_refused(config: &Path, env: &[(&str, &str)], unset: &[&str], expected: 
 
 #[test]
 fn broken_domain_wiring_is_refused_by_check_config_and_run_with_the_nearest_name() {
+    // A consumed type no registered domain owns (an ingress type that is not the domain's
+    // own can no longer be written: `events!` marks them).
     let subscription = "domain wiring: domain \"laggard\" subscribes to \"feeder.Fedd\", which no registered domain owns; did you mean \"feeder.Fed\"?";
-    let ingress = "domain wiring: domain \"laggard\" lists ingress type \"laggard.Pokd\", which is not one of its own types; did you mean \"laggard.Poked\"?";
-    let cases: [(&str, &[&str]); 3] = [
-        ("subscription", &[subscription]),
-        ("ingress", &[ingress]),
-        // Every mistake at once, so a domain author fixes them in one go.
-        ("subscription,ingress", &[subscription, ingress]),
-    ];
-    for (miswire, expected) in cases {
-        check_refused(
-            &sample_config(),
-            &[
-                ("HERALD_TEST_MISWIRE", miswire),
-                ("HERALD_DOMAINS__ENABLED", "feeder,laggard"),
-            ],
-            &[],
-            expected,
-        );
-    }
+    check_refused(
+        &sample_config(),
+        &[
+            ("HERALD_TEST_MISWIRE", "subscription"),
+            ("HERALD_DOMAINS__ENABLED", "feeder,laggard"),
+        ],
+        &[],
+        &[subscription],
+    );
     // The wiring is the build's, not the node's: a domain this node does not enable is
     // still checked.
     check_refused(

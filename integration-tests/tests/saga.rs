@@ -231,10 +231,7 @@ fn topology_lists_types_schemas_ingress_and_subscriptions() {
         .filter(|d| d["hosted"] == true)
         .filter_map(|d| d["name"].as_str())
         .collect();
-    assert_eq!(
-        names,
-        ["analytics", "inventory", "orders", "payments", "shipping"]
-    );
+    assert_eq!(names, herald_integration_tests::saga_domains());
     assert!(domains
         .iter()
         .filter(|d| d["hosted"] == true)

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use herald_config::nearest;
 use serde_json::{json, Value};
 
-use crate::domain::Domain;
+use crate::domain::{schema_of, Domain, Query};
 use crate::event::{Event, EventType};
 use crate::hosted::DomainEntry;
+use crate::input::Input;
 use crate::partition::Partitioning;
 
 /// What a domain declares about itself.
@@ -25,8 +26,10 @@ pub struct DomainDescription {
     pub ingress: Vec<&'static str>,
     /// Other domains' types it consumes.
     pub subscriptions: Vec<&'static str>,
-    /// Named queries it answers.
-    pub queries: Vec<&'static str>,
+    /// Named queries it answers, with their answers' schemas.
+    pub queries: Vec<Query>,
+    /// JSON Schema of one entity's state.
+    pub entity_schema: Value,
     /// How its state divides over keys.
     pub partitioning: Partitioning,
     /// Combines partitions' answers to a named query ([`Domain::merge`]).
@@ -40,9 +43,10 @@ impl DomainDescription {
             name: D::NAME,
             event_domain: <D::Event as Event>::DOMAIN,
             types: <D::Event as Event>::types(),
-            ingress: D::ingress().to_vec(),
-            subscriptions: D::subscriptions().to_vec(),
-            queries: D::queries().to_vec(),
+            ingress: <D::Event as Event>::ingress(),
+            subscriptions: <D::Input as Input>::TYPES.to_vec(),
+            queries: D::queries(),
+            entity_schema: schema_of::<D::Entity>(),
             partitioning: D::partitioning(),
             merge: D::merge,
         }
@@ -94,7 +98,7 @@ pub enum CatalogError {
         choices: Choices,
     },
     /// A subscription names the domain's own type.
-    #[error("domain \"{domain}\" subscribes to \"{type_name}\", which is its own type; own events are applied, not handled: remove it from `subscriptions()`")]
+    #[error("domain \"{domain}\" subscribes to \"{type_name}\", which is its own type; own events are applied, not handled: remove it from the domain's `inputs!`")]
     OwnSubscription {
         /// The domain.
         domain: String,
@@ -460,7 +464,13 @@ impl Catalog {
                     "types": types,
                     "ingress": d.ingress,
                     "subscriptions": d.subscriptions,
-                    "queries": d.queries,
+                    "queries": d.queries.iter().map(|q| q.name).collect::<Vec<_>>(),
+                    "query_answers": d
+                        .queries
+                        .iter()
+                        .map(|q| (q.name, q.schema.clone()))
+                        .collect::<BTreeMap<_, _>>(),
+                    "entity": d.entity_schema,
                     "partitioned": d.partitioning.by_key(),
                     "input_keys": d
                         .subscriptions
@@ -508,11 +518,13 @@ mod tests {
                     name: full,
                     key_field: "key",
                     schema: json!({ "type": "object" }),
+                    ingress: ingress.contains(full),
                 })
                 .collect(),
             ingress: ingress.to_vec(),
             subscriptions: subscriptions.to_vec(),
             queries: Vec::new(),
+            entity_schema: json!({}),
             partitioning: Partitioning::Whole,
             merge: |_, answers| answers.into_iter().next().unwrap_or_default(),
         }
@@ -590,7 +602,7 @@ mod tests {
             &[
                 "domain \"orders\" lists ingress type \"orders.OrderPlacd\", which is not one of its own types; did you mean \"orders.OrderPlaced\"?",
                 "domain \"stock\" is registered twice in domains/src/lib.rs",
-                "domain \"orders\" subscribes to \"orders.OrderCancelled\", which is its own type; own events are applied, not handled: remove it from `subscriptions()`",
+                "domain \"orders\" subscribes to \"orders.OrderCancelled\", which is its own type; own events are applied, not handled: remove it from the domain's `inputs!`",
                 "domain \"orders\" subscribes to \"stock.StockReservd\", which no registered domain owns; did you mean \"stock.StockReserved\"?",
                 "domain \"stock\" says how it keys input \"orders.OrderPlace\", which it does not subscribe to; did you mean \"orders.OrderPlaced\"?",
             ],

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use crate::event::Event;
-use crate::outbox::{Incoming, Outbox};
+use crate::input::Input;
+use crate::outbox::Outbox;
 use crate::partition::Partitioning;
 
 /// Query parameters, from the URL's query string.
@@ -18,17 +19,20 @@ pub type Params = BTreeMap<String, String>;
 pub trait Domain:
     Default + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
 {
-    /// The domain's name; also its stream's name.
-    const NAME: &'static str;
-    /// The events this domain owns (and alone appends).
+    /// The domain's name; also its stream's name. Taken from its [`events!`](crate::events)
+    /// enum (`in "orders"`).
+    const NAME: &'static str = <Self::Event as Event>::DOMAIN;
+    /// The events this domain owns (and alone appends); [`events!`](crate::events) writes it.
     type Event: Event;
-    /// Other domains' event types this domain consumes, by full type name.
-    fn subscriptions() -> &'static [&'static str];
-    /// Its own event types that clients may POST, by full type name.
-    fn ingress() -> &'static [&'static str];
-    /// Names of the queries [`Domain::query`] answers, listed in the topology.
-    fn queries() -> &'static [&'static str] {
-        &[]
+    /// Other domains' events this domain consumes; [`inputs!`](crate::inputs) writes it, or
+    /// [`NoInput`](crate::NoInput) for none. Its types are the domain's subscriptions.
+    type Input: Input;
+    /// One entity's state as `GET /v1/domains/{domain}/entities/{key}` answers it; its JSON
+    /// Schema is shown in `GET /v1/domains`.
+    type Entity: serde::Serialize + schemars::JsonSchema;
+    /// The named queries [`Domain::query`] answers, each with its answer's schema.
+    fn queries() -> Vec<Query> {
+        Vec::new()
     }
     /// How the state divides over keys. The default, [`Partitioning::Whole`], is always
     /// correct; declare [`Partitioning::ByKey`] only when no decision spans keys, so the
@@ -36,25 +40,23 @@ pub trait Domain:
     fn partitioning() -> Partitioning {
         Partitioning::Whole
     }
-    /// Decides whether a client's proposed ingress event is acceptable in the current state.
-    fn validate(&self, proposed: &Self::Event) -> Result<(), Rejection>;
-    /// Reacts to a subscribed event: may update read-model state and emit own events.
-    fn handle(
-        &mut self,
-        incoming: &Incoming<'_>,
-        out: &mut Outbox<Self::Event>,
-    ) -> Result<(), HandleError>;
+    /// Decides whether a client's proposed ingress event is acceptable in the current state;
+    /// by default every one is.
+    fn validate(&self, proposed: &Self::Event) -> Result<(), Rejection> {
+        let _ = proposed;
+        Ok(())
+    }
+    /// Reacts to a consumed event: may update read-model state and emit own events. A
+    /// failure is retried, then parked as a dead letter.
+    fn handle(&mut self, input: Self::Input, out: &mut Outbox<Self::Event>) -> Handled;
     /// Evolves state from one of the domain's own events.
     fn apply(&mut self, event: &Self::Event);
-    /// The state of one entity, by key, as JSON.
-    fn entity(&self, key: &str) -> Option<serde_json::Value>;
-    /// Answers a named query.
+    /// The state of one entity, by key.
+    fn entity(&self, key: &str) -> Option<Self::Entity>;
+    /// Answers a named query (build the answer with [`answer`]).
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
         let _ = params;
-        Err(QueryError::UnknownQuery {
-            name: name.to_owned(),
-            known: Self::queries().iter().map(|q| q.to_string()).collect(),
-        })
+        Err(QueryError::unknown::<Self>(name))
     }
     /// Combines the answers of named query `name` from each partition of a domain spread
     /// over partitions into the whole domain's answer (in partition order). The default,
@@ -65,6 +67,40 @@ pub trait Domain:
         let _ = name;
         answers.into_iter().reduce(merge_json).unwrap_or_default()
     }
+}
+
+/// What [`Domain::handle`] returns: `Ok(())`, or the failure that parks the input.
+pub type Handled = Result<(), HandleError>;
+
+/// A named query and the JSON Schema of its answer.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The query's name, as in `GET /v1/domains/{domain}/queries/{name}`.
+    pub name: &'static str,
+    /// JSON Schema of the answer.
+    pub schema: serde_json::Value,
+}
+
+impl Query {
+    /// Query `name`, answered with a `T`.
+    pub fn of<T: schemars::JsonSchema>(name: &'static str) -> Self {
+        Self {
+            name,
+            schema: schema_of::<T>(),
+        }
+    }
+}
+
+/// The JSON Schema (draft 2020-12) of `T`.
+pub fn schema_of<T: schemars::JsonSchema>() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default()
+}
+
+/// A query's typed answer as the JSON the gateway sends.
+pub fn answer<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, QueryError> {
+    serde_json::to_value(value).map_err(|error| QueryError::Unencodable {
+        message: error.to_string(),
+    })
 }
 
 /// Merges two partitions' answers: numbers are summed (integers exactly, while they fit),
@@ -118,6 +154,15 @@ impl Rejection {
             reason: reason.into(),
         }
     }
+
+    /// Accepts when `holds`, else rejects with `reason` (built either way: write an `if`
+    /// where building it costs too much).
+    pub fn unless(holds: bool, reason: impl Into<String>) -> Result<(), Rejection> {
+        match holds {
+            true => Ok(()),
+            false => Err(Self::new(reason)),
+        }
+    }
 }
 
 /// A handler's failure on an input.
@@ -154,6 +199,12 @@ pub enum QueryError {
         /// The queries the domain answers.
         known: Vec<String>,
     },
+    /// The answer does not encode as JSON (a map with non-string keys, a float that is NaN).
+    #[error("the answer does not encode as JSON: {message}")]
+    Unencodable {
+        /// serde_json's reason.
+        message: String,
+    },
     /// A parameter is missing or malformed.
     #[error("query parameter \"{name}\": {message}")]
     BadParameter {
@@ -162,6 +213,16 @@ pub enum QueryError {
         /// What is wrong with it.
         message: String,
     },
+}
+
+impl QueryError {
+    /// `name` is not one of domain `D`'s queries.
+    pub fn unknown<D: Domain>(name: &str) -> Self {
+        Self::UnknownQuery {
+            name: name.to_owned(),
+            known: D::queries().iter().map(|q| q.name.to_owned()).collect(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 ///
 /// Write it with [`events!`](crate::events); the macro derives the type names, keys,
 /// JSON (de)coding of `data` and the JSON Schemas from the payload structs.
-pub trait Event: Sized + Clone + std::fmt::Debug + Send + Sync + 'static {
+pub trait Event: Sized + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     /// The owning domain's name; type names are `<DOMAIN>.<Variant>`.
     const DOMAIN: &'static str;
     /// Full type name of this event, for example `orders.OrderPlaced`.
@@ -19,6 +19,27 @@ pub trait Event: Sized + Clone + std::fmt::Debug + Send + Sync + 'static {
     fn from_data(type_name: &str, data: &[u8]) -> Result<Self, DataError>;
     /// Every type this enum holds, with its JSON Schema.
     fn types() -> Vec<EventType>;
+    /// Its types clients may POST (marked `from clients` in [`events!`](crate::events)).
+    fn ingress() -> Vec<&'static str> {
+        Self::types()
+            .into_iter()
+            .filter(|event_type| event_type.ingress)
+            .map(|event_type| event_type.name)
+            .collect()
+    }
+}
+
+/// One event type's payload struct: its full type name and the field holding its key.
+///
+/// [`events!`](crate::events) implements it for every payload it lists, so another
+/// domain can consume the type by naming the struct in [`inputs!`](crate::inputs).
+pub trait Payload: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {
+    /// Full type name, for example `orders.OrderPlaced`.
+    const TYPE: &'static str;
+    /// The `data` field holding the entity key.
+    const KEY_FIELD: &'static str;
+    /// The entity key: the CloudEvents `subject` of events of this type.
+    fn key(&self) -> &str;
 }
 
 /// One event type: its name, key field and the JSON Schema of its `data`.
@@ -30,6 +51,8 @@ pub struct EventType {
     pub key_field: &'static str,
     /// JSON Schema (draft 2020-12) of `data`.
     pub schema: serde_json::Value,
+    /// Whether clients may POST it.
+    pub ingress: bool,
 }
 
 /// `data` that does not decode into the named type.
@@ -43,6 +66,14 @@ pub enum DataError {
         /// The domain asked.
         domain: &'static str,
     },
+    /// The type is not one of the input enum's.
+    #[error("event type \"{type_name}\" is not an input of \"{input}\"")]
+    NotAnInput {
+        /// The name asked for.
+        type_name: String,
+        /// The input enum.
+        input: &'static str,
+    },
     /// The JSON does not fit the type.
     #[error("data of \"{type_name}\" does not decode: {message}")]
     Invalid {
@@ -55,35 +86,45 @@ pub enum DataError {
 
 /// Declares a domain's event enum and implements [`Event`] for it.
 ///
-/// A domain that emits nothing (a read model) declares an enum with no variants.
-/// Each variant names a payload struct of the same name (deriving `Serialize`, `Deserialize`,
-/// `JsonSchema`, `Debug`, `Clone`, `PartialEq`) and the field holding the entity key.
-/// Each payload gets a `TYPE` constant with its full type name.
+/// The enum names its domain (`in "inventory"`, which is also the domain's `NAME`). Each
+/// variant names a payload struct of the same name, either declared elsewhere with
+/// [`#[payload]`](crate::payload) or given inline as `{ field: Type, ... }` (its doc
+/// comment and field attributes kept, every field public); then the field holding the
+/// entity key, and, for the types clients may POST, `from clients`. Each payload gets a `TYPE` constant with its full type
+/// name and implements [`Payload`]. A domain that emits nothing (a read model) declares an
+/// enum with no variants.
 ///
 /// ```
-/// use serde::{Deserialize, Serialize};
-/// use schemars::JsonSchema;
-///
 /// /// A sku's stock grew.
-/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// #[herald_runtime::payload]
 /// pub struct StockAdded { pub sku: String, pub quantity: u64 }
 ///
 /// herald_runtime::events! {
 ///     /// What the inventory domain records.
 ///     pub enum InventoryEvent in "inventory" {
-///         StockAdded keyed by sku,
+///         StockAdded keyed by sku from clients,
+///         /// A sku's stock was counted again.
+///         StockCounted { sku: String, #[schemars(range(min = 0))] quantity: u64 } keyed by sku,
 ///     }
 /// }
+/// let counted = StockCounted { sku: "a".into(), quantity: 3 };
+/// use herald_runtime::Event;
 /// assert_eq!(StockAdded::TYPE, "inventory.StockAdded");
+/// assert_eq!(InventoryEvent::ingress(), ["inventory.StockAdded"]);
 /// ```
 #[macro_export]
 macro_rules! events {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident in $domain:literal {
-            $( $variant:ident keyed by $key:ident ),* $(,)?
+            $(
+                $(#[$vmeta:meta])*
+                $variant:ident $({ $($fields:tt)* })? keyed by $key:ident $(from $who:ident)?
+            ),* $(,)?
         }
     ) => {
+        $( $crate::__payload_struct! { $(#[$vmeta])* $variant $({ $($fields)* })? } )*
+
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq)]
         $vis enum $name {
@@ -97,6 +138,15 @@ macro_rules! events {
             impl $variant {
                 /// Full CloudEvents type name of this event.
                 pub const TYPE: &'static str = concat!($domain, ".", stringify!($variant));
+            }
+
+            impl $crate::Payload for $variant {
+                const TYPE: &'static str = $variant::TYPE;
+                const KEY_FIELD: &'static str = stringify!($key);
+
+                fn key(&self) -> &str {
+                    &self.$key
+                }
             }
 
             impl From<$variant> for $name {
@@ -164,10 +214,53 @@ macro_rules! events {
                                 $crate::__private::schemars::schema_for!($variant),
                             )
                             .unwrap_or_default(),
+                            ingress: $crate::__from!($($who)?),
                         },
                     )*
                 ]
             }
+        }
+    };
+}
+
+/// Whether an [`events!`] variant is marked `from clients`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __from {
+    () => {
+        false
+    };
+    (clients) => {
+        true
+    };
+    ($other:ident) => {
+        ::std::compile_error!(concat!(
+            "events!: `from ",
+            stringify!($other),
+            "`: only `from clients` is known (an ingress type)"
+        ))
+    };
+}
+
+/// The payload struct of an [`events!`] variant declared with its fields inline (a
+/// [`#[payload]`](crate::payload) struct, every field public); nothing for a variant naming
+/// a struct declared elsewhere.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __payload_struct {
+    ($(#[$meta:meta])* $variant:ident) => {};
+    (
+        $(#[$meta:meta])*
+        $variant:ident { $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[$crate::payload]
+        pub struct $variant {
+            $(
+                $(#[$fmeta])*
+                #[allow(missing_docs)] // an inline field may go without a doc comment
+                pub $field: $ty,
+            )*
         }
     };
 }

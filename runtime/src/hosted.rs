@@ -7,7 +7,8 @@ use crate::domain::{Domain, HandleError, Params, QueryError, Rejection};
 use crate::envelope::{Cause, Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
 use crate::event::{DataError, Event};
 use crate::ids;
-use crate::outbox::{Incoming, Outbox};
+use crate::input::Input;
+use crate::outbox::Outbox;
 
 /// Why a proposed ingress event was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,7 +86,7 @@ impl<D: Domain> HostedDomain for Hosted<D> {
 
     fn handle(&mut self, input: &Envelope, time: &str) -> Result<Vec<Envelope>, HandleError> {
         let mut outbox = Outbox::default();
-        self.0.handle(&Incoming::new(input), &mut outbox)?;
+        self.0.handle(decode_input::<D>(input)?, &mut outbox)?;
         let emitted = outbox.into_events();
         let cause = Cause {
             source: input.source.clone(),
@@ -101,11 +102,15 @@ impl<D: Domain> HostedDomain for Hosted<D> {
 
     fn rehandle(&mut self, input: &Envelope) -> Result<(), HandleError> {
         let mut outbox = Outbox::default();
-        self.0.handle(&Incoming::new(input), &mut outbox)
+        self.0.handle(decode_input::<D>(input)?, &mut outbox)
     }
 
     fn entity(&self, key: &str) -> Option<serde_json::Value> {
-        self.0.entity(key)
+        // An entity that does not encode (a map with non-string keys) is a bug in the
+        // domain; it reads as absent rather than failing the node.
+        self.0
+            .entity(key)
+            .and_then(|entity| serde_json::to_value(entity).ok())
     }
 
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
@@ -120,6 +125,16 @@ impl<D: Domain> HostedDomain for Hosted<D> {
         self.0 = codec::decode(FormatTag::StateV1, bytes)?;
         Ok(())
     }
+}
+
+/// Decodes a consumed record into the domain's input enum, once, for its handler.
+pub(crate) fn decode_input<D: Domain>(input: &Envelope) -> Result<D::Input, HandleError> {
+    D::Input::decode(&input.event_type, &input.data).map_err(|error| {
+        HandleError::new(format!(
+            "input {}#{} does not decode: {error}",
+            input.stream, input.sequence
+        ))
+    })
 }
 
 fn emitted_envelope<D: Domain>(

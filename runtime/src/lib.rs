@@ -7,7 +7,9 @@
 //! - [`event`]: the [`Event`] trait a domain's event enum implements, and the [`events!`] macro
 //!   that writes it.
 //! - [`domain`]: the [`Domain`] trait, the contract of one bounded context.
-//! - [`outbox`]: what a handler receives ([`Incoming`]) and where it emits ([`Outbox`]).
+//! - [`input`]: the [`Input`] trait a domain's input enum implements, and the [`inputs!`]
+//!   macro that writes it: the other domains' events it consumes, decoded once.
+//! - [`outbox`]: where a handler puts what it emits ([`Outbox`]).
 //! - [`ids`]: ids of emitted events, derived from their cause so a re-run repeats them.
 //! - [`hosted`]: a domain behind an object-safe interface, so one host actor serves every domain.
 //! - [`catalog`]: the topology: every domain's types, schemas, ingress and subscriptions.
@@ -30,6 +32,7 @@ pub mod envelope;
 pub mod event;
 pub mod hosted;
 pub mod ids;
+pub mod input;
 pub mod log;
 pub mod nats;
 pub mod outbox;
@@ -38,16 +41,37 @@ pub mod replay;
 pub mod snapshot;
 pub mod testing;
 
-pub use domain::{merge_json, Domain, HandleError, Params, QueryError, Rejection};
+pub use domain::{
+    answer, merge_json, schema_of, Domain, HandleError, Handled, Params, Query, QueryError,
+    Rejection,
+};
 pub use envelope::{Cause, Envelope, Position};
-pub use event::{DataError, Event, EventType};
+pub use event::{DataError, Event, EventType, Payload};
+pub use herald_macros::payload;
 pub use hosted::DomainEntry;
-pub use outbox::{Incoming, Outbox};
+pub use input::{Input, NoInput};
+pub use outbox::Outbox;
 pub use partition::{InputKey, Partitioning};
 
-/// Re-exported so the [`events!`] macro works in crates that do not name these themselves.
+// `#[payload]` expands to paths through `::herald_runtime`, which must resolve here too.
+extern crate self as herald_runtime;
+
+/// What a domain module needs, in one import: `use herald_runtime::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        answer, payload, Domain, Event, HandleError, Handled, Input, NoInput, Outbox, Params,
+        Partitioning, Payload, Query, QueryError, Rejection,
+    };
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
+    // Domain state wants a deterministic order (snapshots, queries): the map to reach for.
+    pub use std::collections::BTreeMap;
+}
+
+/// Re-exported so the macros work in crates that do not name these themselves.
 #[doc(hidden)]
 pub mod __private {
     pub use schemars;
+    pub use serde;
     pub use serde_json;
 }

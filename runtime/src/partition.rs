@@ -4,7 +4,7 @@
 //! keeps its state in one piece: it runs as one partition, which may still move between
 //! nodes. `ByKey` keeps state per key, so its inputs and ingress can be spread over P
 //! partitions by [`of`]. The layout on JetStream and the ownership of partitions are in
-//! `docs/partitions.md`.
+//! `docs/design/partitions.md`.
 //!
 //! [`of`] is FNV-1a 32 of the key's subject token (the 16 hex digits of xxh3 already in
 //! every subject) modulo P: exactly what nats-server's `{{partition(P, i)}}` subject

@@ -2,17 +2,24 @@
 //!
 //! ```
 //! # use herald_runtime::testing::Scenario;
-//! # fn demo<D: herald_runtime::Domain>(past: Vec<D::Event>) {
-//! let mut scenario = Scenario::<D>::new().given(past);
-//! // scenario.when_ingress(...), scenario.when_input::<OtherEvent>(...), then check
-//! // what was emitted and scenario.entity(key).
+//! # fn demo<D: herald_runtime::Domain, E: herald_runtime::Event>(
+//! #     past: Vec<D::Event>, input: E, ingress: D::Event, expected: D::Event,
+//! # ) {
+//! Scenario::<D>::new()
+//!     .given(past)
+//!     .when_consumed::<E>(input)      // another domain's event arrives
+//!     .then_emits([expected]);        // what the domain emitted, in order
+//! Scenario::<D>::new()
+//!     .when_posted(ingress)           // a client posts one of its ingress types
+//!     .then_rejected("already");      // refused (409), the reason containing this
 //! # }
 //! ```
 
 use crate::domain::{Domain, HandleError, Params, QueryError, Rejection};
 use crate::envelope::{Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
 use crate::event::Event;
-use crate::outbox::{Incoming, Outbox};
+use crate::hosted::decode_input;
+use crate::outbox::Outbox;
 
 /// A domain under test, fed events directly.
 pub struct Scenario<D: Domain> {
@@ -86,12 +93,38 @@ impl<D: Domain> Scenario<D> {
             sequence: self.inputs,
         };
         let mut outbox = Outbox::default();
-        self.domain.handle(&Incoming::new(&envelope), &mut outbox)?;
+        self.domain
+            .handle(decode_input::<D>(&envelope)?, &mut outbox)?;
         let emitted = outbox.into_events();
         for event in &emitted {
             self.domain.apply(event);
         }
         Ok(emitted)
+    }
+
+    /// When another domain's event arrives; check the outcome with [`Then`].
+    pub fn when_consumed<E: Event>(mut self, event: impl Into<E>) -> Then<D> {
+        let outcome = self
+            .when_input::<E>(event)
+            .map_err(|error| Failure::Failed(error.message));
+        Then {
+            scenario: self,
+            outcome,
+        }
+    }
+
+    /// When a client posts one of the domain's ingress events; check the outcome with
+    /// [`Then`] (an accepted event is what it "emits").
+    pub fn when_posted(mut self, event: impl Into<D::Event>) -> Then<D> {
+        let event = event.into();
+        let outcome = match self.when_ingress(event.clone()) {
+            Ok(()) => Ok(vec![event]),
+            Err(rejection) => Err(Failure::Rejected(rejection.reason)),
+        };
+        Then {
+            scenario: self,
+            outcome,
+        }
     }
 
     /// The domain's state.
@@ -101,11 +134,71 @@ impl<D: Domain> Scenario<D> {
 
     /// One entity's JSON, as `GET /v1/domains/{domain}/entities/{key}` would show it.
     pub fn entity(&self, key: &str) -> Option<serde_json::Value> {
-        self.domain.entity(key)
+        self.domain
+            .entity(key)
+            .map(|entity| serde_json::to_value(entity).unwrap_or_default())
     }
 
     /// A named query's answer.
     pub fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
         self.domain.query(name, params)
+    }
+}
+
+/// What went wrong in a [`Then`]'s step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Failure {
+    /// The domain refused a posted event, with this reason.
+    Rejected(String),
+    /// The handler failed, with this message.
+    Failed(String),
+}
+
+/// The outcome of one `when_*` step, to check; each check panics with what happened instead.
+#[must_use = "check the outcome with then_emits, then_emits_nothing, then_rejected or then_fails"]
+pub struct Then<D: Domain> {
+    scenario: Scenario<D>,
+    outcome: Result<Vec<D::Event>, Failure>,
+}
+
+impl<D: Domain> Then<D> {
+    /// The step succeeded and emitted exactly `expected`, in order; the scenario goes on.
+    #[track_caller]
+    pub fn then_emits(
+        self,
+        expected: impl IntoIterator<Item = impl Into<D::Event>>,
+    ) -> Scenario<D> {
+        let expected: Vec<D::Event> = expected.into_iter().map(Into::into).collect();
+        match self.outcome {
+            Ok(emitted) => assert_eq!(emitted, expected, "emitted events"),
+            Err(failure) => panic!("expected {expected:?} emitted, but {failure:?}"),
+        }
+        self.scenario
+    }
+
+    /// The step succeeded and emitted nothing; the scenario goes on.
+    #[track_caller]
+    pub fn then_emits_nothing(self) -> Scenario<D> {
+        self.then_emits(Vec::<D::Event>::new())
+    }
+
+    /// The domain refused the posted event, with a reason containing `reason`.
+    #[track_caller]
+    pub fn then_rejected(self, reason: &str) -> Scenario<D> {
+        match &self.outcome {
+            Err(Failure::Rejected(why)) if why.contains(reason) => {}
+            other => panic!("expected a rejection containing {reason:?}, got {other:?}"),
+        }
+        self.scenario
+    }
+
+    /// The handler failed, with a message containing `message`.
+    #[track_caller]
+    pub fn then_fails(self, message: &str) -> Scenario<D> {
+        match &self.outcome {
+            Err(Failure::Failed(why)) if why.contains(message) => {}
+            other => panic!("expected the handler to fail with {message:?}, got {other:?}"),
+        }
+        self.scenario
     }
 }

@@ -8,7 +8,7 @@ use herald_runtime::deadletter::{self, InputRef, Parked, RETRIED};
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
 use herald_runtime::log::{EventLog, MemoryLog, Part, Record};
 use herald_runtime::replay::{rebuild, replay_limit, Replayed, Start};
-use herald_runtime::{Domain, Envelope, HandleError, Incoming, Outbox, Rejection};
+use herald_runtime::{Domain, Envelope, HandleError, Outbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -40,6 +40,10 @@ herald_runtime::events! {
     /// Reactions.
     pub enum RecordedEvent in "rec" { Recorded keyed by key }
 }
+herald_runtime::inputs! {
+    /// What the recorder consumes.
+    pub enum RecorderInput { Fed }
+}
 
 /// Records every input it handles, in order.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -48,23 +52,15 @@ pub struct Recorder {
 }
 
 impl Domain for Recorder {
-    const NAME: &'static str = "rec";
     type Event = RecordedEvent;
-    fn subscriptions() -> &'static [&'static str] {
-        &[Fed::TYPE]
-    }
-    fn ingress() -> &'static [&'static str] {
-        &[]
-    }
-    fn validate(&self, _: &RecordedEvent) -> Result<(), Rejection> {
-        Ok(())
-    }
+    type Input = RecorderInput;
+    type Entity = Vec<String>;
     fn handle(
         &mut self,
-        incoming: &Incoming<'_>,
+        input: RecorderInput,
         out: &mut Outbox<RecordedEvent>,
     ) -> Result<(), HandleError> {
-        let fed: Fed = incoming.data()?;
+        let RecorderInput::Fed(fed) = input;
         out.emit(Recorded {
             key: fed.key,
             n: fed.n,
@@ -75,8 +71,8 @@ impl Domain for Recorder {
         let RecordedEvent::Recorded(recorded) = event;
         self.order.push(format!("{}{}", recorded.key, recorded.n));
     }
-    fn entity(&self, _: &str) -> Option<serde_json::Value> {
-        Some(json!(self.order))
+    fn entity(&self, _: &str) -> Option<Vec<String>> {
+        Some(self.order.clone())
     }
 }
 

@@ -6,7 +6,7 @@ use herald_runtime::cloudevent::parse_structured;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
 use herald_runtime::log::{EventLog, MemoryLog};
 use herald_runtime::replay::{rebuild, replay_limit, Replayed, Start};
-use herald_runtime::{Domain, Envelope, HandleError, Incoming, Outbox, Rejection};
+use herald_runtime::{Domain, Envelope, HandleError, NoInput, Outbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -29,7 +29,18 @@ pub struct Echoed {
 
 herald_runtime::events! {
     /// Pings.
-    pub enum PingEvent in "pings" { Ping keyed by id }
+    pub enum PingEvent in "pings" { Ping keyed by id from clients }
+}
+herald_runtime::inputs! {
+    /// What echo consumes.
+    pub enum EchoInput { Ping }
+}
+
+/// What echo saw and echoed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct EchoState {
+    seen: u64,
+    echoed: Vec<(String, u64)>,
 }
 herald_runtime::events! {
     /// Echoes.
@@ -41,22 +52,14 @@ herald_runtime::events! {
 pub struct Pings;
 
 impl Domain for Pings {
-    const NAME: &'static str = "pings";
     type Event = PingEvent;
-    fn subscriptions() -> &'static [&'static str] {
-        &[]
-    }
-    fn ingress() -> &'static [&'static str] {
-        &[Ping::TYPE]
-    }
-    fn validate(&self, _: &PingEvent) -> Result<(), Rejection> {
-        Ok(())
-    }
-    fn handle(&mut self, _: &Incoming<'_>, _: &mut Outbox<PingEvent>) -> Result<(), HandleError> {
-        Ok(())
+    type Input = NoInput;
+    type Entity = ();
+    fn handle(&mut self, input: NoInput, _: &mut Outbox<PingEvent>) -> Result<(), HandleError> {
+        match input {}
     }
     fn apply(&mut self, _: &PingEvent) {}
-    fn entity(&self, _: &str) -> Option<serde_json::Value> {
+    fn entity(&self, _: &str) -> Option<()> {
         None
     }
 }
@@ -69,23 +72,11 @@ pub struct Echo {
 }
 
 impl Domain for Echo {
-    const NAME: &'static str = "echo";
     type Event = EchoEvent;
-    fn subscriptions() -> &'static [&'static str] {
-        &[Ping::TYPE]
-    }
-    fn ingress() -> &'static [&'static str] {
-        &[]
-    }
-    fn validate(&self, _: &EchoEvent) -> Result<(), Rejection> {
-        Ok(())
-    }
-    fn handle(
-        &mut self,
-        incoming: &Incoming<'_>,
-        out: &mut Outbox<EchoEvent>,
-    ) -> Result<(), HandleError> {
-        let ping: Ping = incoming.data()?;
+    type Input = EchoInput;
+    type Entity = EchoState;
+    fn handle(&mut self, input: EchoInput, out: &mut Outbox<EchoEvent>) -> Result<(), HandleError> {
+        let EchoInput::Ping(ping) = input;
         self.seen += 1;
         for n in 0..2 {
             out.emit(Echoed {
@@ -99,8 +90,11 @@ impl Domain for Echo {
         let EchoEvent::Echoed(echoed) = event;
         self.echoed.push((echoed.id.clone(), echoed.n));
     }
-    fn entity(&self, _: &str) -> Option<serde_json::Value> {
-        Some(json!({"seen": self.seen, "echoed": self.echoed}))
+    fn entity(&self, _: &str) -> Option<EchoState> {
+        Some(EchoState {
+            seen: self.seen,
+            echoed: self.echoed.clone(),
+        })
     }
 }
 

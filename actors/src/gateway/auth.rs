@@ -16,7 +16,7 @@ use std::future::{ready, Ready};
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::{web, HttpMessage, ResponseError};
 use futures_util::future::LocalBoxFuture;
 use herald_config::{Credential, Scope};
@@ -24,7 +24,7 @@ use herald_runtime::partition::Layout;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::state::GatewayState;
 
 /// One accepted token, without its secret.
@@ -55,9 +55,7 @@ impl Grant {
             other => other.to_string(),
         };
         Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Forbidden",
+            problem::FORBIDDEN,
             format!(
                 "token \"{}\" may not {action}{on}; it needs the \"{scope}\" scope{}",
                 self.name,
@@ -124,12 +122,7 @@ impl Access {
 }
 
 fn unauthorized(detail: &str) -> Problem {
-    Problem::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "Unauthorized",
-        detail,
-    )
+    Problem::new(problem::UNAUTHORIZED, detail)
 }
 
 /// Dead-letter streams (`deadletter-<stream>`) are operators' business: admin scope.
@@ -286,9 +279,7 @@ fn decide(need: Need, request: &ServiceRequest) -> Result<Option<Grant>, Problem
         })
         .map_err(|why| {
             Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "access-undecidable",
-                "Access cannot be decided",
+                problem::ACCESS_UNDECIDABLE,
                 format!(
                     "access to {} cannot be decided: {why}; this is a bug in the gateway's routes",
                     request.path()

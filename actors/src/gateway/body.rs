@@ -17,14 +17,14 @@ use std::time::Duration;
 use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::problem::Problem;
+use super::problem::{self, Problem};
 
 /// How bodies are read: the limits from `[http]` and the shared budget.
 #[derive(Clone)]
@@ -106,9 +106,7 @@ pub async fn read(
         let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|error| {
             Problem::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable-body",
-                "Unreadable body",
+                problem::UNREADABLE_BODY,
                 format!("the request body could not be read: {error}"),
             )
         })?;
@@ -159,11 +157,7 @@ fn reserve(limits: &BodyLimits, bytes: usize) -> Result<OwnedSemaphorePermit, Pr
     Arc::clone(&limits.budget)
         .try_acquire_many_owned(wanted)
         .map_err(|_| {
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "bodies-in-flight",
-                "Too many request bodies in memory",
-                format!(
+            Problem::new(problem::BODIES_IN_FLIGHT, format!(
                     "the node holds as many request body bytes as it takes at once ([http] bodies_in_flight_bytes); this body ({bytes} bytes so far) does not fit now: retry shortly"
                 ),
             )
@@ -172,11 +166,7 @@ fn reserve(limits: &BodyLimits, bytes: usize) -> Result<OwnedSemaphorePermit, Pr
 }
 
 fn too_large(limit: usize) -> Problem {
-    Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body-too-large",
-        "Request body too large",
-        format!("the body is over the limit of {limit} bytes ([http] max_body_bytes); split it into smaller batches"),
+    Problem::new(problem::BODY_TOO_LARGE, format!("the body is over the limit of {limit} bytes ([http] max_body_bytes); split it into smaller batches"),
     )
     .with("limit", limit)
 }
@@ -188,11 +178,7 @@ fn too_slow(
     elapsed: Duration,
 ) -> Problem {
     let of = declared.map_or(String::new(), |length| format!(" of {length}"));
-    Problem::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "body-timeout",
-        "Request body too slow",
-        format!(
+    Problem::new(problem::BODY_TIMEOUT, format!(
             "the request body arrived too slowly: {received}{of} bytes in {:.1} s; the node waits at most {} s for each piece of a body and, after that, needs at least {} bytes per second ([http] body_timeout, body_min_rate); send the body without pauses",
             elapsed.as_secs_f64(),
             limits.timeout.as_secs_f64(),
@@ -204,11 +190,7 @@ fn too_slow(
 }
 
 fn shutting_down() -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "shutting-down",
-        "Node shutting down",
-        "the node is shutting down and dropped this request before its body was whole; nothing was appended: send it again, to this node once it is back or to another",
+    Problem::new(problem::SHUTTING_DOWN, "the node is shutting down and dropped this request before its body was whole; nothing was appended: send it again, to this node once it is back or to another",
     )
     .retry_after(1)
     .closing()

@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::state::GatewayState;
 use crate::members::{Member, Scan};
 
@@ -32,9 +31,7 @@ pub async fn cluster(state: web::Data<GatewayState>) -> Result<HttpResponse, Pro
             }
             let scan = owners.scan().await.map_err(|error| {
                 Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "nats-unavailable",
-                    "NATS unavailable",
+                    problem::NATS_UNAVAILABLE,
                     format!("cannot read the cluster's owners bucket: {error}; retry shortly"),
                 )
                 .retry_after(1)

@@ -7,12 +7,11 @@
 //! the inputs that waited behind it are handled in order. Both answer once the release is
 //! durable.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use herald_runtime::deadletter;
 use serde_json::{json, Value};
 
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::state::{GatewayState, HostHandle};
 use super::streams::log_problem;
 use crate::host::{DeadLetter, Release, ReleaseAction, ReleaseError};
@@ -140,11 +139,7 @@ fn parking_partition(
 }
 
 fn unknown_dead_letter(domain: &str, id: &str) -> Problem {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "unknown-dead-letter",
-        "Unknown dead letter",
-        format!(
+    Problem::new(problem::UNKNOWN_DEAD_LETTER, format!(
             "domain \"{domain}\" has no parked input \"{id}\"; GET /v1/deadletters/{domain} lists them"
         ),
     )
@@ -174,9 +169,7 @@ async fn release(
         .await
         .map_err(|_| {
             Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "domain-restarting",
-                "Domain restarting",
+                problem::DOMAIN_RESTARTING,
                 format!("domain \"{domain}\" is restarting; retry shortly"),
             )
             .with("domain", domain.as_str())
@@ -205,11 +198,7 @@ async fn release(
         Err(ReleaseError::NotFound { .. }) => Err(unknown_dead_letter(&named, &id)),
         Err(ReleaseError::StillFailing { error, sync_to, .. }) => {
             durability.wait(sync_to).await.map_err(log_problem)?;
-            Err(Problem::new(
-                StatusCode::CONFLICT,
-                "still-failing",
-                "Dead letter failed again",
-                format!(
+            Err(Problem::new(problem::STILL_FAILING, format!(
                     "retrying \"{id}\" in domain \"{domain}\" failed again and it stays parked: {error}"
                 ),
             )
@@ -218,9 +207,7 @@ async fn release(
             .with("error", error))
         }
         Err(error @ (ReleaseError::Log(_) | ReleaseError::NotReady(_))) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "release-failed",
-            "Release failed",
+            problem::RELEASE_FAILED,
             format!("{error}; nothing changed, retry shortly"),
         )
         .with("domain", domain.as_str())

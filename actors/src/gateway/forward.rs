@@ -23,7 +23,7 @@ use serde_json::Value;
 use tracing::{debug, info, warn};
 
 use super::ingest::{self, Mode};
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::queries;
 use super::state::GatewayState;
 use crate::host::Outcome;
@@ -81,9 +81,7 @@ pub fn subject(prefix: &str, stream: &str) -> String {
 pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, Problem> {
     let frame = codec::encode(FormatTag::ForwardRequestV1, request).map_err(|error| {
         Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "forward-failed",
-            "Cannot forward",
+            problem::FORWARD_UNENCODABLE,
             format!("cannot encode the request for domain \"{domain}\": {error}"),
         )
     })?;
@@ -99,36 +97,20 @@ pub async fn ask(nats: &Nats, domain: &str, request: &Request) -> Result<Reply, 
         .request_coalesced(&subject, frame, matches!(request, Request::Ingest { .. }))
         .await
         .map_err(|error| match error {
-            CoalescedError::NoResponders => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "domain-not-hosted",
-                "Domain not hosted",
-                format!("no node hosts \"{domain}\" now (none enables it, or it is moving between nodes); retry later (nothing was appended)"),
+            CoalescedError::NoResponders => Problem::new(problem::DOMAIN_NOT_HOSTED, format!("no node hosts \"{domain}\" now (none enables it, or it is moving between nodes); retry later (nothing was appended)"),
             )
             .with("domain", domain)
             .retry_after(1),
-            CoalescedError::TimedOut => Problem::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "domain-timeout",
-                "Domain did not answer in time",
-                format!("the node hosting domain \"{domain}\" did not answer within {timeout:?}; an event may or may not have been appended: re-sending it is safe (it is deduplicated by source and id)"),
+            CoalescedError::TimedOut => Problem::new(problem::DOMAIN_TIMEOUT, format!("the node hosting domain \"{domain}\" did not answer within {timeout:?}; an event may or may not have been appended: re-sending it is safe (it is deduplicated by source and id)"),
             )
             .with("domain", domain)
             .retry_after(1),
-            CoalescedError::Other(error) => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "nats-unavailable",
-                "NATS unavailable",
-                format!("cannot reach the node hosting domain \"{domain}\": {error}; retry shortly"),
+            CoalescedError::Other(error) => Problem::new(problem::NATS_UNAVAILABLE, format!("cannot reach the node hosting domain \"{domain}\": {error}; retry shortly"),
             )
             .retry_after(1),
         })?;
     codec::decode(FormatTag::ForwardReplyV1, &message).map_err(|error| {
-        Problem::new(
-            StatusCode::BAD_GATEWAY,
-            "forward-failed",
-            "Bad answer from the hosting node",
-            format!("the node hosting domain \"{domain}\" answered a frame that does not decode: {error}; are both nodes the same version?"),
+        Problem::new(problem::FORWARD_FAILED, format!("the node hosting domain \"{domain}\" answered a frame that does not decode: {error}; are both nodes the same version?"),
         )
     })
 }
@@ -151,7 +133,7 @@ pub fn answer(reply: Reply, domain: &str) -> Result<Value, Problem> {
 /// A problem answered by another node, rendered as it was.
 pub fn relayed(status: u16, body: &[u8], retry_after: Option<u32>) -> Problem {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut problem = Problem::new(status, "forwarded", "Refused by the hosting node", "");
+    let mut problem = Problem::relayed(status);
     if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
         for (key, value) in fields {
             problem = problem.with(&key, value);
@@ -166,9 +148,7 @@ pub fn relayed(status: u16, body: &[u8], retry_after: Option<u32>) -> Problem {
 /// An answer of the wrong kind.
 pub fn unexpected(domain: &str, what: &str) -> Problem {
     Problem::new(
-        StatusCode::BAD_GATEWAY,
-        "forward-failed",
-        "Bad answer from the hosting node",
+        problem::FORWARD_FAILED,
         format!("the node hosting domain \"{domain}\" answered {what}"),
     )
 }
@@ -284,11 +264,7 @@ async fn handle(state: &GatewayState, domain: &'static str, frame: &[u8]) -> Rep
     let request: Request = match codec::decode(FormatTag::ForwardRequestV1, frame) {
         Ok(request) => request,
         Err(error) => {
-            return problem_reply(&Problem::new(
-                StatusCode::BAD_REQUEST,
-                "forward-failed",
-                "Bad forwarded request",
-                format!("a forwarded request for domain \"{domain}\" does not decode: {error}; are both nodes the same version?"),
+            return problem_reply(&Problem::new(problem::BAD_FORWARDED_REQUEST, format!("a forwarded request for domain \"{domain}\" does not decode: {error}; are both nodes the same version?"),
             ))
         }
     };

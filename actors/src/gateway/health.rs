@@ -2,11 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::state::GatewayState;
 use crate::host::Health;
 
@@ -19,28 +18,16 @@ pub async fn healthz() -> HttpResponse {
 /// starting and those failed (with why).
 pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Problem> {
     if let Some(reason) = state.nats_down() {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "nats-unavailable",
-            "Not ready: NATS unavailable",
-            reason,
-        )
-        .retry_after(1));
+        return Err(Problem::new(problem::NATS_UNAVAILABLE, reason).retry_after(1));
     }
     if let Some(reason) = state.log.write_failure() {
-        return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log-unwritable",
-            "Not ready: the event log cannot be written",
-            format!("appends to the event log fail: {reason}; free space or fix the directory: the node is ready again once an append, or a probe write it tries at most once a second, succeeds"),
+        return Err(Problem::new(problem::LOG_UNWRITABLE, format!("appends to the event log fail: {reason}; free space or fix the directory: the node is ready again once an append, or a probe write it tries at most once a second, succeeds"),
         )
         .retry_after(1));
     }
     if !state.claimed.load(std::sync::atomic::Ordering::Acquire) {
         return Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-ready",
-            "Not ready",
+            problem::NOT_READY,
             "claiming this node's streams from the cluster; retry shortly",
         )
         .retry_after(1));
@@ -81,13 +68,8 @@ pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Prob
     if !waiting.is_empty() {
         detail.push(format!("domains not ready yet: {}", waiting.join(", ")));
     }
-    Err(Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not-ready",
-        "Not ready",
-        detail.join("; "),
-    )
-    .with("domains", json!(domains))
-    .with("failed", json!(failed))
-    .retry_after(1))
+    Err(Problem::new(problem::NOT_READY, detail.join("; "))
+        .with("domains", json!(domains))
+        .with("failed", json!(failed))
+        .retry_after(1))
 }

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use super::auth::Grant;
 use super::body;
 use super::forward;
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::state::{GatewayState, HostHandle, Limits};
 use super::streams::log_problem;
 use crate::admission::{self, Slot, Undelivered};
@@ -63,9 +63,7 @@ pub async fn post_events(
     .await?;
     let json: Value = serde_json::from_slice(&body).map_err(|error| {
         Problem::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "Malformed JSON",
+            problem::MALFORMED_JSON,
             format!("the body is not valid JSON: {error}"),
         )
         .with("line", error.line())
@@ -86,9 +84,7 @@ pub async fn post_events(
         entry.check_data(&event.data).map_err(|violation| {
             at.locate(
                 Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "schema-violation",
-                    "Data does not match the schema",
+                    problem::SCHEMA_VIOLATION,
                     format!("{} (type {})", violation, entry.name),
                 ),
                 &format!("data{}", violation.pointer),
@@ -140,11 +136,7 @@ fn route(
 ) -> Result<&'static str, Problem> {
     if state.layout.partitions(domain) > 1 && envelope.partitionkey != envelope.subject {
         return Err(at.locate(
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "partitionkey-not-subject",
-                "partitionkey must equal subject",
-                format!(
+            Problem::new(problem::PARTITIONKEY_NOT_SUBJECT, format!(
                     "domain \"{domain}\" is spread over partitions by subject, so an event's partitionkey must be its subject (\"{}\") or absent; it is \"{}\"",
                     envelope.subject, envelope.partitionkey
                 ),
@@ -249,11 +241,7 @@ fn networked_checks(
             .map(|(stream, events)| (*stream, events.iter().map(|(index, _)| *index).collect()))
             .collect();
         let domain = domains.iter().next().copied().unwrap_or_default();
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "batch-spans-partitions",
-            "Batch spans partitions",
-            format!(
+        return Err(Problem::new(problem::BATCH_SPANS_PARTITIONS, format!(
                 "the batch has events for {} partitions of domain \"{domain}\"; a batch is atomic only within one partition's stream: send one batch per group listed in \"groups\" (event indexes by partition)",
                 groups.len()
             ),
@@ -263,11 +251,7 @@ fn networked_checks(
     }
     if groups.len() > 1 {
         let domains: Vec<&str> = domains.into_iter().collect();
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "batch-spans-domains",
-            "Batch spans domains",
-            format!(
+        return Err(Problem::new(problem::BATCH_SPANS_DOMAINS, format!(
                 "the batch has events for domains {}; in networked mode a batch is atomic only within one domain's stream: send one batch per domain",
                 domains.join(", ")
             ),
@@ -295,9 +279,7 @@ fn mode(request: &HttpRequest) -> Result<Mode, Problem> {
         BINARY if request.headers().contains_key("ce-specversion") => Ok(Mode::Binary),
         // The type is accepted; what is missing is binary mode's headers.
         BINARY => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "missing-binary-headers",
-            "Binary mode needs ce-* headers",
+            problem::MISSING_BINARY_HEADERS,
             format!(
                 "content type {BINARY} is binary mode: the event's attributes go in ce-* headers \
                  (ce-specversion, ce-id, ce-source, ce-type, ce-subject) and only its data in the \
@@ -307,9 +289,7 @@ fn mode(request: &HttpRequest) -> Result<Mode, Problem> {
         )
         .with("header", "ce-specversion")),
         _ => Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "Unsupported content type",
+            problem::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "content type \"{content_type}\" is not accepted; send {STRUCTURED} (one event), \
                  {BATCH} (a JSON array of events) or {BINARY} with ce-* headers (binary mode)"
@@ -350,26 +330,18 @@ fn parse(
         Mode::Batch => {
             let Value::Array(items) = json else {
                 return Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "batch-not-array",
-                    "A batch must be a JSON array",
+                    problem::BATCH_NOT_ARRAY,
                     format!("a {BATCH} body must be a JSON array of events"),
                 ));
             };
             if items.is_empty() {
                 return Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "empty-batch",
-                    "Empty batch",
+                    problem::EMPTY_BATCH,
                     "the batch holds no events; send at least one",
                 ));
             }
             if items.len() > max_batch_events {
-                return Err(Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "batch-too-large",
-                    "Too many events in the batch",
-                    format!(
+                return Err(Problem::new(problem::BATCH_TOO_LARGE, format!(
                         "the batch holds {} events, over the limit of {max_batch_events} ([http] max_batch_events)",
                         items.len()
                     ),
@@ -394,11 +366,7 @@ fn event_too_large(size: usize, limit: usize, index: Option<usize>) -> Problem {
     let which = index.map_or("the event".to_owned(), |index| {
         format!("event {index} of the batch")
     });
-    let problem = Problem::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "event-too-large",
-        "Event too large",
-        format!(
+    let problem = Problem::new(problem::EVENT_TOO_LARGE, format!(
             "{which} is {size} bytes, over the limit of {limit} bytes per event ([http] max_event_bytes); \
              make it smaller, for example by storing large content elsewhere and sending a reference"
         ),
@@ -467,24 +435,20 @@ impl Locator {
 }
 
 fn event_problem(error: EventError, at: &Locator) -> Problem {
-    let problem = Problem::new(
-        StatusCode::BAD_REQUEST,
-        match &error {
-            EventError::NotAnObject { .. } => "not-an-object",
-            EventError::Missing { .. } => "missing-attribute",
-            EventError::Empty { .. } => "empty-attribute",
-            EventError::WrongType { .. } => "wrong-attribute-type",
-            EventError::SpecVersion(_) => "unsupported-specversion",
-            EventError::DataContentType(_) | EventError::Base64Data => "unsupported-data",
-            EventError::Time(_) => "invalid-time",
-            EventError::ReservedSource(_) => "reserved-source",
-            EventError::Extension { .. } => "invalid-extension",
-            EventError::HeaderNotText { .. } => "invalid-header",
-            EventError::RepeatedHeader { .. } => "repeated-header",
-        },
-        "Invalid CloudEvent",
-        error.to_string(),
-    );
+    let kind = match &error {
+        EventError::NotAnObject { .. } => problem::NOT_AN_OBJECT,
+        EventError::Missing { .. } => problem::MISSING_ATTRIBUTE,
+        EventError::Empty { .. } => problem::EMPTY_ATTRIBUTE,
+        EventError::WrongType { .. } => problem::WRONG_ATTRIBUTE_TYPE,
+        EventError::SpecVersion(_) => problem::UNSUPPORTED_SPECVERSION,
+        EventError::DataContentType(_) | EventError::Base64Data => problem::UNSUPPORTED_DATA,
+        EventError::Time(_) => problem::INVALID_TIME,
+        EventError::ReservedSource(_) => problem::RESERVED_SOURCE,
+        EventError::Extension { .. } => problem::INVALID_EXTENSION,
+        EventError::HeaderNotText { .. } => problem::INVALID_HEADER,
+        EventError::RepeatedHeader { .. } => problem::REPEATED_HEADER,
+    };
+    let problem = Problem::new(kind, error.to_string());
     match error.attribute() {
         Some(attribute) => at.locate(problem, attribute),
         None if at.mode == Mode::Batch => problem
@@ -496,27 +460,17 @@ fn event_problem(error: EventError, at: &Locator) -> Problem {
 
 fn type_problem(error: TypeLookupError, at: &Locator) -> Problem {
     let problem = match &error {
-        TypeLookupError::Unknown { known, .. } => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown-type",
-            "Unknown event type",
-            error.to_string(),
-        )
-        .with("ingress_types", known.clone()),
-        TypeLookupError::NotIngress { domain, .. } => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not-ingress",
-            "Event type is not ingress",
-            error.to_string(),
-        )
-        .with("domain", domain.clone()),
-        TypeLookupError::NotHosted { domain, .. } => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "domain-not-hosted",
-            "Domain not hosted here",
-            error.to_string(),
-        )
-        .with("domain", domain.clone()),
+        TypeLookupError::Unknown { known, .. } => {
+            Problem::new(problem::UNKNOWN_TYPE, error.to_string())
+                .with("ingress_types", known.clone())
+        }
+        TypeLookupError::NotIngress { domain, .. } => {
+            Problem::new(problem::NOT_INGRESS, error.to_string()).with("domain", domain.clone())
+        }
+        TypeLookupError::NotHosted { domain, .. } => {
+            Problem::new(problem::DOMAIN_NOT_HOSTED, error.to_string())
+                .with("domain", domain.clone())
+        }
     };
     at.locate(problem, "type")
 }
@@ -527,30 +481,18 @@ fn ingest_problem(error: IngestError, domain: &str, mode: Mode, indexes: &[usize
             let at = Locator::new(mode, indexes.get(index).copied().unwrap_or(index));
             match refusal {
                 Refusal::Rejected(rejection) => at.locate(
-                    Problem::new(
-                        StatusCode::CONFLICT,
-                        "rejected",
-                        "Rejected by the domain",
-                        rejection.reason,
+                    Problem::new(problem::REJECTED, rejection.reason,
                     )
                     .with("domain", domain),
                     "data",
                 ),
                 Refusal::SubjectMismatch { .. } => at.locate(
-                    Problem::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "subject-mismatch",
-                        "Subject does not match the data",
-                        refusal.to_string(),
+                    Problem::new(problem::SUBJECT_MISMATCH, refusal.to_string(),
                     ),
                     "subject",
                 ),
                 Refusal::Data(error) => at.locate(
-                    Problem::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "schema-violation",
-                        "Data does not match the schema",
-                        error.to_string(),
+                    Problem::new(problem::SCHEMA_VIOLATION, error.to_string(),
                     ),
                     "data",
                 ),
@@ -559,28 +501,16 @@ fn ingest_problem(error: IngestError, domain: &str, mode: Mode, indexes: &[usize
         IngestError::Panicked { index, message } => {
             let at = Locator::new(mode, indexes.get(index).copied().unwrap_or(index));
             at.locate(
-                Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "domain-panicked",
-                    "The domain failed on the event",
-                    format!("domain \"{domain}\" panicked admitting the event: {message}; nothing was appended; this is a bug in the domain"),
+                Problem::new(problem::DOMAIN_PANICKED, format!("domain \"{domain}\" panicked admitting the event: {message}; nothing was appended; this is a bug in the domain"),
                 )
                 .with("domain", domain),
                 "data",
             )
         }
-        IngestError::Log(message) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "log-unavailable",
-            "Event log unavailable",
-            format!("domain \"{domain}\": {message}; the events may or may not have been appended: resend them (a resend is recognised by source and id)"),
+        IngestError::Log(message) => Problem::new(problem::LOG_UNAVAILABLE, format!("domain \"{domain}\": {message}; the events may or may not have been appended: resend them (a resend is recognised by source and id)"),
         )
         .retry_after(1),
-        IngestError::NotReady(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "domain-not-ready",
-            "Domain not ready",
-            format!(
+        IngestError::NotReady(_) => Problem::new(problem::DOMAIN_NOT_READY, format!(
                 "{error}; nothing was appended, retry shortly",
                 error = error
             ),
@@ -608,11 +538,7 @@ const HOST_ANSWER: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// 504: the host did not answer within [`HOST_ANSWER`].
 fn host_late(domain: &str) -> Problem {
-    Problem::new(
-        StatusCode::GATEWAY_TIMEOUT,
-        "domain-timeout",
-        "Domain did not answer in time",
-        format!("domain \"{domain}\" did not answer within {HOST_ANSWER:?}; an event may or may not have been appended: re-sending it is safe (it is deduplicated by source and id)"),
+    Problem::new(problem::DOMAIN_TIMEOUT, format!("domain \"{domain}\" did not answer within {HOST_ANSWER:?}; an event may or may not have been appended: re-sending it is safe (it is deduplicated by source and id)"),
     )
     .with("domain", domain)
     .retry_after(1)
@@ -620,9 +546,7 @@ fn host_late(domain: &str) -> Problem {
 
 fn host_gone(domain: &str) -> Problem {
     Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "domain-unavailable",
-        "Domain unavailable",
+        problem::DOMAIN_UNAVAILABLE,
         format!("domain \"{domain}\" is not running (stopping or restarting); retry later"),
     )
     .with("domain", domain)

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::http::header::HeaderMap;
-use actix_web::http::{ConnectionType, Method, StatusCode};
+use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::state::GatewayState;
 
 /// Seconds a refused connection is asked to wait before trying again.
@@ -110,9 +110,7 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 
 fn too_many_connections(limit: usize) -> Problem {
     Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "too-many-connections",
-        "Too many connections",
+        problem::TOO_MANY_CONNECTIONS,
         format!(
             "the node already serves {limit} connections ([http] max_connections); this one is \
              closed, reconnect after {RETRY_AFTER_SECONDS} s or reuse a connection"
@@ -124,9 +122,7 @@ fn too_many_connections(limit: usize) -> Problem {
 
 fn headers_too_large(size: usize, limit: usize) -> Problem {
     Problem::new(
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "headers-too-large",
-        "Request header fields too large",
+        problem::HEADERS_TOO_LARGE,
         format!(
             "the request's header fields take {size} bytes, over the limit of {limit} bytes \
              ([http] max_header_bytes); send fewer or shorter headers"

@@ -13,7 +13,7 @@ mod health;
 pub mod ingest;
 mod limits;
 mod metrics;
-mod problem;
+pub(crate) mod problem;
 mod queries;
 mod state;
 mod streams;

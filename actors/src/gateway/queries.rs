@@ -2,14 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use herald_runtime::{Params, QueryError};
 
 use serde_json::Value;
 
 use super::forward;
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::state::GatewayState;
 use super::streams::log_problem;
 use crate::host::{Health, PENDING};
@@ -21,9 +20,7 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// 503: the domain's appends were not stored within [`SETTLE_TIMEOUT`].
 fn busy(domain: &str) -> Problem {
     Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "domain-busy",
-        "Domain busy",
+        problem::DOMAIN_BUSY,
         format!("domain \"{domain}\" is still appending a batch; retry shortly"),
     )
     .with("domain", domain)
@@ -196,9 +193,7 @@ pub(crate) async fn entity_here(
     let entity = settled(state, &host, domain, || host.view.entity(key)).await?;
     entity.ok_or_else(|| {
         Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown-entity",
-            "Unknown entity",
+            problem::UNKNOWN_ENTITY,
             format!("domain \"{domain}\" has no entity \"{key}\""),
         )
         .with("domain", domain)
@@ -218,17 +213,18 @@ pub(crate) async fn query_here(
     match answer {
         Ok(answer) => Ok(answer),
         Err(error @ QueryError::UnknownQuery { .. }) => Err(Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown-query",
-            "Unknown query",
+            problem::UNKNOWN_QUERY,
             format!("domain \"{domain}\": {error}"),
         )
         .with("domain", domain)),
         Err(error @ QueryError::BadParameter { .. }) => Err(Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad-query-parameter",
-            "Bad query parameter",
+            problem::BAD_QUERY_PARAMETER,
             format!("domain \"{domain}\": {error}"),
+        )
+        .with("domain", domain)),
+        Err(error @ QueryError::Unencodable { .. }) => Err(Problem::new(
+            problem::QUERY_FAILED,
+            format!("domain \"{domain}\", query \"{name}\": {error}"),
         )
         .with("domain", domain)),
     }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use dashmap::DashMap;
 
 use herald_runtime::catalog::Catalog;
@@ -15,7 +14,7 @@ use tokio::sync::watch;
 use super::auth::Access;
 use super::limits::Connections;
 use super::metrics::Metrics;
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use crate::host::Health;
 use crate::members::Bucket;
 pub use crate::registry::HostHandle;
@@ -96,11 +95,7 @@ impl GatewayState {
         let partitions = self.layout.streams(domain);
         if partitions.len() > 1 {
             // A partitioned domain's dead letters and hosts are per partition.
-            return Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "partitioned-domain",
-                "Domain is partitioned",
-                format!(
+            return Err(Problem::new(problem::PARTITIONED_DOMAIN, format!(
                     "domain \"{domain}\" is spread over {} partitions, each with its own stream and dead letters: name one of {}",
                     partitions.len(),
                     partitions.join(", ")
@@ -113,9 +108,7 @@ impl GatewayState {
             let mut known: Vec<&str> = self.layout.all_streams().collect();
             known.sort_unstable();
             return Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "unknown-domain",
-                "Unknown domain",
+                problem::UNKNOWN_DOMAIN,
                 format!(
                     "unknown domain \"{domain}\"; domains are: {}",
                     known.join(", ")
@@ -137,17 +130,13 @@ impl GatewayState {
         }
         if let Health::Failed(reason) = host.view.health() {
             return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "domain-failed",
-                "Domain failed",
+                problem::DOMAIN_FAILED,
                 format!("domain \"{domain}\" failed: {reason}"),
             )
             .with("domain", domain));
         }
         Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "domain-not-ready",
-            "Domain not ready",
+            problem::DOMAIN_NOT_READY,
             format!(
                 "domain \"{domain}\" is still recovering its state from the log; retry shortly"
             ),
@@ -159,11 +148,7 @@ impl GatewayState {
 
 /// 503 for a domain that is registered but not running on this node.
 pub fn not_hosted(domain: &str) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "domain-not-hosted",
-        "Domain not hosted here",
-        format!("domain \"{domain}\" is not hosted on this node (it is not in [domains] enabled here, or another node owns it now); retry, or send it to a node that enables it"),
+    Problem::new(problem::DOMAIN_NOT_HOSTED, format!("domain \"{domain}\" is not hosted on this node (it is not in [domains] enabled here, or another node owns it now); retry, or send it to a node that enables it"),
     )
     .with("domain", domain)
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::stream;
@@ -15,7 +14,7 @@ use herald_runtime::log::{EventLog, Record, Visibility};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::state::GatewayState;
 
 /// Events per page when the client does not say.
@@ -129,19 +128,13 @@ pub async fn tail(
         Some(value) => {
             let text = value.to_str().unwrap_or("");
             let id = text.trim().parse::<u64>().map_err(|_| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad-last-event-id",
-                    "Bad Last-Event-ID",
-                    format!("Last-Event-ID \"{text}\" is not a sequence number; send the id of the last event received"),
+                Problem::new(problem::BAD_LAST_EVENT_ID, format!("Last-Event-ID \"{text}\" is not a sequence number; send the id of the last event received"),
                 )
                 .with("header", "Last-Event-ID")
             })?;
             Some(id.checked_add(1).ok_or_else(|| {
                 Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad-last-event-id",
-                    "Bad Last-Event-ID",
+                    problem::BAD_LAST_EVENT_ID,
                     format!("Last-Event-ID \"{text}\" is past any sequence a stream can reach"),
                 )
                 .with("header", "Last-Event-ID")
@@ -154,11 +147,7 @@ pub async fn tail(
         None => number(&query, "from", last + 1, 1, u64::MAX)?,
     };
     let place = Arc::clone(&state.tails).try_acquire_owned().map_err(|_| {
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too-many-tails",
-            "Too many tails",
-            format!(
+        Problem::new(problem::TOO_MANY_TAILS, format!(
                 "the node serves as many SSE tails as it takes at once ([http] max_tails = {}); retry shortly, or page with GET /v1/streams/{{stream}}/events",
                 state.limits.max_tails
             ),
@@ -283,9 +272,7 @@ fn known_stream(state: &GatewayState, stream: &str) -> Result<u64, Problem> {
     known.sort();
     known.dedup();
     Err(Problem::new(
-        StatusCode::NOT_FOUND,
-        "unknown-stream",
-        "Unknown stream",
+        problem::UNKNOWN_STREAM,
         format!(
             "unknown stream \"{stream}\"; streams are: {}",
             known.join(", ")
@@ -299,9 +286,7 @@ fn parse_query(query: &str) -> Result<BTreeMap<String, String>, Problem> {
         .map(web::Query::into_inner)
         .map_err(|error| {
             Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad-query-string",
-                "Bad query string",
+                problem::BAD_QUERY_STRING,
                 format!("the query string does not parse: {error}"),
             )
         })
@@ -326,9 +311,7 @@ fn number(
                 format!("a whole number from {min} to {max}")
             };
             Err(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "bad-query-parameter",
-                "Bad query parameter",
+                problem::BAD_QUERY_PARAMETER,
                 format!("query parameter \"{name}\" is \"{text}\"; it must be {range}"),
             )
             .with("parameter", name))
@@ -338,11 +321,5 @@ fn number(
 
 /// 503 for a log that cannot serve or sync.
 pub fn log_problem(error: herald_runtime::log::LogError) -> Problem {
-    Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "log-unavailable",
-        "Event log unavailable",
-        format!("{error}; retry later"),
-    )
-    .retry_after(1)
+    Problem::new(problem::LOG_UNAVAILABLE, format!("{error}; retry later")).retry_after(1)
 }

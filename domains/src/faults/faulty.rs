@@ -12,16 +12,12 @@
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Partitioning, Rejection};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use herald_runtime::prelude::*;
 
 use super::feeder::Fed;
 
 /// `faulty` handled the key's event number `n`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[payload]
 pub struct Handled {
     /// The entity key.
     pub key: String,
@@ -40,6 +36,24 @@ herald_runtime::events! {
     }
 }
 
+herald_runtime::inputs! {
+    /// What faulty consumes.
+    pub enum FaultyInput {
+        Fed,
+    }
+}
+
+/// One key as faulty saw it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FaultyKey {
+    /// The key.
+    pub key: String,
+    /// The numbers handled, in order.
+    pub handled: Vec<u64>,
+    /// The last number the handler looked at, failed or not.
+    pub last_seen: Option<u64>,
+}
+
 /// Per key: the numbers handled, in order, and the last number the handler looked at.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Faulty {
@@ -48,16 +62,9 @@ pub struct Faulty {
 }
 
 impl Domain for Faulty {
-    const NAME: &'static str = "faulty";
     type Event = FaultyEvent;
-
-    fn subscriptions() -> &'static [&'static str] {
-        &[Fed::TYPE]
-    }
-
-    fn ingress() -> &'static [&'static str] {
-        &[]
-    }
+    type Input = FaultyInput;
+    type Entity = FaultyKey;
 
     // State is per key and each `Fed` is keyed by its key, as is the `Handled` it causes:
     // the fault tests run in partitions like the real ByKey domains.
@@ -65,16 +72,12 @@ impl Domain for Faulty {
         Partitioning::ByKey { inputs: &[] }
     }
 
-    fn validate(&self, _: &FaultyEvent) -> Result<(), Rejection> {
-        Ok(())
-    }
-
     fn handle(
         &mut self,
-        incoming: &Incoming<'_>,
+        input: FaultyInput,
         out: &mut Outbox<FaultyEvent>,
     ) -> Result<(), HandleError> {
-        let fed: Fed = incoming.data()?;
+        let FaultyInput::Fed(fed) = input;
         // Changed before failing on purpose: the host must throw this away on a failure.
         self.last_seen.insert(fed.key.clone(), fed.n);
         let mut crash = None;
@@ -118,14 +121,16 @@ impl Domain for Faulty {
             .push(handled.n);
     }
 
-    fn entity(&self, key: &str) -> Option<Value> {
+    fn entity(&self, key: &str) -> Option<FaultyKey> {
         let handled = self.handled.get(key);
-        let last_seen = self.last_seen.get(key);
+        let last_seen = self.last_seen.get(key).copied();
         if handled.is_none() && last_seen.is_none() {
             return None;
         }
-        Some(
-            json!({ "key": key, "handled": handled.cloned().unwrap_or_default(), "last_seen": last_seen }),
-        )
+        Some(FaultyKey {
+            key: key.to_owned(),
+            handled: handled.cloned().unwrap_or_default(),
+            last_seen,
+        })
     }
 }

@@ -2,14 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use herald_runtime::prelude::*;
 
 /// One numbered event for a key; `fault` marks it for `faulty` to fail on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[payload]
 pub struct Fed {
     /// The entity key.
     #[schemars(length(min = 1))]
@@ -25,8 +21,17 @@ pub struct Fed {
 herald_runtime::events! {
     /// What the feeder records.
     pub enum FeederEvent in "feeder" {
-        Fed keyed by key,
+        Fed keyed by key from clients,
     }
+}
+
+/// How many events a key was fed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct FedCount {
+    /// The key.
+    pub key: String,
+    /// Events fed to it.
+    pub fed: u64,
 }
 
 /// How many events each key was fed.
@@ -36,16 +41,9 @@ pub struct Feeder {
 }
 
 impl Domain for Feeder {
-    const NAME: &'static str = "feeder";
     type Event = FeederEvent;
-
-    fn subscriptions() -> &'static [&'static str] {
-        &[]
-    }
-
-    fn ingress() -> &'static [&'static str] {
-        &[Fed::TYPE]
-    }
+    type Input = NoInput;
+    type Entity = FedCount;
 
     fn validate(&self, proposed: &FeederEvent) -> Result<(), Rejection> {
         let FeederEvent::Fed(fed) = proposed;
@@ -55,8 +53,8 @@ impl Domain for Feeder {
         Ok(())
     }
 
-    fn handle(&mut self, _: &Incoming<'_>, _: &mut Outbox<FeederEvent>) -> Result<(), HandleError> {
-        Ok(())
+    fn handle(&mut self, input: NoInput, _: &mut Outbox<FeederEvent>) -> Result<(), HandleError> {
+        match input {}
     }
 
     fn apply(&mut self, event: &FeederEvent) {
@@ -64,8 +62,11 @@ impl Domain for Feeder {
         *self.fed.entry(fed.key.clone()).or_default() += 1;
     }
 
-    fn entity(&self, key: &str) -> Option<Value> {
-        let fed = self.fed.get(key)?;
-        Some(json!({ "key": key, "fed": fed }))
+    fn entity(&self, key: &str) -> Option<FedCount> {
+        let fed = *self.fed.get(key)?;
+        Some(FedCount {
+            key: key.to_owned(),
+            fed,
+        })
     }
 }

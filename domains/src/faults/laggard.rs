@@ -1,20 +1,17 @@
 //! `laggard`: a slow consumer of `feeder.Fed` (it spends [`super::slowness`] on each),
 //! with an ingress type of its own, for the overload tests. Armed with
-//! [`super::MISWIRE_VAR`], it misspells its subscription or ingress type, for the tests of
-//! the wiring check.
+//! [`super::MISWIRE_VAR`], it is registered consuming `feeder.Fedd` instead, a type no
+//! registered domain owns, for the tests of the wiring check.
 
 use std::collections::BTreeMap;
 
-use herald_runtime::{Domain, HandleError, Incoming, Outbox, Rejection};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use herald_runtime::prelude::*;
+use herald_runtime::DomainEntry;
 
 use super::feeder::Fed;
 
 /// A client poked a key of the laggard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[payload]
 pub struct Poked {
     /// The entity key.
     #[schemars(length(min = 1))]
@@ -24,8 +21,26 @@ pub struct Poked {
 herald_runtime::events! {
     /// What the laggard records.
     pub enum LaggardEvent in "laggard" {
-        Poked keyed by key,
+        Poked keyed by key from clients,
     }
+}
+
+herald_runtime::inputs! {
+    /// What the laggard consumes, slowly.
+    pub enum LaggardInput {
+        Fed,
+    }
+}
+
+/// A key's counts.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct LaggardCounts {
+    /// The key.
+    pub key: String,
+    /// Pokes taken in.
+    pub poked: u64,
+    /// Feeder events consumed.
+    pub consumed: u64,
 }
 
 /// Counts per key: pokes taken in, feeder events consumed.
@@ -35,39 +50,29 @@ pub struct Laggard {
     consumed: BTreeMap<String, u64>,
 }
 
-impl Domain for Laggard {
-    const NAME: &'static str = "laggard";
-    type Event = LaggardEvent;
-
-    fn subscriptions() -> &'static [&'static str] {
-        match super::miswired_subscription() {
-            true => &["feeder.Fedd"],
-            false => &[Fed::TYPE],
-        }
-    }
-
-    fn ingress() -> &'static [&'static str] {
-        match super::miswired_ingress() {
-            true => &["laggard.Pokd"],
-            false => &[Poked::TYPE],
-        }
-    }
-
-    fn validate(&self, _: &LaggardEvent) -> Result<(), Rejection> {
-        Ok(())
-    }
-
-    fn handle(
-        &mut self,
-        incoming: &Incoming<'_>,
-        _: &mut Outbox<LaggardEvent>,
-    ) -> Result<(), HandleError> {
-        let fed: Fed = incoming.data()?;
+impl Laggard {
+    /// Counts one consumed event of `key`, slowly.
+    fn consume(&mut self, key: String) {
         let slowness = super::slowness();
         if !slowness.is_zero() {
             std::thread::sleep(slowness);
         }
-        *self.consumed.entry(fed.key).or_default() += 1;
+        *self.consumed.entry(key).or_default() += 1;
+    }
+}
+
+impl Domain for Laggard {
+    type Event = LaggardEvent;
+    type Input = LaggardInput;
+    type Entity = LaggardCounts;
+
+    fn handle(
+        &mut self,
+        input: LaggardInput,
+        _: &mut Outbox<LaggardEvent>,
+    ) -> Result<(), HandleError> {
+        let LaggardInput::Fed(fed) = input;
+        self.consume(fed.key);
         Ok(())
     }
 
@@ -76,12 +81,77 @@ impl Domain for Laggard {
         *self.poked.entry(poked.key.clone()).or_default() += 1;
     }
 
-    fn entity(&self, key: &str) -> Option<Value> {
+    fn entity(&self, key: &str) -> Option<LaggardCounts> {
         let poked = self.poked.get(key).copied().unwrap_or(0);
         let consumed = self.consumed.get(key).copied().unwrap_or(0);
         if poked == 0 && consumed == 0 {
             return None;
         }
-        Some(json!({ "key": key, "poked": poked, "consumed": consumed }))
+        Some(LaggardCounts {
+            key: key.to_owned(),
+            poked,
+            consumed,
+        })
+    }
+}
+
+/// A misspelt feeder type, of a feeder no build registers: what the miswired laggard
+/// consumes.
+mod misspelt {
+    /// `Fed`, misspelt.
+    #[herald_runtime::payload]
+    pub struct Fedd {
+        /// The entity key.
+        pub key: String,
+    }
+
+    herald_runtime::events! {
+        /// A feeder that is never registered.
+        pub enum MisspeltFeederEvent in "feeder" {
+            Fedd keyed by key,
+        }
+    }
+}
+
+herald_runtime::inputs! {
+    /// The laggard's input, misspelt.
+    pub enum MiswiredInput {
+        Fedd(misspelt::Fedd),
+    }
+}
+
+/// The laggard as a domain author might miswire it: consuming a type nobody registers.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Miswired(Laggard);
+
+impl Domain for Miswired {
+    type Event = LaggardEvent;
+    type Input = MiswiredInput;
+    type Entity = LaggardCounts;
+
+    fn handle(
+        &mut self,
+        input: MiswiredInput,
+        _: &mut Outbox<LaggardEvent>,
+    ) -> Result<(), HandleError> {
+        let MiswiredInput::Fedd(fedd) = input;
+        self.0.consume(fedd.key);
+        Ok(())
+    }
+
+    fn apply(&mut self, event: &LaggardEvent) {
+        self.0.apply(event);
+    }
+
+    fn entity(&self, key: &str) -> Option<LaggardCounts> {
+        self.0.entity(key)
+    }
+}
+
+/// The laggard's registration: miswired while [`super::MISWIRE_VAR`] says so.
+pub fn entry() -> DomainEntry {
+    match super::miswired_subscription() {
+        true => DomainEntry::of::<Miswired>(),
+        false => DomainEntry::of::<Laggard>(),
     }
 }

@@ -3,10 +3,10 @@
 // Each test crate uses its own subset of these builders.
 #![allow(dead_code)]
 
-use herald_domains::inventory::{StockAdded, StockLine, StockReserved};
-use herald_domains::orders::{OrderCancelled, OrderLine, OrderPlaced};
-use herald_domains::payments::{CreditGranted, PaymentCaptured, PaymentDeclined};
-use herald_domains::shipping::{ShipmentDelivered, ShipmentDispatched, ShipmentScheduled};
+use herald_domains::events::inventory::{StockAdded, StockLine, StockReserved};
+use herald_domains::events::orders::{OrderCancelled, OrderLine, OrderPlaced};
+use herald_domains::events::payments::{CreditGranted, PaymentCaptured, PaymentDeclined};
+use herald_domains::events::shipping::{ShipmentDelivered, ShipmentDispatched, ShipmentScheduled};
 
 /// `OrderPlaced` with lines of `(sku, quantity, unit_price)`.
 pub fn placed(order_id: &str, customer: &str, lines: &[(&str, u64, u64)]) -> OrderPlaced {

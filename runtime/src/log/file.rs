@@ -645,12 +645,7 @@ impl EventLog for FileLog {
             })
     }
 
-    fn find(
-        &self,
-        stream: &str,
-        source: &str,
-        id: &str,
-    ) -> Result<Option<Arc<Record>>, LogError> {
+    fn find(&self, stream: &str, source: &str, id: &str) -> Result<Option<Arc<Record>>, LogError> {
         Ok(self
             .read()
             .find(dedup::key(stream, source, id), stream, source, id))

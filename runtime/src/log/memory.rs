@@ -114,12 +114,7 @@ impl EventLog for MemoryLog {
         Ok(appended)
     }
 
-    fn find(
-        &self,
-        stream: &str,
-        source: &str,
-        id: &str,
-    ) -> Result<Option<Arc<Record>>, LogError> {
+    fn find(&self, stream: &str, source: &str, id: &str) -> Result<Option<Arc<Record>>, LogError> {
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let found = || {
             let sequence = *inner.ids.get(&key(stream, source, id))?;
@@ -250,7 +245,9 @@ mod tests {
         assert!(matches!(err, LogError::Duplicate { position, .. } if position.sequence == 2));
         assert_eq!(log.head(), 1);
         assert_eq!(
-            log.find("a", "/t", "1").unwrap().map(|r| r.envelope.sequence),
+            log.find("a", "/t", "1")
+                .unwrap()
+                .map(|r| r.envelope.sequence),
             Some(1)
         );
         assert_eq!(log.find("b", "/t", "1").unwrap(), None);

@@ -276,8 +276,7 @@ pub trait EventLog: Send + Sync + 'static {
     /// if it is within the deduplication window. An error when the log cannot tell (its
     /// index is being read again from an unreachable store): the caller must not take the
     /// event for new, or a resend would be validated as a second event.
-    fn find(&self, stream: &str, source: &str, id: &str)
-        -> Result<Option<Arc<Record>>, LogError>;
+    fn find(&self, stream: &str, source: &str, id: &str) -> Result<Option<Arc<Record>>, LogError>;
     /// Up to `limit` records of `stream` from sequence `from`, in order: durable ones, or
     /// also those only written (for the stream's owner rebuilding its own state).
     fn read_stream(

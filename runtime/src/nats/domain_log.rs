@@ -761,12 +761,7 @@ impl EventLog for JetStreamDomainLog {
         self.publisher.reopen();
     }
 
-    fn find(
-        &self,
-        stream: &str,
-        source: &str,
-        id: &str,
-    ) -> Result<Option<Arc<Record>>, LogError> {
+    fn find(&self, stream: &str, source: &str, id: &str) -> Result<Option<Arc<Record>>, LogError> {
         if stream != self.stream {
             return Ok(None);
         }

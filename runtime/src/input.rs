@@ -1,0 +1,135 @@
+//! What a domain consumes: the [`Input`] trait and the [`inputs!`] macro that implements it.
+//!
+//! A domain names the other domains' payload types it consumes as one enum; the runtime
+//! decodes each input into it once, and `Domain::handle` matches on it. The subscriptions
+//! are that enum's types, so a declared input the handler does not match is a compile error
+//! (a non-exhaustive `match`), never an event dropped in silence.
+
+use crate::event::DataError;
+
+/// A domain's input enum: one variant per consumed event type of another domain.
+///
+/// Write it with [`inputs!`](crate::inputs).
+pub trait Input: Sized + Send + 'static {
+    /// Every consumed type, by full type name: the domain's subscriptions.
+    const TYPES: &'static [&'static str];
+    /// The full type name of this input.
+    fn type_name(&self) -> &'static str;
+    /// Decodes `data` of the named type.
+    fn decode(type_name: &str, data: &[u8]) -> Result<Self, DataError>;
+}
+
+/// The input of a domain that consumes nothing: it has no values, so its `handle` is
+/// `match input {}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoInput {}
+
+impl Input for NoInput {
+    const TYPES: &'static [&'static str] = &[];
+
+    fn type_name(&self) -> &'static str {
+        match *self {}
+    }
+
+    fn decode(type_name: &str, _data: &[u8]) -> Result<Self, DataError> {
+        Err(DataError::NotAnInput {
+            type_name: type_name.to_owned(),
+            input: "NoInput",
+        })
+    }
+}
+
+/// Declares a domain's input enum and implements [`Input`] for it.
+///
+/// Each variant is a payload type of another domain (declared with
+/// [`events!`](crate::events)): `OrderPlaced` for a type of that name in scope, or
+/// `Placed(orders::OrderPlaced)` to name it by path.
+///
+/// ```
+/// mod orders {
+///     /// An order came in.
+///     #[herald_runtime::payload]
+///     pub struct OrderPlaced { pub order_id: String, pub customer: String }
+///
+///     herald_runtime::events! {
+///         /// What orders records.
+///         pub enum OrdersEvent in "orders" { OrderPlaced keyed by order_id from clients }
+///     }
+/// }
+/// use orders::OrderPlaced;
+///
+/// herald_runtime::inputs! {
+///     /// What loyalty consumes.
+///     pub enum LoyaltyInput { OrderPlaced }
+/// }
+/// use herald_runtime::Input;
+/// assert_eq!(LoyaltyInput::TYPES, ["orders.OrderPlaced"]);
+/// let input = LoyaltyInput::decode("orders.OrderPlaced", br#"{"order_id":"o-1","customer":"c-1"}"#);
+/// assert!(matches!(input, Ok(LoyaltyInput::OrderPlaced(placed)) if placed.customer == "c-1"));
+/// ```
+#[macro_export]
+macro_rules! inputs {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $( $variant:ident $(($payload:ty))? ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq)]
+        $vis enum $name {
+            $(
+                #[doc = concat!("A `", stringify!($variant), "` consumed.")]
+                $variant($crate::__payload!($variant $(, $payload)?)),
+            )*
+        }
+
+        impl $crate::Input for $name {
+            const TYPES: &'static [&'static str] = &[
+                $( <$crate::__payload!($variant $(, $payload)?) as $crate::Payload>::TYPE, )*
+            ];
+
+            fn type_name(&self) -> &'static str {
+                match *self {
+                    $(
+                        Self::$variant(_) => {
+                            <$crate::__payload!($variant $(, $payload)?) as $crate::Payload>::TYPE
+                        }
+                    )*
+                }
+            }
+
+            fn decode(type_name: &str, data: &[u8]) -> Result<Self, $crate::DataError> {
+                $(
+                    if type_name
+                        == <$crate::__payload!($variant $(, $payload)?) as $crate::Payload>::TYPE
+                    {
+                        return $crate::__private::serde_json::from_slice(data)
+                            .map(Self::$variant)
+                            .map_err(|error| $crate::DataError::Invalid {
+                                type_name: type_name.to_owned(),
+                                message: error.to_string(),
+                            });
+                    }
+                )*
+                let _ = data;
+                Err($crate::DataError::NotAnInput {
+                    type_name: type_name.to_owned(),
+                    input: stringify!($name),
+                })
+            }
+        }
+    };
+}
+
+/// The payload type of an [`inputs!`] variant: the one named, else the variant's own name.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __payload {
+    ($variant:ident) => {
+        $variant
+    };
+    ($variant:ident, $payload:ty) => {
+        $payload
+    };
+}

@@ -1,0 +1,21 @@
+//! Herald as a library: the whole `herald` command line (`run`, `check-config`,
+//! `log tail|verify|repair`) for a service's own domains.
+//!
+//! A service registers its domains and hands them to [`main`]:
+//!
+//! ```no_run
+//! use herald_runtime::DomainEntry;
+//!
+//! fn domains() -> Vec<DomainEntry> {
+//!     herald_domains::saga() // and DomainEntry::of::<MyDomain>() for each of its own
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     herald::main(domains)
+//! }
+//! ```
+
+mod cli;
+mod log_tools;
+
+pub use cli::{main, Registry};

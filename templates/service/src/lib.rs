@@ -1,0 +1,3 @@
+//! The loyalty service's domains: one module per domain.
+
+pub mod loyalty;

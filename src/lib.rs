@@ -14,6 +14,10 @@
 //!     herald::main(domains)
 //! }
 //! ```
+//!
+//! The allocator is the binary's to choose: the `herald` binary and the template service
+//! use mimalloc (`#[global_allocator]`), much faster than glibc's for a node's many small
+//! strings.
 
 mod cli;
 mod log_tools;

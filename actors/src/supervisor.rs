@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, warn};
 
 use crate::admission::Admission;
-use crate::host::{Checkpoint, DomainHost, DomainView, Drain, HostArgs, Retire};
+use crate::host::{Checkpoint, DomainHost, DomainView, Drain, HostArgs, HostStopped, Retire};
 use crate::registry::HostHandle;
 
 /// Makes the arguments of a new host for one domain, given the view to publish to.
@@ -131,8 +131,8 @@ pub struct Supervisor {
     domains: HashMap<&'static str, (ArbiterHandle, HostFactory)>,
     policy: RestartPolicy,
     restarts: HashMap<&'static str, VecDeque<Instant>>,
-    stops: mpsc::UnboundedSender<(&'static str, u64)>,
-    stopped: mpsc::UnboundedReceiver<(&'static str, u64)>,
+    stops: mpsc::UnboundedSender<HostStopped>,
+    stopped: mpsc::UnboundedReceiver<HostStopped>,
     /// Restarts whose backoff is over.
     due: mpsc::UnboundedSender<&'static str>,
     due_now: mpsc::UnboundedReceiver<&'static str>,
@@ -219,7 +219,7 @@ impl Supervisor {
     pub async fn run(mut self) {
         loop {
             tokio::select! {
-                Some((name, started)) = self.stopped.recv() => self.stopped_host(name, started),
+                Some(stop) = self.stopped.recv() => self.stopped_host(stop),
                 Some(command) = self.commanded.recv() => self.command(command),
                 Some(name) = self.due_now.recv() => {
                     let view = self.hosts.get(name).map(|handle| handle.view.clone());
@@ -277,7 +277,12 @@ impl Supervisor {
         }
     }
 
-    fn stopped_host(&mut self, name: &'static str, started: u64) {
+    fn stopped_host(&mut self, stop: HostStopped) {
+        let HostStopped {
+            stream: name,
+            started,
+            fenced,
+        } = stop;
         // A host stopped for good, or one already replaced (its signal came late).
         let Some(view) = self
             .hosts
@@ -299,6 +304,23 @@ impl Supervisor {
             tokio::spawn(async move {
                 let mut status = outages.status.clone();
                 let _ = status.wait_for(|status| *status == BusStatus::Up).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let _ = due.send(name);
+            });
+            return;
+        }
+        if fenced {
+            // The lease ran out (NATS slow to answer a renewal, a JetStream leader
+            // elected) or another node writes the stream: started again at once, and the
+            // ownership loop stops it for good if this node no longer holds the lease.
+            // Counting it could fail a healthy domain for good after a NATS server's
+            // restart (found by nats_cluster.rs).
+            warn!(
+                domain = name,
+                "domain host stopped: this node may no longer write its stream; starting it again while this node holds it (not counted toward restart_limit)"
+            );
+            let due = self.due.clone();
+            tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let _ = due.send(name);
             });

@@ -27,9 +27,11 @@
 //! # Adding a domain
 //!
 //! Write one file, `src/<name>.rs`, with a type implementing
-//! [`Domain`](herald_runtime::Domain) and its event enum declared with
-//! [`herald_runtime::events!`]; then add `pub mod <name>;` and one line to [`saga`], both in
-//! alphabetical order. The node checks the wiring (subscriptions, ingress, schemas) at start.
+//! [`Domain`](herald_runtime::Domain), its event enum declared with
+//! [`herald_runtime::events!`] and what it consumes with [`herald_runtime::inputs!`]; then
+//! add `pub mod <name>;` and one line to [`saga`], both in alphabetical order. Event types
+//! other domains consume belong in `src/events/<name>.rs`, so they import types, not the
+//! domain. The node checks the wiring (consumed types, owners, schemas) at start.
 
 pub mod analytics;
 pub mod events;

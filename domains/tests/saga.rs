@@ -169,7 +169,7 @@ impl Saga {
 
     fn entity(&self, domain: &str, key: &str) -> Option<Value> {
         let member = self.members.iter().find(|m| m.description.name == domain)?;
-        member.domain.entity(key)
+        member.domain.entity(key).expect("entity encodes")
     }
 
     fn summary(&self) -> Value {
@@ -320,7 +320,10 @@ fn state_of(domains: &[&dyn HostedDomain]) -> Value {
             "payments" => &["c-1"],
             _ => &["o-1", "o-2", "o-3", "o-4"],
         };
-        let entities: Vec<Value> = keys.iter().map(|key| json!(domain.entity(key))).collect();
+        let entities: Vec<Value> = keys
+            .iter()
+            .map(|key| json!(domain.entity(key).expect("entity encodes")))
+            .collect();
         let summary = domain.query("summary", &Default::default()).ok();
         state.insert(domain.name().to_owned(), json!([entities, summary]));
     }

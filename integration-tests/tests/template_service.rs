@@ -33,6 +33,7 @@ fn the_template_service_builds_and_passes_its_own_tests() {
     for test in [
         "loyalty_awards_a_delivered_order_and_refuses_an_overdraft",
         "a_delivered_order_earns_its_customer_a_point_once",
+        "a_delivery_seen_before_its_order_still_earns_the_point",
         "points_are_redeemed_only_while_there_are_enough",
     ] {
         assert!(

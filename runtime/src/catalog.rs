@@ -57,7 +57,7 @@ impl DomainDescription {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
     /// Two registered domains share a name.
-    #[error("domain \"{0}\" is registered twice in domains/src/lib.rs")]
+    #[error("domain \"{0}\" is registered twice in the list of domains handed to the node")]
     DuplicateDomain(String),
     /// A domain's NAME differs from the domain its event enum declares.
     #[error("domain \"{name}\" declares events of domain \"{event_domain}\"; make `events!(... in \"{name}\")` match `Domain::NAME`")]
@@ -601,7 +601,7 @@ mod tests {
             vec![own, keyed, stock()],
             &[
                 "domain \"orders\" lists ingress type \"orders.OrderPlacd\", which is not one of its own types; did you mean \"orders.OrderPlaced\"?",
-                "domain \"stock\" is registered twice in domains/src/lib.rs",
+                "domain \"stock\" is registered twice in the list of domains handed to the node",
                 "domain \"orders\" subscribes to \"orders.OrderCancelled\", which is its own type; own events are applied, not handled: remove it from the domain's `inputs!`",
                 "domain \"orders\" subscribes to \"stock.StockReservd\", which no registered domain owns; did you mean \"stock.StockReserved\"?",
                 "domain \"stock\" says how it keys input \"orders.OrderPlace\", which it does not subscribe to; did you mean \"orders.OrderPlaced\"?",

@@ -129,6 +129,10 @@ macro_rules! events {
         #[derive(Debug, Clone, PartialEq)]
         $vis enum $name {
             $(
+                // A variant's own attributes (its doc comment) go on it as well as on an
+                // inline payload, so none is lost; other attributes fail to compile here,
+                // visibly: put them on a `#[payload]` struct of its own.
+                $(#[$vmeta])*
                 #[doc = concat!("`", $domain, ".", stringify!($variant), "`")]
                 $variant($variant),
             )*
@@ -149,7 +153,7 @@ macro_rules! events {
                 }
             }
 
-            impl From<$variant> for $name {
+            impl ::core::convert::From<$variant> for $name {
                 fn from(event: $variant) -> Self {
                     Self::$variant(event)
                 }
@@ -179,15 +183,15 @@ macro_rules! events {
 
             // With no variants the match is empty and what follows it unreachable.
             #[allow(unreachable_code)]
-            fn to_data(&self) -> Vec<u8> {
-                let encoded: Result<Vec<u8>, $crate::__private::serde_json::Error> = match *self {
+            fn to_data(&self) -> ::std::vec::Vec<u8> {
+                let encoded: ::core::result::Result<::std::vec::Vec<u8>, $crate::__private::serde_json::Error> = match *self {
                     $( Self::$variant(ref event) => $crate::__private::serde_json::to_vec(event), )*
                 };
                 // Payloads are plain derived structs with string keys: encoding cannot fail.
                 encoded.expect("event payloads encode to JSON")
             }
 
-            fn from_data(type_name: &str, data: &[u8]) -> Result<Self, $crate::DataError> {
+            fn from_data(type_name: &str, data: &[u8]) -> ::core::result::Result<Self, $crate::DataError> {
                 $(
                     if type_name == $variant::TYPE {
                         return $crate::__private::serde_json::from_slice::<$variant>(data)
@@ -198,14 +202,14 @@ macro_rules! events {
                             });
                     }
                 )*
-                Err($crate::DataError::UnknownType {
+                ::core::result::Result::Err($crate::DataError::UnknownType {
                     type_name: type_name.to_owned(),
                     domain: $domain,
                 })
             }
 
-            fn types() -> Vec<$crate::EventType> {
-                vec![
+            fn types() -> ::std::vec::Vec<$crate::EventType> {
+                ::std::vec![
                     $(
                         $crate::EventType {
                             name: $variant::TYPE,

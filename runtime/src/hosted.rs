@@ -3,7 +3,7 @@
 
 use crate::catalog::DomainDescription;
 use crate::codec::{self, CodecError, FormatTag};
-use crate::domain::{Domain, HandleError, Params, QueryError, Rejection};
+use crate::domain::{answer, Domain, HandleError, Params, QueryError, Rejection};
 use crate::envelope::{Cause, Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
 use crate::event::{DataError, Event};
 use crate::ids;
@@ -47,8 +47,8 @@ pub trait HostedDomain: Send + Sync {
     /// Handles an input whose reactions are already in the log: only the state changes,
     /// so no envelopes (ids, JSON) are built for reactions replay would discard.
     fn rehandle(&mut self, input: &Envelope) -> Result<(), HandleError>;
-    /// One entity's state.
-    fn entity(&self, key: &str) -> Option<serde_json::Value>;
+    /// One entity's state; an error when it does not encode as JSON.
+    fn entity(&self, key: &str) -> Result<Option<serde_json::Value>, QueryError>;
     /// A named query.
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError>;
     /// The whole state as bytes, for a snapshot.
@@ -105,12 +105,10 @@ impl<D: Domain> HostedDomain for Hosted<D> {
         self.0.handle(decode_input::<D>(input)?, &mut outbox)
     }
 
-    fn entity(&self, key: &str) -> Option<serde_json::Value> {
+    fn entity(&self, key: &str) -> Result<Option<serde_json::Value>, QueryError> {
         // An entity that does not encode (a map with non-string keys) is a bug in the
-        // domain; it reads as absent rather than failing the node.
-        self.0
-            .entity(key)
-            .and_then(|entity| serde_json::to_value(entity).ok())
+        // domain: answered 500 naming it, never as an absent entity.
+        self.0.entity(key).map(|entity| answer(&entity)).transpose()
     }
 
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
@@ -131,8 +129,10 @@ impl<D: Domain> HostedDomain for Hosted<D> {
 pub(crate) fn decode_input<D: Domain>(input: &Envelope) -> Result<D::Input, HandleError> {
     D::Input::decode(&input.event_type, &input.data).map_err(|error| {
         HandleError::new(format!(
-            "input {}#{} does not decode: {error}",
-            input.stream, input.sequence
+            "input {}#{} into {}: {error}",
+            input.stream,
+            input.sequence,
+            std::any::type_name::<D::Input>()
         ))
     })
 }

@@ -67,6 +67,53 @@ impl Input for NoInput {
 /// let input = LoyaltyInput::decode("orders.OrderPlaced", br#"{"order_id":"o-1","customer":"c-1"}"#);
 /// assert!(matches!(input, Ok(LoyaltyInput::OrderPlaced(placed)) if placed.customer == "c-1"));
 /// ```
+///
+/// A declared input the handler does not match is a compile error (E0004, a `match` that is
+/// not exhaustive), not an event dropped in silence:
+///
+/// ```compile_fail,E0004
+/// use herald_runtime::prelude::*;
+///
+/// herald_runtime::events! {
+///     /// Orders.
+///     pub enum OrdersEvent in "orders" {
+///         OrderPlaced { order_id: String } keyed by order_id from clients,
+///         OrderCancelled { order_id: String } keyed by order_id from clients,
+///     }
+/// }
+/// herald_runtime::events! {
+///     /// Audit emits nothing.
+///     pub enum AuditEvent in "audit" {}
+/// }
+/// herald_runtime::inputs! {
+///     /// What audit consumes.
+///     pub enum AuditInput { OrderPlaced, OrderCancelled }
+/// }
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Audit;
+///
+/// impl Domain for Audit {
+///     type Event = AuditEvent;
+///     type Input = AuditInput;
+///     type Entity = ();
+///
+///     fn handle(&mut self, input: AuditInput, _: &mut Outbox<AuditEvent>) -> Handled {
+///         match input {
+///             AuditInput::OrderPlaced(_) => Ok(()),
+///             // `OrderCancelled` forgotten: does not compile.
+///         }
+///     }
+///
+///     fn apply(&mut self, event: &AuditEvent) {
+///         match *event {}
+///     }
+///
+///     fn entity(&self, _: &str) -> Option<()> {
+///         None
+///     }
+/// }
+/// ```
 #[macro_export]
 macro_rules! inputs {
     (
@@ -99,7 +146,7 @@ macro_rules! inputs {
                 }
             }
 
-            fn decode(type_name: &str, data: &[u8]) -> Result<Self, $crate::DataError> {
+            fn decode(type_name: &str, data: &[u8]) -> ::core::result::Result<Self, $crate::DataError> {
                 $(
                     if type_name
                         == <$crate::__payload!($variant $(, $payload)?) as $crate::Payload>::TYPE
@@ -113,7 +160,7 @@ macro_rules! inputs {
                     }
                 )*
                 let _ = data;
-                Err($crate::DataError::NotAnInput {
+                ::core::result::Result::Err($crate::DataError::NotAnInput {
                     type_name: type_name.to_owned(),
                     input: stringify!($name),
                 })

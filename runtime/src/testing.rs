@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+use crate::codec::{self, FormatTag};
 use crate::domain::{Domain, HandleError, Params, QueryError, Rejection};
 use crate::envelope::{Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
 use crate::event::Event;
@@ -61,8 +62,15 @@ impl<D: Domain> Scenario<D> {
     }
 
     /// When a client proposes an ingress event: validated, then applied if accepted.
+    ///
+    /// Panics if the node would refuse it before the domain sees it (422: a type not
+    /// marked `from clients`, or `data` outside the type's JSON Schema): use
+    /// [`Scenario::when_posted`] and [`Then::then_invalid`] to test that.
     pub fn when_ingress(&mut self, event: impl Into<D::Event>) -> Result<(), Rejection> {
         let event = event.into();
+        if let Err(invalid) = postable(&event) {
+            panic!("the node would refuse this event before the domain saw it: {invalid}");
+        }
         self.domain.validate(&event)?;
         self.domain.apply(&event);
         Ok(())
@@ -93,8 +101,14 @@ impl<D: Domain> Scenario<D> {
             sequence: self.inputs,
         };
         let mut outbox = Outbox::default();
-        self.domain
-            .handle(decode_input::<D>(&envelope)?, &mut outbox)?;
+        // The host throws away what a failing handler changed: so does the scenario.
+        let before = codec::encode(FormatTag::StateV1, &self.domain).expect("state encodes");
+        let handled =
+            decode_input::<D>(&envelope).and_then(|input| self.domain.handle(input, &mut outbox));
+        if let Err(error) = handled {
+            self.domain = codec::decode(FormatTag::StateV1, &before).expect("state decodes");
+            return Err(error);
+        }
         let emitted = outbox.into_events();
         for event in &emitted {
             self.domain.apply(event);
@@ -117,9 +131,12 @@ impl<D: Domain> Scenario<D> {
     /// [`Then`] (an accepted event is what it "emits").
     pub fn when_posted(mut self, event: impl Into<D::Event>) -> Then<D> {
         let event = event.into();
-        let outcome = match self.when_ingress(event.clone()) {
-            Ok(()) => Ok(vec![event]),
-            Err(rejection) => Err(Failure::Rejected(rejection.reason)),
+        let outcome = match postable(&event) {
+            Err(invalid) => Err(Failure::Invalid(invalid)),
+            Ok(()) => match self.when_ingress(event.clone()) {
+                Ok(()) => Ok(vec![event]),
+                Err(rejection) => Err(Failure::Rejected(rejection.reason)),
+            },
         };
         Then {
             scenario: self,
@@ -136,7 +153,7 @@ impl<D: Domain> Scenario<D> {
     pub fn entity(&self, key: &str) -> Option<serde_json::Value> {
         self.domain
             .entity(key)
-            .map(|entity| serde_json::to_value(entity).unwrap_or_default())
+            .map(|entity| serde_json::to_value(entity).expect("the entity encodes as JSON"))
     }
 
     /// A named query's answer.
@@ -145,9 +162,39 @@ impl<D: Domain> Scenario<D> {
     }
 }
 
+/// Whether the node would take `event` from a client at all: its type marked `from
+/// clients`, its `data` within the type's JSON Schema (else the node answers 422).
+fn postable<E: Event>(event: &E) -> Result<(), String> {
+    let name = event.type_name();
+    let Some(event_type) = E::types().into_iter().find(|t| t.name == name) else {
+        return Err(format!("{name} is not a type of its enum"));
+    };
+    if !event_type.ingress {
+        return Err(format!(
+            "{name} is not an ingress type (mark it `from clients` in events!)"
+        ));
+    }
+    let validator = jsonschema::validator_for(&event_type.schema)
+        .map_err(|error| format!("the JSON Schema of {name} does not compile: {error}"))?;
+    let data: serde_json::Value = serde_json::from_slice(&event.to_data())
+        .map_err(|error| format!("data of {name} is not JSON: {error}"))?;
+    let violation = validator.iter_errors(&data).next().map(|error| {
+        format!(
+            "data of {name} does not fit its schema at \"{}\": {error}",
+            error.instance_path()
+        )
+    });
+    match violation {
+        None => Ok(()),
+        Some(violation) => Err(violation),
+    }
+}
+
 /// What went wrong in a [`Then`]'s step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Failure {
+    /// The node would refuse the posted event before the domain saw it (422).
+    Invalid(String),
     /// The domain refused a posted event, with this reason.
     Rejected(String),
     /// The handler failed, with this message.
@@ -155,7 +202,7 @@ enum Failure {
 }
 
 /// The outcome of one `when_*` step, to check; each check panics with what happened instead.
-#[must_use = "check the outcome with then_emits, then_emits_nothing, then_rejected or then_fails"]
+#[must_use = "check the outcome with then_emits, then_emits_nothing, then_rejected, then_invalid or then_fails"]
 pub struct Then<D: Domain> {
     scenario: Scenario<D>,
     outcome: Result<Vec<D::Event>, Failure>,
@@ -192,7 +239,19 @@ impl<D: Domain> Then<D> {
         self.scenario
     }
 
-    /// The handler failed, with a message containing `message`.
+    /// The node would refuse the posted event before the domain saw it (422: not an
+    /// ingress type, or `data` outside its schema), with a reason containing `reason`.
+    #[track_caller]
+    pub fn then_invalid(self, reason: &str) -> Scenario<D> {
+        match &self.outcome {
+            Err(Failure::Invalid(why)) if why.contains(reason) => {}
+            other => panic!("expected the node to refuse it with {reason:?}, got {other:?}"),
+        }
+        self.scenario
+    }
+
+    /// The handler failed, with a message containing `message`; what it changed before
+    /// failing is undone, as the host does.
     #[track_caller]
     pub fn then_fails(self, message: &str) -> Scenario<D> {
         match &self.outcome {

@@ -98,7 +98,7 @@ fn replay(log: &MemoryLog, start: Start) -> (Box<dyn HostedDomain>, Replayed) {
 }
 
 fn order(domain: &dyn HostedDomain) -> serde_json::Value {
-    domain.entity("").unwrap()
+    domain.entity("").unwrap().unwrap()
 }
 
 /// What the host does for one input handled normally: append its reactions.

@@ -166,7 +166,7 @@ fn a_torn_reaction_is_completed_and_nothing_is_echoed_twice() {
         recovered.apply(&record.envelope).unwrap();
     }
     assert_eq!(
-        recovered.entity("x").unwrap(),
+        recovered.entity("x").unwrap().unwrap(),
         json!({"seen": 1, "echoed": [["a", 0], ["a", 1]]})
     );
 }

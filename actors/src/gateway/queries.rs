@@ -190,7 +190,15 @@ pub(crate) async fn entity_here(
     key: &str,
 ) -> Result<Value, Problem> {
     let host = state.ready_host(domain)?;
-    let entity = settled(state, &host, domain, || host.view.entity(key)).await?;
+    let entity = settled(state, &host, domain, || host.view.entity(key))
+        .await?
+        .map_err(|error| {
+            Problem::new(
+                problem::QUERY_FAILED,
+                format!("domain \"{domain}\", entity \"{key}\": {error}"),
+            )
+            .with("domain", domain)
+        })?;
     entity.ok_or_else(|| {
         Problem::new(
             problem::UNKNOWN_ENTITY,

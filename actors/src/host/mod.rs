@@ -66,7 +66,7 @@ pub struct HostArgs {
     pub view: Option<DomainView>,
     /// Told when the host's actor ends, with the host's start number, so the node can
     /// restart it (and tell a late signal of an earlier host from its replacement's).
-    pub on_stop: Option<(tokio::sync::mpsc::UnboundedSender<(&'static str, u64)>, u64)>,
+    pub on_stop: Option<(tokio::sync::mpsc::UnboundedSender<HostStopped>, u64)>,
 }
 
 /// The actor hosting one domain.
@@ -114,7 +114,7 @@ pub struct DomainHost {
     acked: Option<Arc<Durability>>,
     /// This host's address, for the tasks that tell it of acknowledgements.
     me: Option<Addr<DomainHost>>,
-    on_stop: Option<(tokio::sync::mpsc::UnboundedSender<(&'static str, u64)>, u64)>,
+    on_stop: Option<(tokio::sync::mpsc::UnboundedSender<HostStopped>, u64)>,
 }
 
 impl DomainHost {
@@ -366,13 +366,29 @@ impl Actor for DomainHost {
     }
 }
 
+/// A host's end, as the supervisor hears of it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostStopped {
+    /// Its stream.
+    pub(crate) stream: &'static str,
+    /// Which start of it ended.
+    pub(crate) started: u64,
+    /// It stopped because this node may no longer write its stream (the lease ran out or
+    /// another writer appended): an ownership event, not a fault of the domain.
+    pub(crate) fenced: bool,
+}
+
 impl Drop for DomainHost {
     fn drop(&mut self) {
         // Also runs when a panic unwinds out of the actor (then `stopped` does not): the
         // node hears of every end and decides whether to start the domain again.
         self.view.set_ready(false);
         if let Some((on_stop, started)) = self.on_stop.take() {
-            let _ = on_stop.send((self.stream, started));
+            let _ = on_stop.send(HostStopped {
+                stream: self.stream,
+                started,
+                fenced: self.fenced,
+            });
         }
     }
 }

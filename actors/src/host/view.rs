@@ -126,7 +126,7 @@ impl DomainView {
     }
 
     /// One entity's state as JSON, and the offset to be durable before it is shown.
-    pub fn entity(&self, key: &str) -> (Option<serde_json::Value>, u64) {
+    pub fn entity(&self, key: &str) -> (Result<Option<serde_json::Value>, QueryError>, u64) {
         let domain = self.read();
         (domain.entity(key), self.reflects())
     }

@@ -26,11 +26,12 @@ pub struct Balance {
     pub points: u64,
 }
 
-/// Points per customer, and the customer of each order not yet delivered.
+/// Points per customer; per order not yet awarded, its customer once it is placed (`None`:
+/// delivered, but its `OrderPlaced` not seen yet: the two come from different streams).
 #[derive(Default, Serialize, Deserialize)]
 pub struct Loyalty {
     points: BTreeMap<String, u64>,
-    customers: BTreeMap<String, String>,
+    orders: BTreeMap<String, Option<String>>,
 }
 
 impl Domain for Loyalty {
@@ -47,30 +48,29 @@ impl Domain for Loyalty {
     }
 
     fn handle(&mut self, input: LoyaltyInput, out: &mut Outbox<LoyaltyEvent>) -> Handled {
-        match input {
-            LoyaltyInput::OrderPlaced(placed) => {
-                self.customers.insert(placed.order_id, placed.customer);
+        // Placed and delivered may arrive in either order: award once both are in.
+        let (order_id, placed) = match input {
+            LoyaltyInput::OrderPlaced(placed) => (placed.order_id, Some(placed.customer)),
+            LoyaltyInput::ShipmentDelivered(delivered) => (delivered.order_id, None),
+        };
+        match (self.orders.remove(&order_id), placed) {
+            (Some(Some(customer)), None) | (Some(None), Some(customer)) => {
+                out.emit(PointsAwarded { customer, order_id });
             }
-            LoyaltyInput::ShipmentDelivered(delivered) => {
-                let order_id = delivered.order_id;
-                if let Some(customer) = self.customers.remove(&order_id) {
-                    out.emit(PointsAwarded { customer, order_id });
-                }
+            (_, placed) => {
+                self.orders.insert(order_id, placed);
             }
         }
         Ok(())
     }
 
     fn apply(&mut self, event: &LoyaltyEvent) {
-        match event {
-            LoyaltyEvent::PointsAwarded(e) => {
-                *self.points.entry(e.customer.clone()).or_default() += 1;
-            }
-            LoyaltyEvent::PointsRedeemed(e) => {
-                // validate made sure it is covered
-                *self.points.entry(e.customer.clone()).or_default() -= e.points;
-            }
-        }
+        let (customer, earned, spent) = match event {
+            LoyaltyEvent::PointsAwarded(e) => (&e.customer, 1, 0),
+            LoyaltyEvent::PointsRedeemed(e) => (&e.customer, 0, e.points),
+        };
+        let points = self.points.entry(customer.clone()).or_default();
+        *points = *points + earned - spent; // validate made sure a redeem is covered
     }
 
     fn entity(&self, customer: &str) -> Option<Balance> {

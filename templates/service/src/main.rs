@@ -3,6 +3,11 @@
 
 use herald_runtime::DomainEntry;
 
+/// mimalloc, as the `herald` binary: replay and ingest allocate many small strings, which
+/// glibc's allocator handles several times slower.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Every domain this service hosts: one line per domain.
 fn domains() -> Vec<DomainEntry> {
     let mut domains = herald_domains::saga();

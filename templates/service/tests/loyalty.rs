@@ -50,6 +50,16 @@ fn a_delivered_order_earns_its_customer_a_point_once() {
 }
 
 #[test]
+fn a_delivery_seen_before_its_order_still_earns_the_point() {
+    // The two come from different streams; networked mode keeps order only per stream.
+    Scenario::<Loyalty>::new()
+        .when_consumed::<ShippingEvent>(delivered("o-1"))
+        .then_emits_nothing()
+        .when_consumed::<OrdersEvent>(placed("o-1", "alice"))
+        .then_emits([awarded("alice", "o-1")]);
+}
+
+#[test]
 fn points_are_redeemed_only_while_there_are_enough() {
     let scenario = Scenario::<Loyalty>::new()
         .given([awarded("alice", "o-1"), awarded("alice", "o-2")])

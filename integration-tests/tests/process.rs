@@ -146,6 +146,21 @@ fn the_node_logs_its_domains_and_address() {
         logs.contains("domains=orders,inventory") || logs.contains("domains=inventory,orders"),
         "{logs}"
     );
+    // Every registered domain the list leaves out is named at start, so a domain added to
+    // the build but not to the config is not silently absent.
+    let left_out = logs
+        .lines()
+        .find(|line| line.contains("registered domains this node does not host"))
+        .unwrap_or_else(|| panic!("no line names the domains left out:\n{logs}"));
+    for domain in saga_domains() {
+        let named = left_out.contains(domain);
+        let enabled = domain == "orders" || domain == "inventory";
+        assert_eq!(named, !enabled, "{domain} in {left_out}");
+    }
+    assert!(
+        left_out.contains("feeder"),
+        "the test build's fault domains too: {left_out}"
+    );
     // A domain that is not enabled here is 503 for ingress, naming it.
     let reply = node.publish(&credit_granted("zoe", 5));
     assert_eq!(reply.status, 503, "{}", reply.json);

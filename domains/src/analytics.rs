@@ -34,23 +34,24 @@ herald_runtime::events! {
 }
 
 herald_runtime::inputs! {
-    /// Every event type of the other domains: analytics consumes them all.
+    /// Every event type of the other domains: analytics consumes them all, and reads the
+    /// data of two (the others it only counts, so their data is not decoded).
     pub enum AnalyticsInput {
-        StockAdded,
-        StockReserved,
-        StockRejected,
-        StockReleased,
-        StockShipped,
-        OrderPlaced,
-        OrderCancelled,
-        CreditGranted,
+        StockAdded(Seen<StockAdded>),
+        StockReserved(Seen<StockReserved>),
+        StockRejected(Seen<StockRejected>),
+        StockReleased(Seen<StockReleased>),
+        StockShipped(Seen<StockShipped>),
+        OrderPlaced(Seen<OrderPlaced>),
+        OrderCancelled(Seen<OrderCancelled>),
+        CreditGranted(Seen<CreditGranted>),
         PaymentCaptured,
-        PaymentDeclined,
+        PaymentDeclined(Seen<PaymentDeclined>),
         PaymentRefunded,
-        ShipmentScheduled,
-        ShipmentDispatched,
-        ShipmentDelivered,
-        ShipmentCancelled,
+        ShipmentScheduled(Seen<ShipmentScheduled>),
+        ShipmentDispatched(Seen<ShipmentDispatched>),
+        ShipmentDelivered(Seen<ShipmentDelivered>),
+        ShipmentCancelled(Seen<ShipmentCancelled>),
     }
 }
 

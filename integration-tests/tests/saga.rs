@@ -257,6 +257,20 @@ fn topology_lists_types_schemas_ingress_and_subscriptions() {
         added["schema"]["properties"]["quantity"].is_object(),
         "{added}"
     );
+    // Entity and query answers are typed: their schemas are in the topology too.
+    let entity = &inventory["entity"];
+    for field in ["sku", "available", "reserved", "shipped"] {
+        assert!(entity["properties"][field].is_object(), "{field}: {entity}");
+    }
+    let analytics = domains.iter().find(|d| d["name"] == "analytics").unwrap();
+    let summary = &analytics["query_answers"]["summary"];
+    assert!(
+        summary["properties"]["orders_placed"].is_object(),
+        "{summary}"
+    );
+    let orders = domains.iter().find(|d| d["name"] == "orders").unwrap();
+    assert_eq!(orders["queries"], json!(["statuses"]));
+    assert!(orders["query_answers"]["statuses"]["properties"]["by_status"].is_object());
 }
 
 #[test]

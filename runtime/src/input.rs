@@ -5,7 +5,9 @@
 //! are that enum's types, so a declared input the handler does not match is a compile error
 //! (a non-exhaustive `match`), never an event dropped in silence.
 
-use crate::event::DataError;
+use std::marker::PhantomData;
+
+use crate::event::{DataError, Payload};
 
 /// A domain's input enum: one variant per consumed event type of another domain.
 ///
@@ -17,6 +19,63 @@ pub trait Input: Sized + Send + 'static {
     fn type_name(&self) -> &'static str;
     /// Decodes `data` of the named type.
     fn decode(type_name: &str, data: &[u8]) -> Result<Self, DataError>;
+}
+
+/// What an [`inputs!`] variant may hold: a payload type, or [`Seen`] of one.
+pub trait Consumed: serde::de::DeserializeOwned + Send + 'static {
+    /// The full type name it is consumed under.
+    const TYPE: &'static str;
+}
+
+impl<T: Payload> Consumed for T {
+    const TYPE: &'static str = T::TYPE;
+}
+
+/// An input consumed for its type alone: its `data` is checked to be JSON but not decoded,
+/// for a domain that only counts events of a type (no strings built, no field that could
+/// fail to decode).
+pub struct Seen<T>(PhantomData<fn() -> T>);
+
+impl<T: Payload> Consumed for Seen<T> {
+    const TYPE: &'static str = T::TYPE;
+}
+
+impl<T> Seen<T> {
+    /// An event of type `T` was seen.
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T> Default for Seen<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Clone for Seen<T> {
+    fn clone(&self) -> Self {
+        Self::new()
+    }
+}
+
+impl<T> PartialEq for Seen<T> {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl<T> std::fmt::Debug for Seen<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Seen<{}>", std::any::type_name::<T>())
+    }
+}
+
+impl<'de, T> serde::Deserialize<'de> for Seen<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer)?;
+        Ok(Self::new())
+    }
 }
 
 /// The input of a domain that consumes nothing: it has no values, so its `handle` is
@@ -43,7 +102,8 @@ impl Input for NoInput {
 ///
 /// Each variant is a payload type of another domain (declared with
 /// [`events!`](crate::events)): `OrderPlaced` for a type of that name in scope, or
-/// `Placed(orders::OrderPlaced)` to name it by path.
+/// `Placed(orders::OrderPlaced)` to name it by path, or `Placed(Seen<OrderPlaced>)` to
+/// consume it for its type alone, without decoding its `data` (see [`Seen`]).
 ///
 /// ```
 /// mod orders {
@@ -133,14 +193,14 @@ macro_rules! inputs {
 
         impl $crate::Input for $name {
             const TYPES: &'static [&'static str] = &[
-                $( <$crate::__payload!($variant $(, $payload)?) as $crate::Payload>::TYPE, )*
+                $( <$crate::__payload!($variant $(, $payload)?) as $crate::input::Consumed>::TYPE, )*
             ];
 
             fn type_name(&self) -> &'static str {
                 match *self {
                     $(
                         Self::$variant(_) => {
-                            <$crate::__payload!($variant $(, $payload)?) as $crate::Payload>::TYPE
+                            <$crate::__payload!($variant $(, $payload)?) as $crate::input::Consumed>::TYPE
                         }
                     )*
                 }
@@ -149,7 +209,7 @@ macro_rules! inputs {
             fn decode(type_name: &str, data: &[u8]) -> ::core::result::Result<Self, $crate::DataError> {
                 $(
                     if type_name
-                        == <$crate::__payload!($variant $(, $payload)?) as $crate::Payload>::TYPE
+                        == <$crate::__payload!($variant $(, $payload)?) as $crate::input::Consumed>::TYPE
                     {
                         return $crate::__private::serde_json::from_slice(data)
                             .map(Self::$variant)

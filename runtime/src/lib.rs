@@ -49,7 +49,7 @@ pub use envelope::{Cause, Envelope, Position};
 pub use event::{DataError, Event, EventType, Payload};
 pub use herald_macros::payload;
 pub use hosted::DomainEntry;
-pub use input::{Input, NoInput};
+pub use input::{Input, NoInput, Seen};
 pub use outbox::Outbox;
 pub use partition::{InputKey, Partitioning};
 
@@ -60,7 +60,7 @@ extern crate self as herald_runtime;
 pub mod prelude {
     pub use crate::{
         answer, payload, Domain, Event, HandleError, Handled, Input, NoInput, Outbox, Params,
-        Partitioning, Payload, Query, QueryError, Rejection,
+        Partitioning, Payload, Query, QueryError, Rejection, Seen,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

@@ -300,19 +300,29 @@ impl PlainMessage {
     }
 }
 
-/// Every message of JetStream stream `stream`, read by a plain async-nats client with an
-/// ordered consumer: what any NATS application sees of Herald's events.
-pub fn read_stream(url: &str, stream: &str) -> Vec<PlainMessage> {
-    use async_nats::jetstream::{self, consumer};
-    use futures_util::StreamExt;
-
+/// Runs `work` with a plain async-nats JetStream context on the server at `url`, on a
+/// runtime of its own: Herald's streams as any NATS application sees them.
+pub fn on_jetstream<T, F: std::future::Future<Output = T>>(
+    url: &str,
+    work: impl FnOnce(async_nats::jetstream::Context) -> F,
+) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let client = async_nats::connect(url).await.expect("connects to NATS");
-        let context = jetstream::new(client);
+        work(async_nats::jetstream::new(client)).await
+    })
+}
+
+/// Every message of JetStream stream `stream`, read by a plain async-nats client with an
+/// ordered consumer: what any NATS application sees of Herald's events.
+pub fn read_stream(url: &str, stream: &str) -> Vec<PlainMessage> {
+    use async_nats::jetstream::consumer;
+    use futures_util::StreamExt;
+
+    on_jetstream(url, |context| async move {
         let mut handle = context.get_stream(stream).await.expect("the stream exists");
         let last = handle
             .info()

@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream;
-use herald_integration_tests::nats::{launch_node_at, owners, NatsCluster, NatsServer};
+use herald_integration_tests::nats::{
+    launch_node_at, on_jetstream, owners, NatsCluster, NatsServer,
+};
 use herald_integration_tests::*;
 use serde_json::Value;
 
@@ -154,25 +155,10 @@ fn three_nodes_started_together_on_a_fresh_three_server_cluster_all_become_ready
     }
 }
 
-/// Runs `work` on a plain async-nats client of the server at `url`.
-fn on_nats<T>(
-    url: &str,
-    work: impl FnOnce(jetstream::Context) -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>>,
-) -> T {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let client = async_nats::connect(url).await.expect("connects to NATS");
-        work(jetstream::new(client)).await
-    })
-}
-
 /// The record of `domain`'s partition count in the layout bucket, if any.
 fn recorded(url: &str, domain: &str) -> Option<Value> {
     let key = format!("partitions.{domain}");
-    on_nats(url, |context| {
+    on_jetstream(url, |context| {
         Box::pin(async move {
             let store = context.get_key_value("herald-layout").await.ok()?;
             let value = store.get(key).await.expect("reads the record")?;
@@ -269,7 +255,7 @@ fn streams_from_before_the_records_say_the_count_and_it_is_recorded() {
         Some(12.into())
     );
     // A data set laid out before the records were kept: streams, and no record.
-    on_nats(&url, |context| {
+    on_jetstream(&url, |context| {
         Box::pin(async move {
             context
                 .delete_key_value("herald-layout")

@@ -849,13 +849,7 @@ fn post_event(http: &reqwest::blocking::Client, base: &str, event: serde_json::V
 
 /// The state of JetStream stream `name` as the server reports it.
 fn stream_state(url: &str, name: &str) -> async_nats::jetstream::stream::State {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let client = async_nats::connect(url).await.expect("connects to NATS");
-        let context = async_nats::jetstream::new(client);
+    herald_integration_tests::nats::on_jetstream(url, |context| async move {
         let stream = context.get_stream(name).await.expect("the stream exists");
         stream.get_info().await.expect("stream info").state
     })

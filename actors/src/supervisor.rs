@@ -33,6 +33,9 @@ pub struct RestartPolicy {
     pub window: Duration,
 }
 
+/// The longest a fenced host waits before it is started again.
+const FENCED_MAX_DELAY: Duration = Duration::from_secs(8);
+
 /// How long after NATS comes back a host's stop is still blamed on the outage.
 const OUTAGE_GRACE: Duration = Duration::from_secs(30);
 
@@ -131,11 +134,13 @@ pub struct Supervisor {
     domains: HashMap<&'static str, (ArbiterHandle, HostFactory)>,
     policy: RestartPolicy,
     restarts: HashMap<&'static str, VecDeque<Instant>>,
+    /// Per stream, its recent stops for want of the right to write it (backoff only).
+    fenced: HashMap<&'static str, VecDeque<Instant>>,
     stops: mpsc::UnboundedSender<HostStopped>,
     stopped: mpsc::UnboundedReceiver<HostStopped>,
     /// Restarts whose backoff is over.
-    due: mpsc::UnboundedSender<&'static str>,
-    due_now: mpsc::UnboundedReceiver<&'static str>,
+    due: mpsc::UnboundedSender<(&'static str, u64)>,
+    due_now: mpsc::UnboundedReceiver<(&'static str, u64)>,
     commands: mpsc::UnboundedSender<Command>,
     commanded: mpsc::UnboundedReceiver<Command>,
     /// Threads of hosts started by [`Hosting`], stopped with them.
@@ -161,6 +166,7 @@ impl Supervisor {
             domains: HashMap::new(),
             policy,
             restarts: HashMap::new(),
+            fenced: HashMap::new(),
             stops,
             stopped,
             due,
@@ -221,8 +227,14 @@ impl Supervisor {
             tokio::select! {
                 Some(stop) = self.stopped.recv() => self.stopped_host(stop),
                 Some(command) = self.commanded.recv() => self.command(command),
-                Some(name) = self.due_now.recv() => {
-                    let view = self.hosts.get(name).map(|handle| handle.view.clone());
+                Some((name, stopped)) = self.due_now.recv() => {
+                    // Only the host that stopped is replaced: if the stream was stopped and
+                    // started again meanwhile, its new host runs and this restart is void.
+                    let view = self
+                        .hosts
+                        .get(name)
+                        .filter(|handle| handle.started == stopped)
+                        .map(|handle| handle.view.clone());
                     if let (Some((arbiter, factory)), Some(view)) = (self.domains.get(name), view) {
                         self.spawn(name, arbiter, factory, Some(view));
                     }
@@ -251,6 +263,7 @@ impl Supervisor {
                 // Not started again from here on, whatever way it stops.
                 self.domains.remove(name);
                 self.restarts.remove(name);
+                self.fenced.remove(name);
                 let thread = self.threads.remove(name);
                 let Some((_, host)) = self.hosts.remove(name) else {
                     let _ = done.send(());
@@ -305,24 +318,35 @@ impl Supervisor {
                 let mut status = outages.status.clone();
                 let _ = status.wait_for(|status| *status == BusStatus::Up).await;
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let _ = due.send(name);
+                let _ = due.send((name, started));
             });
             return;
         }
         if fenced {
             // The lease ran out (NATS slow to answer a renewal, a JetStream leader
-            // elected) or another node writes the stream: started again at once, and the
-            // ownership loop stops it for good if this node no longer holds the lease.
-            // Counting it could fail a healthy domain for good after a NATS server's
-            // restart (found by nats_cluster.rs).
+            // elected) or another node writes the stream: an ownership event, not a fault
+            // of the domain, so not counted toward restart_limit (six such stops during a
+            // NATS server's restart failed a healthy domain for good: nats_cluster.rs).
+            // Started again with a backoff; the ownership loop stops it for good once it
+            // sees this node no longer holds the lease.
+            let now = Instant::now();
+            let window = self.policy.window;
+            let history = self.fenced.entry(name).or_default();
+            history.retain(|at| now.duration_since(*at) <= window);
+            history.push_back(now);
+            let attempt = history.len() as u32;
+            let delay =
+                (Duration::from_millis(500) * 2u32.pow(attempt.min(5) - 1)).min(FENCED_MAX_DELAY);
             warn!(
                 domain = name,
-                "domain host stopped: this node may no longer write its stream; starting it again while this node holds it (not counted toward restart_limit)"
+                fenced = attempt,
+                ?delay,
+                "domain host stopped: this node may no longer write its stream; starting it again after a delay, unless the ownership loop gives the stream up first (not counted toward restart_limit)"
             );
             let due = self.due.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let _ = due.send(name);
+                tokio::time::sleep(delay).await;
+                let _ = due.send((name, started));
             });
             return;
         }
@@ -358,7 +382,7 @@ impl Supervisor {
         let due = self.due.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = due.send(name);
+            let _ = due.send((name, started));
         });
     }
 }

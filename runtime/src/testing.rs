@@ -102,11 +102,15 @@ impl<D: Domain> Scenario<D> {
         };
         let mut outbox = Outbox::default();
         // The host throws away what a failing handler changed: so does the scenario.
-        let before = codec::encode(FormatTag::StateV1, &self.domain).expect("state encodes");
+        let before = codec::encode(FormatTag::StateV1, &self.domain).expect(
+            "the state encodes as snapshots do (bincode: no serde_json::Value, no flatten)",
+        );
         let handled =
             decode_input::<D>(&envelope).and_then(|input| self.domain.handle(input, &mut outbox));
         if let Err(error) = handled {
-            self.domain = codec::decode(FormatTag::StateV1, &before).expect("state decodes");
+            self.domain = codec::decode(FormatTag::StateV1, &before).expect(
+                "the state decodes as snapshots do (bincode: no skip_serializing_if, no untagged)",
+            );
             return Err(error);
         }
         let emitted = outbox.into_events();
@@ -169,9 +173,15 @@ fn postable<E: Event>(event: &E) -> Result<(), String> {
     let Some(event_type) = E::types().into_iter().find(|t| t.name == name) else {
         return Err(format!("{name} is not a type of its enum"));
     };
-    if !event_type.ingress {
+    if !E::ingress().contains(&name) {
         return Err(format!(
             "{name} is not an ingress type (mark it `from clients` in events!)"
+        ));
+    }
+    if event.subject().trim().is_empty() {
+        return Err(format!(
+            "{name} has an empty key (data.{}), the event's subject",
+            event.key_field()
         ));
     }
     let validator = jsonschema::validator_for(&event_type.schema)

@@ -571,28 +571,28 @@ impl DomainHost {
     /// Deduplicates and admits `events` into the state; returns what to append.
     pub(super) fn stage(&mut self, events: Vec<Envelope>) -> Result<Staged, IngestError> {
         let mut staged = Staged::default();
+        let log = self.bus.log();
+        // Every event is looked up before any is admitted: a log that cannot tell (its
+        // index unreadable) fails the request with nothing to undo, where a rebuild from
+        // that same log would likely fail too and stop the host.
+        let mut found = Vec::with_capacity(events.len());
+        for event in &events {
+            match log.find(self.stream, &event.source, &event.id) {
+                Ok(logged) => found.push(logged),
+                Err(error) => return Err(IngestError::Log(error.to_string())),
+            }
+        }
         let view = self.view.clone();
         let mut domain = view.write();
-        let log = self.bus.log();
         let mut admitted_any = false;
         // Keys of the events staged so far: an earlier one is searched for only on a hit.
         let mut keys = HashSet::with_capacity(events.len());
-        for (index, event) in events.into_iter().enumerate() {
+        for (index, (event, logged)) in events.into_iter().zip(found).enumerate() {
             let key = group_key(&event);
             let repeated = keys.contains(&key);
             // Deduplication runs before validation: a resent event is not a conflict. A
             // resend must be the same event, though: another event under a taken `source`
             // and `id` refuses the whole group rather than being dropped as a duplicate.
-            let logged = match log.find(self.stream, &event.source, &event.id) {
-                Ok(logged) => logged,
-                Err(error) => {
-                    drop(domain);
-                    if admitted_any {
-                        self.restore();
-                    }
-                    return Err(IngestError::Log(error.to_string()));
-                }
-            };
             let same = |e: &Envelope| e.source == event.source && e.id == event.id;
             let held = match &logged {
                 Some(original) => Some((

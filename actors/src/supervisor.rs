@@ -329,11 +329,9 @@ impl Supervisor {
             // NATS server's restart failed a healthy domain for good: nats_cluster.rs).
             // Started again with a backoff; the ownership loop stops it for good once it
             // sees this node no longer holds the lease.
-            let now = Instant::now();
-            let window = self.policy.window;
             let history = self.fenced.entry(name).or_default();
-            history.retain(|at| now.duration_since(*at) <= window);
-            history.push_back(now);
+            prune(history, self.policy.window);
+            history.push_back(Instant::now());
             let attempt = history.len() as u32;
             let delay =
                 (Duration::from_millis(500) * 2u32.pow(attempt.min(5) - 1)).min(FENCED_MAX_DELAY);
@@ -343,22 +341,12 @@ impl Supervisor {
                 ?delay,
                 "domain host stopped: this node may no longer write its stream; starting it again after a delay, unless the ownership loop gives the stream up first (not counted toward restart_limit)"
             );
-            let due = self.due.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = due.send((name, started));
-            });
+            self.restart_after(name, started, delay);
             return;
         }
-        let now = Instant::now();
         let window = self.policy.window;
         let history = self.restarts.entry(name).or_default();
-        while history
-            .front()
-            .is_some_and(|at| now.duration_since(*at) > window)
-        {
-            history.pop_front();
-        }
+        prune(history, window);
         if history.len() >= self.policy.limit as usize {
             let reason = format!(
                 "its host stopped {} times within {window:?} ([domains] restart_limit, restart_window); see the errors above, fix the cause and restart the node",
@@ -368,7 +356,7 @@ impl Supervisor {
             view.set_failure(Some(reason));
             return;
         }
-        history.push_back(now);
+        history.push_back(Instant::now());
         let attempt = history.len() as u32;
         // Back off a little, so a fault that needs a moment to clear gets one.
         let delay = Duration::from_millis(100) * 2u32.pow(attempt.min(6) - 1);
@@ -378,11 +366,28 @@ impl Supervisor {
             ?delay,
             "domain host stopped (see the error above); starting it again with its state rebuilt from snapshot and log"
         );
-        // Each restart waits on its own, so one domain's backoff delays no other's.
+        self.restart_after(name, started, delay);
+    }
+
+    /// Starts `name` again after `delay`, if the host that stopped (start `started`) is
+    /// still the one to replace then. Each restart waits on its own, so one domain's
+    /// backoff delays no other's.
+    fn restart_after(&self, name: &'static str, started: u64, delay: Duration) {
         let due = self.due.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let _ = due.send((name, started));
         });
+    }
+}
+
+/// Drops the stops older than `window` from `history`, oldest first.
+fn prune(history: &mut VecDeque<Instant>, window: Duration) {
+    let now = Instant::now();
+    while history
+        .front()
+        .is_some_and(|at| now.duration_since(*at) > window)
+    {
+        history.pop_front();
     }
 }

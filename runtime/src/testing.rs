@@ -211,6 +211,15 @@ enum Failure {
     Failed(String),
 }
 
+impl Failure {
+    /// Its reason or message.
+    fn text(&self) -> &str {
+        match self {
+            Failure::Invalid(text) | Failure::Rejected(text) | Failure::Failed(text) => text,
+        }
+    }
+}
+
 /// The outcome of one `when_*` step, to check; each check panics with what happened instead.
 #[must_use = "check the outcome with then_emits, then_emits_nothing, then_rejected, then_invalid or then_fails"]
 pub struct Then<D: Domain> {
@@ -242,31 +251,34 @@ impl<D: Domain> Then<D> {
     /// The domain refused the posted event, with a reason containing `reason`.
     #[track_caller]
     pub fn then_rejected(self, reason: &str) -> Scenario<D> {
-        match &self.outcome {
-            Err(Failure::Rejected(why)) if why.contains(reason) => {}
-            other => panic!("expected a rejection containing {reason:?}, got {other:?}"),
-        }
-        self.scenario
+        self.then_failed(Failure::Rejected, "a rejection", reason)
     }
 
     /// The node would refuse the posted event before the domain saw it (422: not an
     /// ingress type, or `data` outside its schema), with a reason containing `reason`.
     #[track_caller]
     pub fn then_invalid(self, reason: &str) -> Scenario<D> {
-        match &self.outcome {
-            Err(Failure::Invalid(why)) if why.contains(reason) => {}
-            other => panic!("expected the node to refuse it with {reason:?}, got {other:?}"),
-        }
-        self.scenario
+        self.then_failed(Failure::Invalid, "the node to refuse it", reason)
     }
 
     /// The handler failed, with a message containing `message`; what it changed before
     /// failing is undone, as the host does.
     #[track_caller]
     pub fn then_fails(self, message: &str) -> Scenario<D> {
+        self.then_failed(Failure::Failed, "the handler to fail", message)
+    }
+
+    /// The step failed as `kind` (a variant of [`Failure`]), its text containing `text`.
+    #[track_caller]
+    fn then_failed(self, kind: fn(String) -> Failure, what: &str, text: &str) -> Scenario<D> {
         match &self.outcome {
-            Err(Failure::Failed(why)) if why.contains(message) => {}
-            other => panic!("expected the handler to fail with {message:?}, got {other:?}"),
+            Err(failure) if *failure == kind(failure.text().to_owned()) => {
+                assert!(
+                    failure.text().contains(text),
+                    "expected {what} with {text:?}, got {failure:?}"
+                );
+            }
+            other => panic!("expected {what} with {text:?}, got {other:?}"),
         }
         self.scenario
     }

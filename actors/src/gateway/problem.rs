@@ -129,15 +129,12 @@ impl Problem {
     /// A problem another node answered, sent on with its status; the caller copies its
     /// body's members over these.
     pub fn relayed(status: StatusCode) -> Self {
-        Self {
-            status,
+        let kind = Kind {
             slug: "forwarded",
             title: "Refused by the hosting node",
-            detail: String::new(),
-            extensions: Map::new(),
-            retry_after: None,
-            close: false,
-        }
+            status,
+        };
+        Self::new(kind, "")
     }
 
     /// Adds an extension member, such as `attribute`, `pointer` or `index`.

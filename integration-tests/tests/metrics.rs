@@ -95,6 +95,37 @@ fn metrics_report_the_log_streams_domains_ingress_and_connections() {
     assert_eq!(value("herald_http_max_connections"), 1024.0);
     assert!(value("process_resident_memory_bytes") > 1_000_000.0);
     assert!(text.contains("# TYPE herald_stream_events_total counter"));
+
+    // Latency histograms: every answer to POST /v1/events is observed once, every bucket
+    // counts at most what the next one does, and the last (+Inf) counts them all.
+    assert!(text.contains("# TYPE herald_ingest_answer_seconds histogram"));
+    assert_eq!(value("herald_ingest_answer_seconds_count"), 4.0);
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|line| line.starts_with("herald_ingest_answer_seconds_bucket{"))
+        .map(|line| value(line.rsplit_once(' ').expect("a sample").0))
+        .collect();
+    assert!(buckets.len() > 10, "{text}");
+    assert!(
+        buckets.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{buckets:?}"
+    );
+    assert_eq!(
+        value("herald_ingest_answer_seconds_bucket{le=\"+Inf\"}"),
+        4.0
+    );
+    assert!(value("herald_ingest_answer_seconds_sum") > 0.0);
+    assert!(value("herald_log_append_seconds_count") >= 3.0);
+    assert!(value("herald_log_fsync_seconds_count") >= 1.0);
+    // Each stock-added is an input of analytics: its handler ran three times.
+    assert_eq!(
+        value("herald_domain_handler_seconds_count{domain=\"analytics\"}"),
+        3.0
+    );
+    assert!(
+        !text.contains("# EOF"),
+        "the 0.0.4 format has no EOF marker"
+    );
 }
 
 /// The sample config with auth on, a scraper token (`metrics`) and a reader (`query`).

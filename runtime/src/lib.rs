@@ -18,6 +18,7 @@
 //! - [`nats`]: networked mode: the streams on NATS JetStream, and the node's connection.
 //! - [`bus`]: appends to the log and wakes the domains subscribed to what was appended.
 //! - [`partition`]: how a domain's state divides over keys, and which partition a key is in.
+//! - [`latency`]: the latency histograms behind `/metrics`.
 //! - [`replay`]: rebuilding a domain's state from the log.
 //! - [`snapshot`]: a domain's state saved with the log positions it reflects.
 //! - [`testing`]: given/when/then for testing a domain without a node.
@@ -33,6 +34,7 @@ pub mod event;
 pub mod hosted;
 pub mod ids;
 pub mod input;
+pub mod latency;
 pub mod log;
 pub mod nats;
 pub mod outbox;

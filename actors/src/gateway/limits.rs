@@ -19,6 +19,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::http::{ConnectionType, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
+use herald_runtime::latency;
 
 use super::problem::{self, Problem};
 use super::state::GatewayState;
@@ -145,6 +146,7 @@ pub async fn limit(
             .map(ServiceResponse::map_into_left_body);
     };
     let ingress = request.method() == Method::POST && request.path() == "/v1/events";
+    let started = std::time::Instant::now();
     let refused = matches!(
         request.conn_data::<ConnectionSlot>(),
         Some(ConnectionSlot::Refused)
@@ -173,6 +175,7 @@ pub async fn limit(
     }
     if ingress {
         state.metrics.count_ingress(response.status());
+        latency::observe_since(&latency::latencies().ingest, started);
     }
     Ok(response)
 }

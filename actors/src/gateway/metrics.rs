@@ -2,9 +2,10 @@
 //!
 //! Most figures are read at scrape time from what the node already keeps (the log's head
 //! and streams, each domain's cursor and ingress slots, the open connections); only the
-//! answers to `POST /v1/events` are counted as they happen, in [`Metrics`]. The format is
-//! written by hand: a few families, escaped as the format says, rather than a metrics crate
-//! whose registry would hold copies of values that live elsewhere.
+//! answers to `POST /v1/events` are counted as they happen, in [`Metrics`]. Those families
+//! are written by hand, escaped as the format says, rather than through a metrics crate
+//! whose registry would hold copies of values that live elsewhere. Latency histograms are
+//! prometheus-client's ([`herald_runtime::latency`]), appended at the end.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +15,7 @@ use actix_web::{web, HttpResponse};
 
 use super::state::{GatewayState, HostHandle};
 use crate::host::Health;
+use herald_runtime::latency;
 
 /// The content type of the Prometheus text format.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -215,6 +217,7 @@ fn render(state: &GatewayState) -> String {
         );
         out.sample("process_resident_memory_bytes", &[], bytes);
     }
+    latency::latencies().encode(&mut out.text);
     out.text
 }
 

@@ -5,9 +5,11 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use herald_runtime::envelope::now_rfc3339;
+use herald_runtime::latency;
 use herald_runtime::log::{LogError, Record};
 use herald_runtime::replay;
 use herald_runtime::Envelope;
@@ -80,8 +82,10 @@ impl DomainHost {
         }
         let view = self.view.clone();
         let mut domain = view.write();
-        let placed = faults::guarded(|| domain.handle(input, &now_rfc3339()))
-            .and_then(|emitted| self.place_reactions(&emitted).map(|()| emitted));
+        let started = Instant::now();
+        let handled = faults::guarded(|| domain.handle(input, &now_rfc3339()));
+        latency::observe_since(&self.handler_latency, started);
+        let placed = handled.and_then(|emitted| self.place_reactions(&emitted).map(|()| emitted));
         let emitted = match placed {
             Ok(emitted) => emitted,
             Err(failure) => {

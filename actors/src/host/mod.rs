@@ -25,6 +25,7 @@ use herald_runtime::bus::{Bus, Subscriber};
 use herald_runtime::deadletter::Holds;
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
+use herald_runtime::latency::{self, Histogram};
 use herald_runtime::log::{Durability, LogError, Record};
 use herald_runtime::partition::Inputs;
 use herald_runtime::replay::{self, Start};
@@ -115,6 +116,8 @@ pub struct DomainHost {
     /// This host's address, for the tasks that tell it of acknowledgements.
     me: Option<Addr<DomainHost>>,
     on_stop: Option<(tokio::sync::mpsc::UnboundedSender<HostStopped>, u64)>,
+    /// How long the domain's handler takes, per input (`/metrics`).
+    handler_latency: Histogram,
 }
 
 impl DomainHost {
@@ -137,6 +140,7 @@ impl DomainHost {
         };
         let acked = args.bus.log().acknowledged();
         Self {
+            handler_latency: latency::latencies().handler(description.name),
             acked,
             in_flight: std::collections::VecDeque::new(),
             batches_in_flight: 0,

@@ -27,6 +27,7 @@ use super::staged::{Place, Staged};
 use super::write_health::WriteHealth;
 use super::{EventLog, LogError, Part, ReadBatch, Record, Take, Visibility, Wanted};
 use crate::envelope::Position;
+use crate::latency;
 
 /// How a [`FileLog`] is set up.
 #[derive(Debug, Clone)]
@@ -628,7 +629,9 @@ impl FileLog {
 
 impl EventLog for FileLog {
     fn append_all(&self, parts: Vec<Part>) -> Result<Vec<Vec<Arc<Record>>>, LogError> {
+        let started = Instant::now();
         let appended = self.append_parts(parts);
+        latency::observe_since(&latency::latencies().append, started);
         self.write_health.note(&appended);
         appended
     }
@@ -765,6 +768,7 @@ fn sync_loop(shared: &SyncShared, durability: &Durability, mark: &Mark) {
             }
             (request.written, std::mem::take(&mut request.dirty))
         };
+        let started = Instant::now();
         for file in &dirty {
             if let Err(error) = file.sync_data() {
                 // After a failed fsync the kernel may have dropped the dirty pages: nothing
@@ -774,6 +778,7 @@ fn sync_loop(shared: &SyncShared, durability: &Durability, mark: &Mark) {
                 return;
             }
         }
+        latency::observe_since(&latency::latencies().fsync, started);
         // Before the acknowledgements (a write of 20 bytes, not synced), so whatever a
         // kill leaves shows every acknowledged record as synced. The mark is evidence for
         // the next start, not a step of this one: a failure only weakens that evidence, so

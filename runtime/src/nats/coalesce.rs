@@ -196,6 +196,19 @@ async fn exchange(
     client: &async_nats::Client,
     subject: &str,
     timeout: Duration,
+    frames: Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, CoalescedError> {
+    let started = Instant::now();
+    let answered = send_frames(client, subject, timeout, frames).await;
+    crate::latency::observe_since(&crate::latency::latencies().forward, started);
+    answered
+}
+
+/// [`exchange`] itself, untimed.
+async fn send_frames(
+    client: &async_nats::Client,
+    subject: &str,
+    timeout: Duration,
     mut frames: Vec<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>, CoalescedError> {
     let single = frames.len() == 1;

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::streams::{self, AppendError, Outgoing};
+use crate::latency;
 use crate::log::{Durability, LogError};
 
 /// One append: messages stored whole after `expected`, or not at all.
@@ -143,6 +144,8 @@ struct InFlight {
     last_offset: u64,
     /// The `Nats-Msg-Id` of its last message: what the append after it is fenced on.
     last_msg_id: String,
+    /// When its last message was sent, for the append latency.
+    sent: Instant,
     deadline: Instant,
     epoch: u64,
     reply: Option<Result<Bytes, String>>,
@@ -236,6 +239,7 @@ async fn run(
             let outcome = match outcome {
                 Ok(()) => {
                     acked.advance(done.last_offset);
+                    latency::observe(&latency::latencies().append, done.sent.elapsed());
                     Ok(())
                 }
                 // Refused for its fence after an earlier refusal: a consequence, not news.
@@ -324,6 +328,7 @@ async fn run(
                 count,
                 last_offset,
                 last_msg_id,
+                sent: Instant::now(),
                 deadline: Instant::now() + timeout,
                 epoch,
                 reply,

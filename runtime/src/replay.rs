@@ -132,6 +132,43 @@ pub fn rebuild(
     upto: u64,
     time: &str,
 ) -> Result<Replayed, ReplayError> {
+    rebuild_reporting(
+        domain,
+        stream,
+        log,
+        subscribed,
+        start,
+        upto,
+        time,
+        &mut |_| {},
+    )
+}
+
+/// How far a replay has come, in records: own records read plus input positions passed,
+/// of those it will read. Positions, not inputs, so `total` is known before reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Records read so far.
+    pub done: u64,
+    /// Records to read in all.
+    pub total: u64,
+}
+
+/// Records replayed between two calls of a [`rebuild_reporting`] report.
+const REPORT_EVERY: u64 = 1024;
+
+/// [`rebuild`], calling `report` every [`REPORT_EVERY`] records and once at the end.
+#[allow(clippy::too_many_arguments)]
+pub fn rebuild_reporting(
+    domain: &mut dyn HostedDomain,
+    stream: &str,
+    log: &dyn EventLog,
+    subscribed: Wanted<'_>,
+    start: Start,
+    upto: u64,
+    time: &str,
+    report: &mut dyn FnMut(Progress),
+) -> Result<Replayed, ReplayError> {
     let name = stream;
     let log_error = |source| ReplayError::Log {
         domain: name.to_owned(),
@@ -152,12 +189,30 @@ pub fn rebuild(
             OwnStream::new(dead_stream, start.dead_sequence),
         ],
     };
+    let written = log.written();
+    let own_total = log
+        .sequence_at(name, written)
+        .saturating_sub(start.own_sequence)
+        + log
+            .sequence_at(&deadletter::stream(name), written)
+            .saturating_sub(start.dead_sequence);
+    let mut progress = Progress {
+        done: 0,
+        total: own_total + upto.saturating_sub(start.cursor),
+    };
+    let mut own_read = 0u64;
+    let mut steps = 0u64;
     let mut inputs = Pages::default();
     let mut inputs_scanned = start.cursor;
     // Ids of own events caused by the input at `upto`: those reactions are logged.
     let mut logged_at_limit = HashSet::new();
     let mut emitted_at_limit = Vec::new();
     loop {
+        steps += 1;
+        if steps % REPORT_EVERY == 0 {
+            progress.done = own_read + replayed.cursor.saturating_sub(start.cursor);
+            report(progress);
+        }
         own.fill(log).map_err(log_error)?;
         if inputs.is_empty() && !inputs.done {
             if inputs_scanned >= upto {
@@ -183,6 +238,7 @@ pub fn rebuild(
         };
         if apply_own {
             let Some(record) = own.pop() else { break };
+            own_read += 1;
             if record.consumed == upto && record.envelope.stream == name {
                 logged_at_limit.insert(record.envelope.id.clone());
             }
@@ -215,6 +271,8 @@ pub fn rebuild(
         }
     }
     replayed.cursor = replayed.cursor.max(upto);
+    progress.done = progress.total;
+    report(progress);
     replayed.missing = emitted_at_limit
         .into_iter()
         .filter(|event| !logged_at_limit.contains(&event.id))

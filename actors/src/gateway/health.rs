@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::problem::{self, Problem};
 use super::state::GatewayState;
-use crate::host::Health;
+use crate::host::{Health, RecoveryReport};
 
 /// Liveness: answering at all is the signal.
 pub async fn healthz() -> HttpResponse {
@@ -15,7 +15,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Readiness: 200 when every hosted domain takes events, else 503 naming those still
-/// starting and those failed (with why).
+/// starting and those failed (with why); both say how far each host's replay came.
 pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Problem> {
     if let Some(reason) = state.nats_down() {
         return Err(Problem::new(problem::NATS_UNAVAILABLE, reason).retry_after(1));
@@ -57,8 +57,15 @@ pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Prob
         .filter(|(_, health)| **health == Health::Starting)
         .map(|(name, _)| *name)
         .collect();
+    // Each host's replay: while it runs, how far, how fast and how long is left.
+    let recovery: BTreeMap<&str, RecoveryReport> = state
+        .hosts
+        .iter()
+        .filter_map(|host| Some((*host.key(), host.view.recovery()?)))
+        .collect();
     if waiting.is_empty() && failed.is_empty() {
-        return Ok(HttpResponse::Ok().json(json!({"status": "ready", "domains": domains})));
+        return Ok(HttpResponse::Ok()
+            .json(json!({"status": "ready", "domains": domains, "recovery": recovery})));
     }
     let mut detail = Vec::new();
     if !failed.is_empty() {
@@ -71,5 +78,6 @@ pub async fn readyz(state: web::Data<GatewayState>) -> Result<HttpResponse, Prob
     Err(Problem::new(problem::NOT_READY, detail.join("; "))
         .with("domains", json!(domains))
         .with("failed", json!(failed))
+        .with("recovery", json!(recovery))
         .retry_after(1))
 }

@@ -11,6 +11,7 @@ mod ingress;
 mod inputs;
 use inputs::Pulled;
 mod messages;
+mod progress;
 mod recovery;
 mod release;
 mod snapshots;
@@ -37,6 +38,7 @@ pub use messages::{
     Checkpoint, Committed, Decision, Drain, IdConflict, Ingest, IngestError, Original, Outcome,
     Prepare, Retire,
 };
+pub use progress::RecoveryReport;
 pub use release::{Release, ReleaseAction, ReleaseError};
 pub use snapshots::{SharedStore, SnapshotSettings};
 pub use view::{DeadLetter, DomainView, Health, PENDING};

@@ -56,7 +56,10 @@ impl DomainHost {
         }
         let upto = replay::replay_limit(log.as_ref(), name).map_err(|e| e.to_string())?;
         let inputs = Arc::clone(&self.inputs);
-        let replayed = replay::rebuild(
+        let progress = self.view.recovery_progress().clone();
+        progress.start();
+        let pause = replay_pause();
+        let replayed = replay::rebuild_reporting(
             fresh.as_mut(),
             name,
             log.as_ref(),
@@ -64,8 +67,15 @@ impl DomainHost {
             start,
             upto,
             &now_rfc3339(),
+            &mut |at| {
+                progress.update(name, at);
+                if let Some(pause) = pause {
+                    std::thread::sleep(pause);
+                }
+            },
         )
         .map_err(|error| error.to_string())?;
+        progress.finish();
         self.cursor = replayed.cursor;
         self.own_sequence = replayed.own_sequence;
         self.own_offset = self.own_offset.max(replayed.own_offset);
@@ -160,4 +170,14 @@ impl DomainHost {
         }
         found.map(Arc::new)
     }
+}
+
+/// Test builds only: `HERALD_FAULT_REPLAY_PAUSE_MS` pauses replay at each progress report,
+/// so a test can watch a long recovery without writing a long log.
+fn replay_pause() -> Option<std::time::Duration> {
+    if !cfg!(feature = "fault-injection") {
+        return None;
+    }
+    let millis = std::env::var("HERALD_FAULT_REPLAY_PAUSE_MS").ok()?;
+    millis.parse().ok().map(std::time::Duration::from_millis)
 }

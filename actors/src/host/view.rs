@@ -7,6 +7,8 @@ use herald_runtime::deadletter::Parked;
 use herald_runtime::hosted::HostedDomain;
 use herald_runtime::{Params, QueryError};
 
+use super::progress::{RecoveryProgress, RecoveryReport};
+
 /// [`DomainView::reflects`] while the state holds admitted events that are not appended
 /// yet (between a batch's admission and its append): no answer may be read from it.
 pub const PENDING: u64 = u64::MAX;
@@ -31,6 +33,8 @@ pub struct DomainView {
     failure: Arc<RwLock<Option<String>>>,
     /// The parked inputs, one per held key, as the host last published them.
     dead_letters: Arc<RwLock<Vec<DeadLetter>>>,
+    /// How far its last recovery came.
+    recovery: RecoveryProgress,
 }
 
 /// A parked input as the gateway shows it.
@@ -75,6 +79,7 @@ impl DomainView {
             rebuilds: Arc::new(AtomicU64::new(0)),
             failure: Arc::new(RwLock::new(None)),
             dead_letters: Arc::new(RwLock::new(Vec::new())),
+            recovery: RecoveryProgress::default(),
         }
     }
 
@@ -141,7 +146,17 @@ impl DomainView {
         (domain.query(name, params), self.reflects())
     }
 
-    /// Whether the host has caught up and takes ingress.
+    /// How far the host's last recovery came; `None` before one started.
+    pub fn recovery(&self) -> Option<RecoveryReport> {
+        self.recovery.report()
+    }
+
+    /// Where the host notes its recovery's progress.
+    pub(crate) fn recovery_progress(&self) -> &RecoveryProgress {
+        &self.recovery
+    }
+
+    /// Whether the domain has recovered and takes events.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::log_tools;
+use crate::telemetry;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use herald_actors::node::{self, NodeError};
-use herald_config::{Config, LogFormat};
+use herald_config::Config;
 use herald_runtime::catalog::Catalog;
 use herald_runtime::DomainEntry;
-use tracing_subscriber::EnvFilter;
 
 /// Herald: an actor runtime for event-driven microservices.
 ///
@@ -126,24 +126,9 @@ fn load(path: &Path, registry: Registry) -> Result<Config, ExitCode> {
     Ok(config)
 }
 
-fn init_telemetry(config: &Config) {
-    // RUST_LOG, when set, wins over the config so one run can be made verbose.
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.telemetry.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colour only on a terminal, so captured logs stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi);
-    match config.telemetry.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn run(config: Config, registry: Registry) -> anyhow::Result<()> {
-    init_telemetry(&config);
+    // Held until the node stops: dropping it flushes the spans not exported yet.
+    let _telemetry = telemetry::init(&config)?;
     log_panics();
     #[cfg(feature = "fault-injection")]
     tracing::warn!("built with fault injection: test-only domains and hooks are present");

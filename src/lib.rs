@@ -21,5 +21,6 @@
 
 mod cli;
 mod log_tools;
+mod telemetry;
 
 pub use cli::{main, Registry};

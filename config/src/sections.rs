@@ -471,6 +471,10 @@ pub struct TelemetryConfig {
     /// Whether log lines are human-readable text or JSON objects.
     #[serde(default)]
     pub format: LogFormat,
+    /// Where to export trace spans over OTLP/HTTP (protobuf), such as
+    /// `http://localhost:4318`; spans go to `/v1/traces` under it. None: no export.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
 }
 
 fn default_level() -> String {
@@ -482,6 +486,7 @@ impl Default for TelemetryConfig {
         Self {
             level: default_level(),
             format: LogFormat::default(),
+            otlp_endpoint: None,
         }
     }
 }

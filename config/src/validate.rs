@@ -241,6 +241,19 @@ impl Config {
             ));
         }
 
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            let scheme = endpoint.split_once("://").map(|(scheme, _)| scheme);
+            let host = endpoint.split_once("://").map_or("", |(_, rest)| rest);
+            // Plain HTTP only: spans go to a collector beside the node, which forwards them
+            // with TLS where it must (the node carries no TLS stack for this).
+            if scheme != Some("http") || host.trim_matches('/').is_empty() {
+                problems.push(Problem::new(
+                    "telemetry.otlp_endpoint",
+                    format!("{endpoint:?} is not an http:// URL; give the OTLP/HTTP receiver's base URL, such as \"http://localhost:4318\" (for TLS, run an OpenTelemetry Collector beside the node)"),
+                ));
+            }
+        }
+
         match problems.is_empty() {
             true => Ok(()),
             false => Err(problems),

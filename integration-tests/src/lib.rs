@@ -18,6 +18,7 @@
 
 pub mod invariants;
 pub mod nats;
+pub mod otlp;
 pub mod raw_http;
 pub mod segments;
 pub mod sse;
@@ -116,8 +117,13 @@ pub fn listening_address(line: &str) -> Option<&str> {
     if !line.contains("herald node listening") {
         return None;
     }
+    // Text lines say `address=HOST:PORT`; JSON lines `"address":"HOST:PORT"`.
     line.split_whitespace()
         .find_map(|word| word.strip_prefix("address="))
+        .or_else(|| {
+            let rest = line.split_once("\"address\":\"")?.1;
+            rest.split_once('"').map(|(address, _)| address)
+        })
 }
 
 /// The partitions of orders and shipping on an embedded test node, unless a test says

@@ -9,6 +9,7 @@ use crate::event::{DataError, Event};
 use crate::ids;
 use crate::input::Input;
 use crate::outbox::Outbox;
+use crate::trace;
 
 /// Why a proposed ingress event was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -145,8 +146,13 @@ fn emitted_envelope<D: Domain>(
     input: &Envelope,
 ) -> Envelope {
     let subject = event.subject().to_owned();
+    let id = ids::derived_id(D::NAME, cause, index);
+    // The trace continues through the reaction: the event carries the span that emitted
+    // it, a child of this domain's handling of the input.
+    let (handle, _) = trace::handling(D::NAME, input);
+    let traceparent = Some(trace::emitting(&handle, &id).traceparent());
     Envelope {
-        id: ids::derived_id(D::NAME, cause, index),
+        id,
         source: ids::emitted_source(D::NAME),
         specversion: SPEC_VERSION.to_owned(),
         event_type: event.type_name().to_owned(),
@@ -155,8 +161,7 @@ fn emitted_envelope<D: Domain>(
         time: time.to_owned(),
         datacontenttype: JSON_CONTENT_TYPE.to_owned(),
         data: event.to_data(),
-        // The trace continues through the reaction.
-        traceparent: input.traceparent.clone(),
+        traceparent,
         extensions: Vec::new(),
         cause: Some(cause.clone()),
         stream: D::NAME.to_owned(),

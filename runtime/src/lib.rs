@@ -22,6 +22,7 @@
 //! - [`replay`]: rebuilding a domain's state from the log.
 //! - [`snapshot`]: a domain's state saved with the log positions it reflects.
 //! - [`testing`]: given/when/then for testing a domain without a node.
+//! - [`trace`]: W3C trace contexts carried by events, and the spans the node records.
 
 pub mod bus;
 pub mod catalog;
@@ -42,6 +43,7 @@ pub mod partition;
 pub mod replay;
 pub mod snapshot;
 pub mod testing;
+pub mod trace;
 
 pub use domain::{
     answer, merge_json, schema_of, Domain, HandleError, Handled, Params, Query, QueryError,

@@ -209,7 +209,7 @@ pub fn rebuild_reporting(
     let mut emitted_at_limit = Vec::new();
     loop {
         steps += 1;
-        if steps % REPORT_EVERY == 0 {
+        if steps.is_multiple_of(REPORT_EVERY) {
             progress.done = own_read + replayed.cursor.saturating_sub(start.cursor);
             report(progress);
         }

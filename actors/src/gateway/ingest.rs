@@ -26,6 +26,7 @@ use super::forward;
 use super::problem::{self, Problem};
 use super::state::{GatewayState, HostHandle, Limits};
 use super::streams::log_problem;
+use super::traces::IngestTrace;
 use crate::admission::{self, Slot, Undelivered};
 use crate::host::{Committed, Decision, Ingest, IngestError, Outcome, Prepare};
 
@@ -53,6 +54,24 @@ pub async fn post_events(
     payload: web::Payload,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
+    let mut trace = IngestTrace::begin(&request);
+    let answer = ingest(&request, payload, &state, &mut trace).await;
+    let status = match &answer {
+        Ok(response) => response.status().as_u16(),
+        Err(problem) => problem.status().as_u16(),
+    };
+    trace.finish(&state.node, status);
+    answer
+}
+
+/// [`post_events`] itself; `trace` gets each event's span.
+async fn ingest(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &GatewayState,
+    trace: &mut IngestTrace,
+) -> Result<HttpResponse, Problem> {
+    let request = request.clone();
     let mode = mode(&request)?;
     let body = body::read(
         &request,
@@ -90,11 +109,10 @@ pub async fn post_events(
                 &format!("data{}", violation.pointer),
             )
         })?;
-        let stream = route(&state, entry.domain, &event.envelope, &at)?;
-        groups
-            .entry(stream)
-            .or_default()
-            .push((index, event.envelope));
+        let stream = route(state, entry.domain, &event.envelope, &at)?;
+        let mut envelope = event.envelope;
+        trace.stamp(&mut envelope, stream);
+        groups.entry(stream).or_default().push((index, envelope));
     }
     let grant = request.extensions().get::<Grant>().cloned();
     if let Some(grant) = grant {
@@ -111,8 +129,9 @@ pub async fn post_events(
             }
         }
     }
+    trace.dispatched();
     if let Some(nats) = &state.nats {
-        networked_checks(&state, &groups)?;
+        networked_checks(state, &groups)?;
         if let Some((domain, group)) = groups.iter().next() {
             if !state.hosts.contains_key(domain) {
                 let outcomes = forward_ingest(nats, mode, domain, group.clone()).await?;
@@ -120,7 +139,7 @@ pub async fn post_events(
             }
         }
     }
-    let outcomes = dispatch_durable(&state, mode, groups).await?;
+    let outcomes = dispatch_durable(state, mode, groups).await?;
     Ok(respond(mode, outcomes))
 }
 

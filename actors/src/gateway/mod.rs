@@ -17,6 +17,7 @@ pub(crate) mod problem;
 mod queries;
 mod state;
 mod streams;
+mod traces;
 
 use actix::prelude::*;
 use actix_web::body::{BoxBody, EitherBody};

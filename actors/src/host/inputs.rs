@@ -5,15 +5,16 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
 use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::latency;
 use herald_runtime::log::{LogError, Record};
 use herald_runtime::replay;
+use herald_runtime::trace;
 use herald_runtime::Envelope;
-use tracing::{error, warn};
+use tracing::{debug, error, info_span, warn};
 
 use super::messages::Wake;
 use super::{apply_all, faults, DomainHost, PULL_BATCH};
@@ -80,8 +81,12 @@ impl DomainHost {
             self.view.note_waiting(&input.partitionkey);
             return Ok(());
         }
+        let (handle_trace, _) = trace::handling(self.entry.name, input);
+        // Log lines of this step carry its trace id.
+        let _span = info_span!("handle", trace_id = %handle_trace.trace_hex()).entered();
         let view = self.view.clone();
         let mut domain = view.write();
+        let began = SystemTime::now();
         let started = Instant::now();
         let handled = faults::guarded(|| domain.handle(input, &now_rfc3339()));
         latency::observe_since(&self.handler_latency, started);
@@ -98,10 +103,24 @@ impl DomainHost {
         self.retrying = None;
         if emitted.is_empty() {
             self.cursor = record.offset;
+            trace::record_reaction(self.entry.name, input, [], began, SystemTime::now());
             return Ok(());
         }
         match self.append_reactions(record.offset, emitted) {
             Ok(records) => {
+                debug!(
+                    domain = self.name(),
+                    input = %input.event_type,
+                    emitted = records.len(),
+                    "input handled"
+                );
+                trace::record_reaction(
+                    self.entry.name,
+                    input,
+                    records.iter().map(|record| &record.envelope),
+                    began,
+                    SystemTime::now(),
+                );
                 apply_all(domain.as_mut(), &records);
                 self.cursor = record.offset;
                 self.note_own(&records);

@@ -78,6 +78,11 @@ pub struct Access {
 }
 
 impl Access {
+    /// Whether `/metrics` is served without a token.
+    pub fn metrics_open(&self) -> bool {
+        self.metrics_open
+    }
+
     /// Access for these credentials; `metrics_open` serves `/metrics` without a token.
     pub fn new(credentials: &[Credential], metrics_open: bool) -> Self {
         Self {

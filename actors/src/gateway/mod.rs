@@ -7,12 +7,14 @@
 mod auth;
 mod body;
 mod cluster;
+mod console;
 mod deadletters;
 pub mod forward;
 mod health;
 pub mod ingest;
 mod limits;
 mod metrics;
+mod openapi;
 pub(crate) mod problem;
 mod queries;
 mod state;
@@ -115,6 +117,26 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             resource("/metrics", Need::Metrics)
                 .route(web::get().to(metrics::metrics))
+                .default_service(problem::allow_only(Method::GET)),
+        )
+        .service(
+            resource("/v1/openapi.json", Need::Open)
+                .route(web::get().to(openapi::openapi))
+                .default_service(problem::allow_only(Method::GET)),
+        )
+        .service(
+            resource("/console", Need::Open)
+                .route(web::get().to(console::page))
+                .default_service(problem::allow_only(Method::GET)),
+        )
+        .service(
+            resource("/console/console.js", Need::Open)
+                .route(web::get().to(console::script))
+                .default_service(problem::allow_only(Method::GET)),
+        )
+        .service(
+            resource("/console/console.css", Need::Open)
+                .route(web::get().to(console::style))
                 .default_service(problem::allow_only(Method::GET)),
         )
         .service(

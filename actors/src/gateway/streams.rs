@@ -30,8 +30,71 @@ const TAIL_READ_AHEAD: usize = 1;
 /// Content type of a JSON array of CloudEvents.
 const BATCH_JSON: &str = "application/cloudevents-batch+json";
 
+/// How often a watch of `GET /v1/streams` sends the streams again.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
 /// `GET /v1/streams`: every stream, its last sequence, and each subscriber's progress.
-pub async fn list_streams(state: web::Data<GatewayState>) -> HttpResponse {
+/// With `Accept: text/event-stream`, the same as server-sent events (`event: streams`),
+/// once a second until the client leaves: what the console's live view reads.
+pub async fn list_streams(
+    request: HttpRequest,
+    state: web::Data<GatewayState>,
+) -> Result<HttpResponse, Problem> {
+    let wants_events = request
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/event-stream"));
+    if !wants_events {
+        return Ok(HttpResponse::Ok().json(streams_json(&state)));
+    }
+    let place = tail_place(&state)?;
+    let first = tokio::time::Instant::now();
+    let watch = (place, state.into_inner(), first);
+    let body = stream::unfold(watch, |(place, state, next)| async move {
+        let mut shutdown = state.shutdown.clone();
+        if *shutdown.borrow() {
+            return None;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            _ = shutdown.changed() => return None,
+        }
+        let chunk = format!("event: streams\ndata: {}\n\n", streams_json(&state));
+        let chunk = Ok::<_, Infallible>(Bytes::from(chunk));
+        Some((chunk, (place, state, next + WATCH_EVERY)))
+    });
+    Ok(event_stream(body))
+}
+
+/// A place among `[http] max_tails` for a long-lived response, or 503.
+fn tail_place(state: &GatewayState) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+    Arc::clone(&state.tails).try_acquire_owned().map_err(|_| {
+        Problem::new(problem::TOO_MANY_TAILS, format!(
+                "the node serves as many SSE tails and watches as it takes at once ([http] max_tails = {}); retry shortly, or poll without Accept: text/event-stream",
+                state.limits.max_tails
+            ),
+        )
+        .retry_after(1)
+    })
+}
+
+/// A `text/event-stream` answer of `body`, kept from caches and proxy buffers.
+fn event_stream(
+    body: impl futures_util::Stream<Item = Result<Bytes, Infallible>> + 'static,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        ))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        .insert_header(("x-accel-buffering", HeaderValue::from_static("no")))
+        .streaming(body)
+}
+
+/// The body of `GET /v1/streams`.
+fn streams_json(state: &GatewayState) -> Value {
     let log = &state.log;
     let mut last: BTreeMap<String, u64> = state
         .hosted_streams()
@@ -83,7 +146,7 @@ pub async fn list_streams(state: web::Data<GatewayState>) -> HttpResponse {
         .collect();
     // Networked mode has no node-wide offset: `head` is null there.
     let head = state.nats.is_none().then(|| log.head());
-    HttpResponse::Ok().json(json!({ "streams": streams, "head": head }))
+    json!({ "streams": streams, "head": head })
 }
 
 /// `GET /v1/streams/{stream}/events?from=SEQ&limit=N`: a page of events, in order.
@@ -146,14 +209,7 @@ pub async fn tail(
         Some(next) => next,
         None => number(&query, "from", last + 1, 1, u64::MAX)?,
     };
-    let place = Arc::clone(&state.tails).try_acquire_owned().map_err(|_| {
-        Problem::new(problem::TOO_MANY_TAILS, format!(
-                "the node serves as many SSE tails as it takes at once ([http] max_tails = {}); retry shortly, or page with GET /v1/streams/{{stream}}/events",
-                state.limits.max_tails
-            ),
-        )
-        .retry_after(1)
-    })?;
+    let place = tail_place(&state)?;
     let tail = Tail {
         _place: place,
         log: Arc::clone(&state.log),
@@ -167,14 +223,7 @@ pub async fn tail(
             .await
             .map(|chunk| (Ok::<_, Infallible>(chunk), tail))
     });
-    Ok(HttpResponse::Ok()
-        .insert_header((
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        ))
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")))
-        .insert_header(("x-accel-buffering", HeaderValue::from_static("no")))
-        .streaming(body))
+    Ok(event_stream(body))
 }
 
 /// One client's tail: where it is, what was read ahead, and the node's shutdown signal.

@@ -16,6 +16,7 @@
 //! - [`workload`]: a deterministic saga workload touching every event type, and a
 //!   fingerprint of everything a node answers, for before/after comparisons.
 
+pub mod browser;
 pub mod invariants;
 pub mod nats;
 pub mod otlp;

@@ -60,11 +60,14 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         LogFormat::Text => registry
             .with(tracing_subscriber::fmt::layer().with_ansi(ansi))
             .init(),
-        LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().event_format(JsonLine {
-                node: config.node.id.clone(),
-            }))
-            .init(),
+        LogFormat::Json => {
+            trace::log_trace_ids(true);
+            registry
+                .with(tracing_subscriber::fmt::layer().event_format(JsonLine {
+                    node: config.node.id.clone(),
+                }))
+                .init()
+        }
     }
     let provider = match &config.telemetry.otlp_endpoint {
         Some(endpoint) => Some(exporter(endpoint, &config.node.id)?),

@@ -160,6 +160,15 @@ fn the_console_shows_the_topology_tails_a_stream_and_skips_a_dead_letter() {
         page.goto(&format!("{}/console", node.base))
             .await
             .expect("open the console");
+        // Whatever the page does from here must pass its Content-Security-Policy.
+        page.execute(
+            "window.violations = [];\
+             document.addEventListener('securitypolicyviolation', e =>\
+               window.violations.push(e.violatedDirective + ' ' + (e.sample || e.blockedURI)));",
+            vec![],
+        )
+        .await
+        .expect("listen for CSP violations");
 
         // Auth is on: without a token the page says so, and takes one.
         until("the token banner", || async {
@@ -209,6 +218,20 @@ fn the_console_shows_the_topology_tails_a_stream_and_skips_a_dead_letter() {
             shown(&page, "#topology .ingress").await,
             "ingress types marked"
         );
+        // The partition owners' legend: this node's colour (set through the CSSOM).
+        let swatch = until("the owner's colour in the legend", || async {
+            let colour = page
+                .execute(
+                    "const s = document.querySelector('#topology-legend .swatch:not(.hollow)');\
+                     return s ? getComputedStyle(s).backgroundColor : null;",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            colour.as_str().map(str::to_owned)
+        })
+        .await;
+        assert_ne!(swatch, "rgba(0, 0, 0, 0)", "the swatch has no colour");
         let head_css = "#streams tr[data-stream=\"inventory\"] td.head";
         until("inventory's head", || async {
             (text_of(&page, head_css).await?.trim() == "1").then_some(())
@@ -265,6 +288,11 @@ fn the_console_shows_the_topology_tails_a_stream_and_skips_a_dead_letter() {
         })
         .await;
         screenshot(&page, "console-after-skip.png").await;
+        let violations = page
+            .execute("return window.violations;", vec![])
+            .await
+            .expect("the violations");
+        assert_eq!(violations, json!([]), "the page broke its CSP");
         page.close().await.expect("close the session");
     });
     let left = api.get("/v1/deadletters/faulty");

@@ -30,7 +30,13 @@ fn span_of(event: &Value) -> Option<(String, String)> {
     Some((parts.get(1)?.to_string(), parts.get(2)?.to_string()))
 }
 
-fn run_saga_and_check_its_trace(node: &Node, receiver: &OtlpReceiver, node_id: &str) {
+/// Runs the saga through `node` (one of `nodes`, each with its id) and checks its trace.
+fn run_saga_and_check_its_trace(node: &Node, nodes: &[(&Node, &str)], receiver: &OtlpReceiver) {
+    let node_id = nodes
+        .iter()
+        .find(|(candidate, _)| std::ptr::eq(*candidate, node))
+        .map(|(_, id)| *id)
+        .expect("the node posted to is one of the nodes");
     let accepted = |reply: Reply| assert_eq!(reply.status, 202, "{}", reply.text);
     accepted(node.publish(&stock_added("sku-t", 10)));
     accepted(node.publish(&credit_granted("trace-customer", 10_000)));
@@ -140,20 +146,27 @@ fn run_saga_and_check_its_trace(node: &Node, receiver: &OtlpReceiver, node_id: &
         );
     }
 
-    // JSON log lines: each names the node; those logged while handling, the trace.
-    let logs = node.logs();
-    let lines: Vec<Value> = logs
-        .lines()
-        .filter(|line| line.starts_with('{'))
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
-    assert!(lines.len() > 5, "{logs}");
-    assert!(lines.iter().all(|line| line["node"] == node_id), "{logs}");
-    assert!(
-        lines
+    // JSON log lines: each names its node; those logged while handling, the trace.
+    let mut traced = 0;
+    for (node, id) in nodes {
+        let logs = node.logs();
+        let lines: Vec<Value> = logs
+            .lines()
+            .filter(|line| line.starts_with('{'))
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect();
+        assert!(lines.len() > 5, "{logs}");
+        assert!(lines.iter().all(|line| line["node"] == *id), "{logs}");
+        traced += lines
             .iter()
-            .any(|line| line["trace_id"] == TRACE && line["fields"]["message"] == "input handled"),
-        "no log line of the trace:\n{logs}"
+            .filter(|line| {
+                line["trace_id"] == TRACE && line["fields"]["message"] == "input handled"
+            })
+            .count();
+    }
+    assert!(
+        traced >= 3,
+        "reactions of the trace logged without its trace id"
     );
 }
 
@@ -163,15 +176,29 @@ fn an_order_is_one_trace_through_the_saga_embedded() {
     let env = telemetry_env(&receiver);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let node = Node::start_with(&env);
-    run_saga_and_check_its_trace(&node, &receiver, "herald-1");
+    run_saga_and_check_its_trace(&node, &[(&node, "herald-1")], &receiver);
 }
 
+/// Two nodes: the order is posted to the one without orders, so it is forwarded, and the
+/// saga's reactions cross between them; the trace is one all the same.
 #[test]
 fn an_order_is_one_trace_through_the_saga_networked() {
     let receiver = OtlpReceiver::start();
     let nats = NatsServer::start();
     let env = telemetry_env(&receiver);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let node = nats.node_with("node-t", &saga_domains().join(","), &env);
-    run_saga_and_check_its_trace(&node, &receiver, "node-t");
+    let a = nats.node_with("node-a", "inventory", &env);
+    let b = nats.node_with("node-b", "analytics,orders,payments,shipping", &env);
+    run_saga_and_check_its_trace(&a, &[(&a, "node-a"), (&b, "node-b")], &receiver);
+    let spans = receiver.spans();
+    let nodes: BTreeSet<&str> = spans
+        .iter()
+        .filter(|span| span.trace_id == TRACE && span.name == "handle")
+        .map(|span| span.node.as_str())
+        .collect();
+    assert_eq!(
+        nodes,
+        BTreeSet::from(["node-a", "node-b"]),
+        "both nodes handled parts of the saga"
+    );
 }

@@ -94,10 +94,16 @@ impl<D: Domain> HostedDomain for Hosted<D> {
             id: input.id.clone(),
             position: input.position(),
         };
+        // The trace continues through the reaction: each event carries the span that
+        // emitted it, a child of this domain's handling of the input.
+        let handle = match emitted.is_empty() {
+            true => None,
+            false => Some(trace::handling(D::NAME, input).0),
+        };
         Ok(emitted
             .into_iter()
             .enumerate()
-            .map(|(index, event)| emitted_envelope::<D>(&event, &cause, index, time, input))
+            .map(|(index, event)| emitted_envelope::<D>(&event, &cause, index, time, handle))
             .collect())
     }
 
@@ -143,14 +149,11 @@ fn emitted_envelope<D: Domain>(
     cause: &Cause,
     index: usize,
     time: &str,
-    input: &Envelope,
+    handle: Option<trace::TraceContext>,
 ) -> Envelope {
     let subject = event.subject().to_owned();
     let id = ids::derived_id(D::NAME, cause, index);
-    // The trace continues through the reaction: the event carries the span that emitted
-    // it, a child of this domain's handling of the input.
-    let (handle, _) = trace::handling(D::NAME, input);
-    let traceparent = Some(trace::emitting(&handle, &id).traceparent());
+    let traceparent = handle.map(|handle| trace::emitting(&handle, &id).traceparent());
     Envelope {
         id,
         source: ids::emitted_source(D::NAME),

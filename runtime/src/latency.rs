@@ -3,8 +3,8 @@
 //!
 //! Process-wide rather than handed around, because the places measured sit deep in threads
 //! (the log's sync thread, the NATS publisher) that hold no handle on the gateway; a node
-//! is one process. The histograms are prometheus-client's: lock-free buckets, and an
-//! encoder whose output the gateway appends to its own exposition.
+//! is one process. The histograms are prometheus-client's (an observation takes a short
+//! write lock), with an encoder whose output the gateway appends to its own exposition.
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
@@ -31,7 +31,8 @@ pub struct Latencies {
     /// One append: written to the segment file (embedded, before its fsync), or
     /// acknowledged by JetStream (networked).
     pub append: Histogram,
-    /// One fdatasync of the embedded log's segment files.
+    /// One sync round of the embedded log: fdatasync of every segment file written since
+    /// the last (usually one).
     pub fsync: Histogram,
     /// One forwarded batch of requests, until the owning node answers (networked mode).
     pub forward: Histogram,
@@ -64,7 +65,7 @@ impl Latencies {
         );
         registry.register(
             "herald_log_fsync_seconds",
-            "Time for one fdatasync of the embedded log's segment files",
+            "Time for one sync round of the embedded log (fdatasync of each segment file written since the last)",
             fsync.clone(),
         );
         registry.register(

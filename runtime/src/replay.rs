@@ -190,15 +190,16 @@ pub fn rebuild_reporting(
         ],
     };
     let written = log.written();
-    let own_total = log
-        .sequence_at(name, written)
-        .saturating_sub(start.own_sequence)
-        + log
-            .sequence_at(&deadletter::stream(name), written)
-            .saturating_sub(start.dead_sequence);
+    // A stream whose end cannot be asked now (u64::MAX, networked) counts as nothing to read.
+    let to_read = |stream: &str, after: u64| match log.sequence_at(stream, written) {
+        u64::MAX => 0,
+        last => last.saturating_sub(after),
+    };
     let mut progress = Progress {
         done: 0,
-        total: own_total + upto.saturating_sub(start.cursor),
+        total: to_read(name, start.own_sequence)
+            .saturating_add(to_read(&deadletter::stream(name), start.dead_sequence))
+            .saturating_add(upto.saturating_sub(start.cursor)),
     };
     let mut own_read = 0u64;
     let mut steps = 0u64;
@@ -210,7 +211,10 @@ pub fn rebuild_reporting(
     loop {
         steps += 1;
         if steps.is_multiple_of(REPORT_EVERY) {
-            progress.done = own_read + replayed.cursor.saturating_sub(start.cursor);
+            // Input positions scanned count (a long scan past other domains' records is
+            // work too), up to the limit.
+            let scanned = inputs_scanned.min(upto).saturating_sub(start.cursor);
+            progress.done = own_read.saturating_add(scanned).min(progress.total);
             report(progress);
         }
         own.fill(log).map_err(log_error)?;
@@ -247,6 +251,7 @@ pub fn rebuild_reporting(
                 continue;
             }
             let group = own.take_group(log, record.group_rest).map_err(log_error)?;
+            own_read += group.len() as u64;
             for member in group.iter().filter(|r| r.consumed == upto) {
                 logged_at_limit.insert(member.envelope.id.clone());
             }

@@ -12,10 +12,11 @@
 //! `[telemetry] otlp_endpoint` is set; without one, recording a span costs a check.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use xxhash_rust::xxh3::{xxh3_128_with_seed, xxh3_64_with_seed};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::envelope::Envelope;
 
@@ -57,28 +58,21 @@ impl TraceContext {
         })
     }
 
-    /// A new trace's root context, its ids derived from `seed`.
-    pub fn root(seed: &str) -> Self {
+    /// A new trace's root context, its ids derived from `seed` (the parts that name it).
+    pub fn root(seed: &[&str]) -> Self {
+        let hash = hash(seed, "root");
         Self {
-            trace_id: nonzero128(xxh3_128_with_seed(seed.as_bytes(), 0x7261_6365)),
-            span_id: span_id(seed, "root"),
+            trace_id: hash.digest128().max(1),
+            span_id: hash.digest().max(1),
             sampled: true,
         }
     }
 
     /// A child span of this one, its id derived from `seed` and `what` it is.
-    pub fn child(&self, seed: &str, what: &str) -> Self {
+    pub fn child(&self, seed: &[&str], what: &str) -> Self {
         Self {
-            span_id: span_id(seed, what),
+            span_id: hash(seed, what).digest().max(1),
             ..*self
-        }
-    }
-
-    /// The child of `parent` (a `traceparent`, if any and valid), or a new trace's root.
-    pub fn child_or_root(parent: Option<&str>, seed: &str, what: &str) -> (Self, Option<Self>) {
-        match parent.and_then(Self::parse) {
-            Some(parent) => (parent.child(seed, what), Some(parent)),
-            None => (Self::root(&format!("{what}/{seed}")), None),
         }
     }
 
@@ -101,7 +95,7 @@ impl TraceContext {
 /// The span of `domain` handling `input`: a child of the input's own span (a root when
 /// the input carries none), and that parent.
 pub fn handling(domain: &str, input: &Envelope) -> (TraceContext, Option<TraceContext>) {
-    let seed = format!("{domain}\n{}\n{}", input.source, input.id);
+    let seed = [domain, input.stream.as_str(), &input.source, &input.id];
     match input.traceparent.as_deref().and_then(TraceContext::parse) {
         Some(parent) => (parent.child(&seed, "handle"), Some(parent)),
         None => (TraceContext::root(&seed), None),
@@ -110,7 +104,7 @@ pub fn handling(domain: &str, input: &Envelope) -> (TraceContext, Option<TraceCo
 
 /// The span that emitted event `id` while `handle` ran: what the event carries.
 pub fn emitting(handle: &TraceContext, id: &str) -> TraceContext {
-    handle.child(id, "emit")
+    handle.child(&[id], "emit")
 }
 
 /// Records `domain`'s handling of `input` (from `start` to `end`) and a span per event it
@@ -156,13 +150,16 @@ pub fn record_reaction<'a>(
     });
 }
 
-fn span_id(seed: &str, what: &str) -> u64 {
-    let id = xxh3_64_with_seed(seed.as_bytes(), xxh3_64_with_seed(what.as_bytes(), 0));
-    id.max(1)
-}
-
-fn nonzero128(id: u128) -> u128 {
-    id.max(1)
+/// The hash of `what` and the parts of `seed`, each after a byte no UTF-8 text holds, so
+/// ("ab", "c") and ("a", "bc") differ.
+fn hash(seed: &[&str], what: &str) -> Xxh3 {
+    let mut hasher = Xxh3::new();
+    hasher.update(what.as_bytes());
+    for part in seed {
+        hasher.update(&[0xff]);
+        hasher.update(part.as_bytes());
+    }
+    hasher
 }
 
 /// One finished span, as the node hands it to the [`SpanSink`].
@@ -198,6 +195,19 @@ pub fn set_sink(sink: Box<dyn SpanSink>) -> bool {
 /// Whether spans are exported: callers skip building them when not.
 pub fn enabled() -> bool {
     SINK.get().is_some()
+}
+
+static LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// Says that log lines show trace ids (JSON logs), so a handling step opens a tracing span
+/// with its trace id even when no span is exported.
+pub fn log_trace_ids(on: bool) {
+    LOGGED.store(on, Ordering::Relaxed);
+}
+
+/// Whether a handling step should know its trace: spans exported, or trace ids logged.
+pub fn wanted() -> bool {
+    enabled() || LOGGED.load(Ordering::Relaxed)
 }
 
 /// Hands a finished span to the sink, if there is one and its trace is sampled.
@@ -248,17 +258,25 @@ mod tests {
     #[test]
     fn children_keep_the_trace_and_derive_their_span_from_the_seed() {
         let parent = TraceContext::parse(W3C_EXAMPLE).expect("valid");
-        let child = parent.child("event-1", "emit");
+        let child = parent.child(&["event-1"], "emit");
         assert_eq!(child.trace_id, parent.trace_id);
         assert_ne!(child.span_id, parent.span_id);
-        assert_eq!(child, parent.child("event-1", "emit"), "derived, not drawn");
-        assert_ne!(child.span_id, parent.child("event-2", "emit").span_id);
-        assert_ne!(child.span_id, parent.child("event-1", "handle").span_id);
-        let (root, none) = TraceContext::child_or_root(Some("bad"), "event-1", "ingest");
-        assert_eq!(none, None);
         assert_eq!(
-            root,
-            TraceContext::child_or_root(None, "event-1", "ingest").0
+            child,
+            parent.child(&["event-1"], "emit"),
+            "derived, not drawn"
+        );
+        assert_ne!(child.span_id, parent.child(&["event-2"], "emit").span_id);
+        assert_ne!(child.span_id, parent.child(&["event-1"], "handle").span_id);
+        assert_ne!(
+            parent.child(&["ab", "c"], "emit").span_id,
+            parent.child(&["a", "bc"], "emit").span_id
+        );
+        let root = TraceContext::root(&["/src", "event-1"]);
+        assert_eq!(root, TraceContext::root(&["/src", "event-1"]));
+        assert_ne!(
+            root.trace_id,
+            TraceContext::root(&["/src", "event-2"]).trace_id
         );
     }
 }

@@ -771,8 +771,11 @@
     }
     const nodes = [...colours].map(([id, colour]) => {
       const member = state.cluster.nodes.find((n) => n.id === id) || {};
+      // Through the CSSOM: the page's CSP refuses style attributes.
+      const swatch = h('span', { class: 'swatch' });
+      swatch.style.background = colour;
       return h('span', { class: 'legend-node', title: `${member.http || ''} · version ${member.version || '?'}` },
-        h('span', { class: 'swatch', style: `background:${colour}` }), id);
+        swatch, id);
     });
     legend.replaceChildren(h('span', { class: 'muted', text: 'Partition owners: ' }), ...nodes,
       h('span', { class: 'legend-node' }, h('span', { class: 'swatch hollow' }), 'no owner'));

@@ -120,7 +120,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .default_service(problem::allow_only(Method::GET)),
         )
         .service(
-            resource("/v1/openapi.json", Need::Open)
+            // The topology, as in GET /v1/domains: the same scope.
+            resource("/v1/openapi.json", Need::Scope(Scope::Query))
                 .route(web::get().to(openapi::openapi))
                 .default_service(problem::allow_only(Method::GET)),
         )

@@ -75,7 +75,7 @@ pub fn document(state: &GatewayState) -> Value {
 /// What a token needs for an operation, as `auth.rs` decides it for the route.
 #[derive(Debug, Clone, Copy)]
 enum Guard {
-    /// Nothing: health, readiness, the console and this document.
+    /// Nothing: health, readiness and the console's page.
     Open,
     /// A scope (on the domain the path names, where it names one).
     Scope(Scope),
@@ -672,7 +672,7 @@ impl<'a> Builder<'a> {
             "getOpenApi",
             "documentation",
             "This document",
-            "The OpenAPI 3.1 document of this node's HTTP API, generated from its catalog.",
+            "The OpenAPI 3.1 document of this node's HTTP API, generated from its catalog; with auth on it needs the query scope, as GET /v1/domains does, since it shows the same topology.",
         );
         operation.insert(
             "responses".to_owned(),
@@ -685,7 +685,7 @@ impl<'a> Builder<'a> {
                 ),
             )]),
         );
-        self.finish(Guard::Open, operation)
+        self.finish(Guard::Scope(Scope::Query), operation)
     }
 
     fn console(&mut self) -> Value {

@@ -40,31 +40,55 @@ pub async fn list_streams(
     request: HttpRequest,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
-    let wants_events = request
-        .headers()
-        .get_all(header::ACCEPT)
-        .filter_map(|value| value.to_str().ok())
-        .any(|value| value.contains("text/event-stream"));
-    if !wants_events {
+    let state = state.into_inner();
+    if !accepts_event_stream(&request) {
         return Ok(HttpResponse::Ok().json(streams_json(&state)));
     }
     let place = tail_place(&state)?;
-    let first = tokio::time::Instant::now();
-    let watch = (place, state.into_inner(), first);
-    let body = stream::unfold(watch, |(place, state, next)| async move {
+    let watch = (place, state, true);
+    let body = stream::unfold(watch, |(place, state, first)| async move {
         let mut shutdown = state.shutdown.clone();
         if *shutdown.borrow() {
             return None;
         }
-        tokio::select! {
-            () = tokio::time::sleep_until(next) => {}
-            _ = shutdown.changed() => return None,
+        // A second after the last was sent, however long building it took.
+        if !first {
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_EVERY) => {}
+                _ = shutdown.changed() => return None,
+            }
         }
-        let chunk = format!("event: streams\ndata: {}\n\n", streams_json(&state));
-        let chunk = Ok::<_, Infallible>(Bytes::from(chunk));
-        Some((chunk, (place, state, next + WATCH_EVERY)))
+        // Networked, the streams' ends are asked of JetStream: off the async worker, as
+        // this repeats every second for as long as the watch is open.
+        let read = Arc::clone(&state);
+        let streams = web::block(move || streams_json(&read)).await.ok()?;
+        let chunk = format!("event: streams\ndata: {streams}\n\n");
+        Some((
+            Ok::<_, Infallible>(Bytes::from(chunk)),
+            (place, state, false),
+        ))
     });
     Ok(event_stream(body))
+}
+
+/// Whether the request's `Accept` takes `text/event-stream` (with a quality above 0).
+fn accepts_event_stream(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("");
+            let refused = parts.any(|parameter| {
+                parameter
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case("text/event-stream") && !refused
+        })
 }
 
 /// A place among `[http] max_tails` for a long-lived response, or 503.

@@ -51,7 +51,15 @@ impl IngestTrace {
                 .as_deref()
                 .and_then(TraceContext::parse)
         });
-        let seed = format!("{}\n{}", envelope.source, envelope.id);
+        // The parent's span is part of the seed: a client's retry, a new span of its
+        // trace, is a span of its own (the stored event keeps the first one's).
+        let parent_span = parent.map(|parent| format!("{:016x}", parent.span_id));
+        let seed = [
+            stream,
+            &envelope.source,
+            &envelope.id,
+            parent_span.as_deref().unwrap_or(""),
+        ];
         let context = match parent {
             Some(parent) => parent.child(&seed, "ingest"),
             None => TraceContext::root(&seed),
@@ -87,7 +95,7 @@ impl IngestTrace {
             if let Some(dispatched) = self.dispatched {
                 trace::record(SpanRecord {
                     name: "append".into(),
-                    context: event.context.child(&event.context.traceparent(), "append"),
+                    context: event.context.child(&[], "append"),
                     parent: Some(event.context.span_id),
                     start: dispatched,
                     end,

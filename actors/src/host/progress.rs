@@ -25,6 +25,10 @@ pub struct RecoveryReport {
     pub eta_seconds: Option<f64>,
     /// Whether the replay has ended.
     pub done: bool,
+    /// Why it ended without the state, when it failed (the host stops, and is started
+    /// again or marked failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +37,7 @@ struct State {
     logged: Option<Instant>,
     progress: Progress,
     finished: Option<Duration>,
+    failed: Option<String>,
 }
 
 /// A host's recovery progress, shared with the gateway.
@@ -82,6 +87,13 @@ impl RecoveryProgress {
         state.finished = state.started.map(|started| started.elapsed());
     }
 
+    /// The replay failed with `reason`: it has ended, short of its total.
+    pub fn fail(&self, reason: &str) {
+        let mut state = self.lock();
+        state.finished = state.started.map(|started| started.elapsed());
+        state.failed = Some(reason.to_owned());
+    }
+
     /// Where the recovery is; `None` before one started.
     pub fn report(&self) -> Option<RecoveryReport> {
         let state = self.lock();
@@ -101,6 +113,7 @@ fn report(state: &State) -> RecoveryReport {
         false => 0.0,
     };
     let eta_seconds = match (state.finished, per_second > 0.0) {
+        (Some(_), _) if state.failed.is_some() => None,
         (Some(_), _) => Some(0.0),
         (None, true) => Some(total.saturating_sub(done) as f64 / per_second),
         (None, false) => None,
@@ -111,6 +124,7 @@ fn report(state: &State) -> RecoveryReport {
         per_second,
         eta_seconds,
         done: state.finished.is_some(),
+        failed: state.failed.clone(),
     }
 }
 
@@ -143,5 +157,13 @@ mod tests {
         let report = progress.report().expect("started");
         assert_eq!((report.replayed, report.done), (40, true));
         assert_eq!(report.eta_seconds, Some(0.0));
+        assert_eq!(report.failed, None);
+        progress.start();
+        progress.update("orders", Progress { done: 5, total: 40 });
+        progress.fail("the log cannot be read");
+        let report = progress.report().expect("started");
+        assert_eq!((report.replayed, report.done), (5, true));
+        assert_eq!(report.failed.as_deref(), Some("the log cannot be read"));
+        assert_eq!(report.eta_seconds, None);
     }
 }

@@ -74,7 +74,10 @@ impl DomainHost {
                 }
             },
         )
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| {
+            progress.fail(&error.to_string());
+            error.to_string()
+        })?;
         progress.finish();
         self.cursor = replayed.cursor;
         self.own_sequence = replayed.own_sequence;

@@ -7,6 +7,7 @@
 //! the rest still waiting behind it. Replay reads the same append and does the same.
 
 use std::collections::VecDeque;
+use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
 use herald_runtime::deadletter::{self, Held, InputRef, Parked, RETRIED, SKIPPED};
@@ -14,6 +15,7 @@ use herald_runtime::envelope::now_rfc3339;
 use herald_runtime::log::Part;
 use herald_runtime::replay::read_at;
 use herald_runtime::Envelope;
+use herald_runtime::{latency, trace};
 use tracing::{error, info, warn};
 
 use super::faults::{guarded, Failure};
@@ -172,10 +174,21 @@ impl DomainHost {
                 break;
             }
             // The emit rule holds here as live: a partition's reactions stay in it.
-            let placed = guarded(|| domain.handle(&input.envelope, &now))
-                .and_then(|emitted| self.place_reactions(&emitted).map(|()| emitted));
+            let began = SystemTime::now();
+            let started = Instant::now();
+            let handled_now = guarded(|| domain.handle(&input.envelope, &now));
+            latency::observe_since(&self.handler_latency, started);
+            let placed =
+                handled_now.and_then(|emitted| self.place_reactions(&emitted).map(|()| emitted));
             match placed {
                 Ok(emitted) => {
+                    trace::record_reaction(
+                        self.entry.name,
+                        &input.envelope,
+                        &emitted,
+                        began,
+                        SystemTime::now(),
+                    );
                     // Applied before the append, in order, as the next input's handler must
                     // see them; a failed append rebuilds the state from the log.
                     for event in &emitted {

@@ -201,4 +201,10 @@ fn an_order_is_one_trace_through_the_saga_networked() {
         BTreeSet::from(["node-a", "node-b"]),
         "both nodes handled parts of the saga"
     );
+    // The latency histograms of networked mode: node-a forwarded the order, node-b's
+    // appends were acknowledged by JetStream.
+    let forwarded = metric_value(&a.get("/metrics").text, "herald_forward_seconds_count");
+    assert!(forwarded.is_some_and(|count| count >= 1.0), "{forwarded:?}");
+    let acked = metric_value(&b.get("/metrics").text, "herald_log_append_seconds_count");
+    assert!(acked.is_some_and(|count| count >= 3.0), "{acked:?}");
 }

@@ -120,7 +120,7 @@ const KNOWN: [&str; 10] = [
 ];
 
 /// Attributes Herald assigns itself; a client may not set them.
-const RESERVED: [&str; 7] = [
+pub const RESERVED: [&str; 7] = [
     "stream",
     "sequence",
     "dataschema",

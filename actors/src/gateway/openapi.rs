@@ -1025,16 +1025,8 @@ fn non_blank(description: &str) -> Value {
     json!({"type": "string", "minLength": 1, "pattern": "\\S", "description": description})
 }
 
-/// Attributes Herald assigns itself, which a client may not send (`cloudevent.rs`).
-const RESERVED_ATTRIBUTES: [&str; 7] = [
-    "stream",
-    "sequence",
-    "dataschema",
-    "causesource",
-    "causeid",
-    "causestream",
-    "causesequence",
-];
+/// Attributes Herald assigns itself, which a client may not send.
+const RESERVED_ATTRIBUTES: [&str; 7] = herald_runtime::cloudevent::RESERVED;
 
 /// The names an attribute may have (`cloudevent.rs`: 1 to 20 lowercase letters or digits).
 const ATTRIBUTE_NAME: &str = "^[a-z0-9]{1,20}$";

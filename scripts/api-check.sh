@@ -46,16 +46,7 @@ pins="schemathesis==$SCHEMATHESIS_VERSION openapi-spec-validator==$OPENAPI_SPEC_
 if [[ ! -x $venv/bin/schemathesis || $(cat "$venv/.pins" 2>/dev/null) != "$pins" ]]; then
   say "installing $pins into $venv"
   rm -rf "$venv"
-  if ! python3 -m venv "$venv" 2>/dev/null; then
-    # Debian's python3 keeps venv in its own package.
-    command -v apt-get >/dev/null 2>&1 || die "python3 -m venv failed (install python3-venv)"
-    sudo=()
-    [[ $(id -u) == 0 ]] || sudo=(sudo)
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null ||
-      die "python3 -m venv failed and python3-venv could not be installed"
-    rm -rf "$venv"
-    python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv)"
-  fi
+  python3 -m venv "$venv" || die "python3 -m venv failed (install python3-venv; .ci/run does)"
   # shellcheck disable=SC2086 # $pins is two requirement words
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $pins ||
     die "installing $pins failed"

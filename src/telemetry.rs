@@ -55,14 +55,16 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour only on a terminal, so captured logs stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let registry = tracing_subscriber::registry().with(filter).with(TraceIds);
+    let registry = tracing_subscriber::registry().with(filter);
     match config.telemetry.format {
         LogFormat::Text => registry
             .with(tracing_subscriber::fmt::layer().with_ansi(ansi))
             .init(),
         LogFormat::Json => {
             trace::log_trace_ids(true);
+            // Only JSON lines read the trace ids this layer keeps.
             registry
+                .with(TraceIds)
                 .with(tracing_subscriber::fmt::layer().event_format(JsonLine {
                     node: config.node.id.clone(),
                 }))

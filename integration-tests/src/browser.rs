@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Map, Value};
@@ -47,10 +47,7 @@ impl Chromedriver {
             "/usr/bin/chromedriver",
             "apt-get install chromium-driver",
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|address| address.port())
-            .expect("a free port");
+        let port = crate::nats::free_port();
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -62,14 +59,12 @@ impl Chromedriver {
             port,
             _profile: tempfile::tempdir().expect("temp dir"),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while reqwest::blocking::get(format!("{}/status", driver.url())).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let status = format!("{}/status", driver.url());
+        assert!(
+            crate::poll(Duration::from_secs(30), || reqwest::blocking::get(&status)
+                .is_ok()),
+            "chromedriver did not answer in 30 s"
+        );
         driver
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
 use herald_integration_tests::browser::{screenshot_dir, Chromedriver};
-use herald_integration_tests::{event, sample_config_with_auth, stock_added, Node};
+use herald_integration_tests::{event, poll, sample_config_with_auth, stock_added, Node};
 use serde_json::{json, Value};
 
 const TOKEN: &str = "console-operator-token-0123456789";
@@ -38,17 +38,14 @@ impl Api<'_> {
     }
 
     fn publish(&self, event: &Value) -> Value {
-        let response = self
-            .0
-            .client()
-            .post(format!("{}/v1/events", self.0.base))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/cloudevents+json")
-            .body(event.to_string())
-            .send()
-            .expect("POST");
-        assert_eq!(response.status().as_u16(), 202);
-        response.json().expect("JSON")
+        let reply = self.0.post_with(
+            "/v1/events",
+            "application/cloudevents+json",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            event.to_string(),
+        );
+        assert_eq!(reply.status, 202, "{}", reply.text);
+        reply.json
     }
 
     /// Every (owner, subscriber) pair of the known domains, from `GET /v1/domains`.
@@ -137,15 +134,14 @@ fn the_console_shows_the_topology_tails_a_stream_and_skips_a_dead_letter() {
         "console-key",
         json!({"key": "console-key", "n": 1, "fault": "error"}),
     ));
-    let deadline = Instant::now() + WAIT;
-    let parked = loop {
-        let listed = api.get("/v1/deadletters/faulty");
-        if let Some(letter) = listed["dead_letters"].as_array().and_then(|l| l.first()) {
-            break letter.clone();
-        }
-        assert!(Instant::now() < deadline, "nothing parked: {listed}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut parked = Value::Null;
+    assert!(
+        poll(WAIT, || {
+            parked = api.get("/v1/deadletters/faulty")["dead_letters"][0].clone();
+            !parked.is_null()
+        }),
+        "nothing parked"
+    );
     let parked_id = parked["id"].as_str().expect("an id").to_owned();
     let expected_arrows = api.subscriptions();
     assert!(

@@ -649,3 +649,56 @@ fn cli_tail_prints_what_the_events_api_serves() {
         &json!(by_stream),
     );
 }
+
+/// `GET /v1/streams` with `Accept: text/event-stream`: the same JSON as server-sent events,
+/// again every second, so a new event shows in a later frame; each watch takes a place
+/// among `max_tails`; `q=0` on the event stream asks for plain JSON.
+#[test]
+fn the_streams_can_be_watched_as_server_sent_events() {
+    let node = Node::start_with(&[("HERALD_HTTP__MAX_TAILS", "1")]);
+    let watch = Tail::open(&node.base, "/v1/streams", None);
+    assert_eq!(watch.status, 200, "{}", watch.error_body);
+    assert_eq!(watch.content_type, "text/event-stream");
+    let first = watch.expect_event(Duration::from_secs(5), "the first frame");
+    assert_eq!(first.event.as_deref(), Some("streams"));
+    let plain = node.get("/v1/streams");
+    assert_eq!(
+        stream_names(&first.json()),
+        stream_names(&plain.json),
+        "a frame is what GET /v1/streams answers"
+    );
+
+    let refused = Tail::open(&node.base, "/v1/streams", None);
+    assert_eq!(refused.status, 503, "a second watch past max_tails = 1");
+
+    node.accept(&stock_added("sku-watched", 2));
+    let last_of_inventory = |frame: &Value| {
+        frame["streams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["stream"] == "inventory")
+            .map(|s| s["last_sequence"].clone())
+    };
+    let mut moved = false;
+    for _ in 0..10 {
+        let frame = watch.expect_event(Duration::from_secs(3), "a later frame");
+        if last_of_inventory(&frame.json()) == Some(json!(1)) {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "no frame showed inventory's new event");
+
+    let json_wanted = node
+        .client()
+        .get(format!("{}/v1/streams", node.base))
+        .header("accept", "text/event-stream;q=0, application/json")
+        .send()
+        .expect("GET");
+    let content_type = json_wanted.headers()["content-type"].to_str().unwrap_or("");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+}

@@ -39,11 +39,14 @@ pub struct DomainDescription {
 impl DomainDescription {
     /// Describes domain `D`.
     pub fn of<D: Domain>() -> Self {
+        // Generated once: each type's JSON Schema is built by `types()`.
+        let types = <D::Event as Event>::types();
+        let ingress = types.iter().filter(|t| t.ingress).map(|t| t.name).collect();
         Self {
             name: D::NAME,
             event_domain: <D::Event as Event>::DOMAIN,
-            types: <D::Event as Event>::types(),
-            ingress: <D::Event as Event>::ingress(),
+            types,
+            ingress,
             subscriptions: <D::Input as Input>::TYPES.to_vec(),
             queries: D::queries(),
             entity_schema: schema_of::<D::Entity>(),

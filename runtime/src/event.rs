@@ -29,17 +29,13 @@ pub trait Event: Sized + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'st
     }
 }
 
-/// One event type's payload struct: its full type name and the field holding its key.
+/// One event type's payload struct: its full type name.
 ///
 /// [`events!`](crate::events) implements it for every payload it lists, so another
 /// domain can consume the type by naming the struct in [`inputs!`](crate::inputs).
 pub trait Payload: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {
     /// Full type name, for example `orders.OrderPlaced`.
     const TYPE: &'static str;
-    /// The `data` field holding the entity key.
-    const KEY_FIELD: &'static str;
-    /// The entity key: the CloudEvents `subject` of events of this type.
-    fn key(&self) -> &str;
 }
 
 /// One event type: its name, key field and the JSON Schema of its `data`.
@@ -146,11 +142,6 @@ macro_rules! events {
 
             impl $crate::Payload for $variant {
                 const TYPE: &'static str = $variant::TYPE;
-                const KEY_FIELD: &'static str = stringify!($key);
-
-                fn key(&self) -> &str {
-                    &self.$key
-                }
             }
 
             impl ::core::convert::From<$variant> for $name {
@@ -214,10 +205,7 @@ macro_rules! events {
                         $crate::EventType {
                             name: $variant::TYPE,
                             key_field: stringify!($key),
-                            schema: $crate::__private::serde_json::to_value(
-                                $crate::__private::schemars::schema_for!($variant),
-                            )
-                            .unwrap_or_default(),
+                            schema: $crate::schema_of::<$variant>(),
                             ingress: $crate::__from!($($who)?),
                         },
                     )*

@@ -16,7 +16,7 @@
 //! ```
 
 use crate::codec::{self, FormatTag};
-use crate::domain::{Domain, HandleError, Params, QueryError, Rejection};
+use crate::domain::{answer, Domain, HandleError, Params, QueryError, Rejection};
 use crate::envelope::{Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
 use crate::event::Event;
 use crate::hosted::decode_input;
@@ -71,8 +71,13 @@ impl<D: Domain> Scenario<D> {
         if let Err(invalid) = postable(&event) {
             panic!("the node would refuse this event before the domain saw it: {invalid}");
         }
-        self.domain.validate(&event)?;
-        self.domain.apply(&event);
+        self.admit(&event)
+    }
+
+    /// What the node does with a postable event: validated, then applied if accepted.
+    fn admit(&mut self, event: &D::Event) -> Result<(), Rejection> {
+        self.domain.validate(event)?;
+        self.domain.apply(event);
         Ok(())
     }
 
@@ -137,7 +142,7 @@ impl<D: Domain> Scenario<D> {
         let event = event.into();
         let outcome = match postable(&event) {
             Err(invalid) => Err(Failure::Invalid(invalid)),
-            Ok(()) => match self.when_ingress(event.clone()) {
+            Ok(()) => match self.admit(&event) {
                 Ok(()) => Ok(vec![event]),
                 Err(rejection) => Err(Failure::Rejected(rejection.reason)),
             },
@@ -157,7 +162,7 @@ impl<D: Domain> Scenario<D> {
     pub fn entity(&self, key: &str) -> Option<serde_json::Value> {
         self.domain
             .entity(key)
-            .map(|entity| serde_json::to_value(entity).expect("the entity encodes as JSON"))
+            .map(|entity| answer(&entity).expect("the entity encodes as JSON"))
     }
 
     /// A named query's answer.
@@ -173,7 +178,7 @@ fn postable<E: Event>(event: &E) -> Result<(), String> {
     let Some(event_type) = E::types().into_iter().find(|t| t.name == name) else {
         return Err(format!("{name} is not a type of its enum"));
     };
-    if !E::ingress().contains(&name) {
+    if !event_type.ingress {
         return Err(format!(
             "{name} is not an ingress type (mark it `from clients` in events!)"
         ));

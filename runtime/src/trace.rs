@@ -107,47 +107,66 @@ pub fn emitting(handle: &TraceContext, id: &str) -> TraceContext {
     handle.child(&[id], "emit")
 }
 
-/// Records `domain`'s handling of `input` (from `start` to `end`) and a span per event it
-/// emitted, each a child of the handling.
-pub fn record_reaction<'a>(
-    domain: &str,
-    input: &Envelope,
-    emitted: impl IntoIterator<Item = &'a Envelope>,
+/// One domain's handling of one input, traced: its context, worked out once, and when it
+/// began. Begun only when a trace is wanted ([`wanted`]).
+pub struct Handling {
+    domain: &'static str,
+    /// The handling's own span.
+    pub context: TraceContext,
+    parent: Option<TraceContext>,
     start: SystemTime,
-    end: SystemTime,
-) {
-    if !enabled() {
-        return;
+}
+
+impl Handling {
+    /// `domain` starts handling `input`; `None` when no trace is wanted.
+    pub fn begin(domain: &'static str, input: &Envelope) -> Option<Self> {
+        wanted().then(|| {
+            let (context, parent) = handling(domain, input);
+            Self {
+                domain,
+                context,
+                parent,
+                start: SystemTime::now(),
+            }
+        })
     }
-    let (handle, parent) = handling(domain, input);
-    for event in emitted {
+
+    /// Records the handling, ended now, and a span per event it emitted (once they are
+    /// stored), each a child of the handling; nothing unless spans are exported.
+    pub fn record<'a>(&self, input: &Envelope, emitted: impl IntoIterator<Item = &'a Envelope>) {
+        if !enabled() {
+            return;
+        }
+        let (domain, handle, end) = (self.domain, self.context, SystemTime::now());
+        for event in emitted {
+            record(SpanRecord {
+                name: "emit".into(),
+                context: emitting(&handle, &event.id),
+                parent: Some(handle.span_id),
+                start: self.start,
+                end,
+                attributes: vec![
+                    ("herald.domain", domain.to_owned()),
+                    ("cloudevents.event_type", event.event_type.clone()),
+                    ("cloudevents.event_id", event.id.clone()),
+                ],
+            });
+        }
         record(SpanRecord {
-            name: "emit".into(),
-            context: emitting(&handle, &event.id),
-            parent: Some(handle.span_id),
-            start,
+            name: "handle".into(),
+            context: handle,
+            parent: self.parent.map(|parent| parent.span_id),
+            start: self.start,
             end,
             attributes: vec![
                 ("herald.domain", domain.to_owned()),
-                ("cloudevents.event_type", event.event_type.clone()),
-                ("cloudevents.event_id", event.id.clone()),
+                ("cloudevents.event_type", input.event_type.clone()),
+                ("cloudevents.event_id", input.id.clone()),
+                ("herald.stream", input.stream.clone()),
+                ("herald.sequence", input.sequence.to_string()),
             ],
         });
     }
-    record(SpanRecord {
-        name: "handle".into(),
-        context: handle,
-        parent: parent.map(|parent| parent.span_id),
-        start,
-        end,
-        attributes: vec![
-            ("herald.domain", domain.to_owned()),
-            ("cloudevents.event_type", input.event_type.clone()),
-            ("cloudevents.event_id", input.id.clone()),
-            ("herald.stream", input.stream.clone()),
-            ("herald.sequence", input.sequence.to_string()),
-        ],
-    });
 }
 
 /// The hash of `what` and the parts of `seed`, each after a byte no UTF-8 text holds, so

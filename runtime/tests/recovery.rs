@@ -5,7 +5,7 @@
 use herald_runtime::cloudevent::parse_structured;
 use herald_runtime::hosted::{DomainEntry, HostedDomain};
 use herald_runtime::log::{EventLog, MemoryLog};
-use herald_runtime::replay::{rebuild, replay_limit, Replayed, Start};
+use herald_runtime::replay::{rebuild, rebuild_reporting, replay_limit, Progress, Replayed, Start};
 use herald_runtime::{Domain, Envelope, HandleError, NoInput, Outbox};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -238,4 +238,49 @@ fn a_rebuild_from_snapshot_positions_equals_one_from_the_beginning() {
     assert_eq!(replayed.handled, 2);
     assert_eq!(full.entity("x"), live.entity("x"));
     assert_eq!(from_snapshot.entity("x"), live.entity("x"));
+}
+
+#[test]
+fn a_rebuild_reports_its_progress_against_a_total_known_up_front() {
+    let log = MemoryLog::new();
+    let mut live = echo();
+    for n in 0..1500 {
+        let offset = log
+            .append("pings", 0, vec![ping(&format!("p{n}"))])
+            .unwrap()[0]
+            .offset;
+        react(&log, live.as_mut(), offset, 2);
+    }
+    let upto = replay_limit(&log, "echo").unwrap();
+    let mut rebuilt = echo();
+    let stream = rebuilt.name();
+    let mut reports: Vec<Progress> = Vec::new();
+    rebuild_reporting(
+        rebuilt.as_mut(),
+        stream,
+        &log,
+        &subscribed,
+        Start::default(),
+        upto,
+        TIME,
+        &mut |progress| reports.push(progress),
+    )
+    .unwrap();
+    // Its 3000 echoes to apply and the input positions up to the last ping's.
+    let total = 3000 + upto;
+    assert!(reports.len() > 2, "{reports:?}");
+    assert!(
+        reports.iter().all(|report| report.total == total),
+        "{reports:?}"
+    );
+    assert!(
+        reports.windows(2).all(|pair| pair[0].done <= pair[1].done),
+        "{reports:?}"
+    );
+    assert!(
+        reports[0].done > 0 && reports[0].done < total,
+        "{reports:?}"
+    );
+    assert_eq!(reports.last().map(|report| report.done), Some(total));
+    assert_eq!(rebuilt.entity("x"), live.entity("x"));
 }

@@ -929,20 +929,9 @@ fn rewrite(schema: &mut Value, targets: &Targets<'_>) {
 /// One token of a JSON pointer in a URI fragment, decoded: percent-escapes, then `~1`
 /// and `~0`. `None` if its escapes do not decode to UTF-8.
 fn pointer_token(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        if bytes[at] == b'%' {
-            let hex = raw.get(at + 1..at + 3)?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
-            at += 3;
-        } else {
-            decoded.push(bytes[at]);
-            at += 1;
-        }
-    }
-    let text = String::from_utf8(decoded).ok()?;
+    let text = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
     Some(text.replace("~1", "/").replace("~0", "~"))
 }
 
@@ -1633,4 +1622,58 @@ fn readiness() -> Value {
             ),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_embedded_schema_s_definitions_become_components_and_its_refs_follow() {
+        let mut components = Components {
+            schemas: Map::new(),
+        };
+        let schema = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "line": {"$ref": "#/$defs/Line"},
+                "odd": {"$ref": "#/$defs/a~1b%20c"},
+                "whole": {"$ref": "#"},
+                "$ref": {"const": {"$ref": "#/$defs/Line"}}
+            },
+            "$defs": {
+                "Line": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Line"}}},
+                "a/b c": {"type": "string"}
+            }
+        });
+        let name = components.embed("Data.orders.OrderPlaced", &schema);
+        assert_eq!(name, "Data.orders.OrderPlaced");
+        let schemas = &components.schemas;
+        let root = &schemas[&name];
+        assert!(
+            root.get("$schema").is_none() && root.get("$defs").is_none(),
+            "{root}"
+        );
+        let line = "#/components/schemas/Data.orders.OrderPlaced.Line";
+        assert_eq!(root["properties"]["line"]["$ref"], line);
+        assert_eq!(
+            root["properties"]["odd"]["$ref"],
+            "#/components/schemas/Data.orders.OrderPlaced.a_b_c"
+        );
+        assert_eq!(
+            root["properties"]["whole"]["$ref"],
+            "#/components/schemas/Data.orders.OrderPlaced"
+        );
+        // A property named `$ref` holds data, not a reference: left as it was.
+        assert_eq!(root["properties"]["$ref"]["const"]["$ref"], "#/$defs/Line");
+        assert_eq!(
+            schemas["Data.orders.OrderPlaced.Line"]["properties"]["next"]["$ref"],
+            line
+        );
+        assert_eq!(
+            schemas["Data.orders.OrderPlaced.a_b_c"],
+            json!({"type": "string"})
+        );
+    }
 }

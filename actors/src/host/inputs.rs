@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use actix::prelude::*;
 use herald_runtime::envelope::now_rfc3339;
@@ -83,13 +83,12 @@ impl DomainHost {
         }
         // Log lines of this step carry its trace id (when logs show trace ids, or spans are
         // exported: nothing is built for it otherwise).
-        let _span = trace::wanted().then(|| {
-            let (handle, _) = trace::handling(self.entry.name, input);
-            info_span!("handle", trace_id = %handle.trace_hex()).entered()
-        });
+        let handling = trace::Handling::begin(self.entry.name, input);
+        let _span = handling
+            .as_ref()
+            .map(|h| info_span!("handle", trace_id = %h.context.trace_hex()).entered());
         let view = self.view.clone();
         let mut domain = view.write();
-        let began = SystemTime::now();
         let started = Instant::now();
         let handled = faults::guarded(|| domain.handle(input, &now_rfc3339()));
         latency::observe_since(&self.handler_latency, started);
@@ -106,7 +105,9 @@ impl DomainHost {
         self.retrying = None;
         if emitted.is_empty() {
             self.cursor = record.offset;
-            trace::record_reaction(self.entry.name, input, [], began, SystemTime::now());
+            if let Some(handling) = &handling {
+                handling.record(input, []);
+            }
             return Ok(());
         }
         match self.append_reactions(record.offset, emitted) {
@@ -117,13 +118,9 @@ impl DomainHost {
                     emitted = records.len(),
                     "input handled"
                 );
-                trace::record_reaction(
-                    self.entry.name,
-                    input,
-                    records.iter().map(|record| &record.envelope),
-                    began,
-                    SystemTime::now(),
-                );
+                if let Some(handling) = &handling {
+                    handling.record(input, records.iter().map(|record| &record.envelope));
+                }
                 apply_all(domain.as_mut(), &records);
                 self.cursor = record.offset;
                 self.note_own(&records);

@@ -7,7 +7,8 @@
 //! the rest still waiting behind it. Replay reads the same append and does the same.
 
 use std::collections::VecDeque;
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use herald_runtime::deadletter::{self, Held, InputRef, Parked, RETRIED, SKIPPED};
@@ -150,6 +151,9 @@ impl DomainHost {
         )];
         let mut reactions: Vec<Envelope> = Vec::new();
         let mut handled = 0;
+        // Each traced handling, its input and how many reactions it added: recorded once
+        // they are stored.
+        let mut traced = Vec::new();
         let mut parked_again: Option<(Parked, VecDeque<u64>)> = None;
         let view = self.view.clone();
         let mut domain = view.write();
@@ -174,7 +178,7 @@ impl DomainHost {
                 break;
             }
             // The emit rule holds here as live: a partition's reactions stay in it.
-            let began = SystemTime::now();
+            let handling = trace::Handling::begin(self.entry.name, &input.envelope);
             let started = Instant::now();
             let handled_now = guarded(|| domain.handle(&input.envelope, &now));
             latency::observe_since(&self.handler_latency, started);
@@ -182,13 +186,9 @@ impl DomainHost {
                 handled_now.and_then(|emitted| self.place_reactions(&emitted).map(|()| emitted));
             match placed {
                 Ok(emitted) => {
-                    trace::record_reaction(
-                        self.entry.name,
-                        &input.envelope,
-                        &emitted,
-                        began,
-                        SystemTime::now(),
-                    );
+                    if let Some(handling) = handling {
+                        traced.push((handling, Arc::clone(&input), emitted.len()));
+                    }
                     // Applied before the append, in order, as the next input's handler must
                     // see them; a failed append rebuilds the state from the log.
                     for event in &emitted {
@@ -228,6 +228,10 @@ impl DomainHost {
             .cloned()
             .collect();
         self.note_own(&own);
+        let mut stored = own.iter().map(|record| &record.envelope);
+        for (handling, input, count) in traced {
+            handling.record(&input.envelope, stored.by_ref().take(count));
+        }
         let sync_to = records.last().map_or(0, |record| record.offset);
         self.holds.release(&held.parked.input.key);
         let outcome = match parked_again {

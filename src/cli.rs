@@ -123,6 +123,7 @@ fn load(path: &Path, registry: Registry) -> Result<Config, ExitCode> {
         ExitCode::from(BAD_CONFIG)
     })?;
     node::check_partitions(&config, &catalog, &enabled).map_err(|error| refuse(&error))?;
+    node::configure_domains(&config, registered).map_err(|error| refuse(&error))?;
     Ok(config)
 }
 

@@ -38,6 +38,23 @@ pub use crate::error::NodeError;
 /// them 503 and close them; past that, the kernel's backlog holds new ones.
 const REFUSAL_HEADROOM: usize = 256;
 
+/// Each registered domain with its own settings from `[domain.<name>]`, checked: a key the
+/// domain does not take, or a value it cannot, is refused naming both.
+pub fn configure_domains(
+    config: &Config,
+    registered: Vec<DomainEntry>,
+) -> Result<Vec<DomainEntry>, NodeError> {
+    registered
+        .into_iter()
+        .map(|entry| {
+            let options = config.domain_settings(entry.name).options;
+            entry
+                .configured(options)
+                .map_err(|error| NodeError::Config(error.to_string()))
+        })
+        .collect()
+}
+
 /// How long a node waits for its domains to catch up before giving up at start.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -51,6 +68,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
+    let registered = configure_domains(&config, registered)?;
     let known: Vec<&str> = registered.iter().map(|entry| entry.name).collect();
     let enabled = config.enabled_domains(&known);
     let left_out: Vec<&str> = known
@@ -144,12 +162,12 @@ pub async fn run(
             let entry = registered
                 .iter()
                 .find(|entry| entry.name == domain)
-                .copied()
+                .cloned()
                 .expect("streams come from the layout of registered domains");
             let settings = config.domain_settings(domain);
             let snapshots = snapshots.clone();
             Box::new(move |view| HostArgs {
-                entry,
+                entry: entry.clone(),
                 stream,
                 partition: (partitions > 1).then_some((partition, partitions)),
                 bus: Arc::clone(&bus),

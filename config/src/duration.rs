@@ -13,11 +13,11 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Serializer;
 
 /// The accepted forms, for the end of an error message.
-pub(crate) const FORMS: &str =
+pub const FORMS: &str =
     "write it like \"90s\", \"30m\", \"24h\", \"7d\", \"500ms\" or \"1h 30m\", or as a whole number of seconds";
 
 /// Reads a duration string; `Err` says why, quoting `text`.
-pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();
     if !trimmed.is_empty() && trimmed.bytes().all(|byte| byte.is_ascii_digit()) {
         return trimmed

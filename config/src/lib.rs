@@ -24,7 +24,7 @@
 //! - `error.rs`: [`ConfigError`] and [`Problem`], worded for the person editing the file.
 
 mod auth;
-mod duration;
+pub mod duration;
 mod env;
 mod error;
 mod nats;
@@ -45,7 +45,10 @@ use crate::env::EnvOverrides;
 pub use crate::error::{ConfigError, Problem};
 pub use crate::nats::{NatsConfig, NatsCredentials};
 pub use crate::nearest::nearest;
+/// Re-exported: the values of a domain's own settings are figment values.
+pub use figment;
 pub use crate::sections::{
+    RUNTIME_DOMAIN_KEYS,
     BusConfig, BusKind, DedupWindow, DomainSettings, DomainsConfig, FsyncPolicy, HttpConfig,
     LogConfig, LogFormat, NodeConfig, TelemetryConfig, MAX_PARTITIONS,
 };
@@ -54,7 +57,7 @@ pub use crate::sections::{
 pub const SAMPLE_CONFIG: &str = include_str!("../herald.toml");
 
 /// A whole `herald.toml`; missing sections and keys take their defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `[node]`: identity and data directory.
@@ -174,7 +177,7 @@ impl Config {
 
     /// The `[domain.<name>]` settings, or the defaults when the file has no such table.
     pub fn domain_settings(&self, name: &str) -> DomainSettings {
-        self.domain.get(name).copied().unwrap_or_default()
+        self.domain.get(name).cloned().unwrap_or_default()
     }
 
     /// The partitions the config gives domain `name` if it is keyed by key: its own

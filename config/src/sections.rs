@@ -400,9 +400,8 @@ impl Default for DomainsConfig {
     }
 }
 
-/// `[domain.<name>]`: tuning for one domain's actors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+/// `[domain.<name>]`: tuning for one domain's actors, and the domain's own settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct DomainSettings {
     /// Ingress requests the domain holds (queued or being handled) before further ones are
     /// answered 429; more than zero.
@@ -426,7 +425,21 @@ pub struct DomainSettings {
     /// `[domains] partitions` when absent.
     #[serde(default)]
     pub partitions: Option<u32>,
+    /// Every other key: the domain's own settings (`payment_timeout` for orders), which
+    /// the domain reads and checks (`Domain::configure`), naming any key it does not take.
+    #[serde(flatten, default)]
+    pub options: std::collections::BTreeMap<String, figment::value::Value>,
 }
+
+/// The keys of `[domain.<name>]` that the runtime itself reads, for "did you mean".
+pub const RUNTIME_DOMAIN_KEYS: &[&str] = &[
+    "mailbox_capacity",
+    "retry_attempts",
+    "retry_backoff",
+    "retry_backoff_max",
+    "max_parked_keys",
+    "partitions",
+];
 
 fn default_mailbox_capacity() -> usize {
     1024
@@ -457,6 +470,7 @@ impl Default for DomainSettings {
             retry_backoff_max: default_retry_backoff_max(),
             max_parked_keys: default_max_parked_keys(),
             partitions: None,
+            options: std::collections::BTreeMap::new(),
         }
     }
 }

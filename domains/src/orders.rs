@@ -29,7 +29,7 @@ use std::collections::{btree_map::Entry, BTreeMap, BTreeSet};
 use herald_runtime::prelude::*;
 
 use crate::events::inventory::{StockRejected, StockReserved};
-use crate::events::orders::OrdersEvent;
+use crate::events::orders::{OrderCancelled, OrdersEvent};
 use crate::events::payments::{PaymentCaptured, PaymentDeclined};
 use crate::events::shipping::{ShipmentDelivered, ShipmentDispatched, ShipmentScheduled};
 
@@ -139,6 +139,24 @@ pub struct Orders {
     /// snapshot from a build without it then fails to decode (and the state is rebuilt from
     /// the log) instead of being misread.
     unpriced: BTreeSet<String>,
+    /// `[domain.orders] payment_timeout`: configuration, not state (see [`PAYMENT_TIMEOUT`]).
+    #[serde(skip)]
+    payment_timeout: Duration,
+}
+
+/// How long a reserved order waits for its payment before orders cancels it, releasing
+/// its stock, unless `[domain.orders] payment_timeout` says otherwise (`"0s"`: never).
+///
+/// The deadline is the reservation's time plus the timeout, logged as a durable timer when
+/// orders learns of the reservation: a payment (captured or declined) cancels the timer, and
+/// a timer that fires appends `OrderCancelled`, which inventory and payments already
+/// follow. A client's cancellation does not stop the timer (ingress has no outbox); the
+/// second `OrderCancelled` it then fires changes nothing anywhere.
+pub const PAYMENT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The name of an order's payment timer.
+fn payment_timer(order_id: &str) -> String {
+    format!("payment:{order_id}")
 }
 
 impl Domain for Orders {
@@ -153,6 +171,11 @@ impl Domain for Orders {
     // Every input is a saga event about one order, keyed by the order id; no decision spans orders.
     fn partitioning() -> Partitioning {
         Partitioning::ByKey { inputs: &[] }
+    }
+
+    fn configure(&mut self, settings: &Settings) -> Result<(), SettingsError> {
+        self.payment_timeout = settings.duration("payment_timeout", PAYMENT_TIMEOUT)?;
+        Ok(())
     }
 
     fn validate(&self, proposed: &OrdersEvent) -> Result<(), Rejection> {
@@ -195,7 +218,7 @@ impl Domain for Orders {
     fn handle(
         &mut self,
         input: OrdersInput,
-        _out: &mut Outbox<OrdersEvent>,
+        out: &mut Outbox<OrdersEvent>,
     ) -> Result<(), HandleError> {
         let (order_id, next) = match input {
             OrdersInput::StockReserved(e) => (e.order_id, Status::Reserved),
@@ -207,8 +230,31 @@ impl Domain for Orders {
             OrdersInput::ShipmentDelivered(e) => (e.order_id, Status::Delivered),
         };
         // Every saga event follows its order's OrderPlaced, which orders applied at ingress.
-        if let Some(order) = self.orders.get_mut(&order_id) {
-            order.status.advance(next);
+        let Some(order) = self.orders.get_mut(&order_id) else {
+            return Ok(());
+        };
+        let was = order.status.rank();
+        order.status.advance(next);
+        let timeout = self.payment_timeout;
+        match order.status {
+            // Reserved just now: the payment is due within the timeout of the reservation.
+            Status::Reserved if was < Status::Reserved.rank() && !timeout.is_zero() => {
+                let reason = format!(
+                    "no payment within {}s of the stock being reserved",
+                    timeout.as_secs()
+                );
+                out.schedule(
+                    payment_timer(&order_id),
+                    out.now() + timeout,
+                    OrderCancelled { order_id, reason },
+                );
+            }
+            Status::Reserved | Status::Placed => {}
+            // Paid, rejected or further: nothing left to wait for.
+            _ if was <= Status::Reserved.rank() => {
+                out.cancel(payment_timer(&order_id));
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -431,11 +431,17 @@ impl Node {
 
     /// An entity's JSON, or `None` on 404.
     pub fn entity(&self, domain: &str, key: &str) -> Option<Value> {
+        self.try_entity(domain, key).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// An entity's JSON, `None` on 404, or what else was answered (a partition moving
+    /// between nodes answers 503 for a moment).
+    pub fn try_entity(&self, domain: &str, key: &str) -> Result<Option<Value>, String> {
         let reply = self.get(&format!("/v1/domains/{domain}/entities/{key}"));
         match reply.status {
-            200 => Some(reply.json),
-            404 => None,
-            other => panic!("entity {domain}/{key}: status {other}: {}", reply.json),
+            200 => Ok(Some(reply.json)),
+            404 => Ok(None),
+            other => Err(format!("entity {domain}/{key}: status {other}: {}", reply.json)),
         }
     }
 
@@ -455,9 +461,16 @@ impl Node {
 
     /// The analytics summary.
     pub fn summary(&self) -> Value {
+        self.try_summary().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Analytics' `summary`, or what else was answered.
+    pub fn try_summary(&self) -> Result<Value, String> {
         let reply = self.get("/v1/domains/analytics/queries/summary");
-        assert_eq!(reply.status, 200, "summary: {}", reply.json);
-        reply.json
+        match reply.status {
+            200 => Ok(reply.json),
+            other => Err(format!("summary: status {other}: {}", reply.json)),
+        }
     }
 
     /// `GET /v1/streams`, asserted 200 with a `streams` array.

@@ -63,7 +63,7 @@ fn members() -> Vec<Member> {
                         description.partitioning,
                         (count > 1).then_some((p, count)),
                     ),
-                    entry,
+                    entry: entry.clone(),
                     cursor: 0,
                 }
             })

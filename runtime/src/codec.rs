@@ -31,6 +31,9 @@ pub enum FormatTag {
     /// The answers to a [`FormatTag::ForwardBatchV1`], in order: each a
     /// [`FormatTag::ForwardReplyV1`] frame.
     ForwardBatchReplyV1 = 10,
+    /// A domain's state with its pending timers (layout 2): the timers, then the domain's
+    /// own serde layout.
+    StateV2 = 11,
 }
 
 impl FormatTag {
@@ -46,6 +49,7 @@ impl FormatTag {
             8 => Some(Self::RecordV2),
             9 => Some(Self::ForwardBatchV1),
             10 => Some(Self::ForwardBatchReplyV1),
+            11 => Some(Self::StateV2),
             _ => None,
         }
     }

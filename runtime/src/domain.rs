@@ -40,6 +40,14 @@ pub trait Domain:
     fn partitioning() -> Partitioning {
         Partitioning::Whole
     }
+    /// Reads the domain's own settings (the keys of its `[domain.<name>]` table the runtime
+    /// does not take) into fields the state does not serialize; called on every fresh or
+    /// restored state. A key it does not read is refused at start, naming it. By default
+    /// the domain takes none.
+    fn configure(&mut self, settings: &crate::settings::Settings) -> Result<(), crate::settings::SettingsError> {
+        let _ = settings;
+        Ok(())
+    }
     /// Decides whether a client's proposed ingress event is acceptable in the current state;
     /// by default every one is.
     fn validate(&self, proposed: &Self::Event) -> Result<(), Rejection> {

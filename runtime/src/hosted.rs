@@ -8,7 +8,9 @@ use crate::envelope::{Cause, Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
 use crate::event::{DataError, Event};
 use crate::ids;
 use crate::input::Input;
-use crate::outbox::Outbox;
+use crate::outbox::{Emitted, Outbox};
+use crate::settings::{SettingValues, Settings, SettingsError};
+use crate::timer::{self, TimerRequest, Timers};
 use crate::trace;
 
 /// Why a proposed ingress event was not admitted.
@@ -56,9 +58,20 @@ pub trait HostedDomain: Send + Sync {
     fn save_state(&self) -> Result<Vec<u8>, CodecError>;
     /// Replaces the whole state with one saved by [`HostedDomain::save_state`].
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), CodecError>;
+    /// When the earliest pending timer may fire.
+    fn next_timer(&self) -> Option<time::OffsetDateTime>;
+    /// The records of the timers due at `now`, ready to append to `stream`, stamped `time`:
+    /// each one's event, or a cancel record where the domain's `validate` refuses it.
+    fn due_timers(&self, stream: &str, now: time::OffsetDateTime, time: &str) -> Vec<Envelope>;
+    /// How many timers are pending.
+    fn pending_timers(&self) -> usize;
 }
 
-struct Hosted<D: Domain>(D);
+struct Hosted<D: Domain> {
+    domain: D,
+    timers: Timers,
+    settings: SettingValues,
+}
 
 impl<D: Domain> HostedDomain for Hosted<D> {
     fn name(&self) -> &'static str {
@@ -74,21 +87,32 @@ impl<D: Domain> HostedDomain for Hosted<D> {
                 key: event.subject().to_owned(),
             });
         }
-        self.0.validate(&event)?;
-        self.0.apply(&event);
+        self.domain.validate(&event)?;
+        self.domain.apply(&event);
         Ok(())
     }
 
     fn apply(&mut self, envelope: &Envelope) -> Result<(), DataError> {
+        if timer::is_timer_record(&envelope.event_type) {
+            return self
+                .timers
+                .apply_record(envelope)
+                .map_err(|error| DataError::Invalid {
+                    type_name: envelope.event_type.clone(),
+                    message: error.reason,
+                });
+        }
         let event = D::Event::from_data(&envelope.event_type, &envelope.data)?;
-        self.0.apply(&event);
+        self.domain.apply(&event);
+        self.timers.note_applied(envelope);
         Ok(())
     }
 
     fn handle(&mut self, input: &Envelope, time: &str) -> Result<Vec<Envelope>, HandleError> {
-        let mut outbox = Outbox::default();
-        self.0.handle(decode_input::<D>(input)?, &mut outbox)?;
-        let emitted = outbox.into_events();
+        let mut outbox = Outbox::at(input_time(input));
+        self.domain
+            .handle(decode_input::<D>(input)?, &mut outbox)?;
+        let emitted = self.records(outbox.into_emitted());
         let cause = Cause {
             source: input.source.clone(),
             id: input.id.clone(),
@@ -103,33 +127,136 @@ impl<D: Domain> HostedDomain for Hosted<D> {
         Ok(emitted
             .into_iter()
             .enumerate()
-            .map(|(index, event)| emitted_envelope::<D>(&event, &cause, index, time, handle))
+            .map(|(index, event)| emitted_envelope::<D>(event, &cause, index, time, handle))
             .collect())
     }
 
     fn rehandle(&mut self, input: &Envelope) -> Result<(), HandleError> {
-        let mut outbox = Outbox::default();
-        self.0.handle(decode_input::<D>(input)?, &mut outbox)
+        let mut outbox = Outbox::at(input_time(input));
+        self.domain.handle(decode_input::<D>(input)?, &mut outbox)
     }
 
     fn entity(&self, key: &str) -> Result<Option<serde_json::Value>, QueryError> {
         // An entity that does not encode (a map with non-string keys) is a bug in the
         // domain: answered 500 naming it, never as an absent entity.
-        self.0.entity(key).map(|entity| answer(&entity)).transpose()
+        self.domain.entity(key).map(|entity| answer(&entity)).transpose()
     }
 
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
-        self.0.query(name, params)
+        self.domain.query(name, params)
     }
 
     fn save_state(&self) -> Result<Vec<u8>, CodecError> {
-        codec::encode(FormatTag::StateV1, &self.0)
+        codec::encode(FormatTag::StateV2, &(&self.timers, &self.domain))
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
-        self.0 = codec::decode(FormatTag::StateV1, bytes)?;
+        // A state saved before timers existed holds none.
+        (self.timers, self.domain) = match bytes.first() {
+            Some(&tag) if tag == FormatTag::StateV1 as u8 => {
+                (Timers::default(), codec::decode(FormatTag::StateV1, bytes)?)
+            }
+            _ => codec::decode(FormatTag::StateV2, bytes)?,
+        };
+        // Checked when the node started (`DomainEntry::configured`).
+        let _ = self.domain.configure(&Settings::new(D::NAME, self.settings.clone()));
         Ok(())
     }
+
+    fn next_timer(&self) -> Option<time::OffsetDateTime> {
+        self.timers.next_due()
+    }
+
+    fn due_timers(&self, stream: &str, now: time::OffsetDateTime, time: &str) -> Vec<Envelope> {
+        // A due event is proposed to `validate` as a client's would be: one the state has
+        // made moot (an order cancelled meanwhile) drops its timer instead, logged.
+        self.timers
+            .due(now)
+            .into_iter()
+            .map(|(name, pending)| {
+                let checked = D::Event::from_data(&pending.event_type, &pending.data)
+                    .map_err(|error| error.to_string())
+                    .and_then(|event| {
+                        self.domain
+                            .validate(&event)
+                            .map_err(|rejection| rejection.to_string())
+                    });
+                match checked {
+                    Ok(()) => pending.fired(D::NAME, stream, name, time),
+                    Err(reason) => pending.refused(D::NAME, stream, name, &reason, time),
+                }
+            })
+            .collect()
+    }
+
+    fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+}
+
+/// What a handler put in its outbox, as records to append (before ids and positions): its
+/// events, and a schedule or cancel record per timer request. A cancel of a timer that is
+/// not pending (it fired, or never was) writes nothing.
+enum Reaction<E> {
+    Event(E),
+    Record {
+        event_type: &'static str,
+        subject: String,
+        data: Vec<u8>,
+    },
+}
+
+impl<D: Domain> Hosted<D> {
+    fn records(&self, emitted: Vec<Emitted<D::Event>>) -> Vec<Reaction<D::Event>> {
+        // Timers this outbox schedules, by name, with their subjects: a later cancel in the
+        // same outbox cancels them.
+        let mut scheduled: Vec<(String, String)> = Vec::new();
+        let mut out = Vec::with_capacity(emitted.len());
+        for item in emitted {
+            match item {
+                Emitted::Event(event) => out.push(Reaction::Event(event)),
+                Emitted::Timer(TimerRequest::Schedule { name, at, event }) => {
+                    let subject = event.subject().to_owned();
+                    let data = timer::scheduled_data(
+                        &name,
+                        at,
+                        event.type_name(),
+                        &subject,
+                        &event.to_data(),
+                    );
+                    scheduled.push((name, subject.clone()));
+                    out.push(Reaction::Record {
+                        event_type: timer::SCHEDULED,
+                        subject,
+                        data,
+                    });
+                }
+                Emitted::Timer(TimerRequest::Cancel { name }) => {
+                    let subject = scheduled
+                        .iter()
+                        .rev()
+                        .find(|(scheduled, _)| *scheduled == name)
+                        .map(|(_, subject)| subject.clone())
+                        .or_else(|| self.timers.subject_of(&name).map(str::to_owned));
+                    if let Some(subject) = subject {
+                        out.push(Reaction::Record {
+                            event_type: timer::CANCELLED,
+                            subject,
+                            data: timer::cancelled_data(&name),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The time of `input`, the domain's clock while it handles it; the Unix epoch when it
+/// does not parse (never for a record Herald stored), so replay still agrees.
+fn input_time(input: &Envelope) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(&input.time, &time::format_description::well_known::Rfc3339)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Decodes a consumed record into the domain's input enum, once, for its handler.
@@ -145,25 +272,36 @@ pub(crate) fn decode_input<D: Domain>(input: &Envelope) -> Result<D::Input, Hand
 }
 
 fn emitted_envelope<D: Domain>(
-    event: &D::Event,
+    reaction: Reaction<D::Event>,
     cause: &Cause,
     index: usize,
     time: &str,
     handle: Option<trace::TraceContext>,
 ) -> Envelope {
-    let subject = event.subject().to_owned();
+    let (event_type, subject, data) = match reaction {
+        Reaction::Event(event) => (
+            event.type_name().to_owned(),
+            event.subject().to_owned(),
+            event.to_data(),
+        ),
+        Reaction::Record {
+            event_type,
+            subject,
+            data,
+        } => (event_type.to_owned(), subject, data),
+    };
     let id = ids::derived_id(D::NAME, cause, index);
     let traceparent = handle.map(|handle| trace::emitting(&handle, &id).traceparent());
     Envelope {
         id,
         source: ids::emitted_source(D::NAME),
         specversion: SPEC_VERSION.to_owned(),
-        event_type: event.type_name().to_owned(),
+        event_type,
         partitionkey: subject.clone(),
         subject,
         time: time.to_owned(),
         datacontenttype: JSON_CONTENT_TYPE.to_owned(),
-        data: event.to_data(),
+        data,
         traceparent,
         extensions: Vec::new(),
         cause: Some(cause.clone()),
@@ -172,13 +310,15 @@ fn emitted_envelope<D: Domain>(
     }
 }
 
-/// A registered domain: how to describe it and how to make a fresh one.
-#[derive(Clone, Copy)]
+/// A registered domain: how to describe it and how to make a fresh one, with the domain's
+/// own settings.
+#[derive(Clone)]
 pub struct DomainEntry {
     /// The domain's name.
     pub name: &'static str,
-    create: fn() -> Box<dyn HostedDomain>,
+    create: fn(&SettingValues) -> Result<Box<dyn HostedDomain>, SettingsError>,
     describe: fn() -> DomainDescription,
+    settings: SettingValues,
 }
 
 impl DomainEntry {
@@ -186,14 +326,55 @@ impl DomainEntry {
     pub fn of<D: Domain>() -> Self {
         Self {
             name: D::NAME,
-            create: || Box::new(Hosted(D::default())),
+            create: |settings| {
+                let mut domain = D::default();
+                let read = Settings::new(D::NAME, settings.clone());
+                domain.configure(&read)?;
+                if let Some(key) = read.unread().into_iter().next() {
+                    let known = read.known();
+                    let candidates = known
+                        .iter()
+                        .map(String::as_str)
+                        .chain(herald_config::RUNTIME_DOMAIN_KEYS.iter().copied());
+                    let hint = match herald_config::nearest(&key, candidates) {
+                        Some(near) => format!("did you mean \"{near}\"?"),
+                        None => "remove it".to_owned(),
+                    };
+                    let takes = match known.is_empty() {
+                        true => format!("{} takes no settings of its own", D::NAME),
+                        false => format!("{} takes {}", D::NAME, known.join(", ")),
+                    };
+                    return Err(read.error(&key, format!("not a setting ({takes}); {hint}")));
+                }
+                Ok(Box::new(Hosted {
+                    domain,
+                    timers: Timers::default(),
+                    settings: settings.clone(),
+                }))
+            },
             describe: DomainDescription::of::<D>,
+            settings: SettingValues::default(),
         }
+    }
+
+    /// This entry with the domain's own settings `values`, checked: every key must be one
+    /// the domain reads, with a value it takes.
+    pub fn configured(
+        mut self,
+        values: std::collections::BTreeMap<String, herald_config::figment::value::Value>,
+    ) -> Result<Self, SettingsError> {
+        self.settings = std::sync::Arc::new(values);
+        (self.create)(&self.settings)?;
+        Ok(self)
     }
 
     /// A fresh domain value in its initial state.
     pub fn create(&self) -> Box<dyn HostedDomain> {
-        (self.create)()
+        match (self.create)(&self.settings) {
+            Ok(domain) => domain,
+            // `configured` checked these settings; an entry never configured has none.
+            Err(error) => panic!("domain settings were checked at start: {error}"),
+        }
     }
 
     /// The domain's types, schemas, ingress and subscriptions.

@@ -41,8 +41,10 @@ pub mod nats;
 pub mod outbox;
 pub mod partition;
 pub mod replay;
+pub mod settings;
 pub mod snapshot;
 pub mod testing;
+pub mod timer;
 pub mod trace;
 
 pub use domain::{
@@ -70,6 +72,10 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
     // Domain state wants a deterministic order (snapshots, queries): the map to reach for.
     pub use std::collections::BTreeMap;
+    // A handler's clock (`Outbox::now`) and timers speak these.
+    pub use std::time::Duration;
+    pub use time::OffsetDateTime;
+    pub use crate::settings::{Settings, SettingsError};
 }
 
 /// Re-exported so the macros work in crates that do not name these themselves.

@@ -405,16 +405,28 @@ impl DomainHost {
         input: u64,
         emitted: Vec<Envelope>,
     ) -> Result<Vec<Arc<Record>>, LogError> {
+        self.append_own(input, emitted, Some(input))
+    }
+
+    /// Sends events of the host's own making (reactions, fired timers) with `consumed`:
+    /// answered with the groups in flight; a refusal rebuilds the state, and rewinds the
+    /// cursor before `reaction` when they answer that input.
+    pub(super) fn append_own(
+        &mut self,
+        consumed: u64,
+        emitted: Vec<Envelope>,
+        reaction: Option<u64>,
+    ) -> Result<Vec<Arc<Record>>, LogError> {
         let (records, acked) = self
             .bus
-            .append_pipelined(self.stream, input, vec![emitted])?;
+            .append_pipelined(self.stream, consumed, vec![emitted])?;
         let acked = acked.shared();
         self.in_flight.push_back(InFlight {
             acked: acked.clone(),
             requests: Vec::new(),
             restaged: 0,
             batch: false,
-            reaction: Some(input),
+            reaction,
         });
         let stored = acked
             .clone()

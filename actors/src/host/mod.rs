@@ -15,6 +15,7 @@ mod progress;
 mod recovery;
 mod release;
 mod snapshots;
+mod timers;
 mod view;
 
 use std::collections::HashSet;
@@ -120,6 +121,8 @@ pub struct DomainHost {
     on_stop: Option<(tokio::sync::mpsc::UnboundedSender<HostStopped>, u64)>,
     /// How long the domain's handler takes, per input (`/metrics`).
     handler_latency: Histogram,
+    /// The actix timer armed for the domain's earliest pending timer.
+    armed_timer: timers::Armed,
 }
 
 impl DomainHost {
@@ -171,6 +174,7 @@ impl DomainHost {
             group_events: 0,
             group_keys: HashSet::new(),
             on_stop: args.on_stop,
+            armed_timer: None,
         }
     }
 
@@ -319,6 +323,7 @@ impl DomainHost {
                 );
             }
         }
+        self.arm_timers(ctx);
     }
 }
 

@@ -33,6 +33,9 @@ use crate::log::{
 
 /// Where the watermark starts: past any offset either space reaches.
 pub(super) const ALWAYS_DURABLE: u64 = 1 << 62;
+/// How long the live consumer may deliver nothing before it is asked whether inputs wait.
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Inputs prefetched before the consumer waits for the host to take some.
 const PREFETCH: usize = 4096;
 /// Bytes of prefetched inputs before the consumer waits, whatever their count: large
@@ -468,7 +471,22 @@ async fn prefetch(
             }
             room.notified().await;
         }
-        let message = match messages.next().await {
+        let next = match tokio::time::timeout(STALL_CHECK, messages.next()).await {
+            Ok(next) => next,
+            Err(_) => {
+                // Quiet for a while. Fine if nothing waits; but a pull request lost in a
+                // consumer leader change leaves messages waiting that never come (the
+                // client's own expiry only re-pulls much later): start over then.
+                match consumer.get_info().await {
+                    Ok(info) if info.num_pending > 0 => {
+                        warn!(%domain, pending = info.num_pending, "the inbox consumer holds inputs but delivers none; starting it again");
+                        break;
+                    }
+                    _ => continue,
+                }
+            }
+        };
+        let message = match next {
             Some(Ok(message)) => message,
             Some(Err(error)) => {
                 // Missed heartbeats and the like while NATS is away: the stream resumes

@@ -45,13 +45,12 @@ use crate::env::EnvOverrides;
 pub use crate::error::{ConfigError, Problem};
 pub use crate::nats::{NatsConfig, NatsCredentials};
 pub use crate::nearest::nearest;
+pub use crate::sections::{
+    BusConfig, BusKind, DedupWindow, DomainSettings, DomainsConfig, FsyncPolicy, HttpConfig,
+    LogConfig, LogFormat, NodeConfig, TelemetryConfig, MAX_PARTITIONS, RUNTIME_DOMAIN_KEYS,
+};
 /// Re-exported: the values of a domain's own settings are figment values.
 pub use figment;
-pub use crate::sections::{
-    RUNTIME_DOMAIN_KEYS,
-    BusConfig, BusKind, DedupWindow, DomainSettings, DomainsConfig, FsyncPolicy, HttpConfig,
-    LogConfig, LogFormat, NodeConfig, TelemetryConfig, MAX_PARTITIONS,
-};
 
 /// The commented sample configuration, every key at its default.
 pub const SAMPLE_CONFIG: &str = include_str!("../herald.toml");

@@ -206,9 +206,10 @@ fn parse_errors_name_key_source_and_allowed_values() {
         &[],
         Expected::Config(|config| {
             let mut settings = DomainSettings::default();
-            settings
-                .options
-                .insert("capacity".into(), herald_config::figment::value::Value::from(1i64));
+            settings.options.insert(
+                "capacity".into(),
+                herald_config::figment::value::Value::from(1i64),
+            );
             config.domain.insert("orders".into(), settings);
         }),
     );

@@ -338,7 +338,10 @@ pub fn check_analytics(node: &Node, log: &Log, failures: &mut Failures) {
     };
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     // Herald's own records (timers, dead letters) are no domain's events.
-    for event in log.events().filter(|e| !text(&e["type"]).starts_with("herald.")) {
+    for event in log
+        .events()
+        .filter(|e| !text(&e["type"]).starts_with("herald."))
+    {
         *by_type.entry(text(&event["type"])).or_default() += 1;
     }
     let counted = summary["events_by_type"]

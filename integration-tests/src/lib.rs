@@ -431,7 +431,8 @@ impl Node {
 
     /// An entity's JSON, or `None` on 404.
     pub fn entity(&self, domain: &str, key: &str) -> Option<Value> {
-        self.try_entity(domain, key).unwrap_or_else(|error| panic!("{error}"))
+        self.try_entity(domain, key)
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     /// An entity's JSON, `None` on 404, or what else was answered (a partition moving
@@ -441,7 +442,10 @@ impl Node {
         match reply.status {
             200 => Ok(Some(reply.json)),
             404 => Ok(None),
-            other => Err(format!("entity {domain}/{key}: status {other}: {}", reply.json)),
+            other => Err(format!(
+                "entity {domain}/{key}: status {other}: {}",
+                reply.json
+            )),
         }
     }
 

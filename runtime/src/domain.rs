@@ -44,7 +44,10 @@ pub trait Domain:
     /// does not take) into fields the state does not serialize; called on every fresh or
     /// restored state. A key it does not read is refused at start, naming it. By default
     /// the domain takes none.
-    fn configure(&mut self, settings: &crate::settings::Settings) -> Result<(), crate::settings::SettingsError> {
+    fn configure(
+        &mut self,
+        settings: &crate::settings::Settings,
+    ) -> Result<(), crate::settings::SettingsError> {
         let _ = settings;
         Ok(())
     }

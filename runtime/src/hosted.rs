@@ -110,8 +110,7 @@ impl<D: Domain> HostedDomain for Hosted<D> {
 
     fn handle(&mut self, input: &Envelope, time: &str) -> Result<Vec<Envelope>, HandleError> {
         let mut outbox = Outbox::at(input_time(input));
-        self.domain
-            .handle(decode_input::<D>(input)?, &mut outbox)?;
+        self.domain.handle(decode_input::<D>(input)?, &mut outbox)?;
         let emitted = self.records(outbox.into_emitted());
         let cause = Cause {
             source: input.source.clone(),
@@ -139,7 +138,10 @@ impl<D: Domain> HostedDomain for Hosted<D> {
     fn entity(&self, key: &str) -> Result<Option<serde_json::Value>, QueryError> {
         // An entity that does not encode (a map with non-string keys) is a bug in the
         // domain: answered 500 naming it, never as an absent entity.
-        self.domain.entity(key).map(|entity| answer(&entity)).transpose()
+        self.domain
+            .entity(key)
+            .map(|entity| answer(&entity))
+            .transpose()
     }
 
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
@@ -159,7 +161,9 @@ impl<D: Domain> HostedDomain for Hosted<D> {
             _ => codec::decode(FormatTag::StateV2, bytes)?,
         };
         // Checked when the node started (`DomainEntry::configured`).
-        let _ = self.domain.configure(&Settings::new(D::NAME, self.settings.clone()));
+        let _ = self
+            .domain
+            .configure(&Settings::new(D::NAME, self.settings.clone()));
         Ok(())
     }
 

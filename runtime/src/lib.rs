@@ -73,9 +73,9 @@ pub mod prelude {
     // Domain state wants a deterministic order (snapshots, queries): the map to reach for.
     pub use std::collections::BTreeMap;
     // A handler's clock (`Outbox::now`) and timers speak these.
+    pub use crate::settings::{Settings, SettingsError};
     pub use std::time::Duration;
     pub use time::OffsetDateTime;
-    pub use crate::settings::{Settings, SettingsError};
 }
 
 /// Re-exported so the macros work in crates that do not name these themselves.

@@ -215,13 +215,26 @@ impl Pending {
     /// `domain`, stamped `time`, caused by the schedule record and with an id derived from
     /// it, so every attempt to fire it is the same event.
     pub fn fired(&self, domain: &str, stream: &str, name: &str, time: &str) -> Envelope {
-        self.record(domain, stream, time, 0, (self.event_type.clone(), self.data.clone()))
-            .with_extension(FIRED_BY, name)
+        self.record(
+            domain,
+            stream,
+            time,
+            0,
+            (self.event_type.clone(), self.data.clone()),
+        )
+        .with_extension(FIRED_BY, name)
     }
 
     /// The record that drops this timer, `name`, unfired, because the domain refused its
     /// event when it came due (`reason`): a cancel record with an id of its own.
-    pub fn refused(&self, domain: &str, stream: &str, name: &str, reason: &str, time: &str) -> Envelope {
+    pub fn refused(
+        &self,
+        domain: &str,
+        stream: &str,
+        name: &str,
+        reason: &str,
+        time: &str,
+    ) -> Envelope {
         let data = serde_json::to_vec(&serde_json::json!({"name": name, "reason": reason}))
             .unwrap_or_default();
         self.record(domain, stream, time, 1, (CANCELLED.to_owned(), data))
@@ -328,7 +341,11 @@ mod tests {
     fn a_timer_is_due_at_its_time_fires_once_and_a_cancel_or_replacement_drops_it() {
         let mut timers = Timers::default();
         let data = br#"{"order_id":"o-1","reason":"late"}"#;
-        let schedule = record(SCHEDULED, scheduled_data("pay:o-1", at(100), "orders.OrderCancelled", "o-1", data), 1);
+        let schedule = record(
+            SCHEDULED,
+            scheduled_data("pay:o-1", at(100), "orders.OrderCancelled", "o-1", data),
+            1,
+        );
         timers.apply_record(&schedule).unwrap();
         assert_eq!(timers.next_due(), Some(at(100)));
         assert!(timers.due(at(99)).is_empty());
@@ -342,18 +359,27 @@ mod tests {
         let fired = fire(at(100), "t");
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].data, data.to_vec());
-        assert_eq!(fired[0].cause.as_ref().unwrap().position, schedule.position());
+        assert_eq!(
+            fired[0].cause.as_ref().unwrap().position,
+            schedule.position()
+        );
         // The same id however often it is computed: a crash before the append fires it once.
         assert_eq!(fired[0].id, fire(at(500), "u")[0].id);
         timers.note_applied(&fired[0]);
         assert!(timers.is_empty());
 
         timers.apply_record(&schedule).unwrap();
-        timers.apply_record(&record(CANCELLED, cancelled_data("pay:o-1"), 2)).unwrap();
+        timers
+            .apply_record(&record(CANCELLED, cancelled_data("pay:o-1"), 2))
+            .unwrap();
         assert!(timers.is_empty());
 
         timers.apply_record(&schedule).unwrap();
-        let later = record(SCHEDULED, scheduled_data("pay:o-1", at(200), "orders.OrderCancelled", "o-1", data), 3);
+        let later = record(
+            SCHEDULED,
+            scheduled_data("pay:o-1", at(200), "orders.OrderCancelled", "o-1", data),
+            3,
+        );
         timers.apply_record(&later).unwrap();
         assert_eq!(timers.len(), 1);
         assert_eq!(timers.next_due(), Some(at(200)));

@@ -35,7 +35,11 @@ impl DomainHost {
             return;
         };
         let deadline = next.unix_timestamp_nanos();
-        if self.armed_timer.as_ref().is_some_and(|(_, at)| *at == deadline) {
+        if self
+            .armed_timer
+            .as_ref()
+            .is_some_and(|(_, at)| *at == deadline)
+        {
             return;
         }
         if let Some((handle, _)) = self.armed_timer.take() {
@@ -61,7 +65,11 @@ impl DomainHost {
         self.flush_ingress();
         let view = self.view.clone();
         let mut domain = view.write();
-        let due = domain.due_timers(self.stream, herald_runtime::prelude::OffsetDateTime::now_utc(), &now_rfc3339());
+        let due = domain.due_timers(
+            self.stream,
+            herald_runtime::prelude::OffsetDateTime::now_utc(),
+            &now_rfc3339(),
+        );
         if !due.is_empty() {
             match self.append_own(self.cursor, due, None) {
                 Ok(records) => {
@@ -80,7 +88,9 @@ impl DomainHost {
                         self.fenced(&error);
                     }
                     self.restore();
-                    ctx.run_later(super::inputs::STALL_RETRY, |host, ctx| host.fire_timers(ctx));
+                    ctx.run_later(super::inputs::STALL_RETRY, |host, ctx| {
+                        host.fire_timers(ctx)
+                    });
                 }
             }
         }

@@ -181,7 +181,12 @@ fn keep_ordering(node: &Node, prefix: &str, stop: &AtomicBool) -> (Vec<String>, 
 /// Waits until `domain`'s entity `id` has one of `statuses`.
 fn await_status(node: &Node, domain: &str, id: &str, statuses: &[&str]) {
     let reached = eventually_value(|| {
-        let entity = node.entity(domain, id).unwrap_or(Value::Null);
+        // A partition moving between nodes answers 503 for a moment.
+        let entity = node
+            .try_entity(domain, id)
+            .ok()
+            .flatten()
+            .unwrap_or(Value::Null);
         statuses
             .iter()
             .any(|status| entity["status"] == *status)
@@ -570,4 +575,80 @@ fn a_partition_count_or_lease_other_than_the_clusters_is_refused_naming_both() {
         "{}",
         other_lease.output()
     );
+}
+
+#[test]
+fn a_durable_timer_fires_once_on_the_node_its_partition_moves_to_after_a_sigkill() {
+    let _serial = serial();
+    let nats = NatsServer::start();
+    // Payments runs nowhere: no order is ever paid, so each one's payment deadline fires.
+    let without_payments = "orders,shipping,inventory,analytics";
+    let env = [
+        ("HERALD_DOMAINS__PARTITIONS", "6"),
+        ("HERALD_DOMAIN__ORDERS__PAYMENT_TIMEOUT", "6s"),
+    ];
+    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| nats.node_with(id, without_payments, &env))
+        .collect();
+    let all_ready = |node: &Node| {
+        let listed = owners(node, "orders");
+        listed.len() == PARTITIONS as usize
+            && listed
+                .iter()
+                .all(|o| o.status == "ready" && o.node.is_some())
+    };
+    assert!(
+        eventually_value(|| all_ready(&nodes[0]).then_some(())).is_some(),
+        "orders ready on three nodes"
+    );
+    // An order whose partition n3 owns.
+    let listed = owners(&nodes[0], "orders");
+    let id = (0..1000)
+        .map(|n| format!("timed-{n}"))
+        .find(|id| {
+            let p = partition::of(id, PARTITIONS) as usize;
+            listed[p].node.as_deref() == Some("n3")
+        })
+        .expect("n3 owns a partition of orders");
+    let stream = partition::stream("orders", partition::of(&id, PARTITIONS), PARTITIONS);
+    accepted(&nodes[0].publish(&stock_added("sku-a", 10)));
+    accepted(&nodes[0].publish(&order(&id)));
+    await_status(&nodes[0], "orders", &id, &["reserved"]);
+    let mut n3 = nodes.pop().expect("n3");
+    n3.kill();
+    let fired = |node: &Node| {
+        node.read_stream(&stream)
+            .into_iter()
+            .filter(|e| e["subject"] == id.as_str() && e["type"] == "orders.OrderCancelled")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        fired(&nodes[0]).is_empty(),
+        "the timer fired before n3 was killed"
+    );
+
+    // n1 or n2 takes the partition over, replays the schedule and fires it.
+    await_status(&nodes[0], "orders", &id, &["cancelled"]);
+    let new_owner = owners(&nodes[0], "orders")
+        .into_iter()
+        .find(|owner| owner.stream == stream)
+        .and_then(|owner| owner.node);
+    assert!(
+        matches!(new_owner.as_deref(), Some("n1" | "n2")),
+        "{stream} moved: {new_owner:?}"
+    );
+    await_status(&nodes[1], "orders", &id, &["cancelled"]);
+    let stock = eventually_value(|| {
+        nodes[1]
+            .try_entity("inventory", "sku-a")
+            .ok()
+            .flatten()
+            .filter(|stock| stock["reserved"] == 0)
+    });
+    assert_eq!(stock.expect("stock released")["available"], 10);
+    std::thread::sleep(Duration::from_secs(2));
+    let cancelled = fired(&nodes[1]);
+    assert_eq!(cancelled.len(), 1, "fired exactly once: {cancelled:?}");
+    assert_eq!(cancelled[0]["heraldtimer"], format!("payment:{id}"));
 }

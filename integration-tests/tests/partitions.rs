@@ -652,3 +652,49 @@ fn a_durable_timer_fires_once_on_the_node_its_partition_moves_to_after_a_sigkill
     assert_eq!(cancelled.len(), 1, "fired exactly once: {cancelled:?}");
     assert_eq!(cancelled[0]["heraldtimer"], format!("payment:{id}"));
 }
+
+#[test]
+fn a_read_naming_positions_waits_for_the_reactions_through_any_node() {
+    let _serial = serial();
+    let nats = NatsServer::start();
+    let nodes = three_settled(&nats);
+    stock_and_credit(&nodes[0]);
+    // Ask through a node that does not host inventory: the read is forwarded with the
+    // positions, and the owner waits for them.
+    let inventory_owner = owners(&nodes[0], "inventory")[0].node.clone();
+    let asker = nodes
+        .iter()
+        .zip(["n1", "n2", "n3"])
+        .find(|(_, id)| Some(*id) != inventory_owner.as_deref())
+        .map(|(node, _)| node)
+        .expect("a node not hosting inventory");
+    let before = nodes[0].entity("inventory", "sku-a").expect("stock")["reserved"]
+        .as_u64()
+        .unwrap_or(0);
+    let mut positions = Vec::new();
+    for n in 0..30 {
+        let reply = nodes[n % 3].publish(&order(&format!("ryw-{n}")));
+        accepted(&reply);
+        positions.push(format!(
+            "{}:{}",
+            reply.json["stream"].as_str().expect("stream"),
+            reply.json["sequence"]
+        ));
+    }
+    let reflects = positions.join(",");
+    let stock = asker.get(&format!(
+        "/v1/domains/inventory/entities/sku-a?reflects={reflects}"
+    ));
+    assert_eq!(stock.status, 200, "{}", stock.json);
+    assert_eq!(stock.json["reserved"], before + 30, "{}", stock.json);
+    // A named query over partitions on every node waits in each.
+    let statuses = asker.get(&format!(
+        "/v1/domains/orders/queries/statuses?reflects={reflects}"
+    ));
+    assert_eq!(statuses.status, 200, "{}", statuses.json);
+    assert!(
+        statuses.json["orders"].as_u64().unwrap_or(0) >= 30,
+        "{}",
+        statuses.json
+    );
+}

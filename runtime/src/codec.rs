@@ -31,8 +31,8 @@ pub enum FormatTag {
     /// The answers to a [`FormatTag::ForwardBatchV1`], in order: each a
     /// [`FormatTag::ForwardReplyV1`] frame.
     ForwardBatchReplyV1 = 10,
-    /// A domain's state with its pending timers (layout 2): the timers, then the domain's
-    /// own serde layout.
+    /// A domain's state with its pending timers (layout 2): the timers, the input
+    /// positions handled, then the domain's own serde layout.
     StateV2 = 11,
 }
 

@@ -65,11 +65,16 @@ pub trait HostedDomain: Send + Sync {
     fn due_timers(&self, stream: &str, now: time::OffsetDateTime, time: &str) -> Vec<Envelope>;
     /// How many timers are pending.
     fn pending_timers(&self) -> usize;
+    /// The highest sequence of input stream `stream` the state reflects the handling of.
+    fn consumed(&self, stream: &str) -> u64;
 }
 
 struct Hosted<D: Domain> {
     domain: D,
     timers: Timers,
+    /// The highest sequence of each input stream whose record the handler has run on (and
+    /// whose reactions the state therefore holds): what read-your-writes waits for.
+    consumed: std::collections::BTreeMap<String, u64>,
     settings: SettingValues,
 }
 
@@ -111,6 +116,7 @@ impl<D: Domain> HostedDomain for Hosted<D> {
     fn handle(&mut self, input: &Envelope, time: &str) -> Result<Vec<Envelope>, HandleError> {
         let mut outbox = Outbox::at(input_time(input));
         self.domain.handle(decode_input::<D>(input)?, &mut outbox)?;
+        self.note_consumed(input);
         let emitted = self.records(outbox.into_emitted());
         let cause = Cause {
             source: input.source.clone(),
@@ -132,7 +138,9 @@ impl<D: Domain> HostedDomain for Hosted<D> {
 
     fn rehandle(&mut self, input: &Envelope) -> Result<(), HandleError> {
         let mut outbox = Outbox::at(input_time(input));
-        self.domain.handle(decode_input::<D>(input)?, &mut outbox)
+        self.domain.handle(decode_input::<D>(input)?, &mut outbox)?;
+        self.note_consumed(input);
+        Ok(())
     }
 
     fn entity(&self, key: &str) -> Result<Option<serde_json::Value>, QueryError> {
@@ -149,15 +157,20 @@ impl<D: Domain> HostedDomain for Hosted<D> {
     }
 
     fn save_state(&self) -> Result<Vec<u8>, CodecError> {
-        codec::encode(FormatTag::StateV2, &(&self.timers, &self.domain))
+        codec::encode(
+            FormatTag::StateV2,
+            &(&self.timers, &self.consumed, &self.domain),
+        )
     }
 
     fn load_state(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
         // A state saved before timers existed holds none.
-        (self.timers, self.domain) = match bytes.first() {
-            Some(&tag) if tag == FormatTag::StateV1 as u8 => {
-                (Timers::default(), codec::decode(FormatTag::StateV1, bytes)?)
-            }
+        (self.timers, self.consumed, self.domain) = match bytes.first() {
+            Some(&tag) if tag == FormatTag::StateV1 as u8 => (
+                Timers::default(),
+                Default::default(),
+                codec::decode(FormatTag::StateV1, bytes)?,
+            ),
             _ => codec::decode(FormatTag::StateV2, bytes)?,
         };
         // Checked when the node started (`DomainEntry::configured`).
@@ -196,6 +209,10 @@ impl<D: Domain> HostedDomain for Hosted<D> {
     fn pending_timers(&self) -> usize {
         self.timers.len()
     }
+
+    fn consumed(&self, stream: &str) -> u64 {
+        self.consumed.get(stream).copied().unwrap_or(0)
+    }
 }
 
 /// What a handler put in its outbox, as records to append (before ids and positions): its
@@ -211,6 +228,11 @@ enum Reaction<E> {
 }
 
 impl<D: Domain> Hosted<D> {
+    fn note_consumed(&mut self, input: &Envelope) {
+        let seen = self.consumed.entry(input.stream.clone()).or_default();
+        *seen = (*seen).max(input.sequence);
+    }
+
     fn records(&self, emitted: Vec<Emitted<D::Event>>) -> Vec<Reaction<D::Event>> {
         // Timers this outbox schedules, by name, with their subjects: a later cancel in the
         // same outbox cancels them.
@@ -353,6 +375,7 @@ impl DomainEntry {
                 Ok(Box::new(Hosted {
                     domain,
                     timers: Timers::default(),
+                    consumed: Default::default(),
                     settings: settings.clone(),
                 }))
             },

@@ -50,6 +50,23 @@ pub enum Request {
         /// Its parameters.
         params: Params,
     },
+    /// [`Request::Entity`] once the state reflects `reflects` (variants added last, so a
+    /// request without positions reads as before).
+    EntityReflecting {
+        /// The key.
+        key: String,
+        /// The positions to reflect.
+        reflects: Vec<Position>,
+    },
+    /// [`Request::Query`] once the state reflects `reflects`.
+    QueryReflecting {
+        /// The query's name.
+        name: String,
+        /// Its parameters.
+        params: Params,
+        /// The positions to reflect.
+        reflects: Vec<Position>,
+    },
 }
 
 /// What the hosting node answers.
@@ -284,15 +301,26 @@ async fn handle(state: &GatewayState, domain: &'static str, frame: &[u8]) -> Rep
                 Err(problem) => problem_reply(&problem),
             }
         }
-        Request::Entity { key } => match queries::entity_here(state, domain, &key).await {
-            Ok(value) => Reply::Answer(value.to_string().into_bytes()),
-            Err(problem) => problem_reply(&problem),
-        },
-        Request::Query { name, params } => {
-            match queries::query_here(state, domain, &name, &params).await {
-                Ok(value) => Reply::Answer(value.to_string().into_bytes()),
-                Err(problem) => problem_reply(&problem),
-            }
+        Request::Entity { key } => {
+            answer_reply(queries::entity_here(state, domain, &key, &[]).await)
         }
+        Request::EntityReflecting { key, reflects } => {
+            answer_reply(queries::entity_here(state, domain, &key, &reflects).await)
+        }
+        Request::Query { name, params } => {
+            answer_reply(queries::query_here(state, domain, &name, &params, &[]).await)
+        }
+        Request::QueryReflecting {
+            name,
+            params,
+            reflects,
+        } => answer_reply(queries::query_here(state, domain, &name, &params, &reflects).await),
+    }
+}
+
+fn answer_reply(answer: Result<serde_json::Value, Problem>) -> Reply {
+    match answer {
+        Ok(value) => Reply::Answer(value.to_string().into_bytes()),
+        Err(problem) => problem_reply(&problem),
     }
 }

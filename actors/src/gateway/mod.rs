@@ -15,6 +15,7 @@ pub mod ingest;
 mod limits;
 mod metrics;
 mod openapi;
+pub mod positions;
 pub(crate) mod problem;
 mod queries;
 mod state;

@@ -317,14 +317,17 @@ impl<'a> Builder<'a> {
                     "The entity's key (the `subject` of its events).",
                     string()
                 ),
+                reflects_parameter(),
             ]),
         );
         operation.insert(
             "responses".to_owned(),
             responses(vec![
                 ("200", answer("The entity's state: the schema of the domain asked.", "application/json", one_of("anyOf", entities))),
+                ("400", problem_answer("A position in `reflects` that is malformed, names no stream, or a stream the domain neither writes nor reads.")),
                 ("404", problem_answer("No such domain, or no such entity.")),
                 ("503", problem_answer("The domain is not ready, failed or not hosted: retry after `Retry-After` seconds.")),
+                ("504", problem_answer("The state did not reflect a position in `reflects` within 5 seconds.")),
             ]),
         );
         self.finish(Guard::Scope(Scope::Query), operation)
@@ -370,6 +373,7 @@ impl<'a> Builder<'a> {
                     "The query's name.",
                     names_schema(names.into_iter().collect())
                 ),
+                reflects_parameter(),
                 parameters,
             ]),
         );
@@ -377,9 +381,10 @@ impl<'a> Builder<'a> {
             "responses".to_owned(),
             responses(vec![
                 ("200", answer("The answer: the schema of the query asked (`Answer.<domain>.<name>`).", "application/json", one_of("anyOf", answers))),
-                ("400", problem_answer("A parameter the query cannot use.")),
+                ("400", problem_answer("A parameter the query cannot use, or a bad position in `reflects`.")),
                 ("404", problem_answer("No such domain, or no such query.")),
                 ("503", problem_answer("The domain is not ready, failed or not hosted: retry after `Retry-After` seconds.")),
+                ("504", problem_answer("The state did not reflect a position in `reflects` within 5 seconds.")),
             ]),
         );
         self.finish(Guard::Scope(Scope::Query), operation)
@@ -1120,6 +1125,15 @@ fn binary_headers(type_names: &[&str]) -> Vec<Value> {
 
 fn path_parameter(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "path", "required": true, "description": description, "schema": schema})
+}
+
+/// `reflects`: the positions a read waits for (see `gateway/positions.rs`).
+fn reflects_parameter() -> Value {
+    query_parameter(
+        "reflects",
+        "Positions the answer must reflect, `stream:sequence` as POST /v1/events answers them, comma-separated (at most 64): the answer waits until the domain's state includes each (its own record applied, or an input handled with its reactions appended), or is 504 after 5 seconds. The `Herald-Reflects` header does the same.",
+        json!({"type": "string"}),
+    )
 }
 
 fn query_parameter(name: &str, description: &str, schema: Value) -> Value {

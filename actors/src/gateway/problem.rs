@@ -33,6 +33,7 @@ kinds! {
     ACCESS_UNDECIDABLE = INTERNAL_SERVER_ERROR, "access-undecidable", "Access cannot be decided";
     BAD_FORWARDED_REQUEST = BAD_REQUEST, "bad-forwarded-request", "Bad forwarded request";
     BAD_LAST_EVENT_ID = BAD_REQUEST, "bad-last-event-id", "Bad Last-Event-ID";
+    BAD_POSITION = BAD_REQUEST, "bad-position", "Bad position to reflect";
     BAD_QUERY_PARAMETER = BAD_REQUEST, "bad-query-parameter", "Bad query parameter";
     BAD_QUERY_STRING = BAD_REQUEST, "bad-query-string", "Bad query string";
     BATCH_NOT_ARRAY = BAD_REQUEST, "batch-not-array", "A batch must be a JSON array";
@@ -73,6 +74,7 @@ kinds! {
     NOT_FOUND = NOT_FOUND, "not-found", "No such resource";
     NOT_INGRESS = UNPROCESSABLE_ENTITY, "not-ingress", "Event type is not ingress";
     NOT_READY = SERVICE_UNAVAILABLE, "not-ready", "Not ready";
+    POSITION_NOT_REFLECTED = GATEWAY_TIMEOUT, "position-not-reflected", "Position not reflected in time";
     PARTITIONED_DOMAIN = NOT_FOUND, "partitioned-domain", "Domain is partitioned";
     PARTITIONKEY_NOT_SUBJECT = UNPROCESSABLE_ENTITY, "partitionkey-not-subject", "partitionkey must equal subject";
     QUERY_FAILED = INTERNAL_SERVER_ERROR, "query-failed", "Query failed";

@@ -2,12 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::{web, HttpResponse};
-use herald_runtime::{Params, QueryError};
+use actix_web::{web, HttpRequest, HttpResponse};
+use herald_runtime::{Params, Position, QueryError};
 
 use serde_json::Value;
 
 use super::forward;
+use super::positions;
 use super::problem::{self, Problem};
 use super::state::GatewayState;
 use super::streams::log_problem;
@@ -107,21 +108,58 @@ pub async fn list_domains(state: web::Data<GatewayState>) -> HttpResponse {
     HttpResponse::Ok().json(topology)
 }
 
+/// The positions a read must reflect: the `reflects` parameter (taken out of `params`),
+/// else the `Herald-Reflects` header; none when neither is given.
+fn reflects(
+    request: &HttpRequest,
+    params: &mut Params,
+    state: &GatewayState,
+    domain: &str,
+) -> Result<Vec<Position>, Problem> {
+    let text = match params.remove(positions::PARAMETER) {
+        Some(text) => text,
+        None => match request.headers().get(positions::HEADER) {
+            Some(value) => value
+                .to_str()
+                .map_err(|_| {
+                    Problem::new(
+                        problem::BAD_POSITION,
+                        format!("header {} is not ASCII", positions::HEADER),
+                    )
+                })?
+                .to_owned(),
+            None => return Ok(Vec::new()),
+        },
+    };
+    positions::parse(&text, state, domain)
+}
+
 /// `GET /v1/domains/{domain}/entities/{key}`: answered by the stream the key falls in.
 pub async fn entity(
+    request: HttpRequest,
     path: web::Path<(String, String)>,
+    params: web::Query<Params>,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let (domain, key) = path.into_inner();
+    let mut params = params.into_inner();
+    let reflects = match state.catalog.description(&domain) {
+        Some(_) => reflects(&request, &mut params, &state, &domain)?,
+        None => Vec::new(),
+    };
     let stream = state
         .layout
         .stream_for(&domain, &key)
         .map_or(domain.clone(), str::to_owned);
     if let Some(nats) = remote(&state, &stream) {
-        let reply = forward::ask(nats, &stream, &forward::Request::Entity { key }).await?;
+        let request = match reflects.is_empty() {
+            true => forward::Request::Entity { key },
+            false => forward::Request::EntityReflecting { key, reflects },
+        };
+        let reply = forward::ask(nats, &stream, &request).await?;
         return Ok(HttpResponse::Ok().json(forward::answer(reply, &stream)?));
     }
-    Ok(HttpResponse::Ok().json(entity_here(&state, &stream, &key).await?))
+    Ok(HttpResponse::Ok().json(entity_here(&state, &stream, &key, &reflects).await?))
 }
 
 /// `GET /v1/domains/{domain}/queries/{name}?param=value`. A domain spread over partitions
@@ -129,17 +167,22 @@ pub async fn entity(
 /// combined by its `Domain::merge`. Any partition that cannot answer fails the query: never
 /// a partial answer.
 pub async fn query(
+    request: HttpRequest,
     path: web::Path<(String, String)>,
     params: web::Query<Params>,
     state: web::Data<GatewayState>,
 ) -> Result<HttpResponse, Problem> {
     let (domain, name) = path.into_inner();
-    let params = params.into_inner();
+    let mut params = params.into_inner();
+    let reflects = match state.catalog.description(&domain) {
+        Some(_) => reflects(&request, &mut params, &state, &domain)?,
+        None => Vec::new(),
+    };
     let streams = state.layout.streams(&domain).to_vec();
     if streams.len() > 1 {
         let asked = streams
             .iter()
-            .map(|stream| query_stream(&state, stream, &name, &params));
+            .map(|stream| query_stream(&state, stream, &name, &params, &reflects));
         let answers = futures_util::future::join_all(asked)
             .await
             .into_iter()
@@ -154,7 +197,7 @@ pub async fn query(
         };
         return Ok(HttpResponse::Ok().json(merged));
     }
-    Ok(HttpResponse::Ok().json(query_stream(&state, &domain, &name, &params).await?))
+    Ok(HttpResponse::Ok().json(query_stream(&state, &domain, &name, &params, &reflects).await?))
 }
 
 /// A named query of one stream, here or at its owner.
@@ -163,16 +206,22 @@ async fn query_stream(
     stream: &str,
     name: &str,
     params: &Params,
+    reflects: &[Position],
 ) -> Result<Value, Problem> {
     if let Some(nats) = remote(state, stream) {
-        let request = forward::Request::Query {
-            name: name.to_owned(),
-            params: params.clone(),
+        let (name, params) = (name.to_owned(), params.clone());
+        let request = match reflects.is_empty() {
+            true => forward::Request::Query { name, params },
+            false => forward::Request::QueryReflecting {
+                name,
+                params,
+                reflects: reflects.to_vec(),
+            },
         };
         let reply = forward::ask(nats, stream, &request).await?;
         return forward::answer(reply, stream);
     }
-    query_here(state, stream, name, params).await
+    query_here(state, stream, name, params, reflects).await
 }
 
 /// In networked mode, the NATS connection to forward on when `stream` is a known stream
@@ -188,8 +237,10 @@ pub(crate) async fn entity_here(
     state: &GatewayState,
     domain: &str,
     key: &str,
+    reflects: &[Position],
 ) -> Result<Value, Problem> {
     let host = state.ready_host(domain)?;
+    positions::reflected(state, &host, domain, reflects).await?;
     let entity = settled(state, &host, domain, || host.view.entity(key))
         .await?
         .map_err(|error| {
@@ -215,8 +266,10 @@ pub(crate) async fn query_here(
     domain: &str,
     name: &str,
     params: &Params,
+    reflects: &[Position],
 ) -> Result<Value, Problem> {
     let host = state.ready_host(domain)?;
+    positions::reflected(state, &host, domain, reflects).await?;
     let answer = settled(state, &host, domain, || host.view.query(name, params)).await?;
     match answer {
         Ok(answer) => Ok(answer),

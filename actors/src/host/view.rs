@@ -166,6 +166,11 @@ impl DomainView {
         self.cursor.load(Ordering::Acquire)
     }
 
+    /// The highest sequence of input stream `stream` whose handling the state reflects.
+    pub fn consumed(&self, stream: &str) -> u64 {
+        self.read().consumed(stream)
+    }
+
     /// The highest log offset the state reflects.
     pub fn reflects(&self) -> u64 {
         self.reflects.load(Ordering::Acquire)

@@ -246,6 +246,10 @@ impl Domain for Inventory {
         }
     }
 
+    fn keys(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        keys_after(&self.stock, after, limit)
+    }
+
     fn entity(&self, key: &str) -> Option<StockView> {
         let stock = self.stock.get(key)?;
         Some(StockView {

@@ -303,6 +303,10 @@ impl Domain for Orders {
         answer(&Statuses { orders, by_status })
     }
 
+    fn keys(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        keys_after(&self.orders, after, limit)
+    }
+
     fn entity(&self, key: &str) -> Option<OrderView> {
         let order = self.orders.get(key)?;
         let reason = match &order.status {

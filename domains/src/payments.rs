@@ -275,6 +275,10 @@ impl Domain for Payments {
         }
     }
 
+    fn keys(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        keys_after(&self.accounts, after, limit)
+    }
+
     fn entity(&self, key: &str) -> Option<AccountView> {
         let account = self.accounts.get(key)?;
         Some(AccountView {

@@ -145,6 +145,10 @@ impl Domain for Shipping {
         }
     }
 
+    fn keys(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        keys_after(&self.shipments, after, limit)
+    }
+
     fn entity(&self, key: &str) -> Option<ShipmentView> {
         let status = self.shipments.get(key)?;
         Some(ShipmentView {

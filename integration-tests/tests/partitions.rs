@@ -698,3 +698,46 @@ fn a_read_naming_positions_waits_for_the_reactions_through_any_node() {
         statuses.json
     );
 }
+
+#[test]
+fn listing_entities_merges_every_nodes_partitions_through_any_node() {
+    let _serial = serial();
+    let nats = NatsServer::start();
+    let nodes = three_settled(&nats);
+    stock_and_credit(&nodes[0]);
+    let mut ids: Vec<String> = (0..24).map(|n| format!("list-{n:02}")).collect();
+    let mut last = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let reply = nodes[n % 3].publish(&order(id));
+        accepted(&reply);
+        last.push(format!(
+            "{}:{}",
+            reply.json["stream"].as_str().expect("stream"),
+            reply.json["sequence"]
+        ));
+    }
+    ids.sort();
+    let reflects = last.join(",");
+    for node in &nodes {
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                Some(after) => {
+                    format!("/v1/domains/orders/entities?limit=5&after={after}&reflects={reflects}")
+                }
+                None => format!("/v1/domains/orders/entities?limit=5&reflects={reflects}"),
+            };
+            let page = node.get(&path);
+            assert_eq!(page.status, 200, "{}", page.json);
+            for item in page.json["entities"].as_array().expect("entities") {
+                keys.push(item["key"].as_str().expect("key").to_owned());
+            }
+            match page.json["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(keys, ids, "every order once, in key order");
+    }
+}

@@ -64,6 +64,14 @@ pub trait Domain:
     fn apply(&mut self, event: &Self::Event);
     /// The state of one entity, by key.
     fn entity(&self, key: &str) -> Option<Self::Entity>;
+    /// The keys of entities after `after` (from the first when `None`), in key order, at
+    /// most `limit`: what `GET /v1/domains/{domain}/entities` pages through (each key then
+    /// answered by [`Domain::entity`]). [`keys_after`] writes it for a `BTreeMap`. By
+    /// default a domain lists none.
+    fn keys(&self, after: Option<&str>, limit: usize) -> Vec<String> {
+        let _ = (after, limit);
+        Vec::new()
+    }
     /// Answers a named query (build the answer with [`answer`]).
     fn query(&self, name: &str, params: &Params) -> Result<serde_json::Value, QueryError> {
         let _ = params;
@@ -78,6 +86,20 @@ pub trait Domain:
         let _ = name;
         answers.into_iter().reduce(merge_json).unwrap_or_default()
     }
+}
+
+/// The keys of `map` after `after`, in order, at most `limit`: [`Domain::keys`] for state
+/// kept in a map by entity key.
+pub fn keys_after<V>(map: &BTreeMap<String, V>, after: Option<&str>, limit: usize) -> Vec<String> {
+    use std::ops::Bound;
+    let from = match after {
+        Some(after) => Bound::Excluded(after),
+        None => Bound::Unbounded,
+    };
+    map.range::<str, _>((from, Bound::Unbounded))
+        .take(limit)
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 /// What [`Domain::handle`] returns: `Ok(())`, or the failure that parks the input.

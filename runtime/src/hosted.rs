@@ -67,7 +67,13 @@ pub trait HostedDomain: Send + Sync {
     fn pending_timers(&self) -> usize;
     /// The highest sequence of input stream `stream` the state reflects the handling of.
     fn consumed(&self, stream: &str) -> u64;
+    /// Up to `limit` entities after key `after`, in key order, each with its key, and
+    /// whether more follow.
+    fn list(&self, after: Option<&str>, limit: usize) -> Result<Listed, QueryError>;
 }
+
+/// A page of entities: each key with its entity's JSON, and whether more follow.
+pub type Listed = (Vec<(String, serde_json::Value)>, bool);
 
 struct Hosted<D: Domain> {
     domain: D,
@@ -212,6 +218,19 @@ impl<D: Domain> HostedDomain for Hosted<D> {
 
     fn consumed(&self, stream: &str) -> u64 {
         self.consumed.get(stream).copied().unwrap_or(0)
+    }
+
+    fn list(&self, after: Option<&str>, limit: usize) -> Result<Listed, QueryError> {
+        let mut keys = self.domain.keys(after, limit.saturating_add(1));
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let mut page = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(entity) = self.domain.entity(&key) {
+                page.push((key, answer(&entity)?));
+            }
+        }
+        Ok((page, more))
     }
 }
 

@@ -48,8 +48,8 @@ pub mod timer;
 pub mod trace;
 
 pub use domain::{
-    answer, merge_json, schema_of, Domain, HandleError, Handled, Params, Query, QueryError,
-    Rejection,
+    answer, keys_after, merge_json, schema_of, Domain, HandleError, Handled, Params, Query,
+    QueryError, Rejection,
 };
 pub use envelope::{Cause, Envelope, Position};
 pub use event::{DataError, Event, EventType, Payload};
@@ -65,8 +65,8 @@ extern crate self as herald_runtime;
 /// What a domain module needs, in one import: `use herald_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        answer, payload, Domain, Event, HandleError, Handled, Input, NoInput, Outbox, Params,
-        Partitioning, Payload, Query, QueryError, Rejection, Seen,
+        answer, keys_after, payload, Domain, Event, HandleError, Handled, Input, NoInput, Outbox,
+        Params, Partitioning, Payload, Query, QueryError, Rejection, Seen,
     };
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};

@@ -58,6 +58,15 @@ pub enum Request {
         /// The positions to reflect.
         reflects: Vec<Position>,
     },
+    /// `GET /v1/domains/{domain}/entities`: one stream's page.
+    List {
+        /// Keys after this one.
+        after: Option<String>,
+        /// At most this many.
+        limit: usize,
+        /// The positions to reflect.
+        reflects: Vec<Position>,
+    },
     /// [`Request::Query`] once the state reflects `reflects`.
     QueryReflecting {
         /// The query's name.
@@ -310,6 +319,13 @@ async fn handle(state: &GatewayState, domain: &'static str, frame: &[u8]) -> Rep
         Request::Query { name, params } => {
             answer_reply(queries::query_here(state, domain, &name, &params, &[]).await)
         }
+        Request::List {
+            after,
+            limit,
+            reflects,
+        } => answer_reply(
+            queries::list_here(state, domain, after.as_deref(), limit, &reflects).await,
+        ),
         Request::QueryReflecting {
             name,
             params,

@@ -52,6 +52,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(
             resource(
+                "/v1/domains/{domain}/entities",
+                Need::Domain(Scope::Query, "domain"),
+            )
+            .route(web::get().to(queries::entities))
+            .default_service(problem::allow_only(Method::GET)),
+        )
+        .service(
+            resource(
                 "/v1/domains/{domain}/entities/{key}",
                 Need::Domain(Scope::Query, "domain"),
             )

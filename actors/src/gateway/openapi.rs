@@ -129,6 +129,7 @@ impl<'a> Builder<'a> {
         let operations = [
             ("/v1/events", "post", self.post_events()),
             ("/v1/domains", "get", self.list_domains()),
+            ("/v1/domains/{domain}/entities", "get", self.entities()),
             ("/v1/domains/{domain}/entities/{key}", "get", self.entity()),
             ("/v1/domains/{domain}/queries/{name}", "get", self.query()),
             ("/v1/cluster", "get", self.cluster()),
@@ -327,6 +328,76 @@ impl<'a> Builder<'a> {
                 ("400", problem_answer("A position in `reflects` that is malformed, names no stream, or a stream the domain neither writes nor reads.")),
                 ("404", problem_answer("No such domain, or no such entity.")),
                 ("503", problem_answer("The domain is not ready, failed or not hosted: retry after `Retry-After` seconds.")),
+                ("504", problem_answer("The state did not reflect a position in `reflects` within 5 seconds.")),
+            ]),
+        );
+        self.finish(Guard::Scope(Scope::Query), operation)
+    }
+
+    fn entities(&mut self) -> Value {
+        let state = self.state;
+        let mut entities = Vec::new();
+        for domain in &self.domains {
+            if let Some(description) = state.catalog.description(domain) {
+                let name = self.components.embed(
+                    &format!("Entity.{}", description.name),
+                    &description.entity_schema,
+                );
+                entities.push(reference(&name));
+            }
+        }
+        let mut operation = described(
+            "listEntities",
+            "domains",
+            "A page of a domain's entities",
+            "Up to `limit` entities of `domain` whose keys come after `after`, in key order, merged over its partitions (on every node that hosts one); `next` is the key to ask `after` for the next page (`null` on the last), also given as `Link: rel=\"next\"`.",
+        );
+        operation.insert(
+            "parameters".to_owned(),
+            json!([
+                self.domain_parameter(),
+                query_parameter(
+                    "after",
+                    "Only keys after this one (byte order); from the first without it.",
+                    string()
+                ),
+                query_parameter(
+                    "limit",
+                    "The most entities to answer.",
+                    json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
+                ),
+                reflects_parameter(),
+            ]),
+        );
+        let schema = json!({
+            "type": "object",
+            "required": ["entities", "next"],
+            "properties": {
+                "entities": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["key", "entity"],
+                    "properties": {"key": {"type": "string"}, "entity": one_of("anyOf", entities)},
+                }},
+                "next": {"type": ["string", "null"], "description": "The key to pass as `after` for the next page; null on the last page."},
+            },
+        });
+        let mut page = answer("The page.", "application/json", schema);
+        if let Value::Object(fields) = &mut page {
+            fields.insert(
+                "headers".to_owned(),
+                json!({"Link": {
+                    "description": "The next page, `</v1/domains/{domain}/entities?after=KEY&limit=L>; rel=\"next\"`, while more entities follow.",
+                    "schema": {"type": "string"},
+                }}),
+            );
+        }
+        operation.insert(
+            "responses".to_owned(),
+            responses(vec![
+                ("200", page),
+                ("400", problem_answer("`limit` is not a whole number from 1 to 1000, or a bad position in `reflects`.")),
+                ("404", problem_answer("No such domain.")),
+                ("503", problem_answer("A partition of the domain is not ready, failed or not hosted: retry after `Retry-After` seconds.")),
                 ("504", problem_answer("The state did not reflect a position in `reflects` within 5 seconds.")),
             ]),
         );

@@ -162,6 +162,127 @@ pub async fn entity(
     Ok(HttpResponse::Ok().json(entity_here(&state, &stream, &key, &reflects).await?))
 }
 
+/// Entities a listing answers per page unless `limit` says otherwise.
+const LIST_LIMIT: usize = 100;
+/// The most a listing answers per page.
+const LIST_LIMIT_MAX: usize = 1000;
+
+/// `GET /v1/domains/{domain}/entities?after=KEY&limit=N`: the domain's entities in key
+/// order, `limit` at a time, each partition asked (here or at its owner) and their pages
+/// merged; `next` (and a `Link: rel="next"`) names where the next page starts.
+pub async fn entities(
+    request: HttpRequest,
+    path: web::Path<String>,
+    params: web::Query<Params>,
+    state: web::Data<GatewayState>,
+) -> Result<HttpResponse, Problem> {
+    let domain = path.into_inner();
+    let streams = state.layout.streams(&domain).to_vec();
+    if streams.is_empty() {
+        // The unknown-domain problem, naming the domains there are.
+        state.host(&domain)?;
+    }
+    let mut params = params.into_inner();
+    let reflects = reflects(&request, &mut params, &state, &domain)?;
+    let limit = match params.get("limit") {
+        None => LIST_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=LIST_LIMIT_MAX).contains(n))
+            .ok_or_else(|| {
+                Problem::new(
+                    problem::BAD_QUERY_PARAMETER,
+                    format!("limit \"{text}\" is not a whole number from 1 to {LIST_LIMIT_MAX}"),
+                )
+                .with("parameter", "limit")
+            })?,
+    };
+    let after = params.get("after").cloned();
+    let asked = streams
+        .iter()
+        .map(|stream| list_stream(&state, stream, after.as_deref(), limit, &reflects));
+    let pages = futures_util::future::join_all(asked)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<Value>, Problem>>()?;
+    let mut more = false;
+    let mut entities: Vec<Value> = Vec::new();
+    for mut page in pages {
+        more |= page["more"].as_bool().unwrap_or(false);
+        if let Some(items) = page.get_mut("entities").and_then(Value::as_array_mut) {
+            entities.append(items);
+        }
+    }
+    entities.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+    more |= entities.len() > limit;
+    entities.truncate(limit);
+    let next = match more {
+        true => entities
+            .last()
+            .and_then(|e| e["key"].as_str())
+            .map(str::to_owned),
+        false => None,
+    };
+    let mut response = HttpResponse::Ok();
+    if let Some(next) = &next {
+        let after: String =
+            percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+                .collect();
+        response.insert_header((
+            "Link",
+            format!("</v1/domains/{domain}/entities?after={after}&limit={limit}>; rel=\"next\""),
+        ));
+    }
+    Ok(response.json(serde_json::json!({"entities": entities, "next": next})))
+}
+
+/// One stream's page of entities, here or at its owner.
+async fn list_stream(
+    state: &GatewayState,
+    stream: &str,
+    after: Option<&str>,
+    limit: usize,
+    reflects: &[Position],
+) -> Result<Value, Problem> {
+    if let Some(nats) = remote(state, stream) {
+        let request = forward::Request::List {
+            after: after.map(str::to_owned),
+            limit,
+            reflects: reflects.to_vec(),
+        };
+        let reply = forward::ask(nats, stream, &request).await?;
+        return forward::answer(reply, stream);
+    }
+    list_here(state, stream, after, limit, reflects).await
+}
+
+/// A page of entities of a stream hosted here: `{"entities": [{key, entity}], "more"}`.
+pub(crate) async fn list_here(
+    state: &GatewayState,
+    stream: &str,
+    after: Option<&str>,
+    limit: usize,
+    reflects: &[Position],
+) -> Result<Value, Problem> {
+    let host = state.ready_host(stream)?;
+    positions::reflected(state, &host, stream, reflects).await?;
+    let (page, more) = settled(state, &host, stream, || host.view.list(after, limit))
+        .await?
+        .map_err(|error| {
+            Problem::new(
+                problem::QUERY_FAILED,
+                format!("domain \"{stream}\", listing entities: {error}"),
+            )
+            .with("domain", stream)
+        })?;
+    let entities: Vec<Value> = page
+        .into_iter()
+        .map(|(key, entity)| serde_json::json!({"key": key, "entity": entity}))
+        .collect();
+    Ok(serde_json::json!({"entities": entities, "more": more}))
+}
+
 /// `GET /v1/domains/{domain}/queries/{name}?param=value`. A domain spread over partitions
 /// is asked in every partition, and answers for the whole domain: the partitions' answers
 /// combined by its `Domain::merge`. Any partition that cannot answer fails the query: never

@@ -146,6 +146,16 @@ impl DomainView {
         (domain.query(name, params), self.reflects())
     }
 
+    /// A page of entities after `after`, and the offset to be durable before it is shown.
+    pub fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Result<herald_runtime::hosted::Listed, QueryError>, u64) {
+        let domain = self.read();
+        (domain.list(after, limit), self.reflects())
+    }
+
     /// How far the host's last recovery came; `None` before one started.
     pub fn recovery(&self) -> Option<RecoveryReport> {
         self.recovery.report()

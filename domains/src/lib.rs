@@ -65,6 +65,7 @@ pub fn all() -> Vec<DomainEntry> {
         DomainEntry::of::<faults::faulty::Faulty>(),
         DomainEntry::of::<faults::feeder::Feeder>(),
         faults::laggard::entry(),
+        DomainEntry::of::<faults::scales::Scales>(),
     ]);
     all
 }

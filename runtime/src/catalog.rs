@@ -183,6 +183,10 @@ pub struct TypeEntry {
     pub ingress: bool,
     /// Whether its owning domain runs on this node.
     pub hosted: bool,
+    /// Its payload's version.
+    pub version: u32,
+    /// Stored `data` of an older version in the current layout.
+    pub upgrade: fn(u32, &[u8]) -> Result<Option<Vec<u8>>, crate::event::DataError>,
     validator: jsonschema::Validator,
 }
 
@@ -286,6 +290,8 @@ impl Catalog {
                                 domain: description.name,
                                 ingress: description.ingress.contains(&event_type.name),
                                 hosted,
+                                version: event_type.version,
+                                upgrade: event_type.upgrade,
                                 validator,
                             },
                         );
@@ -391,6 +397,11 @@ impl Catalog {
         Ok(entry)
     }
 
+    /// Any known event type, by name.
+    pub fn event_type(&self, type_name: &str) -> Option<&TypeEntry> {
+        self.types.get(type_name)
+    }
+
     /// Every ingress type, sorted.
     pub fn ingress_types(&self) -> Vec<String> {
         let mut known: Vec<String> = self
@@ -456,6 +467,7 @@ impl Catalog {
                             "ingress": d.ingress.contains(&t.name),
                             "key": t.key_field,
                             "schema": t.schema,
+                            "version": t.version,
                         });
                         (t.name, entry)
                     })
@@ -522,6 +534,8 @@ mod tests {
                     key_field: "key",
                     schema: json!({ "type": "object" }),
                     ingress: ingress.contains(full),
+                    version: 1,
+                    upgrade: |_, _| Ok(None),
                 })
                 .collect(),
             ingress: ingress.to_vec(),

@@ -15,8 +15,13 @@ pub trait Event: Sized + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'st
     fn key_field(&self) -> &'static str;
     /// The JSON text of `data`.
     fn to_data(&self) -> Vec<u8>;
+    /// The payload version of this event's type ([`Payload::VERSION`]).
+    fn version(&self) -> u32;
     /// Decodes `data` of the named type.
     fn from_data(type_name: &str, data: &[u8]) -> Result<Self, DataError>;
+    /// `data` of the named type stored at `version`, upcast to the type's current version;
+    /// `None` when it is current already.
+    fn upgrade(type_name: &str, version: u32, data: &[u8]) -> Result<Option<Vec<u8>>, DataError>;
     /// Every type this enum holds, with its JSON Schema.
     fn types() -> Vec<EventType>;
     /// Its types clients may POST (marked `from clients` in [`events!`](crate::events)).
@@ -36,6 +41,66 @@ pub trait Event: Sized + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'st
 pub trait Payload: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {
     /// Full type name, for example `orders.OrderPlaced`.
     const TYPE: &'static str;
+    /// The version of the payload's layout: 1 until it changes in a way stored events of
+    /// the earlier layout would not decode into (then `version N upcast f` in
+    /// [`events!`](crate::events)).
+    const VERSION: u32 = 1;
+    /// Turns `data` of version `from` (older than [`Payload::VERSION`]) into the current
+    /// layout.
+    fn upcast(from: u32, data: serde_json::Value) -> Result<serde_json::Value, String> {
+        let _ = data;
+        Err(format!(
+            "{} is at version {}, and has no upcast from version {from}",
+            Self::TYPE,
+            Self::VERSION
+        ))
+    }
+}
+
+/// The CloudEvents extension attribute holding a stored event's payload version; absent
+/// means version 1.
+pub const VERSION_ATTRIBUTE: &str = "heraldversion";
+
+/// Marks `envelope` as holding `data` of payload version `version` (version 1 is
+/// unmarked, as every event before versions was), replacing any mark it had.
+pub fn mark_version(envelope: &mut crate::Envelope, version: u32) {
+    envelope
+        .extensions
+        .retain(|(key, _)| key != VERSION_ATTRIBUTE);
+    if version > 1 {
+        envelope
+            .extensions
+            .push((VERSION_ATTRIBUTE.to_owned(), version.to_string()));
+    }
+}
+
+/// The payload version `envelope` was stored at.
+pub fn stored_version(envelope: &crate::Envelope) -> u32 {
+    envelope
+        .extensions
+        .iter()
+        .find(|(key, _)| key == VERSION_ATTRIBUTE)
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(1)
+}
+
+/// `data` of `T` stored at `version`, upcast to `T::VERSION` (one step covers every older
+/// version: the upcast is told where it starts); `None` when it is current.
+pub fn upgrade<T: Payload>(version: u32, data: &[u8]) -> Result<Option<Vec<u8>>, DataError> {
+    if version >= T::VERSION {
+        return Ok(None);
+    }
+    let invalid = |message: String| DataError::Invalid {
+        type_name: T::TYPE.to_owned(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(data).map_err(|error| invalid(error.to_string()))?;
+    let upcast = T::upcast(version, value)
+        .map_err(|error| invalid(format!("upcast from version {version}: {error}")))?;
+    serde_json::to_vec(&upcast)
+        .map(Some)
+        .map_err(|error| invalid(error.to_string()))
 }
 
 /// One event type: its name, key field and the JSON Schema of its `data`.
@@ -49,6 +114,10 @@ pub struct EventType {
     pub schema: serde_json::Value,
     /// Whether clients may POST it.
     pub ingress: bool,
+    /// Its payload's version ([`Payload::VERSION`]).
+    pub version: u32,
+    /// [`upgrade`] for it: stored `data` of a version to the current layout.
+    pub upgrade: fn(u32, &[u8]) -> Result<Option<Vec<u8>>, DataError>,
 }
 
 /// `data` that does not decode into the named type.
@@ -116,6 +185,7 @@ macro_rules! events {
             $(
                 $(#[$vmeta:meta])*
                 $variant:ident $({ $($fields:tt)* })? keyed by $key:ident $(from $who:ident)?
+                    $(version $version:literal upcast $upcast:path)?
             ),* $(,)?
         }
     ) => {
@@ -142,6 +212,15 @@ macro_rules! events {
 
             impl $crate::Payload for $variant {
                 const TYPE: &'static str = $variant::TYPE;
+                $(
+                    const VERSION: u32 = $version;
+                    fn upcast(
+                        from: u32,
+                        data: $crate::__private::serde_json::Value,
+                    ) -> ::core::result::Result<$crate::__private::serde_json::Value, ::std::string::String> {
+                        $upcast(from, data)
+                    }
+                )?
             }
 
             impl ::core::convert::From<$variant> for $name {
@@ -172,6 +251,12 @@ macro_rules! events {
                 }
             }
 
+            fn version(&self) -> u32 {
+                match *self {
+                    $( Self::$variant(_) => <$variant as $crate::Payload>::VERSION, )*
+                }
+            }
+
             // With no variants the match is empty and what follows it unreachable.
             #[allow(unreachable_code)]
             fn to_data(&self) -> ::std::vec::Vec<u8> {
@@ -199,6 +284,20 @@ macro_rules! events {
                 })
             }
 
+            fn upgrade(
+                type_name: &str,
+                version: u32,
+                data: &[u8],
+            ) -> ::core::result::Result<::core::option::Option<::std::vec::Vec<u8>>, $crate::DataError> {
+                $(
+                    if type_name == $variant::TYPE {
+                        return $crate::event::upgrade::<$variant>(version, data);
+                    }
+                )*
+                let _ = (version, data);
+                ::core::result::Result::Ok(::core::option::Option::None)
+            }
+
             fn types() -> ::std::vec::Vec<$crate::EventType> {
                 ::std::vec![
                     $(
@@ -207,6 +306,8 @@ macro_rules! events {
                             key_field: stringify!($key),
                             schema: $crate::schema_of::<$variant>(),
                             ingress: $crate::__from!($($who)?),
+                            version: <$variant as $crate::Payload>::VERSION,
+                            upgrade: $crate::event::upgrade::<$variant>,
                         },
                     )*
                 ]

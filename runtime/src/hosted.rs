@@ -113,7 +113,13 @@ impl<D: Domain> HostedDomain for Hosted<D> {
                     message: error.reason,
                 });
         }
-        let event = D::Event::from_data(&envelope.event_type, &envelope.data)?;
+        let upgraded = D::Event::upgrade(
+            &envelope.event_type,
+            crate::event::stored_version(envelope),
+            &envelope.data,
+        )?;
+        let data = upgraded.as_deref().unwrap_or(&envelope.data);
+        let event = D::Event::from_data(&envelope.event_type, data)?;
         self.domain.apply(&event);
         self.timers.note_applied(envelope);
         Ok(())
@@ -197,13 +203,20 @@ impl<D: Domain> HostedDomain for Hosted<D> {
             .due(now)
             .into_iter()
             .map(|(name, pending)| {
-                let checked = D::Event::from_data(&pending.event_type, &pending.data)
-                    .map_err(|error| error.to_string())
-                    .and_then(|event| {
-                        self.domain
-                            .validate(&event)
-                            .map_err(|rejection| rejection.to_string())
-                    });
+                let checked =
+                    D::Event::upgrade(&pending.event_type, pending.version, &pending.data)
+                        .and_then(|upgraded| {
+                            D::Event::from_data(
+                                &pending.event_type,
+                                upgraded.as_deref().unwrap_or(&pending.data),
+                            )
+                        })
+                        .map_err(|error| error.to_string())
+                        .and_then(|event| {
+                            self.domain
+                                .validate(&event)
+                                .map_err(|rejection| rejection.to_string())
+                        });
                 match checked {
                     Ok(()) => pending.fired(D::NAME, stream, name, time),
                     Err(reason) => pending.refused(D::NAME, stream, name, &reason, time),
@@ -265,7 +278,7 @@ impl<D: Domain> Hosted<D> {
                     let data = timer::scheduled_data(
                         &name,
                         at,
-                        event.type_name(),
+                        (event.type_name(), event.version()),
                         &subject,
                         &event.to_data(),
                     );
@@ -306,14 +319,24 @@ fn input_time(input: &Envelope) -> time::OffsetDateTime {
 
 /// Decodes a consumed record into the domain's input enum, once, for its handler.
 pub(crate) fn decode_input<D: Domain>(input: &Envelope) -> Result<D::Input, HandleError> {
-    D::Input::decode(&input.event_type, &input.data).map_err(|error| {
-        HandleError::new(format!(
-            "input {}#{} into {}: {error}",
-            input.stream,
-            input.sequence,
-            std::any::type_name::<D::Input>()
-        ))
-    })
+    // An input stored at an older version of its type is upcast first: the handler sees
+    // only the current layout.
+    let version = crate::event::stored_version(input);
+    D::Input::upgrade(&input.event_type, version, &input.data)
+        .and_then(|upgraded| {
+            D::Input::decode(
+                &input.event_type,
+                upgraded.as_deref().unwrap_or(&input.data),
+            )
+        })
+        .map_err(|error| {
+            HandleError::new(format!(
+                "input {}#{} into {}: {error}",
+                input.stream,
+                input.sequence,
+                std::any::type_name::<D::Input>()
+            ))
+        })
 }
 
 fn emitted_envelope<D: Domain>(
@@ -323,17 +346,18 @@ fn emitted_envelope<D: Domain>(
     time: &str,
     handle: Option<trace::TraceContext>,
 ) -> Envelope {
-    let (event_type, subject, data) = match reaction {
+    let (event_type, subject, data, version) = match reaction {
         Reaction::Event(event) => (
             event.type_name().to_owned(),
             event.subject().to_owned(),
             event.to_data(),
+            event.version(),
         ),
         Reaction::Record {
             event_type,
             subject,
             data,
-        } => (event_type.to_owned(), subject, data),
+        } => (event_type.to_owned(), subject, data, 1),
     };
     let id = ids::derived_id(D::NAME, cause, index);
     let traceparent = handle.map(|handle| trace::emitting(&handle, &id).traceparent());
@@ -348,7 +372,13 @@ fn emitted_envelope<D: Domain>(
         datacontenttype: JSON_CONTENT_TYPE.to_owned(),
         data,
         traceparent,
-        extensions: Vec::new(),
+        extensions: match version {
+            1 => Vec::new(),
+            version => vec![(
+                crate::event::VERSION_ATTRIBUTE.to_owned(),
+                version.to_string(),
+            )],
+        },
         cause: Some(cause.clone()),
         stream: D::NAME.to_owned(),
         sequence: 0,

@@ -19,16 +19,24 @@ pub trait Input: Sized + Send + 'static {
     fn type_name(&self) -> &'static str;
     /// Decodes `data` of the named type.
     fn decode(type_name: &str, data: &[u8]) -> Result<Self, DataError>;
+    /// `data` of the named type stored at `version`, upcast to its current version; `None`
+    /// when it is current (or only its type is consumed).
+    fn upgrade(type_name: &str, version: u32, data: &[u8]) -> Result<Option<Vec<u8>>, DataError>;
 }
 
 /// What an [`inputs!`] variant may hold: a payload type, or [`Seen`] of one.
 pub trait Consumed: serde::de::DeserializeOwned + Send + 'static {
     /// The full type name it is consumed under.
     const TYPE: &'static str;
+    /// Stored `data` of `version` in the current layout ([`crate::event::upgrade`]).
+    fn upgrade(version: u32, data: &[u8]) -> Result<Option<Vec<u8>>, DataError>;
 }
 
 impl<T: Payload> Consumed for T {
     const TYPE: &'static str = T::TYPE;
+    fn upgrade(version: u32, data: &[u8]) -> Result<Option<Vec<u8>>, DataError> {
+        crate::event::upgrade::<T>(version, data)
+    }
 }
 
 /// An input consumed for its type alone: its `data` is checked to be JSON but not decoded,
@@ -38,6 +46,10 @@ pub struct Seen<T>(PhantomData<fn() -> T>);
 
 impl<T: Payload> Consumed for Seen<T> {
     const TYPE: &'static str = T::TYPE;
+    // Only the type is consumed: any version's data will do.
+    fn upgrade(_: u32, _: &[u8]) -> Result<Option<Vec<u8>>, DataError> {
+        Ok(None)
+    }
 }
 
 impl<T> Seen<T> {
@@ -95,6 +107,10 @@ impl Input for NoInput {
             type_name: type_name.to_owned(),
             input: "NoInput",
         })
+    }
+
+    fn upgrade(_: &str, _: u32, _: &[u8]) -> Result<Option<Vec<u8>>, DataError> {
+        Ok(None)
     }
 }
 
@@ -224,6 +240,22 @@ macro_rules! inputs {
                     type_name: type_name.to_owned(),
                     input: stringify!($name),
                 })
+            }
+
+            fn upgrade(
+                type_name: &str,
+                version: u32,
+                data: &[u8],
+            ) -> ::core::result::Result<::core::option::Option<::std::vec::Vec<u8>>, $crate::DataError> {
+                $(
+                    if type_name
+                        == <$crate::__payload!($variant $(, $payload)?) as $crate::input::Consumed>::TYPE
+                    {
+                        return <$crate::__payload!($variant $(, $payload)?) as $crate::input::Consumed>::upgrade(version, data);
+                    }
+                )*
+                let _ = (version, data);
+                ::core::result::Result::Ok(::core::option::Option::None)
             }
         }
     };

@@ -65,6 +65,17 @@ pub struct ScheduledData {
     pub subject: String,
     /// The event's `data`.
     pub data: serde_json::Value,
+    /// The payload version `data` has (absent: 1).
+    #[serde(default = "first_version", skip_serializing_if = "is_first_version")]
+    pub version: u32,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+fn is_first_version(version: &u32) -> bool {
+    *version == 1
 }
 
 /// `data` of a `herald.timer.cancelled` record.
@@ -107,6 +118,8 @@ pub struct Pending {
     pub subject: String,
     /// The event's `data` (JSON text).
     pub data: Vec<u8>,
+    /// The payload version of `data`.
+    pub version: u32,
 }
 
 /// A domain's pending timers, kept from its own records and saved in its snapshots.
@@ -169,6 +182,7 @@ impl Timers {
                     event_type: data.event_type,
                     subject: data.subject,
                     data: serde_json::to_vec(&data.data).unwrap_or_default(),
+                    version: data.version,
                 },
             );
         } else {
@@ -215,14 +229,17 @@ impl Pending {
     /// `domain`, stamped `time`, caused by the schedule record and with an id derived from
     /// it, so every attempt to fire it is the same event.
     pub fn fired(&self, domain: &str, stream: &str, name: &str, time: &str) -> Envelope {
-        self.record(
-            domain,
-            stream,
-            time,
-            0,
-            (self.event_type.clone(), self.data.clone()),
-        )
-        .with_extension(FIRED_BY, name)
+        let mut fired = self
+            .record(
+                domain,
+                stream,
+                time,
+                0,
+                (self.event_type.clone(), self.data.clone()),
+            )
+            .with_extension(FIRED_BY, name);
+        crate::event::mark_version(&mut fired, self.version);
+        fired
     }
 
     /// The record that drops this timer, `name`, unfired, because the domain refused its
@@ -287,7 +304,7 @@ impl WithExtension for Envelope {
 pub fn scheduled_data(
     name: &str,
     at: OffsetDateTime,
-    event_type: &str,
+    (event_type, version): (&str, u32),
     subject: &str,
     data: &[u8],
 ) -> Vec<u8> {
@@ -297,6 +314,7 @@ pub fn scheduled_data(
         event_type: event_type.to_owned(),
         subject: subject.to_owned(),
         data: serde_json::from_slice(data).unwrap_or(serde_json::Value::Null),
+        version,
     };
     serde_json::to_vec(&record).unwrap_or_default()
 }
@@ -343,7 +361,13 @@ mod tests {
         let data = br#"{"order_id":"o-1","reason":"late"}"#;
         let schedule = record(
             SCHEDULED,
-            scheduled_data("pay:o-1", at(100), "orders.OrderCancelled", "o-1", data),
+            scheduled_data(
+                "pay:o-1",
+                at(100),
+                ("orders.OrderCancelled", 1),
+                "o-1",
+                data,
+            ),
             1,
         );
         timers.apply_record(&schedule).unwrap();
@@ -377,7 +401,13 @@ mod tests {
         timers.apply_record(&schedule).unwrap();
         let later = record(
             SCHEDULED,
-            scheduled_data("pay:o-1", at(200), "orders.OrderCancelled", "o-1", data),
+            scheduled_data(
+                "pay:o-1",
+                at(200),
+                ("orders.OrderCancelled", 1),
+                "o-1",
+                data,
+            ),
             3,
         );
         timers.apply_record(&later).unwrap();

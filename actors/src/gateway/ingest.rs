@@ -111,6 +111,8 @@ async fn ingest(
         })?;
         let stream = route(state, entry.domain, &event.envelope, &at)?;
         let mut envelope = event.envelope;
+        // The data was checked against the type's current schema: it is of that version.
+        herald_runtime::event::mark_version(&mut envelope, entry.version);
         trace.stamp(&mut envelope, stream);
         groups.entry(stream).or_default().push((index, envelope));
     }

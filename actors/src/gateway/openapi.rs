@@ -533,6 +533,11 @@ impl<'a> Builder<'a> {
                     "The most events to answer.",
                     json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 100})
                 ),
+                query_parameter(
+                    "upcast",
+                    "`true`: each event's `data` in its type's current layout (one stored at an older version upcast, `heraldversion` the current one), as its domain sees it; `false` (the default): as stored.",
+                    json!({"type": "boolean", "default": false})
+                ),
             ]),
         );
         let mut page = answer(

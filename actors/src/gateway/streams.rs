@@ -11,6 +11,7 @@ use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::stream;
 use herald_runtime::log::{EventLog, Record, Visibility};
+use herald_runtime::Envelope;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -186,21 +187,65 @@ pub async fn events(
         .log
         .read_stream(&stream, from, limit as usize, Visibility::Durable)
         .map_err(log_problem)?;
-    let events: Vec<Value> = records
+    let upcast = match query.get("upcast").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(Problem::new(
+                problem::BAD_QUERY_PARAMETER,
+                format!("upcast \"{other}\" is neither true nor false"),
+            )
+            .with("parameter", "upcast"))
+        }
+    };
+    let events = records
         .iter()
-        .map(|record| record.envelope.to_cloudevent_json())
-        .collect();
+        .map(|record| match upcast {
+            true => upcast_json(&state, &record.envelope),
+            false => Ok(record.envelope.to_cloudevent_json()),
+        })
+        .collect::<Result<Vec<Value>, Problem>>()?;
     let mut response = HttpResponse::Ok();
     response.content_type(BATCH_JSON);
     if let Some(next) = records.last().map(|r| r.envelope.sequence + 1) {
         if next <= last {
+            let upcast = if upcast { "&upcast=true" } else { "" };
             response.insert_header((
                 header::LINK,
-                format!("</v1/streams/{stream}/events?from={next}&limit={limit}>; rel=\"next\""),
+                format!(
+                    "</v1/streams/{stream}/events?from={next}&limit={limit}{upcast}>; rel=\"next\""
+                ),
             ));
         }
     }
     Ok(response.body(Value::Array(events).to_string()))
+}
+
+/// `envelope` as a CloudEvent with `data` in its type's current layout (an event stored at
+/// an older version upcast, as its domain and consumers see it), `heraldversion` saying
+/// which.
+fn upcast_json(state: &GatewayState, envelope: &Envelope) -> Result<Value, Problem> {
+    let Some(entry) = state.catalog.event_type(&envelope.event_type) else {
+        // Herald's own records (timers, dead letters) have no versions.
+        return Ok(envelope.to_cloudevent_json());
+    };
+    let stored = herald_runtime::event::stored_version(envelope);
+    let upgraded = (entry.upgrade)(stored, &envelope.data).map_err(|error| {
+        Problem::new(
+            problem::QUERY_FAILED,
+            format!(
+                "{}#{} cannot be upcast from version {stored}: {error}",
+                envelope.stream, envelope.sequence
+            ),
+        )
+    })?;
+    let Some(data) = upgraded else {
+        return Ok(envelope.to_cloudevent_json());
+    };
+    let mut current = envelope.clone();
+    current.data = data;
+    herald_runtime::event::mark_version(&mut current, entry.version);
+    Ok(current.to_cloudevent_json())
 }
 
 /// `GET /v1/streams/{stream}/tail?from=SEQ`: events as server-sent events, then every new

@@ -9,6 +9,7 @@ use herald_runtime::prelude::*;
 use herald_runtime::DomainEntry;
 
 use super::feeder::Fed;
+use super::scales::Weighed;
 
 /// A client poked a key of the laggard.
 #[payload]
@@ -29,6 +30,7 @@ herald_runtime::inputs! {
     /// What the laggard consumes, slowly.
     pub enum LaggardInput {
         Fed,
+        Weighed,
     }
 }
 
@@ -41,6 +43,13 @@ pub struct LaggardCounts {
     pub poked: u64,
     /// Feeder events consumed.
     pub consumed: u64,
+    /// Grams of `scales.Weighed` consumed (shown once there are any).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub grams: u64,
+}
+
+fn is_zero(grams: &u64) -> bool {
+    *grams == 0
 }
 
 /// Counts per key: pokes taken in, feeder events consumed.
@@ -48,6 +57,7 @@ pub struct LaggardCounts {
 pub struct Laggard {
     poked: BTreeMap<String, u64>,
     consumed: BTreeMap<String, u64>,
+    grams: BTreeMap<String, u64>,
 }
 
 impl Laggard {
@@ -71,8 +81,13 @@ impl Domain for Laggard {
         input: LaggardInput,
         _: &mut Outbox<LaggardEvent>,
     ) -> Result<(), HandleError> {
-        let LaggardInput::Fed(fed) = input;
-        self.consume(fed.key);
+        match input {
+            LaggardInput::Fed(fed) => self.consume(fed.key),
+            LaggardInput::Weighed(weighed) => {
+                let sum = self.grams.entry(weighed.key).or_default();
+                *sum = sum.saturating_add(weighed.grams);
+            }
+        }
         Ok(())
     }
 
@@ -84,13 +99,15 @@ impl Domain for Laggard {
     fn entity(&self, key: &str) -> Option<LaggardCounts> {
         let poked = self.poked.get(key).copied().unwrap_or(0);
         let consumed = self.consumed.get(key).copied().unwrap_or(0);
-        if poked == 0 && consumed == 0 {
+        let grams = self.grams.get(key).copied().unwrap_or(0);
+        if poked == 0 && consumed == 0 && grams == 0 {
             return None;
         }
         Some(LaggardCounts {
             key: key.to_owned(),
             poked,
             consumed,
+            grams,
         })
     }
 }

@@ -9,6 +9,7 @@
 pub mod faulty;
 pub mod feeder;
 pub mod laggard;
+pub mod scales;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

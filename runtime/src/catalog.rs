@@ -186,7 +186,7 @@ pub struct TypeEntry {
     /// Its payload's version.
     pub version: u32,
     /// Stored `data` of an older version in the current layout.
-    pub upgrade: fn(u32, &[u8]) -> Result<Option<Vec<u8>>, crate::event::DataError>,
+    pub upgrade: crate::event::Upgrade,
     validator: jsonschema::Validator,
 }
 

@@ -57,6 +57,9 @@ pub trait Payload: serde::Serialize + serde::de::DeserializeOwned + Send + 'stat
     }
 }
 
+/// Stored `data` of a version to the type's current layout (`None`: already current).
+pub type Upgrade = fn(u32, &[u8]) -> Result<Option<Vec<u8>>, DataError>;
+
 /// The CloudEvents extension attribute holding a stored event's payload version; absent
 /// means version 1.
 pub const VERSION_ATTRIBUTE: &str = "heraldversion";
@@ -117,7 +120,7 @@ pub struct EventType {
     /// Its payload's version ([`Payload::VERSION`]).
     pub version: u32,
     /// [`upgrade`] for it: stored `data` of a version to the current layout.
-    pub upgrade: fn(u32, &[u8]) -> Result<Option<Vec<u8>>, DataError>,
+    pub upgrade: Upgrade,
 }
 
 /// `data` that does not decode into the named type.

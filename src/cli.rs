@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::log_tools;
+use crate::schema_tools;
 use crate::telemetry;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -38,6 +39,9 @@ enum Command {
     /// Read, verify or repair the event log's files while the node is stopped.
     #[command(subcommand)]
     Log(log_tools::LogCommand),
+    /// Show this build's event types, or check them against an earlier build's.
+    #[command(subcommand)]
+    Schema(schema_tools::SchemaCommand),
     /// Validate a config file (with environment overrides) and exit: 0 if valid, 2 if not.
     CheckConfig {
         /// The TOML config to check.
@@ -63,6 +67,13 @@ pub fn main(registry: Registry) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(code) => code,
+        },
+        Command::Schema(command) => match schema_tools::run(command, registry) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("herald schema: {error:#}");
+                ExitCode::from(2)
+            }
         },
         Command::Log(command) => match log_tools::run(command, registry) {
             Ok(code) => code,

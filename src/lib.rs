@@ -1,5 +1,5 @@
 //! Herald as a library: the whole `herald` command line (`run`, `check-config`,
-//! `log tail|verify|repair`) for a service's own domains.
+//! `log tail|verify|repair`, `schema show|check`) for a service's own domains.
 //!
 //! A service registers its domains and hands them to [`main`]:
 //!
@@ -21,6 +21,7 @@
 
 mod cli;
 mod log_tools;
+mod schema_tools;
 mod telemetry;
 
 pub use cli::{main, Registry};

@@ -327,3 +327,112 @@ fn the_readme_asks_for_the_toolchain_the_lockfile_needs() {
         crates.join(", ")
     );
 }
+
+/// `herald schema check --against FILE` over a copy of the committed snapshot, edited by
+/// `edit` as an earlier build would have had it.
+fn schema_check(edit: impl FnOnce(&mut serde_json::Value)) -> Finished {
+    let committed = workspace().join("schemas").join("example.json");
+    let mut earlier: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&committed).expect("snapshot"))
+            .expect("JSON");
+    edit(&mut earlier);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("earlier.json");
+    std::fs::write(&file, earlier.to_string()).expect("written");
+    let mut command = Command::new(herald_binary());
+    command.args([
+        "schema",
+        "check",
+        "--against",
+        file.to_str().expect("utf-8"),
+    ]);
+    run_command(command, Duration::from_secs(60))
+}
+
+/// The schema of `type_name` in a topology.
+fn schema_of<'a>(
+    topology: &'a mut serde_json::Value,
+    type_name: &str,
+) -> &'a mut serde_json::Value {
+    let domain = type_name.split('.').next().expect("domain");
+    let domains = topology["domains"].as_array_mut().expect("domains");
+    let found = domains
+        .iter_mut()
+        .find(|d| d["name"] == domain)
+        .expect("domain listed");
+    &mut found["types"][type_name]["schema"]
+}
+
+#[test]
+fn schema_check_passes_the_committed_snapshot_and_names_every_breaking_change() {
+    let same = schema_check(|_| {});
+    assert_eq!(same.status, Some(0), "{}", same.output());
+    assert!(same.stdout.contains("compatible"), "{}", same.output());
+
+    // An earlier build had a field this one dropped, a field of another JSON type, and no
+    // `reason` on OrderCancelled (so this build's required `reason` is new).
+    let broken = schema_check(|earlier| {
+        let placed = schema_of(earlier, "orders.OrderPlaced");
+        placed["properties"]["coupon"] = serde_json::json!({"type": "string"});
+        let added = schema_of(earlier, "inventory.StockAdded");
+        added["properties"]["quantity"] = serde_json::json!({"type": "string"});
+        let cancelled = schema_of(earlier, "orders.OrderCancelled");
+        cancelled["properties"]
+            .as_object_mut()
+            .expect("properties")
+            .remove("reason");
+        let required = cancelled["required"].as_array_mut().expect("required");
+        required.retain(|name| name != "reason");
+    });
+    assert_eq!(broken.status, Some(1), "{}", broken.output());
+    for needle in [
+        "breaking: orders.OrderPlaced data/coupon: the field was removed",
+        "breaking: inventory.StockAdded data/quantity: changed from",
+        "breaking: orders.OrderCancelled data/reason: a new required field without a default",
+        "3 change(s) would break",
+    ] {
+        assert!(
+            broken.stderr.contains(needle),
+            "missing {needle:?}:\n{}",
+            broken.output()
+        );
+    }
+    // A removed type, and a version that went down.
+    let removed = schema_check(|earlier| {
+        let domains = earlier["domains"].as_array_mut().expect("domains");
+        let shipping = domains
+            .iter_mut()
+            .find(|d| d["name"] == "shipping")
+            .expect("shipping");
+        shipping["types"]["shipping.ShipmentLost"] =
+            serde_json::json!({"schema": {"type": "object"}, "version": 1});
+        let orders = domains
+            .iter_mut()
+            .find(|d| d["name"] == "orders")
+            .expect("orders");
+        orders["types"]["orders.OrderPlaced"]["version"] = serde_json::json!(3);
+    });
+    assert_eq!(removed.status, Some(1), "{}", removed.output());
+    assert!(
+        removed
+            .stderr
+            .contains("shipping.ShipmentLost: the type was removed"),
+        "{}",
+        removed.output()
+    );
+    assert!(
+        removed
+            .stderr
+            .contains("orders.OrderPlaced: the version went down from 3 to 1"),
+        "{}",
+        removed.output()
+    );
+    // Not a topology at all: 2, naming what to save.
+    let unusable = schema_check(|earlier| *earlier = serde_json::json!({"streams": []}));
+    assert_eq!(unusable.status, Some(2), "{}", unusable.output());
+    assert!(
+        unusable.stderr.contains("save the body of GET /v1/domains"),
+        "{}",
+        unusable.output()
+    );
+}

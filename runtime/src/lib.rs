@@ -28,6 +28,7 @@ pub mod bus;
 pub mod catalog;
 pub mod cloudevent;
 pub mod codec;
+pub mod compat;
 pub mod deadletter;
 pub mod domain;
 pub mod envelope;

@@ -220,6 +220,7 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
         "orders-only reading the inventory stream",
     );
     // A batch reaching a domain the token may not publish to is refused whole.
+    let before = domain_events(&node, "orders");
     let batch = serde_json::Value::Array(vec![
         order_placed("o-2", "alice", &[("sku-1", 1, 700)]),
         stock_added("sku-3", 1),
@@ -231,9 +232,10 @@ fn every_token_case_gets_the_answer_its_scopes_give() {
         batch.to_string(),
     );
     assert_problem(&reply, 403, "inventory", "mixed batch");
+    // (orders' streams also hold the first order's payment timer records.)
     assert_eq!(
         domain_events(&node, "orders"),
-        1,
+        before,
         "half a forbidden batch was appended"
     );
 

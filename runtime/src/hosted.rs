@@ -261,8 +261,13 @@ enum Reaction<E> {
 
 impl<D: Domain> Hosted<D> {
     fn note_consumed(&mut self, input: &Envelope) {
-        let seen = self.consumed.entry(input.stream.clone()).or_default();
-        *seen = (*seen).max(input.sequence);
+        // Per input: no allocation once the stream is known.
+        match self.consumed.get_mut(&input.stream) {
+            Some(seen) => *seen = (*seen).max(input.sequence),
+            None => {
+                self.consumed.insert(input.stream.clone(), input.sequence);
+            }
+        }
     }
 
     fn records(&self, emitted: Vec<Emitted<D::Event>>) -> Vec<Reaction<D::Event>> {

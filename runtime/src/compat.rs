@@ -83,6 +83,16 @@ pub fn check(earlier: &Value, now: &Value) -> Result<Report, SnapshotError> {
             report.upcast.push((name.clone(), was, is));
             continue;
         }
+        if old.get("key").is_some() && old.get("key") != new.get("key") {
+            report.breaking.push(Breaking {
+                type_name: name.clone(),
+                at: String::new(),
+                what: format!(
+                    "the key field changed from {} to {}: stored events are keyed (and partitioned) by the old one",
+                    old["key"], new["key"]
+                ),
+            });
+        }
         let (old_root, new_root) = (&old["schema"], &new["schema"]);
         compare(
             name,
@@ -125,6 +135,7 @@ const DOCUMENTATION: &[&str] = &[
     "description",
     "title",
     "examples",
+    "default",
     "$comment",
     "$schema",
     "$defs",
@@ -196,6 +207,19 @@ fn compare(type_name: &str, at: &str, old: &Value, new: &Value, found: &mut Vec<
                 false => "a new required field without a default: stored events lack it (add #[serde(default)], or raise the version with an upcast that fills it)",
             };
             push(found, type_name, format!("{at}/{field}"), what.into());
+        }
+        // The rest of the object's schema (unknown fields refused or not, combinators).
+        let rest = |schema: &Value| {
+            let mut rest = schema.clone();
+            if let Some(fields) = rest.as_object_mut() {
+                fields.remove("properties");
+                fields.remove("required");
+            }
+            rest
+        };
+        if rest(old) != rest(new) {
+            let what = format!("changed from {} to {}", rest(old), rest(new));
+            push(found, type_name, at.to_owned(), what);
         }
         return;
     }

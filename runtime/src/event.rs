@@ -90,13 +90,20 @@ pub fn stored_version(envelope: &crate::Envelope) -> u32 {
 /// `data` of `T` stored at `version`, upcast to `T::VERSION` (one step covers every older
 /// version: the upcast is told where it starts); `None` when it is current.
 pub fn upgrade<T: Payload>(version: u32, data: &[u8]) -> Result<Option<Vec<u8>>, DataError> {
-    if version >= T::VERSION {
-        return Ok(None);
-    }
     let invalid = |message: String| DataError::Invalid {
         type_name: T::TYPE.to_owned(),
         message,
     };
+    if version > T::VERSION {
+        // Written by a newer build: read as this layout it would be misread.
+        return Err(invalid(format!(
+            "stored at version {version}, newer than this build's {}; run the newer build",
+            T::VERSION
+        )));
+    }
+    if version == T::VERSION {
+        return Ok(None);
+    }
     let value: serde_json::Value =
         serde_json::from_slice(data).map_err(|error| invalid(error.to_string()))?;
     let upcast = T::upcast(version, value)

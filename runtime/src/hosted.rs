@@ -234,16 +234,26 @@ impl<D: Domain> HostedDomain for Hosted<D> {
     }
 
     fn list(&self, after: Option<&str>, limit: usize) -> Result<Listed, QueryError> {
-        let mut keys = self.domain.keys(after, limit.saturating_add(1));
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let mut page = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(entity) = self.domain.entity(&key) {
-                page.push((key, answer(&entity)?));
+        // Keys without an entity are passed over, so keep asking until the page is full:
+        // a short page would make the merged page end early and skip keys.
+        let mut page = Vec::with_capacity(limit.min(1024));
+        let mut from = after.map(str::to_owned);
+        loop {
+            let keys = self.domain.keys(from.as_deref(), limit.saturating_add(1));
+            let exhausted = keys.len() <= limit;
+            for key in keys {
+                if page.len() == limit {
+                    return Ok((page, true));
+                }
+                if let Some(entity) = self.domain.entity(&key) {
+                    page.push((key.clone(), answer(&entity)?));
+                }
+                from = Some(key);
+            }
+            if exhausted {
+                return Ok((page, false));
             }
         }
-        Ok((page, more))
     }
 }
 
@@ -317,7 +327,7 @@ impl<D: Domain> Hosted<D> {
 
 /// The time of `input`, the domain's clock while it handles it; the Unix epoch when it
 /// does not parse (never for a record Herald stored), so replay still agrees.
-fn input_time(input: &Envelope) -> time::OffsetDateTime {
+pub(crate) fn input_time(input: &Envelope) -> time::OffsetDateTime {
     time::OffsetDateTime::parse(&input.time, &time::format_description::well_known::Rfc3339)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }

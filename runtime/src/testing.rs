@@ -105,7 +105,7 @@ impl<D: Domain> Scenario<D> {
             stream: E::DOMAIN.to_owned(),
             sequence: self.inputs,
         };
-        let mut outbox = Outbox::default();
+        let mut outbox = Outbox::at(crate::hosted::input_time(&envelope));
         // The host throws away what a failing handler changed: so does the scenario.
         let before = codec::encode(FormatTag::StateV1, &self.domain).expect(
             "the state encodes as snapshots do (bincode: no serde_json::Value, no flatten)",

@@ -25,8 +25,9 @@ use super::state::GatewayState;
 use super::streams::log_problem;
 use crate::registry::HostHandle;
 
-/// The longest a query waits for the positions it names.
-pub const REFLECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a query waits for the positions it names: under the default forwarding
+/// timeout (`[bus.nats] request_timeout`, 5 s), so a forwarded read gets this answer.
+pub const REFLECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The query parameter naming the positions.
 pub const PARAMETER: &str = "reflects";

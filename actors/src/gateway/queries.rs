@@ -71,6 +71,26 @@ async fn settled<T>(
     }
 }
 
+/// [`settled`], once the state reflects `reflects`: checked again if the state was
+/// rebuilt meanwhile (a refused append takes back what it had reflected).
+async fn reflecting<T>(
+    state: &GatewayState,
+    host: &HostHandle,
+    stream: &str,
+    reflects: &[Position],
+    read: impl Fn() -> (T, u64),
+) -> Result<T, Problem> {
+    for _ in 0..3 {
+        let rebuilds = host.view.rebuilds();
+        positions::reflected(state, host, stream, reflects).await?;
+        let answer = settled(state, host, stream, &read).await?;
+        if reflects.is_empty() || host.view.rebuilds() == rebuilds {
+            return Ok(answer);
+        }
+    }
+    Err(busy(stream))
+}
+
 /// `GET /v1/domains`: every domain, its types with schemas, ingress and subscriptions.
 pub async fn list_domains(state: web::Data<GatewayState>) -> HttpResponse {
     let mut topology = state.catalog.to_json();
@@ -266,16 +286,17 @@ pub(crate) async fn list_here(
     reflects: &[Position],
 ) -> Result<Value, Problem> {
     let host = state.ready_host(stream)?;
-    positions::reflected(state, &host, stream, reflects).await?;
-    let (page, more) = settled(state, &host, stream, || host.view.list(after, limit))
-        .await?
-        .map_err(|error| {
-            Problem::new(
-                problem::QUERY_FAILED,
-                format!("domain \"{stream}\", listing entities: {error}"),
-            )
-            .with("domain", stream)
-        })?;
+    let (page, more) = reflecting(state, &host, stream, reflects, || {
+        host.view.list(after, limit)
+    })
+    .await?
+    .map_err(|error| {
+        Problem::new(
+            problem::QUERY_FAILED,
+            format!("domain \"{stream}\", listing entities: {error}"),
+        )
+        .with("domain", stream)
+    })?;
     let entities: Vec<Value> = page
         .into_iter()
         .map(|(key, entity)| serde_json::json!({"key": key, "entity": entity}))
@@ -361,8 +382,7 @@ pub(crate) async fn entity_here(
     reflects: &[Position],
 ) -> Result<Value, Problem> {
     let host = state.ready_host(domain)?;
-    positions::reflected(state, &host, domain, reflects).await?;
-    let entity = settled(state, &host, domain, || host.view.entity(key))
+    let entity = reflecting(state, &host, domain, reflects, || host.view.entity(key))
         .await?
         .map_err(|error| {
             Problem::new(
@@ -390,8 +410,10 @@ pub(crate) async fn query_here(
     reflects: &[Position],
 ) -> Result<Value, Problem> {
     let host = state.ready_host(domain)?;
-    positions::reflected(state, &host, domain, reflects).await?;
-    let answer = settled(state, &host, domain, || host.view.query(name, params)).await?;
+    let answer = reflecting(state, &host, domain, reflects, || {
+        host.view.query(name, params)
+    })
+    .await?;
     match answer {
         Ok(answer) => Ok(answer),
         Err(error @ QueryError::UnknownQuery { .. }) => Err(Problem::new(

@@ -362,6 +362,15 @@ impl DomainHost {
                 }
                 continue;
             }
+            if entry.requests.is_empty() {
+                // The host's own append (fired timers): the state already holds it, so a
+                // refusal rebuilds the state from what the log holds.
+                if let Some(Err(error)) = outcomes.iter().find(|outcome| outcome.is_err()) {
+                    refusal.refused = true;
+                    refusal.failed.get_or_insert(error.clone());
+                }
+                continue;
+            }
             for sent in entry.requests {
                 let outcome = match sent.unit {
                     FOLLOWS if outcomes.iter().all(Result::is_ok) => Ok(()),

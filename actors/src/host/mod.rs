@@ -123,6 +123,8 @@ pub struct DomainHost {
     handler_latency: Histogram,
     /// The actix timer armed for the domain's earliest pending timer.
     armed_timer: timers::Armed,
+    /// Due timers wait until then (an append failed, or their key is held).
+    timers_not_before: Option<herald_runtime::prelude::OffsetDateTime>,
 }
 
 impl DomainHost {
@@ -175,6 +177,7 @@ impl DomainHost {
             group_keys: HashSet::new(),
             on_stop: args.on_stop,
             armed_timer: None,
+            timers_not_before: None,
         }
     }
 

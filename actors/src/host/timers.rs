@@ -22,6 +22,9 @@ const LONGEST_SLEEP: std::time::Duration = std::time::Duration::from_secs(30);
 /// The armed actix timer and the deadline (Unix nanoseconds) it is for.
 pub(super) type Armed = Option<(SpawnHandle, i128)>;
 
+/// How long due timers wait after an append failed, or while their keys are held.
+const TIMER_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl DomainHost {
     /// Arms the actix timer for the earliest pending timer, unless it is armed for it.
     pub(super) fn arm_timers(&mut self, ctx: &mut Context<Self>) {
@@ -33,6 +36,11 @@ impl DomainHost {
                 ctx.cancel_future(handle);
             }
             return;
+        };
+        // Not before a failed append's or a held key's retry time.
+        let next = match self.timers_not_before {
+            Some(not_before) if not_before > next => not_before,
+            _ => next,
         };
         let deadline = next.unix_timestamp_nanos();
         if self
@@ -56,20 +64,41 @@ impl DomainHost {
         self.armed_timer = Some((handle, deadline));
     }
 
-    /// Appends and applies the events of every timer due now.
+    /// Appends and applies the events of every timer due now: after the inputs already in
+    /// the log (a payment logged before the deadline is handled before the deadline fires),
+    /// and never for a key held behind a dead letter (it waits, as the key's inputs do).
     fn fire_timers(&mut self, ctx: &mut Context<Self>) {
+        let now = herald_runtime::prelude::OffsetDateTime::now_utc();
+        if self
+            .timers_not_before
+            .is_some_and(|not_before| not_before > now)
+        {
+            self.after_step(ctx);
+            return;
+        }
+        self.timers_not_before = None;
         if self.fenced || self.broken || !self.view.is_ready() {
             return;
         }
+        if !self.waiting_to_retry() && self.cursor < self.bus.log().head() {
+            let pulled = self.pull(super::PULL_BATCH);
+            self.snapshots_note(pulled.handled);
+            self.schedule(pulled, ctx);
+        }
         // Staged ingress goes first: the state already holds it, so the log must too.
         self.flush_ingress();
+        if self.fenced || self.broken || !self.view.is_ready() {
+            self.after_step(ctx);
+            return;
+        }
         let view = self.view.clone();
         let mut domain = view.write();
-        let due = domain.due_timers(
-            self.stream,
-            herald_runtime::prelude::OffsetDateTime::now_utc(),
-            &now_rfc3339(),
-        );
+        let mut due = domain.due_timers(self.stream, now, &now_rfc3339());
+        let before = due.len();
+        due.retain(|event| !self.holds.holds(&event.partitionkey));
+        if due.len() < before {
+            self.timers_not_before = Some(now + TIMER_RETRY);
+        }
         if !due.is_empty() {
             match self.append_own(self.cursor, due, None) {
                 Ok(records) => {
@@ -81,16 +110,14 @@ impl DomainHost {
                     self.snapshots_note(records.len() as u64);
                 }
                 Err(error) => {
-                    error!(domain = self.name(), %error, "cannot append the events of due timers; trying again");
+                    error!(domain = self.name(), %error, "cannot append the events of due timers; trying again in a second");
                     view.mark_pending();
                     drop(domain);
                     if let LogError::Fenced { .. } = error {
                         self.fenced(&error);
                     }
                     self.restore();
-                    ctx.run_later(super::inputs::STALL_RETRY, |host, ctx| {
-                        host.fire_timers(ctx)
-                    });
+                    self.timers_not_before = Some(now + TIMER_RETRY);
                 }
             }
         }

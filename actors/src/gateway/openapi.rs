@@ -292,17 +292,7 @@ impl<'a> Builder<'a> {
     }
 
     fn entity(&mut self) -> Value {
-        let state = self.state;
-        let mut entities = Vec::new();
-        for domain in &self.domains {
-            if let Some(description) = state.catalog.description(domain) {
-                let name = self.components.embed(
-                    &format!("Entity.{}", description.name),
-                    &description.entity_schema,
-                );
-                entities.push(reference(&name));
-            }
-        }
+        let entities = self.entity_references();
         let mut operation = described(
             "getEntity",
             "domains",
@@ -334,7 +324,8 @@ impl<'a> Builder<'a> {
         self.finish(Guard::Scope(Scope::Query), operation)
     }
 
-    fn entities(&mut self) -> Value {
+    /// A reference to each hosted domain's `Entity.<domain>` schema, embedded once.
+    fn entity_references(&mut self) -> Vec<Value> {
         let state = self.state;
         let mut entities = Vec::new();
         for domain in &self.domains {
@@ -346,6 +337,11 @@ impl<'a> Builder<'a> {
                 entities.push(reference(&name));
             }
         }
+        entities
+    }
+
+    fn entities(&mut self) -> Value {
+        let entities = self.entity_references();
         let mut operation = described(
             "listEntities",
             "domains",

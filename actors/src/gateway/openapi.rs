@@ -318,7 +318,7 @@ impl<'a> Builder<'a> {
                 ("400", problem_answer("A position in `reflects` that is malformed, names no stream, or a stream the domain neither writes nor reads.")),
                 ("404", problem_answer("No such domain, or no such entity.")),
                 ("503", problem_answer("The domain is not ready, failed or not hosted: retry after `Retry-After` seconds.")),
-                ("504", problem_answer("The state did not reflect a position in `reflects` within 5 seconds.")),
+                ("504", problem_answer("The state did not reflect a position in `reflects` within 4 seconds.")),
             ]),
         );
         self.finish(Guard::Scope(Scope::Query), operation)
@@ -394,7 +394,7 @@ impl<'a> Builder<'a> {
                 ("400", problem_answer("`limit` is not a whole number from 1 to 1000, or a bad position in `reflects`.")),
                 ("404", problem_answer("No such domain.")),
                 ("503", problem_answer("A partition of the domain is not ready, failed or not hosted: retry after `Retry-After` seconds.")),
-                ("504", problem_answer("The state did not reflect a position in `reflects` within 5 seconds.")),
+                ("504", problem_answer("The state did not reflect a position in `reflects` within 4 seconds.")),
             ]),
         );
         self.finish(Guard::Scope(Scope::Query), operation)
@@ -451,7 +451,7 @@ impl<'a> Builder<'a> {
                 ("400", problem_answer("A parameter the query cannot use, or a bad position in `reflects`.")),
                 ("404", problem_answer("No such domain, or no such query.")),
                 ("503", problem_answer("The domain is not ready, failed or not hosted: retry after `Retry-After` seconds.")),
-                ("504", problem_answer("The state did not reflect a position in `reflects` within 5 seconds.")),
+                ("504", problem_answer("The state did not reflect a position in `reflects` within 4 seconds.")),
             ]),
         );
         self.finish(Guard::Scope(Scope::Query), operation)
@@ -1203,7 +1203,7 @@ fn path_parameter(name: &str, description: &str, schema: Value) -> Value {
 fn reflects_parameter() -> Value {
     query_parameter(
         "reflects",
-        "Positions the answer must reflect, `stream:sequence` as POST /v1/events answers them, comma-separated (at most 64): the answer waits until the domain's state includes each (its own record applied, or an input handled with its reactions appended), or is 504 after 5 seconds. The `Herald-Reflects` header does the same.",
+        "Positions the answer must reflect, `stream:sequence` as POST /v1/events answers them, comma-separated (at most 64): the answer waits until the domain's state includes each (its own record applied, or an input handled with its reactions appended), or is 504 after 4 seconds. The `Herald-Reflects` header does the same.",
         json!({"type": "string"}),
     )
 }

@@ -276,3 +276,27 @@ fn an_order_with_no_u64_total_from_an_older_log_shows_none() {
         Some(json!("rejected"))
     );
 }
+
+#[test]
+fn a_reservation_schedules_the_payment_deadline_and_a_payment_cancels_it() {
+    use herald_domains::events::orders::OrderCancelled;
+    use herald_runtime::prelude::OffsetDateTime;
+    // Scenario inputs are recorded at 2026-01-01T00:00:00Z: the handler's `out.now()`.
+    let recorded = OffsetDateTime::from_unix_timestamp(1_767_225_600).expect("a time");
+    let deadline = recorded + std::time::Duration::from_secs(90);
+    with_order()
+        .with_setting("payment_timeout", "90s")
+        .when_consumed::<InventoryEvent>(reserved("o-1", &[("s-1", 2), ("s-2", 1)]))
+        .then_schedules(
+            "payment:o-1",
+            deadline,
+            OrderCancelled {
+                order_id: "o-1".to_owned(),
+                reason: "no payment within 90s of the stock being reserved".to_owned(),
+            },
+        )
+        .then_emits_nothing()
+        .when_consumed::<PaymentsEvent>(captured("o-1", "c-1", 1000))
+        .then_cancels("payment:o-1")
+        .then_emits_nothing();
+}

@@ -20,12 +20,18 @@ use crate::domain::{answer, Domain, HandleError, Params, QueryError, Rejection};
 use crate::envelope::{Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
 use crate::event::Event;
 use crate::hosted::decode_input;
-use crate::outbox::Outbox;
+use crate::outbox::{Emitted, Outbox};
+use crate::settings::Settings;
+use crate::timer::TimerRequest;
 
 /// A domain under test, fed events directly.
 pub struct Scenario<D: Domain> {
     domain: D,
     inputs: u64,
+    /// Its own settings so far (`with_setting`).
+    settings: std::collections::BTreeMap<String, herald_config::figment::value::Value>,
+    /// The timers the last handled input set or cancelled, in order.
+    timers: Vec<TimerRequest<D::Event>>,
 }
 
 impl<D: Domain> Default for Scenario<D> {
@@ -35,11 +41,31 @@ impl<D: Domain> Default for Scenario<D> {
 }
 
 impl<D: Domain> Scenario<D> {
-    /// A domain in its initial state.
+    /// A domain in its initial state, configured with its settings' defaults.
     pub fn new() -> Self {
-        Self {
+        let mut scenario = Self {
             domain: D::default(),
             inputs: 0,
+            settings: Default::default(),
+            timers: Vec::new(),
+        };
+        scenario.configure();
+        scenario
+    }
+
+    /// With the domain's own setting `key` = `value` (as `[domain.<name>]` would give it,
+    /// a string such as `"10s"`). Panics if the domain refuses it.
+    pub fn with_setting(mut self, key: &str, value: &str) -> Self {
+        self.settings
+            .insert(key.to_owned(), value.to_owned().into());
+        self.configure();
+        self
+    }
+
+    fn configure(&mut self) {
+        let settings = Settings::new(D::NAME, std::sync::Arc::new(self.settings.clone()));
+        if let Err(error) = self.domain.configure(&settings) {
+            panic!("the domain refuses its settings: {error}");
         }
     }
 
@@ -118,7 +144,14 @@ impl<D: Domain> Scenario<D> {
             );
             return Err(error);
         }
-        let emitted = outbox.into_events();
+        let mut emitted = Vec::new();
+        self.timers.clear();
+        for item in outbox.into_emitted() {
+            match item {
+                Emitted::Event(event) => emitted.push(event),
+                Emitted::Timer(request) => self.timers.push(request),
+            }
+        }
         for event in &emitted {
             self.domain.apply(event);
         }
@@ -233,6 +266,42 @@ pub struct Then<D: Domain> {
 }
 
 impl<D: Domain> Then<D> {
+    /// The step scheduled timer `name` to fire `event` at `at`; check the emitted events
+    /// next.
+    #[track_caller]
+    pub fn then_schedules(
+        self,
+        name: &str,
+        at: time::OffsetDateTime,
+        event: impl Into<D::Event>,
+    ) -> Self {
+        let wanted = TimerRequest::Schedule {
+            name: name.to_owned(),
+            at,
+            event: event.into(),
+        };
+        assert!(
+            self.scenario.timers.contains(&wanted),
+            "expected {wanted:?} among the timers set: {:?}",
+            self.scenario.timers
+        );
+        self
+    }
+
+    /// The step cancelled timer `name`; check the emitted events next.
+    #[track_caller]
+    pub fn then_cancels(self, name: &str) -> Self {
+        let wanted = TimerRequest::Cancel {
+            name: name.to_owned(),
+        };
+        assert!(
+            self.scenario.timers.contains(&wanted),
+            "expected timer {name:?} cancelled, among: {:?}",
+            self.scenario.timers
+        );
+        self
+    }
+
     /// The step succeeded and emitted exactly `expected`, in order; the scenario goes on.
     #[track_caller]
     pub fn then_emits(

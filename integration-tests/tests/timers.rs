@@ -154,3 +154,39 @@ fn time_of_str(text: &str) -> time::OffsetDateTime {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .expect("RFC 3339")
 }
+
+#[test]
+fn a_pending_timer_and_the_inputs_handled_come_back_from_a_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let env = [
+        WITHOUT_PAYMENTS,
+        ("HERALD_DOMAIN__ORDERS__PAYMENT_TIMEOUT", "5s"),
+    ];
+    let mut node = Node::start_in(dir.path(), &env);
+    node.accept(&stock_added("sku-s", 5));
+    let placed = node.publish(&order_placed("o-snap", "ivan", &[("sku-s", 1, 100)]));
+    assert_eq!(placed.status, 202, "{}", placed.json);
+    let position = format!(
+        "{}:{}",
+        placed.json["stream"].as_str().expect("stream"),
+        placed.json["sequence"]
+    );
+    node.await_field("orders", "o-snap", "status", &json!("reserved"));
+    // A clean stop snapshots every domain: the schedule and the input it followed are now
+    // behind the snapshot, so only the snapshot can say the timer is pending and that
+    // inventory handled the order.
+    node.stop();
+    assert!(
+        std::fs::read_dir(dir.path().join("snapshots")).is_ok_and(|mut d| d.next().is_some()),
+        "snapshots written at shutdown"
+    );
+    let node = Node::start_in(dir.path(), &env);
+    let stock = node.get(&format!(
+        "/v1/domains/inventory/entities/sku-s?reflects={position}"
+    ));
+    assert_eq!(stock.status, 200, "{}", stock.json);
+    assert_eq!(stock.json["reserved"], 1, "{}", stock.json);
+    node.await_field("orders", "o-snap", "status", &json!("cancelled"));
+    node.await_field("inventory", "sku-s", "available", &json!(5));
+    assert_eq!(records(&node, "o-snap", "orders.OrderCancelled").len(), 1);
+}

@@ -22,6 +22,11 @@ pub trait Event: Sized + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'st
     /// `data` of the named type stored at `version`, upcast to the type's current version;
     /// `None` when it is current already.
     fn upgrade(type_name: &str, version: u32, data: &[u8]) -> Result<Option<Vec<u8>>, DataError>;
+    /// Decodes `data` of the named type stored at `version`, upcast first when older.
+    fn decode_stored(type_name: &str, version: u32, data: &[u8]) -> Result<Self, DataError> {
+        let upgraded = Self::upgrade(type_name, version, data)?;
+        Self::from_data(type_name, upgraded.as_deref().unwrap_or(data))
+    }
     /// Every type this enum holds, with its JSON Schema.
     fn types() -> Vec<EventType>;
     /// Its types clients may POST (marked `from clients` in [`events!`](crate::events)).

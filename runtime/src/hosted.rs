@@ -4,7 +4,7 @@
 use crate::catalog::DomainDescription;
 use crate::codec::{self, CodecError, FormatTag};
 use crate::domain::{answer, Domain, HandleError, Params, QueryError, Rejection};
-use crate::envelope::{Cause, Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
+use crate::envelope::{Cause, Envelope};
 use crate::event::{DataError, Event};
 use crate::ids;
 use crate::input::Input;
@@ -113,13 +113,8 @@ impl<D: Domain> HostedDomain for Hosted<D> {
                     message: error.reason,
                 });
         }
-        let upgraded = D::Event::upgrade(
-            &envelope.event_type,
-            crate::event::stored_version(envelope),
-            &envelope.data,
-        )?;
-        let data = upgraded.as_deref().unwrap_or(&envelope.data);
-        let event = D::Event::from_data(&envelope.event_type, data)?;
+        let version = crate::event::stored_version(envelope);
+        let event = D::Event::decode_stored(&envelope.event_type, version, &envelope.data)?;
         self.domain.apply(&event);
         self.timers.note_applied(envelope);
         Ok(())
@@ -204,13 +199,7 @@ impl<D: Domain> HostedDomain for Hosted<D> {
             .into_iter()
             .map(|(name, pending)| {
                 let checked =
-                    D::Event::upgrade(&pending.event_type, pending.version, &pending.data)
-                        .and_then(|upgraded| {
-                            D::Event::from_data(
-                                &pending.event_type,
-                                upgraded.as_deref().unwrap_or(&pending.data),
-                            )
-                        })
+                    D::Event::decode_stored(&pending.event_type, pending.version, &pending.data)
                         .map_err(|error| error.to_string())
                         .and_then(|event| {
                             self.domain
@@ -337,21 +326,14 @@ pub(crate) fn decode_input<D: Domain>(input: &Envelope) -> Result<D::Input, Hand
     // An input stored at an older version of its type is upcast first: the handler sees
     // only the current layout.
     let version = crate::event::stored_version(input);
-    D::Input::upgrade(&input.event_type, version, &input.data)
-        .and_then(|upgraded| {
-            D::Input::decode(
-                &input.event_type,
-                upgraded.as_deref().unwrap_or(&input.data),
-            )
-        })
-        .map_err(|error| {
-            HandleError::new(format!(
-                "input {}#{} into {}: {error}",
-                input.stream,
-                input.sequence,
-                std::any::type_name::<D::Input>()
-            ))
-        })
+    D::Input::decode_stored(&input.event_type, version, &input.data).map_err(|error| {
+        HandleError::new(format!(
+            "input {}#{} into {}: {error}",
+            input.stream,
+            input.sequence,
+            std::any::type_name::<D::Input>()
+        ))
+    })
 }
 
 fn emitted_envelope<D: Domain>(
@@ -374,30 +356,18 @@ fn emitted_envelope<D: Domain>(
             data,
         } => (event_type.to_owned(), subject, data, 1),
     };
-    let id = ids::derived_id(D::NAME, cause, index);
-    let traceparent = handle.map(|handle| trace::emitting(&handle, &id).traceparent());
-    Envelope {
-        id,
-        source: ids::emitted_source(D::NAME),
-        specversion: SPEC_VERSION.to_owned(),
-        event_type,
-        partitionkey: subject.clone(),
-        subject,
-        time: time.to_owned(),
-        datacontenttype: JSON_CONTENT_TYPE.to_owned(),
-        data,
-        traceparent,
-        extensions: match version {
-            1 => Vec::new(),
-            version => vec![(
-                crate::event::VERSION_ATTRIBUTE.to_owned(),
-                version.to_string(),
-            )],
-        },
-        cause: Some(cause.clone()),
-        stream: D::NAME.to_owned(),
-        sequence: 0,
-    }
+    let of = ids::Derived {
+        domain: D::NAME,
+        stream: D::NAME,
+        cause,
+        index,
+        time,
+    };
+    let mut envelope = ids::derived_envelope(of, event_type, subject, data);
+    envelope.traceparent =
+        handle.map(|handle| trace::emitting(&handle, &envelope.id).traceparent());
+    crate::event::mark_version(&mut envelope, version);
+    envelope
 }
 
 /// A registered domain: how to describe it and how to make a fresh one, with the domain's

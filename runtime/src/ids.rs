@@ -38,6 +38,48 @@ pub fn derived_id(domain: &str, cause: &Cause, index: usize) -> String {
     Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
 }
 
+/// What [`derived_envelope`] builds an event of.
+pub struct Derived<'a> {
+    /// The emitting domain (its ids and `source`).
+    pub domain: &'a str,
+    /// The stream it is appended to (the domain's, or one partition's).
+    pub stream: &'a str,
+    /// What caused it.
+    pub cause: &'a crate::envelope::Cause,
+    /// Its index among the events of that cause.
+    pub index: usize,
+    /// When it is emitted (RFC 3339).
+    pub time: &'a str,
+}
+
+/// An event a domain emits (a reaction, a timer record, a fired timer): id derived from
+/// its cause and index, `source` the domain's, no trace context, version or other
+/// extension yet; the caller adds those.
+pub fn derived_envelope(
+    of: Derived<'_>,
+    event_type: String,
+    subject: String,
+    data: Vec<u8>,
+) -> crate::envelope::Envelope {
+    use crate::envelope::{Envelope, JSON_CONTENT_TYPE, SPEC_VERSION};
+    Envelope {
+        id: derived_id(of.domain, of.cause, of.index),
+        source: emitted_source(of.domain),
+        specversion: SPEC_VERSION.to_owned(),
+        event_type,
+        partitionkey: subject.clone(),
+        subject,
+        time: of.time.to_owned(),
+        datacontenttype: JSON_CONTENT_TYPE.to_owned(),
+        data,
+        traceparent: None,
+        extensions: Vec::new(),
+        cause: Some(of.cause.clone()),
+        stream: of.stream.to_owned(),
+        sequence: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

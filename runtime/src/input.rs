@@ -22,6 +22,11 @@ pub trait Input: Sized + Send + 'static {
     /// `data` of the named type stored at `version`, upcast to its current version; `None`
     /// when it is current (or only its type is consumed).
     fn upgrade(type_name: &str, version: u32, data: &[u8]) -> Result<Option<Vec<u8>>, DataError>;
+    /// Decodes `data` of the named type stored at `version`, upcast first when older.
+    fn decode_stored(type_name: &str, version: u32, data: &[u8]) -> Result<Self, DataError> {
+        let upgraded = Self::upgrade(type_name, version, data)?;
+        Self::decode(type_name, upgraded.as_deref().unwrap_or(data))
+    }
 }
 
 /// What an [`inputs!`] variant may hold: a payload type, or [`Seen`] of one.

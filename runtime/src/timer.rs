@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::envelope::{Cause, Envelope, Position, JSON_CONTENT_TYPE, SPEC_VERSION};
+use crate::envelope::{Cause, Envelope, Position};
 use crate::ids;
 
 /// Type of the record that schedules a timer.
@@ -270,22 +270,14 @@ impl Pending {
             id: self.id.clone(),
             position: self.scheduled_at.clone(),
         };
-        Envelope {
-            id: ids::derived_id(domain, &cause, index),
-            source: ids::emitted_source(domain),
-            specversion: SPEC_VERSION.to_owned(),
-            event_type,
-            subject: self.subject.clone(),
-            partitionkey: self.subject.clone(),
-            time: time.to_owned(),
-            datacontenttype: JSON_CONTENT_TYPE.to_owned(),
-            data,
-            traceparent: None,
-            extensions: Vec::new(),
-            cause: Some(cause),
-            stream: stream.to_owned(),
-            sequence: 0,
-        }
+        let of = ids::Derived {
+            domain,
+            stream,
+            cause: &cause,
+            index,
+            time,
+        };
+        ids::derived_envelope(of, event_type, self.subject.clone(), data)
     }
 }
 
@@ -331,6 +323,7 @@ pub fn cancelled_data(name: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::envelope::{JSON_CONTENT_TYPE, SPEC_VERSION};
 
     fn record(event_type: &str, data: Vec<u8>, sequence: u64) -> Envelope {
         Envelope {

@@ -78,6 +78,29 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// An entity read, with the positions it must reflect (none: the plain variant, as
+    /// older nodes know it).
+    pub fn entity(key: String, reflects: Vec<Position>) -> Self {
+        match reflects.is_empty() {
+            true => Self::Entity { key },
+            false => Self::EntityReflecting { key, reflects },
+        }
+    }
+
+    /// A named query, with the positions it must reflect.
+    pub fn query(name: String, params: Params, reflects: Vec<Position>) -> Self {
+        match reflects.is_empty() {
+            true => Self::Query { name, params },
+            false => Self::QueryReflecting {
+                name,
+                params,
+                reflects,
+            },
+        }
+    }
+}
+
 /// What the hosting node answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {

@@ -171,13 +171,11 @@ pub async fn entity(
         .layout
         .stream_for(&domain, &key)
         .map_or(domain.clone(), str::to_owned);
-    if let Some(nats) = remote(&state, &stream) {
-        let request = match reflects.is_empty() {
-            true => forward::Request::Entity { key },
-            false => forward::Request::EntityReflecting { key, reflects },
-        };
-        let reply = forward::ask(nats, &stream, &request).await?;
-        return Ok(HttpResponse::Ok().json(forward::answer(reply, &stream)?));
+    let forwarded = at_owner(&state, &stream, || {
+        forward::Request::entity(key.clone(), reflects.clone())
+    });
+    if let Some(answer) = forwarded.await {
+        return Ok(HttpResponse::Ok().json(answer?));
     }
     Ok(HttpResponse::Ok().json(entity_here(&state, &stream, &key, &reflects).await?))
 }
@@ -265,14 +263,13 @@ async fn list_stream(
     limit: usize,
     reflects: &[Position],
 ) -> Result<Value, Problem> {
-    if let Some(nats) = remote(state, stream) {
-        let request = forward::Request::List {
-            after: after.map(str::to_owned),
-            limit,
-            reflects: reflects.to_vec(),
-        };
-        let reply = forward::ask(nats, stream, &request).await?;
-        return forward::answer(reply, stream);
+    let forwarded = at_owner(state, stream, || forward::Request::List {
+        after: after.map(str::to_owned),
+        limit,
+        reflects: reflects.to_vec(),
+    });
+    if let Some(answer) = forwarded.await {
+        return answer;
     }
     list_here(state, stream, after, limit, reflects).await
 }
@@ -290,13 +287,7 @@ pub(crate) async fn list_here(
         host.view.list(after, limit)
     })
     .await?
-    .map_err(|error| {
-        Problem::new(
-            problem::QUERY_FAILED,
-            format!("domain \"{stream}\", listing entities: {error}"),
-        )
-        .with("domain", stream)
-    })?;
+    .map_err(|error| query_failed(stream, format_args!("listing entities: {error}")))?;
     let entities: Vec<Value> = page
         .into_iter()
         .map(|(key, entity)| serde_json::json!({"key": key, "entity": entity}))
@@ -350,20 +341,34 @@ async fn query_stream(
     params: &Params,
     reflects: &[Position],
 ) -> Result<Value, Problem> {
-    if let Some(nats) = remote(state, stream) {
-        let (name, params) = (name.to_owned(), params.clone());
-        let request = match reflects.is_empty() {
-            true => forward::Request::Query { name, params },
-            false => forward::Request::QueryReflecting {
-                name,
-                params,
-                reflects: reflects.to_vec(),
-            },
-        };
-        let reply = forward::ask(nats, stream, &request).await?;
-        return forward::answer(reply, stream);
+    let forwarded = at_owner(state, stream, || {
+        forward::Request::query(name.to_owned(), params.clone(), reflects.to_vec())
+    });
+    if let Some(answer) = forwarded.await {
+        return answer;
     }
     query_here(state, stream, name, params, reflects).await
+}
+
+/// The answer of `stream`'s owner to `request`, when that is another node (networked
+/// mode); `None` when the stream is answered here.
+async fn at_owner(
+    state: &GatewayState,
+    stream: &str,
+    request: impl FnOnce() -> forward::Request,
+) -> Option<Result<Value, Problem>> {
+    let nats = remote(state, stream)?;
+    let reply = forward::ask(nats, stream, &request()).await;
+    Some(reply.and_then(|reply| forward::answer(reply, stream)))
+}
+
+/// 500 `query-failed`: the domain could not answer `what` (its answer does not encode).
+fn query_failed(domain: &str, what: impl std::fmt::Display) -> Problem {
+    Problem::new(
+        problem::QUERY_FAILED,
+        format!("domain \"{domain}\", {what}"),
+    )
+    .with("domain", domain)
 }
 
 /// In networked mode, the NATS connection to forward on when `stream` is a known stream
@@ -384,13 +389,7 @@ pub(crate) async fn entity_here(
     let host = state.ready_host(domain)?;
     let entity = reflecting(state, &host, domain, reflects, || host.view.entity(key))
         .await?
-        .map_err(|error| {
-            Problem::new(
-                problem::QUERY_FAILED,
-                format!("domain \"{domain}\", entity \"{key}\": {error}"),
-            )
-            .with("domain", domain)
-        })?;
+        .map_err(|error| query_failed(domain, format_args!("entity \"{key}\": {error}")))?;
     entity.ok_or_else(|| {
         Problem::new(
             problem::UNKNOWN_ENTITY,
@@ -426,10 +425,9 @@ pub(crate) async fn query_here(
             format!("domain \"{domain}\": {error}"),
         )
         .with("domain", domain)),
-        Err(error @ QueryError::Unencodable { .. }) => Err(Problem::new(
-            problem::QUERY_FAILED,
-            format!("domain \"{domain}\", query \"{name}\": {error}"),
-        )
-        .with("domain", domain)),
+        Err(error @ QueryError::Unencodable { .. }) => Err(query_failed(
+            domain,
+            format_args!("query \"{name}\": {error}"),
+        )),
     }
 }

@@ -512,7 +512,15 @@ impl Node {
     /// batch content type and a JSON array.
     pub fn events_page(&self, stream: &str, from: u64, limit: u64) -> Vec<Value> {
         let path = format!("/v1/streams/{stream}/events?from={from}&limit={limit}");
-        let reply = self.get(&path);
+        // A 503 (a JetStream stream between leaders) is asked again, for up to 10 s.
+        let mut reply = self.get(&path);
+        for _ in 0..20 {
+            if reply.status != 503 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            reply = self.get(&path);
+        }
         assert_eq!(
             reply.status, 200,
             "expected 200 from {path}, saw {}: {}",

@@ -204,8 +204,9 @@ impl JetStreamDomainLog {
         drop(own);
         let context = log.nats.context().clone();
         let inbox = streams::inbox_name(&log.nats.settings().prefix, stream);
+        let timeout = log.nats.settings().request_timeout;
         let head = log.nats.block("reading the inbox's end", async move {
-            streams::last_sequence(&context, &inbox).await
+            streams::exact_last_sequence(&context, &inbox, timeout).await
         })?;
         log.inbox
             .lock()
@@ -228,8 +229,8 @@ impl JetStreamDomainLog {
             let context = context.clone();
             let events = events.clone();
             self.nats.block("reading stream ends", async move {
-                let events_last = streams::last_sequence(&context, &events).await?;
-                let dead_last = streams::last_sequence(&context, &dead).await?;
+                let events_last = streams::exact_last_sequence(&context, &events, timeout).await?;
+                let dead_last = streams::exact_last_sequence(&context, &dead, timeout).await?;
                 let dead_tail =
                     streams::read_range(&context, &dead, dead_last, Some(dead_last), 1, timeout)
                         .await?;

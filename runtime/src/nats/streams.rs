@@ -408,6 +408,41 @@ fn not_found(error: &jetstream::context::GetStreamError) -> bool {
     matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref e) if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
 }
 
+/// The last sequence of JetStream stream `name` as its leader holds it (0 if empty or
+/// missing). Stream info may come from a replica that is behind (a replica that thinks its
+/// group leaderless answers too), so its end is only a hint, checked through an ordered
+/// consumer, which lives on the leader. For what must not start from an old end: a host's
+/// own stream and inbox.
+pub async fn exact_last_sequence(
+    context: &jetstream::Context,
+    name: &str,
+    timeout: Duration,
+) -> Result<u64, LogError> {
+    let stream = match context.get_stream(name).await {
+        Ok(stream) => stream,
+        Err(error) if not_found(&error) => return Ok(0),
+        Err(error) => return Err(unavailable(name, error)),
+    };
+    let hint = stream.cached_info().state.last_sequence;
+    let mut last = hint;
+    let start = DeliverPolicy::ByStartSequence {
+        start_sequence: hint + 1,
+    };
+    read_ordered(
+        &stream,
+        name,
+        start,
+        &format!("after {hint}"),
+        timeout,
+        |sequence, _| {
+            last = sequence;
+            true
+        },
+    )
+    .await?;
+    Ok(last)
+}
+
 /// Up to `limit` messages of stream `name` from sequence `from` to `last` (`None`: the
 /// stream's end now), in order, through an ordered consumer (one per call).
 pub async fn read_range(
@@ -418,28 +453,22 @@ pub async fn read_range(
     limit: usize,
     timeout: Duration,
 ) -> Result<Vec<Stored>, LogError> {
-    if last.is_some_and(|last| from.max(1) > last) || limit == 0 {
+    let from = from.max(1);
+    if last.is_some_and(|last| from > last) || limit == 0 {
         return Ok(Vec::new());
     }
-    // One lookup gives both ends: expired messages are never delivered, so reading starts
-    // at the first one JetStream holds.
     let stream = match context.get_stream(name).await {
         Ok(stream) => stream,
         Err(error) if not_found(&error) => return Ok(Vec::new()),
         Err(error) => return Err(unavailable(name, error)),
     };
-    let state = &stream.cached_info().state;
-    let last = last.unwrap_or(state.last_sequence);
-    let from = from.max(state.first_sequence).max(1);
-    if from > last {
-        return Ok(Vec::new());
-    }
-    let want = usize::try_from(last - from + 1)
+    // The end comes from the ordered consumer, not from the stream info, which a replica
+    // that is behind may have answered (see `exact_last_sequence`).
+    let last = last.unwrap_or(u64::MAX);
+    let want = usize::try_from(last - from)
         .unwrap_or(usize::MAX)
+        .saturating_add(1)
         .min(limit);
-    if want == 0 {
-        return Ok(Vec::new());
-    }
     let mut out = Vec::with_capacity(want.min(4096));
     let start = DeliverPolicy::ByStartSequence {
         start_sequence: from,
@@ -468,7 +497,8 @@ pub async fn read_range(
 
 /// Reads stream `name` in order through an ordered consumer (one per call) starting as
 /// `start` says, handing `visit` each message with its sequence until it answers false or
-/// the messages end; each wait is bounded by `timeout`. `at` says where, for errors.
+/// the stream's end as the consumer found it at creation (on the stream's leader) is read;
+/// each wait is bounded by `timeout`. `at` says where, for errors.
 async fn read_ordered(
     stream: &jetstream::stream::Stream,
     name: &str,
@@ -484,6 +514,9 @@ async fn read_ordered(
         })
         .await
         .map_err(|e| unavailable(name, e))?;
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(());
+    }
     let mut messages = consumer
         .messages()
         .await
@@ -501,11 +534,12 @@ async fn read_ordered(
             Some(Err(error)) => return Err(unavailable(name, error)),
             None => return Ok(()),
         };
-        let sequence = message
+        let (sequence, pending) = message
             .info()
-            .map(|info| info.stream_sequence)
+            .map(|info| (info.stream_sequence, info.pending))
             .map_err(|e| unavailable(name, e))?;
-        if !visit(sequence, &message) {
+        // `pending` counts the messages after this one: 0 is the end as of now.
+        if !visit(sequence, &message) || pending == 0 {
             return Ok(());
         }
     }
@@ -526,8 +560,7 @@ pub async fn find_msg_ids(
         Err(error) if not_found(&error) => return Ok(Vec::new()),
         Err(error) => return Err(unavailable(name, error)),
     };
-    let last = stream.cached_info().state.last_sequence;
-    if last == 0 || msg_ids.is_empty() {
+    if msg_ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut found = Vec::new();
@@ -550,7 +583,7 @@ pub async fn find_msg_ids(
                     body: message.payload.clone(),
                 });
             }
-            sequence < last && found.len() < msg_ids.len()
+            found.len() < msg_ids.len()
         },
     )
     .await?;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix::Addr;
 use dashmap::DashMap;
 use herald_runtime::bus::Bus;
+use herald_runtime::partition::Inputs;
 
 use crate::admission::Admission;
 use crate::host::{DomainHost, DomainView};
@@ -28,6 +29,8 @@ pub struct HostHandle {
     pub admission: Arc<Admission>,
     /// The bus the host consumes from: its inputs' head, for lag.
     pub bus: Arc<Bus>,
+    /// Which records of the log are the host's inputs (types, and a partition's keys).
+    pub inputs: Arc<Inputs>,
     /// Which start of a host this is (node-wide count), so a late stop signal of an
     /// earlier host for the same stream is not taken for this one's.
     pub started: u64,

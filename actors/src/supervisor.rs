@@ -208,6 +208,7 @@ impl Supervisor {
         let bus = Arc::clone(&args.bus);
         let host = DomainHost::new(args);
         let view = host.view();
+        let inputs = host.inputs();
         let addr = DomainHost::start_in_arbiter(arbiter, move |_| host);
         self.hosts.insert(
             name,
@@ -216,6 +217,7 @@ impl Supervisor {
                 view,
                 admission,
                 bus,
+                inputs,
                 started,
             },
         );

@@ -580,23 +580,7 @@ impl Node {
 
     /// [`Node::settle`] with a deadline.
     pub fn settle_within(&self, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let first = self.streams();
-            if caught_up(&first) {
-                std::thread::sleep(Duration::from_millis(300));
-                let second = self.streams();
-                if second == first {
-                    return second;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the node did not settle within {timeout:?}: expected every subscriber at lag \
-                 0 and no change between two reads; last /v1/streams: {first}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        settle_streams(timeout, || self.streams())
     }
 
     /// Sends a signal (`"TERM"`, `"INT"`, `"KILL"`) to the node.
@@ -640,6 +624,29 @@ pub fn stream_names(streams: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Waits until every subscriber in `read()`'s `/v1/streams` answer has lag 0 and two reads
+/// 300 ms apart are equal (reactions cause reactions); returns that answer. `read` is how
+/// the answer is fetched: with a token, where auth is on.
+pub fn settle_streams(timeout: Duration, mut read: impl FnMut() -> Value) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let first = read();
+        if caught_up(&first) {
+            std::thread::sleep(Duration::from_millis(300));
+            let second = read();
+            if second == first {
+                return second;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node did not settle within {timeout:?}: expected every subscriber at lag \
+             0 and no change between two reads; last /v1/streams: {first}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Whether every subscriber of every stream in a `/v1/streams` answer has lag 0.

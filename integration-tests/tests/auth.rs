@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use herald_integration_tests::{
-    caught_up, domain_streams, herald_binary, listed_partitions, node_command_with, order_placed,
-    run_command, sample_config_with_auth, stock_added, Node, Reply,
+    domain_streams, herald_binary, listed_partitions, node_command_with, order_placed, run_command,
+    sample_config_with_auth, settle_streams, stock_added, Node, Reply,
 };
 
 const PUBLISHER: &str = "publisher-secret-8f2c1a9e77b4";
@@ -91,26 +91,13 @@ fn assert_problem(reply: &Reply, status: u16, detail: &str, what: &str) {
     );
 }
 
-/// Waits until every subscriber is at lag 0 and two reads of `/v1/streams` 300 ms apart
-/// agree, as [`Node::settle`] does, with a token that may read them.
+/// [`Node::settle`], reading `/v1/streams` with a token that may.
 fn settle(node: &Node) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let first = get(node, "/v1/streams", Some(&bearer(READER)));
-        assert_eq!(first.status, 200, "{}", first.text);
-        if caught_up(&first.json) {
-            std::thread::sleep(Duration::from_millis(300));
-            if get(node, "/v1/streams", Some(&bearer(READER))).json == first.json {
-                return;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the node did not settle within 30 s: {}",
-            first.text
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    settle_streams(Duration::from_secs(30), || {
+        let reply = get(node, "/v1/streams", Some(&bearer(READER)));
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json
+    });
 }
 
 /// The events appended to `domain`: the last sequences of its streams (one per partition)

@@ -54,6 +54,30 @@ fn a_query_naming_a_position_waits_for_the_reaction_to_it() {
     ));
     assert_eq!(statuses.status, 200, "{}", statuses.json);
     assert_eq!(statuses.json["orders"], 40);
+    // The header waits too: one more order, and at once inventory through the header.
+    let reply = node.publish(&order_placed("ryw-40", "frank", &[("sku-r", 2, 10)]));
+    assert_eq!(reply.status, 202, "{}", reply.json);
+    let position = format!(
+        "{}:{}",
+        reply.json["stream"].as_str().unwrap(),
+        reply.json["sequence"]
+    );
+    let stock: Value = node
+        .client()
+        .get(format!("{}/v1/domains/inventory/entities/sku-r", node.base))
+        .header("Herald-Reflects", position.as_str())
+        .send()
+        .expect("answer")
+        .json()
+        .expect("json");
+    assert_eq!(stock["reserved"], 82, "{stock}");
+    let bad = node
+        .client()
+        .get(format!("{}/v1/domains/inventory/entities/sku-r", node.base))
+        .header("Herald-Reflects", "nonsense")
+        .send()
+        .expect("answer");
+    assert_eq!(bad.status(), 400, "a header naming no position");
 }
 
 #[test]

@@ -74,6 +74,15 @@ fn an_unpaid_order_is_cancelled_at_its_deadline_once_across_a_sigkill_and_restar
     eventually("analytics counts one cancellation", || {
         node.summary()["orders_cancelled"] == 1
     });
+    // A second fire would be refused as a duplicate id, leaving the count at 1: the host
+    // must not have tried.
+    assert!(
+        !node
+            .logs()
+            .contains("cannot append the events of due timers"),
+        "the fired timer was due again after the restarts:\n{}",
+        node.logs_tail(40)
+    );
 }
 
 #[test]

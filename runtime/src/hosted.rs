@@ -63,8 +63,6 @@ pub trait HostedDomain: Send + Sync {
     /// The records of the timers due at `now`, ready to append to `stream`, stamped `time`:
     /// each one's event, or a cancel record where the domain's `validate` refuses it.
     fn due_timers(&self, stream: &str, now: time::OffsetDateTime, time: &str) -> Vec<Envelope>;
-    /// How many timers are pending.
-    fn pending_timers(&self) -> usize;
     /// The highest sequence of input stream `stream` the state reflects the handling of.
     fn consumed(&self, stream: &str) -> u64;
     /// Up to `limit` entities after key `after`, in key order, each with its key, and
@@ -212,10 +210,6 @@ impl<D: Domain> HostedDomain for Hosted<D> {
                 }
             })
             .collect()
-    }
-
-    fn pending_timers(&self) -> usize {
-        self.timers.len()
     }
 
     fn consumed(&self, stream: &str) -> u64 {

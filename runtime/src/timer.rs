@@ -229,15 +229,16 @@ impl Pending {
     /// `domain`, stamped `time`, caused by the schedule record and with an id derived from
     /// it, so every attempt to fire it is the same event.
     pub fn fired(&self, domain: &str, stream: &str, name: &str, time: &str) -> Envelope {
-        let mut fired = self
-            .record(
-                domain,
-                stream,
-                time,
-                0,
-                (self.event_type.clone(), self.data.clone()),
-            )
-            .with_extension(FIRED_BY, name);
+        let mut fired = self.record(
+            domain,
+            stream,
+            time,
+            0,
+            (self.event_type.clone(), self.data.clone()),
+        );
+        fired
+            .extensions
+            .push((FIRED_BY.to_owned(), name.to_owned()));
         crate::event::mark_version(&mut fired, self.version);
         fired
     }
@@ -278,17 +279,6 @@ impl Pending {
             time,
         };
         ids::derived_envelope(of, event_type, self.subject.clone(), data)
-    }
-}
-
-trait WithExtension {
-    fn with_extension(self, key: &str, value: &str) -> Self;
-}
-
-impl WithExtension for Envelope {
-    fn with_extension(mut self, key: &str, value: &str) -> Self {
-        self.extensions.push((key.to_owned(), value.to_owned()));
-        self
     }
 }
 

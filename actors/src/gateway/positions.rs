@@ -17,7 +17,6 @@
 use std::time::{Duration, Instant};
 
 use herald_runtime::log::Visibility;
-use herald_runtime::partition::Inputs;
 use herald_runtime::Position;
 
 use super::problem::{self, Problem};
@@ -91,64 +90,96 @@ pub async fn reflected(
     if positions.is_empty() {
         return Ok(());
     }
-    let Some((domain, partition)) = state.layout.locate(stream) else {
+    let Some((domain, _)) = state.layout.locate(stream) else {
         return Ok(());
     };
-    let partitions = state.layout.partitions(domain);
-    let inputs = state.catalog.description(domain).map(|d| {
-        Inputs::new(
-            &d.subscriptions,
-            d.partitioning,
-            (partitions > 1).then_some((partition, partitions)),
-        )
-    });
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(1);
+    let mut wait = Wait::new(stream);
     for position in positions {
-        loop {
-            match reached(state, host, stream, domain, inputs.as_ref(), position)? {
-                Reached::Yes => break,
-                Reached::No(where_it_is) => {
-                    if started.elapsed() >= REFLECT_TIMEOUT {
-                        return Err(Problem::new(
-                            problem::POSITION_NOT_REFLECTED,
-                            format!(
-                                "stream \"{stream}\" did not reflect {}:{} within {}s ({where_it_is}); retry, or ask without \"{PARAMETER}\"",
-                                position.stream,
-                                position.sequence,
-                                REFLECT_TIMEOUT.as_secs()
-                            ),
-                        )
-                        .with("stream", stream)
-                        .with("position", format!("{}:{}", position.stream, position.sequence)));
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(25));
+        // A durable record stays: it is looked up until found, then only the host's
+        // progress is polled.
+        let handled_here = loop {
+            match handled_here(state, host, stream, domain, position)? {
+                Some(handled_here) => break handled_here,
+                None => {
+                    let absent = format!(
+                        "{}:{} is not in the log yet",
+                        position.stream, position.sequence
+                    );
+                    wait.or_time_out(position, absent).await?;
                 }
             }
+        };
+        if !handled_here {
+            continue;
+        }
+        loop {
+            let consumed = host.view.consumed(&position.stream);
+            if consumed >= position.sequence {
+                break;
+            }
+            let behind = format!("it has handled \"{}\" up to {consumed}", position.stream);
+            wait.or_time_out(position, behind).await?;
         }
     }
     Ok(())
 }
 
-enum Reached {
-    Yes,
-    /// Not yet, and where things are.
-    No(String),
+/// The bounded, backing-off wait of one read over all its positions.
+struct Wait<'a> {
+    stream: &'a str,
+    started: Instant,
+    pause: Duration,
 }
 
-fn reached(
+impl<'a> Wait<'a> {
+    fn new(stream: &'a str) -> Self {
+        Self {
+            stream,
+            started: Instant::now(),
+            pause: Duration::from_millis(1),
+        }
+    }
+
+    /// Sleeps a little longer each time, or is the 504 naming `position` and
+    /// `where_it_is` once [`REFLECT_TIMEOUT`] has passed.
+    async fn or_time_out(
+        &mut self,
+        position: &Position,
+        where_it_is: String,
+    ) -> Result<(), Problem> {
+        if self.started.elapsed() >= REFLECT_TIMEOUT {
+            let stream = self.stream;
+            return Err(Problem::new(
+                problem::POSITION_NOT_REFLECTED,
+                format!(
+                    "stream \"{stream}\" did not reflect {}:{} within {}s ({where_it_is}); retry, or ask without \"{PARAMETER}\"",
+                    position.stream,
+                    position.sequence,
+                    REFLECT_TIMEOUT.as_secs()
+                ),
+            )
+            .with("stream", stream)
+            .with("position", format!("{}:{}", position.stream, position.sequence)));
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(Duration::from_millis(25));
+        Ok(())
+    }
+}
+
+/// Whether the host of `stream` (of `domain`) must have handled `position` for its state
+/// to reflect it; `None` while the record is not in the log yet.
+fn handled_here(
     state: &GatewayState,
     host: &HostHandle,
     stream: &str,
     domain: &str,
-    inputs: Option<&Inputs>,
     position: &Position,
-) -> Result<Reached, Problem> {
+) -> Result<Option<bool>, Problem> {
     let owner = state.layout.locate(&position.stream).map(|(d, _)| d);
     if owner == Some(domain) && position.stream != stream {
         // Another partition of this domain: nothing here depends on it.
-        return Ok(Reached::Yes);
+        return Ok(Some(false));
     }
     let record = state
         .log
@@ -157,25 +188,10 @@ fn reached(
         .into_iter()
         .find(|record| record.envelope.sequence == position.sequence);
     let Some(record) = record else {
-        return Ok(Reached::No(format!(
-            "{}:{} is not in the log yet",
-            position.stream, position.sequence
-        )));
+        return Ok(None);
     };
-    if position.stream == stream {
-        return Ok(Reached::Yes);
-    }
-    let input =
-        inputs.is_some_and(|inputs| inputs.take(&record.envelope.event_type).takes(&record));
-    if !input {
-        return Ok(Reached::Yes);
-    }
-    let consumed = host.view.consumed(&position.stream);
-    match consumed >= position.sequence {
-        true => Ok(Reached::Yes),
-        false => Ok(Reached::No(format!(
-            "it has handled \"{}\" up to {consumed}",
-            position.stream
-        ))),
-    }
+    // Its own record is applied once durable; another stream's counts if it is an input.
+    Ok(Some(
+        position.stream != stream && host.inputs.take(&record.envelope.event_type).takes(&record),
+    ))
 }

@@ -129,13 +129,17 @@ pub async fn list_domains(state: web::Data<GatewayState>) -> HttpResponse {
 }
 
 /// The positions a read must reflect: the `reflects` parameter (taken out of `params`),
-/// else the `Herald-Reflects` header; none when neither is given.
+/// else the `Herald-Reflects` header; none when neither is given, or for a domain not in
+/// the catalog (its read answers 404 without them).
 fn reflects(
     request: &HttpRequest,
     params: &mut Params,
     state: &GatewayState,
     domain: &str,
 ) -> Result<Vec<Position>, Problem> {
+    if state.catalog.description(domain).is_none() {
+        return Ok(Vec::new());
+    }
     let text = match params.remove(positions::PARAMETER) {
         Some(text) => text,
         None => match request.headers().get(positions::HEADER) {
@@ -163,10 +167,7 @@ pub async fn entity(
 ) -> Result<HttpResponse, Problem> {
     let (domain, key) = path.into_inner();
     let mut params = params.into_inner();
-    let reflects = match state.catalog.description(&domain) {
-        Some(_) => reflects(&request, &mut params, &state, &domain)?,
-        None => Vec::new(),
-    };
+    let reflects = reflects(&request, &mut params, &state, &domain)?;
     let stream = state
         .layout
         .stream_for(&domain, &key)
@@ -307,10 +308,7 @@ pub async fn query(
 ) -> Result<HttpResponse, Problem> {
     let (domain, name) = path.into_inner();
     let mut params = params.into_inner();
-    let reflects = match state.catalog.description(&domain) {
-        Some(_) => reflects(&request, &mut params, &state, &domain)?,
-        None => Vec::new(),
-    };
+    let reflects = reflects(&request, &mut params, &state, &domain)?;
     let streams = state.layout.streams(&domain).to_vec();
     if streams.len() > 1 {
         let asked = streams

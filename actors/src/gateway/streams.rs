@@ -183,10 +183,6 @@ pub async fn events(
     let (stream, last, query) = stream_request(&state, path, &request)?;
     let from = number(&query, "from", 1, 1, u64::MAX)?;
     let limit = number(&query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)?;
-    let records = state
-        .log
-        .read_stream(&stream, from, limit as usize, Visibility::Durable)
-        .map_err(log_problem)?;
     let upcast = match query.get("upcast").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,
@@ -198,6 +194,10 @@ pub async fn events(
             .with("parameter", "upcast"))
         }
     };
+    let records = state
+        .log
+        .read_stream(&stream, from, limit as usize, Visibility::Durable)
+        .map_err(log_problem)?;
     let events = records
         .iter()
         .map(|record| match upcast {

@@ -93,8 +93,19 @@ pub(crate) struct InFlight {
     restaged: u32,
     /// Whether it holds an atomic batch.
     batch: bool,
-    /// For a handler's reactions: the offset of the input they answer.
-    reaction: Option<u64>,
+    /// Whose events these are.
+    origin: Origin,
+}
+
+/// Whose events a group in flight holds.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// Clients' (ingress): each request is answered with its outcome.
+    Clients,
+    /// The host's own (reactions, fired timers), which the state already holds: a refusal
+    /// rebuilds it, and for reactions rewinds the cursor before `reaction`, the input
+    /// they answer.
+    Own { reaction: Option<u64> },
 }
 
 /// What answering the acknowledged groups found: a refusal, and requests to stage again.
@@ -193,7 +204,7 @@ impl DomainHost {
                         }],
                         restaged: 0,
                         batch: false,
-                        reaction: None,
+                        origin: Origin::Clients,
                     }),
                     _ => {
                         let _ = reply.send(answer);
@@ -295,7 +306,7 @@ impl DomainHost {
                     requests,
                     restaged,
                     batch,
-                    reaction: None,
+                    origin: Origin::Clients,
                 });
                 if acked.clone().now_or_never().is_some() {
                     // Acknowledged already (a log that does not pipeline): answer now.
@@ -354,19 +365,14 @@ impl DomainHost {
                 break;
             };
             self.batches_in_flight -= usize::from(entry.batch);
-            if let Some(input) = entry.reaction {
+            if let Origin::Own { reaction } = entry.origin {
+                // One group, so one outcome.
                 if let Some(Err(error)) = outcomes.first() {
                     refusal.refused = true;
-                    refusal.rewind = Some(refusal.rewind.map_or(input - 1, |at| at.min(input - 1)));
-                    refusal.failed.get_or_insert(error.clone());
-                }
-                continue;
-            }
-            if entry.requests.is_empty() {
-                // The host's own append (fired timers): the state already holds it, so a
-                // refusal rebuilds the state from what the log holds.
-                if let Some(Err(error)) = outcomes.iter().find(|outcome| outcome.is_err()) {
-                    refusal.refused = true;
+                    if let Some(input) = reaction {
+                        refusal.rewind =
+                            Some(refusal.rewind.map_or(input - 1, |at| at.min(input - 1)));
+                    }
                     refusal.failed.get_or_insert(error.clone());
                 }
                 continue;
@@ -435,7 +441,7 @@ impl DomainHost {
             requests: Vec::new(),
             restaged: 0,
             batch: false,
-            reaction,
+            origin: Origin::Own { reaction },
         });
         let stored = acked
             .clone()

@@ -181,6 +181,11 @@ impl DomainHost {
         }
     }
 
+    /// Which records of the log are this host's inputs.
+    pub fn inputs(&self) -> Arc<Inputs> {
+        Arc::clone(&self.inputs)
+    }
+
     /// The read side of the domain, for the gateway.
     pub fn view(&self) -> DomainView {
         self.view.clone()

@@ -383,7 +383,8 @@ pub struct Stored {
     pub body: Bytes,
 }
 
-/// The last sequence of JetStream stream `name` (0 if empty or missing).
+/// The last sequence of JetStream stream `name` (0 if empty or missing) as its stream info
+/// gives it: for figures shown, as it may be behind (see [`exact_last_sequence`]).
 pub async fn last_sequence(context: &jetstream::Context, name: &str) -> Result<u64, LogError> {
     match context.get_stream(name).await {
         // Looking the stream up fetches its info: no second request.
@@ -555,14 +556,14 @@ pub async fn find_msg_ids(
     msg_ids: &std::collections::HashSet<String>,
     timeout: Duration,
 ) -> Result<Vec<Stored>, LogError> {
+    if msg_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let stream = match context.get_stream(name).await {
         Ok(stream) => stream,
         Err(error) if not_found(&error) => return Ok(Vec::new()),
         Err(error) => return Err(unavailable(name, error)),
     };
-    if msg_ids.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut found = Vec::new();
     let start = DeliverPolicy::ByStartTime { start_time: since };
     read_ordered(
